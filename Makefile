@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DATA := data/machine_temperature_system_failure.csv
+DEMO_MODEL := models/demo
+PORT ?= 8501
+ADDRESS ?= 127.0.0.1
+
+.PHONY: install run demo-model test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DEMO_MODEL)/detector.json: | $(VENV)/.installed
+	$(PY) -m anomaly train $(DEMO_DATA) --model $(DEMO_MODEL) --duplicates mean \
+		--normal-end "2013-12-10 06:20" --window 48 --smoothing 12 --merge-gap 48 --min-length 6 --threshold-rule ksigma
+
+demo-model: $(DEMO_MODEL)/detector.json
+	$(PY) -m anomaly score $(DEMO_DATA) --model $(DEMO_MODEL) --duplicates mean \
+		--out models/demo_scores.csv --events models/demo_events.csv
+
+run: demo-model
+	$(PY) -m streamlit run dashboard/app.py --server.address $(ADDRESS) --server.port $(PORT) \
+		--browser.gatherUsageStats false
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/perf.py
+
+clean:
+	rm -rf $(VENV) models tests/artifacts .pytest_cache

@@ -1,0 +1,3 @@
+from anomaly.cli import main
+
+raise SystemExit(main())

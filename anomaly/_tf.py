@@ -1,0 +1,44 @@
+"""Import TensorFlow and Keras once, without TensorFlow's start-up chatter on stderr.
+
+TensorFlow 2.21 prints C++ log lines (oneDNN, CUDA probing) during import that ignore
+``TF_CPP_MIN_LOG_LEVEL``; a user of the CLI should see only our own messages, so stderr's file
+descriptor points at /dev/null for the duration of the import and nothing longer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):  # no real stderr (e.g. captured): nothing to silence
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+if "tensorflow" not in sys.modules:
+    with _stderr_silenced():
+        import tensorflow as tf  # noqa: F401
+        import keras  # noqa: F401
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402,F811
+
+__all__ = ["keras", "tf"]

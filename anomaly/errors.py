@@ -1,0 +1,36 @@
+"""The package's error types and the CLI exit codes they map to.
+
+Every problem a user can cause (a bad file, a bad option, a broken model directory) raises a
+subclass of :class:`AnomalyError` with a one-line message that names the file, column or row.
+The CLI turns these into that line on stderr and the exit code below, never a traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # unexpected internal error
+EXIT_BAD_INPUT = 2  # bad data, bad option, bad model directory
+EXIT_LOCKED = 3  # another run holds the lock for this database and source
+EXIT_ANOMALIES = 4  # opt-in: the run found new anomalies
+
+
+class AnomalyError(Exception):
+    """Base class of every error the package raises on purpose."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class DataError(AnomalyError, ValueError):
+    """A data file or frame cannot be used: unreadable, malformed, too short, ..."""
+
+
+class ConfigError(AnomalyError, ValueError):
+    """A hyperparameter or option has an invalid value."""
+
+
+class ModelError(AnomalyError):
+    """A model directory is missing, corrupt, tampered with or incompatible."""
+
+
+class NotFittedError(AnomalyError, AttributeError):
+    """A detector was used before ``fit`` or ``load``."""

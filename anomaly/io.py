@@ -1,0 +1,318 @@
+"""Reading sensor series from CSV or Parquet into a clean, regular, time-indexed frame.
+
+Two steps, each usable alone: :func:`read_table` turns a file into a raw frame (or a one-line
+:class:`~anomaly.errors.DataError` naming the file), and :func:`clean_frame` validates and cleans
+it: timestamps parsed, rows sorted, duplicates resolved by policy, the sampling interval
+detected, the series resampled to it, short gaps interpolated and long gaps left as NaN rows.
+Those NaN rows are *breaks*: :mod:`anomaly.windows` never lets a window span one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from anomaly.errors import DataError
+
+log = logging.getLogger("anomaly")
+
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+DUPLICATE_POLICIES = ("error", "mean")
+_DELIMITERS = (",", ";", "\t", "|")
+_SNIFF_BYTES = 64 * 1024
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by suffix) into a raw frame of strings and numbers."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a broken file
+            raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+    else:
+        frame = _read_csv(path)
+    if frame.shape[1] == 0:
+        raise DataError(f"{path}: no columns")
+    if len(frame) == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if b"\x00" in head:
+        raise DataError(f"{path}: binary content, not a CSV text file")
+    text = head.decode("utf-8", errors="replace")
+    header = text.splitlines()[0] if text.strip() else ""
+    if not header.strip():
+        raise DataError(f"{path}: first line is empty, expected a header row")
+    try:
+        frame = pd.read_csv(path, sep=_sniff_delimiter(header), encoding="utf-8", skipinitialspace=True)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: malformed CSV ({_first_line(exc)})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _sniff_delimiter(header: str) -> str:
+    """The most frequent of , ; TAB | in the header line, so semicolon files from spreadsheets load."""
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else ","
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _line_of(position: int) -> int:
+    """File line of the data row at ``position`` (line 1 is the header)."""
+    return int(position) + 2
+
+
+def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
+    """Parse a timestamp column; offsets are converted to UTC so DST and mixed zones order correctly."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = pd.Series(pd.DatetimeIndex(raw), index=raw.index)
+        if parsed.dt.tz is not None:
+            parsed = parsed.dt.tz_convert("UTC")
+    else:
+        text = raw.astype("string").str.strip()
+        has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+        if has_offset.any() and not has_offset[text.notna() & (text != "")].all():
+            pos = int(np.flatnonzero(~has_offset & text.notna().to_numpy())[0])
+            raise DataError(
+                f"{source}: line {_line_of(pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has no "
+                "time zone while others do; use one convention for the whole file"
+            )
+        parsed = pd.to_datetime(text, errors="coerce", utc=bool(has_offset.any()), format="mixed")
+    missing = parsed.isna().to_numpy()
+    if missing.any():
+        pos = int(np.flatnonzero(missing)[0])
+        value = raw.iloc[pos]
+        what = "missing timestamp" if pd.isna(value) or str(value).strip() == "" else f"cannot parse timestamp '{value}'"
+        raise DataError(f"{source}: line {_line_of(pos)}: {what} in column '{column}'")
+    return pd.DatetimeIndex(parsed, name="timestamp")
+
+
+def _numeric_column(raw: pd.Series, source: str, name: str) -> pd.Series:
+    """Convert one sensor column to float; a non-empty cell that is not a number is an error."""
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.astype("float64")
+    if pd.api.types.is_numeric_dtype(raw):
+        return raw.astype("float64")
+    text = raw.astype("string").str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    bad = values.isna() & text.notna() & (text != "") & ~text.str.lower().isin(["nan", "inf", "-inf", "+inf"])
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{source}: column '{name}', line {_line_of(pos)}: non-numeric value '{raw.iloc[pos]}'")
+    return values.astype("float64")
+
+
+def _looks_numeric(raw: pd.Series) -> bool:
+    """True when most non-empty cells parse as numbers (such a column is a sensor; its odd cells are errors)."""
+    if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        return True
+    text = raw.dropna().astype("string").str.strip()
+    text = text[text != ""]
+    return len(text) > 0 and pd.to_numeric(text, errors="coerce").notna().mean() > 0.5
+
+
+def select_columns(raw: pd.DataFrame, source: str, timestamp_col: str, columns: list[str] | None) -> list[str]:
+    """The sensor columns to use: those asked for, or every numeric column but the timestamp."""
+    if columns:
+        missing = [c for c in columns if c not in raw.columns]
+        if missing:
+            raise DataError(f"{source}: no column {', '.join(repr(c) for c in missing)} (columns: {', '.join(map(str, raw.columns))})")
+        if timestamp_col in columns:
+            raise DataError(f"{source}: column '{timestamp_col}' is the timestamp, not a sensor")
+        return list(columns)
+    candidates = [c for c in raw.columns if c != timestamp_col]
+    chosen = [c for c in candidates if _looks_numeric(raw[c])]
+    skipped = [c for c in candidates if c not in chosen]
+    if skipped:
+        log.warning("%s: skipping non-numeric column(s) %s", source, ", ".join(map(str, skipped)))
+    if not chosen:
+        raise DataError(f"{source}: no numeric sensor column besides '{timestamp_col}'")
+    return chosen
+
+
+def detect_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The sampling interval: the median step between consecutive distinct timestamps."""
+    steps = np.diff(index.as_unit("ns").asi8)
+    steps = steps[steps > 0]
+    if len(steps) == 0:
+        raise DataError("cannot detect the sampling interval from a single timestamp")
+    return pd.Timedelta(int(np.median(steps)), unit="ns")
+
+
+def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
+    """Interpolate (in time) runs of at most ``max_gap`` missing points; longer runs stay NaN.
+
+    pandas' ``interpolate(limit=...)`` would fill the first points of a long gap too, so the runs
+    are measured here and only the short ones are kept from the interpolated copy.
+    """
+    if max_gap <= 0 or not frame.isna().any().any():
+        return frame
+    filled = frame.interpolate(method="time", limit_area="inside")
+    out = frame.copy()
+    for col in frame.columns:
+        missing = frame[col].isna()
+        run_id = (missing != missing.shift()).cumsum()
+        run_len = missing.groupby(run_id).transform("size")
+        short = missing & (run_len <= max_gap)
+        out.loc[short, col] = filled.loc[short, col]
+    return out
+
+
+def clean_frame(
+    raw: pd.DataFrame,
+    source: str = "data",
+    *,
+    timestamp_col: str = "timestamp",
+    columns: list[str] | None = None,
+    duplicates: str = "error",
+    max_gap: int = 3,
+    interval: pd.Timedelta | str | None = None,
+) -> pd.DataFrame:
+    """Validate and clean a raw frame into a regular float frame indexed by timestamp.
+
+    ``interval`` forces the sampling interval (a model's, at scoring time); otherwise it is detected.
+    Rows of the result that still hold NaN are breaks (gaps longer than ``max_gap`` points).
+    """
+    if duplicates not in DUPLICATE_POLICIES:
+        raise DataError(f"duplicates policy must be one of {', '.join(DUPLICATE_POLICIES)}, not '{duplicates}'")
+    if timestamp_col not in raw.columns:
+        raise DataError(f"{source}: no timestamp column '{timestamp_col}' (columns: {', '.join(map(str, raw.columns))}); choose one with --timestamp-col")
+    if len(raw) == 0:
+        raise DataError(f"{source}: has a header but no data rows")
+    raw = raw.reset_index(drop=True)
+    index = parse_timestamps(raw[timestamp_col], source, timestamp_col)
+    sensors = select_columns(raw, source, timestamp_col, columns)
+    frame = pd.DataFrame({str(c): _numeric_column(raw[c], source, str(c)) for c in sensors})
+    frame.index = index
+
+    non_finite = ~np.isfinite(frame.to_numpy())
+    if non_finite.all(axis=0).any():
+        col = frame.columns[int(np.flatnonzero(non_finite.all(axis=0))[0])]
+        raise DataError(f"{source}: column '{col}' has no values")
+    n_inf = int(np.isinf(frame.to_numpy()).sum())
+    if n_inf:
+        log.warning("%s: %d infinite value(s) treated as missing", source, n_inf)
+        frame = frame.replace([np.inf, -np.inf], np.nan)
+
+    if not frame.index.is_monotonic_increasing:
+        log.warning("%s: rows are not in time order; sorted them", source)
+        frame = frame.iloc[np.argsort(frame.index.as_unit("ns").asi8, kind="stable")]
+    dup = frame.index.duplicated()
+    if dup.any():
+        if duplicates == "error":
+            pos = int(np.flatnonzero(dup)[0])
+            raise DataError(f"{source}: duplicate timestamp {frame.index[pos]} ({int(dup.sum())} in all); use --duplicates mean to average them")
+        log.warning("%s: averaged %d duplicate timestamp(s)", source, int(dup.sum()))
+        frame = frame.groupby(level=0).mean()
+
+    step = pd.Timedelta(interval) if interval is not None else detect_interval(frame.index)
+    if step <= pd.Timedelta(0):
+        raise DataError(f"{source}: sampling interval must be positive, not {step}")
+    frame = frame.resample(step, origin="start").mean()
+    frame.index.name = "timestamp"
+    frame = fill_short_gaps(frame, max_gap)
+    finite_rows = np.isfinite(frame.to_numpy()).all(axis=1)
+    if not finite_rows.any():
+        raise DataError(f"{source}: no row has a value for every sensor")
+    first, last = np.flatnonzero(finite_rows)[[0, -1]]
+    return frame.iloc[first : last + 1]
+
+
+def load_series(
+    path: str | Path,
+    *,
+    timestamp_col: str = "timestamp",
+    columns: list[str] | None = None,
+    duplicates: str = "error",
+    max_gap: int = 3,
+    interval: pd.Timedelta | str | None = None,
+) -> pd.DataFrame:
+    """Read and clean a CSV or Parquet file of sensor readings (see :func:`clean_frame`)."""
+    return clean_frame(
+        read_table(path),
+        str(path),
+        timestamp_col=timestamp_col,
+        columns=columns,
+        duplicates=duplicates,
+        max_gap=max_gap,
+        interval=interval,
+    )
+
+
+def select_period(frame: pd.DataFrame, start: str | None = None, end: str | None = None, frac: float | None = None) -> pd.DataFrame:
+    """The normal period: rows between ``start`` and ``end`` (inclusive), or the first ``frac`` of rows."""
+    if frac is not None:
+        if not 0 < frac <= 1:
+            raise DataError(f"normal fraction must be in (0, 1], not {frac}")
+        return frame.iloc[: max(1, int(round(len(frame) * frac)))]
+    tz = frame.index.tz
+    lo = _as_time(start, tz, "normal start") if start else None
+    hi = _as_time(end, tz, "normal end") if end else None
+    return frame.loc[lo:hi]
+
+
+def _as_time(value: str, tz, what: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(f"{what}: cannot parse timestamp '{value}'") from None
+    if tz is not None and ts.tzinfo is None:
+        ts = ts.tz_localize(tz)
+    elif tz is None and ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
+    """Write CSV or Parquet (by suffix) atomically: a temporary name beside ``path``, then rename.
+
+    Timestamps are written in ISO 8601. An interrupted write leaves any previous file untouched.
+    """
+    import os
+    import uuid
+
+    path = Path(path)
+    if path.suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:
+        raise DataError(f"{path}: output must end in .csv or .parquet")
+    if not path.parent.exists():
+        raise DataError(f"{path}: directory {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            frame.to_parquet(tmp, index=index)
+        else:
+            out = frame.copy()
+            for col in out.columns:
+                if pd.api.types.is_datetime64_any_dtype(out[col]):
+                    out[col] = out[col].map(lambda t: t.isoformat() if pd.notna(t) else "")
+            if index and isinstance(out.index, pd.DatetimeIndex):
+                out.index = out.index.map(lambda t: t.isoformat())
+            out.to_csv(tmp, index=index)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
