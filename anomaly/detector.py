@@ -19,20 +19,56 @@ from anomaly import events as events_mod
 from anomaly import thresholds as thr
 from anomaly.errors import ConfigError, DataError, NotFittedError
 from anomaly.io import detect_interval
-from anomaly.windows import OverlapMean, batched, gather, window_starts
+from anomaly.windows import (
+    OverlapMean,
+    batched,
+    future_starts,
+    gather,
+    gather_future,
+    pad_sequences,
+    reverse_steps,
+    shift_right,
+    span_starts,
+    step_mask,
+    window_starts,
+)
 
 MIN_TRAIN_WINDOWS = 16
 MIN_VAL_WINDOWS = 4
+MIN_TRAIN_SEQUENCES = 8
+MIN_VAL_SEQUENCES = 2
 CONSTANT_POLICIES = ("error", "keep")
+MODEL_KINDS = ("reconstruction", "prediction", "composite")  # same as anomaly.model.MODEL_KINDS
+# Fill value of padded steps in collections of sequences; the model's Masking layer skips steps
+# whose every (scaled) feature equals it. A real step equal to it everywhere is refused.
+PAD_VALUE = -1.0e4
 
 
 class LSTMAutoencoderDetector:
-    """Reconstruction LSTM autoencoder anomaly detector for uni- and multivariate sensor series.
+    """LSTM autoencoder anomaly detector for uni- and multivariate sensor series.
 
     ``fit(X)`` takes a frame of *normal* operation indexed by timestamp (see :func:`anomaly.load_series`):
     scaling statistics, the model and the thresholds all come from it. The last
     ``validation_fraction`` of its windows are held out (after a gap of one window, so no window
     overlaps both sides) for early stopping and for fitting the thresholds.
+
+    ``model_kind`` chooses the decoder(s) (Srivastava et al. 2015), and with it how a timestamp's
+    error is defined (mean squared error over sensors of every estimate made for it):
+
+    - ``reconstruction`` (default): windows of ``window`` rows are rebuilt; a row's error is the
+      mean over the windows covering it.
+    - ``prediction``: each window predicts the ``horizon`` rows after it (so it needs
+      ``window + horizon`` complete rows); a row's error is the mean over the (up to ``horizon``)
+      windows before it that predicted it. The first ``window`` rows of a stretch are never
+      predicted and get no score.
+    - ``composite``: one encoder, both decoders, trained on ``mse(reconstruction) +
+      prediction_weight * mse(prediction)``; a row's error is the mean over the reconstructions
+      covering it *and* the predictions of it, all counted alike.
+
+    ``reverse`` makes the reconstruction target the window reversed in time (not for
+    ``prediction``); ``conditional`` feeds each decoder its previous output (teacher forcing in
+    training, its own output at scoring) instead of the repeated latent vector alone.
+    :meth:`fit_sequences` fits on a collection of separate recordings instead of one series.
     """
 
     def __init__(
@@ -58,6 +94,11 @@ class LSTMAutoencoderDetector:
         merge_gap: int = 0,
         on_constant: str = "error",
         verbose: int = 1,
+        model_kind: str = "reconstruction",
+        horizon: int = 1,
+        prediction_weight: float = 1.0,
+        reverse: bool = False,
+        conditional: bool = False,
     ):
         self.window = window
         self.stride = stride
@@ -80,6 +121,11 @@ class LSTMAutoencoderDetector:
         self.merge_gap = merge_gap
         self.on_constant = on_constant
         self.verbose = verbose
+        self.model_kind = model_kind
+        self.horizon = horizon
+        self.prediction_weight = prediction_weight
+        self.reverse = reverse
+        self.conditional = conditional
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
@@ -99,7 +145,7 @@ class LSTMAutoencoderDetector:
 
     def _check_params(self) -> None:
         ints = {"window": 2, "stride": 1, "latent_dim": 1, "batch_size": 1, "epochs": 1, "patience": 0,
-                "smoothing": 0, "min_event_length": 1, "merge_gap": 0}
+                "smoothing": 0, "min_event_length": 1, "merge_gap": 0, "horizon": 1}
         for name, low in ints.items():
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
@@ -120,13 +166,73 @@ class LSTMAutoencoderDetector:
             raise ConfigError(f"activation '{self.activation}' is not supported")
         if self.on_constant not in CONSTANT_POLICIES:
             raise ConfigError(f"on_constant must be one of {', '.join(CONSTANT_POLICIES)}, not '{self.on_constant}'")
+        if self.model_kind not in MODEL_KINDS:
+            raise ConfigError(f"model_kind must be one of {', '.join(MODEL_KINDS)}, not {self.model_kind!r}")
+        for name in ("reverse", "conditional"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        if self.reverse and self.model_kind == "prediction":
+            raise ConfigError("reverse applies to the reconstruction decoder, which model_kind 'prediction' does not have")
+        if self.model_kind == "prediction" and self.stride > self.horizon:
+            raise ConfigError(f"stride ({self.stride}) must not exceed horizon ({self.horizon}) for prediction, or rows go unscored")
+        weight = self.prediction_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not (np.isfinite(weight) and weight > 0):
+            raise ConfigError(f"prediction_weight must be a positive number, not {weight!r}")
         thr.fit_thresholds([0.0], self.quantile, self.k_sigma, self.threshold_rule)  # validates the rule values
+
+    def _horizon(self) -> int:
+        """Rows predicted after each window (0 when there is no prediction decoder)."""
+        return 0 if self.model_kind == "reconstruction" else int(self.horizon)
+
+    def _outputs(self) -> list[str]:
+        """The decoders, in the order of the model's outputs."""
+        return {"reconstruction": ["reconstruction"], "prediction": ["prediction"],
+                "composite": ["reconstruction", "prediction"]}[self.model_kind]
+
+    def _build(self, pad_value: float | None = None):
+        from anomaly.model import build_model
+
+        return build_model(
+            kind=self.model_kind, window=self.window, n_features=self.n_features_in_,
+            encoder_units=tuple(self.encoder_units), decoder_units=tuple(self.decoder_units),
+            latent_dim=self.latent_dim, horizon=int(self.horizon), activation=self.activation,
+            dropout=self.dropout, learning_rate=self.learning_rate, conditional=bool(self.conditional),
+            prediction_weight=float(self.prediction_weight), pad_value=pad_value,
+        )
+
+    def _train(self, built, n_train: int, n_val: int, make_train, make_val) -> None:
+        """Fit ``built.train`` on batches from ``make_*(indices)``; keep ``built.infer`` as ``model_``."""
+        from anomaly._tf import keras
+        from anomaly.model import Batches, EpochProgress
+
+        self.model_ = built.infer
+        self._predictor_cache = self._encoder_cache = None
+        callbacks = []
+        if n_val:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True))
+        if self.verbose:
+            callbacks.append(EpochProgress(self.epochs))
+        train_data = Batches(n_train, make_train, self.batch_size, shuffle=True, seed=self.seed)
+        val_data = Batches(n_val, make_val, self.batch_size, shuffle=False, seed=self.seed) if n_val else None
+        history = built.train.fit(train_data, validation_data=val_data, epochs=self.epochs, callbacks=callbacks, verbose=0)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    def _targets_to_batch(self, x: np.ndarray, targets: list[np.ndarray]):
+        """Model inputs and targets: the window, plus teacher-forcing inputs for a conditional decoder."""
+        inputs = [x, *[shift_right(t) for t in targets]] if self.conditional else x
+        return inputs, (targets[0] if len(targets) == 1 else list(targets))
+
+    def _window_batch(self, values: np.ndarray, starts: np.ndarray):
+        """One training batch of windows at ``starts``: ``(inputs, targets)``."""
+        x = gather(values, starts, self.window)
+        targets = [(reverse_steps(x) if self.reverse else x) if name == "reconstruction"
+                   else gather_future(values, starts, self.window, self.horizon) for name in self._outputs()]
+        return self._targets_to_batch(x, targets)
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y=None) -> LSTMAutoencoderDetector:
         """Learn scaling, the autoencoder and thresholds from ``X``, a frame of normal operation."""
         from anomaly._tf import keras
-        from anomaly.model import EpochProgress, WindowBatches, build_autoencoder
 
         self._check_params()
         X = _check_frame(X)
@@ -136,23 +242,12 @@ class LSTMAutoencoderDetector:
         self.timezone_ = str(X.index.tz) if X.index.tz is not None else None
         self._fit_scaler(X)
         values = self._scale(X)
-        train, val = self._split(window_starts(np.isfinite(values).all(axis=1), self.window, self.stride), len(X))
+        starts = span_starts(np.isfinite(values).all(axis=1), self.window, self._horizon(), self.stride)
+        train, val = self._split(starts, len(X))
 
         keras.utils.set_random_seed(self.seed)
-        self.model_ = build_autoencoder(
-            window=self.window, n_features=self.n_features_in_, encoder_units=tuple(self.encoder_units),
-            decoder_units=tuple(self.decoder_units), latent_dim=self.latent_dim, activation=self.activation,
-            dropout=self.dropout, learning_rate=self.learning_rate,
-        )
-        callbacks = []
-        if len(val):
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True))
-        if self.verbose:
-            callbacks.append(EpochProgress(self.epochs))
-        train_data = WindowBatches(values, train, self.window, self.batch_size, shuffle=True, seed=self.seed)
-        val_data = WindowBatches(values, val, self.window, self.batch_size, shuffle=False, seed=self.seed) if len(val) else None
-        history = self.model_.fit(train_data, validation_data=val_data, epochs=self.epochs, callbacks=callbacks, verbose=0)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self._train(self._build(), len(train), len(val),
+                    lambda idx: self._window_batch(values, train[idx]), lambda idx: self._window_batch(values, val[idx]))
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
         held_out = val if len(val) else train
@@ -183,7 +278,7 @@ class LSTMAutoencoderDetector:
         n_val = int(round(len(starts) * self.validation_fraction))
         if n_val:
             val = starts[len(starts) - n_val :]
-            train = starts[starts + self.window <= val[0]]
+            train = starts[starts + self.window + self._horizon() <= val[0]]
         else:
             val, train = starts[:0], starts
         if len(train) < MIN_TRAIN_WINDOWS or (self.validation_fraction > 0 and len(val) < MIN_VAL_WINDOWS):
@@ -215,16 +310,26 @@ class LSTMAutoencoderDetector:
         return self._predictor_cache
 
     def _forward(self, values: np.ndarray, starts: np.ndarray, reconstruct: bool = False):
-        """Per-row, per-sensor mean squared error (and mean reconstruction) over the covering windows."""
+        """Per-row, per-sensor mean squared error (and mean estimate) over every estimate of the row.
+
+        Reconstructions count for the rows of their window, predictions for the rows after it.
+        """
         errors = OverlapMean(len(values), values.shape[1])
         recon = OverlapMean(len(values), values.shape[1]) if reconstruct else None
         predict = self._predictor()
         for batch in batched(starts, max(self.batch_size, 1024)):
             x = gather(values, batch, self.window)
-            y = predict(x)
-            errors.add(batch, (y - x) ** 2)
-            if recon is not None:
-                recon.add(batch, y)
+            outs = predict(x)
+            for name, y in zip(self._outputs(), outs if isinstance(outs, list) else [outs]):
+                if name == "reconstruction":
+                    target, at = x, batch
+                    if self.reverse:
+                        y = reverse_steps(y)
+                else:
+                    target, at = gather_future(values, batch, self.window, self.horizon), future_starts(batch, self.window)
+                errors.add(at, (y - target) ** 2)
+                if recon is not None:
+                    recon.add(at, y)
         return errors.mean(), (recon.mean() if recon is not None else None)
 
     def _row_errors(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -239,8 +344,10 @@ class LSTMAutoencoderDetector:
             score[~np.isfinite(row_errors).all(axis=1)] = np.nan
         return score
 
-    def _prepare(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    def _prepare(self, X: pd.DataFrame, span: int | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Checked data, its scaled values and the starts of its complete spans (default: window + horizon)."""
         self._check_fitted()
+        self._check_series_model()
         X = _check_frame(X)
         missing = [c for c in self.columns_ if c not in X.columns]
         if missing:
@@ -250,11 +357,13 @@ class LSTMAutoencoderDetector:
             )
         X = X[self.columns_]
         values = self._scale(X)
-        starts = window_starts(np.isfinite(values).all(axis=1), self.window, self.stride)
+        span = self.window + self._horizon() if span is None else span
+        starts = window_starts(np.isfinite(values).all(axis=1), span, self.stride)
         if len(starts) == 0:
+            need = f"one window ({self.window} rows)" if span == self.window else f"one window plus the horizon ({span} rows)"
             raise DataError(
                 f"no complete window to score: the series has {len(X)} rows and no stretch without gaps "
-                f"of at least one window ({self.window} rows)"
+                f"of at least {need}"
             )
         return X, values, starts
 
@@ -307,16 +416,186 @@ class LSTMAutoencoderDetector:
         return self.events(self.score(X, threshold=threshold, quantile=quantile))
 
     def embed(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The encoder's fixed-length vector of every window, with the window's start and end time."""
-        from anomaly.model import Predictor, encoder_of
+        """The encoder's fixed-length vector of every window, with the window's start and end time.
 
-        X, values, starts = self._prepare(X)
-        if getattr(self, "_encoder_cache", None) is None:
-            self._encoder_cache = Predictor(encoder_of(self.model_))
-        vectors = np.concatenate([self._encoder_cache(gather(values, b, self.window)) for b in batched(starts, 1024)])
+        Every kind has the same encoder; windows need ``window`` complete rows (no horizon).
+        """
+
+        X, values, starts = self._prepare(X, span=self.window)
+        vectors = np.concatenate([self._encoder()(gather(values, b, self.window)) for b in batched(starts, 1024)])
         out = pd.DataFrame(vectors, columns=[f"z{i}" for i in range(vectors.shape[1])])
         out.insert(0, "end", X.index[starts + self.window - 1])
         out.insert(0, "start", X.index[starts])
+        return out
+
+    def _encoder(self):
+        from anomaly.model import Predictor, encoder_of
+
+        if getattr(self, "_encoder_cache", None) is None:
+            self._encoder_cache = Predictor(encoder_of(self.model_))
+        return self._encoder_cache
+
+    # -- collections of separate sequences --------------------------------------------------
+    def _is_sequence_model(self) -> bool:
+        """Whether the model was fitted by :meth:`fit_sequences` (its input has a Masking layer)."""
+        from anomaly.model import MASK_LAYER
+
+        return any(layer.name == MASK_LAYER for layer in self.model_.layers)
+
+    def _check_series_model(self) -> None:
+        if self._is_sequence_model():
+            raise ConfigError("this model was fitted on separate sequences (fit_sequences): use score_sequences / embed_sequences")
+
+    def _check_sequence_model(self) -> None:
+        self._check_fitted()
+        if not self._is_sequence_model():
+            raise ConfigError("this model was fitted on one series (fit): use score / embed, not the *_sequences methods")
+
+    def _sequence_values(self, sequences, fitting: bool) -> tuple[list[np.ndarray], list[pd.Index]]:
+        """Scaled ``(steps, n_features)`` arrays of each sequence, and each one's index."""
+        frames = _check_sequences(sequences, None if fitting else self.columns_)
+        h, longest = self._horizon(), self.window + self._horizon()
+        for i, f in enumerate(frames):
+            if not h + 2 <= len(f) <= longest:
+                raise DataError(
+                    f"sequence {i}: {len(f)} steps; this model takes {h + 2} to {longest} "
+                    + ("(window + horizon)" if h else "(window)") + ": split it or raise window"
+                )
+        if fitting:
+            self.columns_ = list(map(str, frames[0].columns))
+            self.n_features_in_ = len(self.columns_)
+            self._fit_scaler(pd.concat(frames, ignore_index=True))
+        scaled = [self._scale(f) for f in frames]
+        for i, v in enumerate(scaled):
+            hit = np.flatnonzero((v == PAD_VALUE).all(axis=1))
+            if len(hit):
+                raise DataError(f"sequence {i} row {hit[0]}: every scaled value equals the padding value {PAD_VALUE:g}")
+        return scaled, [f.index for f in frames]
+
+    def _pack(self, scaled: list[np.ndarray]):
+        """Padded inputs ``(n, window, f)``, input lengths, and the last ``horizon`` steps as targets."""
+        h = self._horizon()
+        inputs, lengths = pad_sequences([v[: len(v) - h] for v in scaled], self.window, PAD_VALUE)
+        futures = np.stack([v[len(v) - h :] for v in scaled]) if h else None
+        return inputs, lengths, futures
+
+    def _sequence_batch(self, inputs: np.ndarray, lengths: np.ndarray, futures, idx: np.ndarray):
+        """One training batch of sequences: ``(inputs, targets, per-step weights)``; padding weighs 0."""
+        x, n = inputs[idx], lengths[idx]
+        targets, weights = [], []
+        for name in self._outputs():
+            if name == "reconstruction":
+                targets.append(reverse_steps(x, n) if self.reverse else x)
+                weights.append(step_mask(n, self.window))
+            else:
+                targets.append(futures[idx])
+                weights.append(np.ones(futures[idx].shape[:2], dtype=np.float32))
+        model_inputs, y = self._targets_to_batch(x, targets)
+        return model_inputs, y, (weights[0] if len(weights) == 1 else weights)
+
+    def _sequence_forward(self, inputs, lengths, futures, reconstruct: bool = False):
+        """Per-step errors (and estimates) of every sequence, as one array of all their rows in order."""
+        h = self._horizon()
+        firsts = np.concatenate([[0], np.cumsum(lengths + h)[:-1]]).astype(np.int64)
+        n_rows, n_features = int((lengths + h).sum()), inputs.shape[2]
+        errors = OverlapMean(n_rows, n_features)
+        recon = OverlapMean(n_rows, n_features) if reconstruct else None
+        predict = self._predictor()
+        for batch in batched(np.arange(len(inputs)), max(self.batch_size, 1024)):
+            x, n = inputs[batch], lengths[batch]
+            outs = predict(x)
+            for name, y in zip(self._outputs(), outs if isinstance(outs, list) else [outs]):
+                if name == "reconstruction":
+                    y = reverse_steps(y, n) if self.reverse else y
+                    err, at, keep = (y - x) ** 2, firsts[batch], n
+                else:
+                    err, at, keep = (y - futures[batch]) ** 2, firsts[batch] + n, None
+                errors.add(at, err, keep)
+                if recon is not None:
+                    recon.add(at, y, keep)
+        return firsts, errors.mean(), (recon.mean() if recon is not None else None)
+
+    def fit_sequences(self, sequences, y=None) -> LSTMAutoencoderDetector:
+        """Learn from a collection of separate normal recordings, each one sample, of different lengths.
+
+        ``sequences``: a list of frames (same numeric columns; any index) or of 2-D arrays
+        ``(steps, sensors)`` (columns named ``x0, x1, ...``). Each sequence is padded at the end to
+        ``window`` steps; a Masking layer makes the encoder skip padded steps and they weigh
+        nothing in the loss, so padding neither trains nor scores. For ``prediction`` and
+        ``composite`` the last ``horizon`` steps of a sequence are the ones predicted from the
+        steps before them, so a sequence has ``horizon + 2`` to ``window + horizon`` steps. The
+        last ``validation_fraction`` of the sequences are held out (early stopping, thresholds).
+        """
+        from anomaly._tf import keras
+
+        self._check_params()
+        scaled, indexes = self._sequence_values(sequences, fitting=True)
+        timed = [ix for ix in indexes if isinstance(ix, pd.DatetimeIndex) and len(ix) > 2]
+        self.interval_ = detect_interval(timed[0]) if timed else pd.Timedelta(seconds=1)  # arrays: 1 s per step
+        self.timezone_ = str(timed[0].tz) if timed and timed[0].tz is not None else None
+        inputs, lengths, futures = self._pack(scaled)
+        n_val = int(round(len(scaled) * self.validation_fraction))
+        n_train = len(scaled) - n_val
+        if n_train < MIN_TRAIN_SEQUENCES or (self.validation_fraction > 0 and n_val < MIN_VAL_SEQUENCES):
+            raise DataError(
+                f"too few sequences to fit: {n_train} for training and {n_val} held out "
+                f"(need at least {MIN_TRAIN_SEQUENCES} and {MIN_VAL_SEQUENCES})"
+            )
+        train, val = np.arange(n_train), np.arange(n_train, len(scaled))
+
+        keras.utils.set_random_seed(self.seed)
+        self._train(self._build(pad_value=PAD_VALUE), len(train), len(val),
+                    lambda idx: self._sequence_batch(inputs, lengths, futures, train[idx]),
+                    lambda idx: self._sequence_batch(inputs, lengths, futures, val[idx]))
+
+        held = val if len(val) else train
+        _, row_errors, _ = self._sequence_forward(inputs[held], lengths[held], futures[held] if futures is not None else None)
+        covered = np.isfinite(row_errors).all(axis=1)
+        self.error_ref_ = np.maximum(np.nanmean(row_errors[covered], axis=0), 1e-12)
+        with np.errstate(invalid="ignore"):
+            normal_scores = row_errors.mean(axis=1)[covered]
+        self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule)
+        self.normal_scores_ = np.sort(normal_scores)
+        self.fingerprint_ = _sequences_fingerprint(self.columns_, scaled, indexes)
+        return self
+
+    def score_sequences(self, sequences, *, threshold: float | None = None, quantile: float | None = None,
+                        reconstruct: bool = False) -> list[pd.DataFrame]:
+        """One score frame per sequence, with the columns of :meth:`score` and the sequence's own index.
+
+        Steps estimated by nothing (for ``prediction``, the steps before the last ``horizon``) score NaN.
+        """
+        self._check_sequence_model()
+        scaled, indexes = self._sequence_values(sequences, fitting=False)
+        inputs, lengths, futures = self._pack(scaled)
+        firsts, row_errors, recon = self._sequence_forward(inputs, lengths, futures, reconstruct)
+        limit = self.threshold_for(threshold, quantile)
+        frames = []
+        for first, v, index in zip(firsts, scaled, indexes):
+            rows = slice(int(first), int(first) + len(v))
+            errors = row_errors[rows]
+            score = self._combine(errors, index)
+            out = pd.DataFrame({"score": score, "threshold": limit}, index=index)
+            out["is_anomaly"] = np.nan_to_num(score, nan=-np.inf) > limit
+            for i, name in enumerate(self.columns_):
+                out[f"error_{name}"] = errors[:, i]
+            if recon is not None:
+                original = self.scaler_.inverse_transform(np.nan_to_num(recon[rows]))
+                original[~np.isfinite(recon[rows])] = np.nan
+                for i, name in enumerate(self.columns_):
+                    out[f"recon_{name}"] = original[:, i]
+            frames.append(out)
+        return frames
+
+    def embed_sequences(self, sequences) -> pd.DataFrame:
+        """The encoder's vector of every sequence (padding skipped): ``sequence, steps, z0..``."""
+        self._check_sequence_model()
+        scaled, _ = self._sequence_values(sequences, fitting=False)
+        inputs, lengths, _ = self._pack(scaled)
+        vectors = np.concatenate([self._encoder()(inputs[b]) for b in batched(np.arange(len(inputs)), 1024)])
+        out = pd.DataFrame(vectors, columns=[f"z{i}" for i in range(vectors.shape[1])])
+        out.insert(0, "steps", [len(v) for v in scaled])
+        out.insert(0, "sequence", np.arange(len(scaled)))
         return out
 
     # -- persistence ------------------------------------------------------------------------
@@ -348,6 +627,53 @@ def _check_frame(X) -> pd.DataFrame:
     if not X.index.is_monotonic_increasing or X.index.has_duplicates:
         raise DataError("the frame's timestamps must be sorted and unique; use anomaly.load_series()")
     return X
+
+
+def _check_sequences(sequences, columns: list[str] | None) -> list[pd.DataFrame]:
+    """Each sequence as a numeric frame with the expected columns and no missing value."""
+    if isinstance(sequences, (pd.DataFrame, np.ndarray)) or not hasattr(sequences, "__len__") or len(sequences) == 0:
+        raise DataError("expected a non-empty list of sequences (frames or 2-D arrays)")
+    frames = []
+    for i, seq in enumerate(sequences):
+        if isinstance(seq, pd.DataFrame):
+            frame = seq
+            non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+            if non_numeric:
+                raise DataError(f"sequence {i}: non-numeric column(s) {', '.join(map(repr, non_numeric))}")
+        else:
+            try:
+                arr = np.asarray(seq, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DataError(f"sequence {i}: not numeric") from None
+            arr = arr[:, None] if arr.ndim == 1 else arr
+            if arr.ndim != 2:
+                raise DataError(f"sequence {i}: expected a 2-D array (steps, sensors), got {arr.ndim} dimensions")
+            frame = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
+        if frame.shape[1] == 0:
+            raise DataError(f"sequence {i}: no sensor column")
+        expected = columns if columns is not None else (list(map(str, frames[0].columns)) if frames else None)
+        if expected is not None:
+            missing = [c for c in expected if c not in map(str, frame.columns)]
+            if missing:
+                raise DataError(f"sequence {i}: lacks column(s) {', '.join(map(repr, missing))} (expected: {', '.join(expected)})")
+            frame = frame.rename(columns=str)[expected]
+        bad = ~np.isfinite(frame.to_numpy(dtype=np.float64))
+        if bad.any():
+            row, col = (int(a[0]) for a in np.nonzero(bad))
+            raise DataError(f"sequence {i} row {row} column '{frame.columns[col]}': missing or infinite value")
+        frames.append(frame)
+    return frames
+
+
+def _sequences_fingerprint(columns: list[str], scaled: list[np.ndarray], indexes: list[pd.Index]) -> dict:
+    """A stable digest of a collection of sequences (columns, lengths, scaled values)."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(columns).encode())
+    for v in scaled:
+        digest.update(np.int64(len(v)).tobytes())
+        digest.update(np.ascontiguousarray(v, dtype=np.float32).tobytes())
+    return {"sha256": digest.hexdigest(), "rows": int(sum(len(v) for v in scaled)), "sequences": len(scaled),
+            "start": str(indexes[0][0]), "end": str(indexes[-1][-1])}
 
 
 def fingerprint(X: pd.DataFrame) -> dict:

@@ -1,8 +1,9 @@
 """The Keras side: building the LSTM autoencoder, feeding it windows, running it fast.
 
-Architecture (Srivastava et al. 2015, reconstruction variant): encoder LSTM layer(s) -> a Dense
-bottleneck of ``latent_dim`` numbers (the window's fixed-length vector) -> RepeatVector(window)
--> decoder LSTM layer(s) -> a Dense layer applied at every time step.
+Architecture (Srivastava et al. 2015): encoder LSTM layer(s) -> a Dense bottleneck of
+``latent_dim`` numbers (the window's fixed-length vector) -> one or two decoders (reconstruct the
+window, predict the steps after it), each LSTM layer(s) -> a Dense layer applied at every step.
+See :func:`build_model`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ layers = keras.layers
 LATENT_LAYER = "latent"
 
 
+MODEL_KINDS = ("reconstruction", "prediction", "composite")
+MASK_LAYER = "mask"
+RECONSTRUCTION = "reconstruction"  # name of the reconstruction decoder's output layer
+PREDICTION = "prediction"  # name of the prediction decoder's output layer
+
+
 def build_autoencoder(
     *,
     window: int,
@@ -29,26 +36,185 @@ def build_autoencoder(
     learning_rate: float = 1e-3,
 ) -> keras.Model:
     """A compiled reconstruction autoencoder for windows of shape ``(window, n_features)``."""
+    return build_model(
+        kind="reconstruction", window=window, n_features=n_features, encoder_units=encoder_units,
+        decoder_units=decoder_units, latent_dim=latent_dim, activation=activation, dropout=dropout,
+        learning_rate=learning_rate,
+    ).train
+
+
+class Built:
+    """The models of one architecture, sharing their layers (and so their weights).
+
+    ``train`` is fitted; ``infer`` scores and is saved (one input, the window; its outputs are
+    ``output_names``, in that order). They are the same model unless the decoder is conditional:
+    then ``train`` also takes the teacher-forcing inputs and ``infer`` feeds each decoder its own
+    previous output, step by step.
+    """
+
+    def __init__(self, train: keras.Model, infer: keras.Model, output_names: list[str]):
+        self.train, self.infer, self.output_names = train, infer, output_names
+
+
+def build_model(
+    *,
+    kind: str = "reconstruction",
+    window: int,
+    n_features: int,
+    encoder_units: tuple[int, ...],
+    decoder_units: tuple[int, ...],
+    latent_dim: int,
+    horizon: int = 1,
+    activation: str = "tanh",
+    dropout: float = 0.0,
+    learning_rate: float = 1e-3,
+    conditional: bool = False,
+    prediction_weight: float = 1.0,
+    pad_value: float | None = None,
+) -> Built:
+    """The compiled LSTM autoencoder of ``kind`` (Srivastava et al. 2015) for ``(window, n_features)`` inputs.
+
+    - ``reconstruction``: one decoder rebuilds the ``window`` input steps (reversed or not: that is
+      the caller's choice of target);
+    - ``prediction``: one decoder predicts the ``horizon`` steps after the window;
+    - ``composite``: one encoder, both decoders, trained together on
+      ``mse(reconstruction) + prediction_weight * mse(prediction)``.
+
+    Encoder: LSTM layer(s) -> Dense bottleneck ``latent`` (the window's fixed-length vector). An
+    unconditioned decoder reads the latent vector repeated at every step (RepeatVector); a
+    ``conditional`` one reads, at each step, the latent vector next to its previous output (zeros at
+    the first step; the true previous value during training, i.e. teacher forcing).
+    ``pad_value`` adds a Masking layer: input steps whose every feature equals it are skipped by
+    the encoder (collections of padded sequences). Built-in layers only, so the saved model loads
+    with ``safe_mode=True``.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
     inputs = keras.Input(shape=(window, n_features), name="window")
     x = inputs
+    if pad_value is not None:
+        x = layers.Masking(mask_value=pad_value, name=MASK_LAYER)(x)
     for i, units in enumerate(encoder_units):
         last = i == len(encoder_units) - 1
         x = layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=not last, name=f"encoder_{i}")(x)
     latent = layers.Dense(latent_dim, name=LATENT_LAYER)(x)
-    x = layers.RepeatVector(window, name="repeat")(latent)
-    for i, units in enumerate(decoder_units):
-        x = layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=True, name=f"decoder_{i}")(x)
-    # Dense on a 3-D tensor acts on the last axis with one set of weights for every step: exactly
-    # TimeDistributed(Dense), without the wrapper that is slow in Keras 3 (keras-team/keras#21179).
-    outputs = layers.Dense(n_features, name="reconstruction")(x)
-    model = keras.Model(inputs, outputs, name="lstm_autoencoder")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
-    return model
+
+    heads = []  # (output name, steps)
+    if kind in ("reconstruction", "composite"):
+        heads.append((RECONSTRUCTION, window))
+    if kind in ("prediction", "composite"):
+        heads.append((PREDICTION, horizon))
+    prefix = {RECONSTRUCTION: "decoder", PREDICTION: "predictor"}
+
+    teachers, train_outputs, infer_outputs = [], [], []
+    for name, steps in heads:
+        decoder = [_decoder_lstm(units, activation, dropout, conditional, f"{prefix[name]}_{i}") for i, units in enumerate(decoder_units)]
+        # Dense on a 3-D tensor acts on the last axis with one set of weights for every step: exactly
+        # TimeDistributed(Dense), without the wrapper that is slow in Keras 3 (keras-team/keras#21179).
+        head = layers.Dense(n_features, name=name)
+        if not conditional:
+            y = layers.RepeatVector(steps, name="repeat" if name == RECONSTRUCTION else f"repeat_{name}")(latent)
+            for lstm in decoder:
+                y = lstm(y)
+            out = head(y)
+            train_outputs.append(out)
+            infer_outputs.append(out)
+            continue
+        teacher = keras.Input(shape=(steps, n_features), name=f"teacher_{name}")
+        teachers.append(teacher)
+        context = layers.RepeatVector(steps, name=f"context_{name}")(latent)
+        y = layers.Concatenate(axis=-1, name=f"teacher_in_{name}")([context, teacher])
+        for lstm in decoder:
+            y = lstm(y)[0]
+        train_outputs.append(head(y))
+        infer_outputs.append(_free_running(inputs, latent, decoder, head, steps, name))
+
+    def compiled(model_inputs, outputs, model_name):
+        model = keras.Model(model_inputs, outputs if len(outputs) > 1 else outputs[0], name=model_name)
+        weights = [1.0, float(prediction_weight)] if len(outputs) > 1 else None
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse", loss_weights=weights)
+        return model
+
+    model_name = "lstm_autoencoder" if kind == "reconstruction" else f"lstm_{kind}"
+    infer = compiled(inputs, infer_outputs, model_name)
+    train = infer if not conditional else compiled([inputs, *teachers], train_outputs, f"{model_name}_teacher_forced")
+    return Built(train, infer, [name for name, _ in heads])
+
+
+def _decoder_lstm(units: int, activation: str, dropout: float, conditional: bool, name: str):
+    # A conditional decoder is also run one step at a time, carrying its state: it returns it.
+    return layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=True,
+                       return_state=conditional, name=name)
+
+
+def _free_running(inputs, latent, decoder, head, steps: int, name: str):
+    """The conditional decoder at inference: ``steps`` single steps, each fed the previous output.
+
+    Built from the trained layers (shared weights) with built-in layers only. The zero "previous
+    output" of the first step is the first input step scaled by 0 (Cropping1D + Rescaling), which
+    keeps the graph free of Lambda layers.
+    """
+    context = layers.RepeatVector(1, name=f"step_context_{name}")(latent)
+    first = layers.Cropping1D((0, inputs.shape[1] - 1), name=f"first_step_{name}")(inputs)
+    previous = layers.Rescaling(0.0, name=f"start_{name}")(first)
+    states = [None] * len(decoder)
+    outputs = []
+    for _ in range(steps):
+        y = layers.Concatenate(axis=-1)([context, previous])
+        for i, lstm in enumerate(decoder):
+            y, h, c = lstm(y, initial_state=states[i]) if states[i] is not None else lstm(y)
+            states[i] = [h, c]
+        previous = head(y)
+        outputs.append(previous)
+    return layers.Concatenate(axis=1, name=f"free_{name}")(outputs) if steps > 1 else outputs[0]
 
 
 def encoder_of(model: keras.Model) -> keras.Model:
-    """The encoder alone: window in, fixed-length latent vector out (shares the trained weights)."""
-    return keras.Model(model.inputs, model.get_layer(LATENT_LAYER).output, name="encoder")
+    """The encoder alone: window in, fixed-length latent vector out (shares the trained weights).
+
+    Rebuilt by calling the trained layers on a new input, so it works for every kind, whatever
+    other graphs share those layers.
+    """
+    inputs = keras.Input(shape=tuple(model.input_shape[1:]), name="window")
+    x = inputs
+    names = {layer.name for layer in model.layers}
+    if MASK_LAYER in names:
+        x = model.get_layer(MASK_LAYER)(x)
+    i = 0
+    while f"encoder_{i}" in names:
+        x = model.get_layer(f"encoder_{i}")(x)
+        i += 1
+    return keras.Model(inputs, model.get_layer(LATENT_LAYER)(x), name="encoder")
+
+
+def output_names(model: keras.Model) -> list[str]:
+    """Which decoder each output of a saved (inference) model comes from, in order."""
+    names = {layer.name for layer in model.layers}
+    return [n for n in (RECONSTRUCTION, PREDICTION) if n in names]
+
+
+class Batches(keras.utils.PyDataset):
+    """Training batches built on demand by ``make(indices)``, never all samples at once.
+
+    Shuffles sample order every epoch with its own seeded generator, so runs are reproducible;
+    each batch's indices are sorted (contiguous reads).
+    """
+
+    def __init__(self, n: int, make, batch_size: int, *, shuffle: bool, seed: int):
+        super().__init__()
+        self.n, self.make, self.batch_size, self.shuffle = n, make, batch_size, shuffle
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(n) if shuffle else np.arange(n)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __getitem__(self, i: int):
+        return self.make(np.sort(self._order[i * self.batch_size : (i + 1) * self.batch_size]))
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._order = self._rng.permutation(self.n)
 
 
 class WindowBatches(keras.utils.PyDataset):
@@ -83,8 +249,10 @@ class Predictor:
     def __init__(self, model: keras.Model):
         self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fn(x))
+    def __call__(self, x: np.ndarray):
+        """An array, or a list of arrays for a model with several outputs (a composite)."""
+        out = self._fn(x)
+        return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else np.asarray(out)
 
 
 class EpochProgress(keras.callbacks.Callback):

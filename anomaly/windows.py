@@ -65,15 +65,94 @@ class OverlapMean:
         self.total = np.zeros((n_rows, n_features), dtype=np.float64)
         self.count = np.zeros(n_rows, dtype=np.int64)
 
-    def add(self, starts: np.ndarray, values: np.ndarray) -> None:
-        """Add ``values`` of shape ``(len(starts), window, n_features)`` for windows at ``starts``."""
+    def add(self, starts: np.ndarray, values: np.ndarray, lengths: np.ndarray | None = None) -> None:
+        """Add ``values`` of shape ``(len(starts), steps, n_features)`` for blocks of rows at ``starts``.
+
+        ``steps`` is the window for reconstructions and the horizon for predictions (pass
+        :func:`future_starts` as ``starts``). With ``lengths``, block ``i`` adds only its first
+        ``lengths[i]`` steps (the rest is padding).
+        """
         # One vectorised add per offset: within a batch, starts are distinct, so starts + k are too.
         for k in range(values.shape[1]):
-            self.total[starts + k] += values[:, k, :]
-            self.count[starts + k] += 1
+            keep = slice(None) if lengths is None else lengths > k
+            self.total[starts[keep] + k] += values[keep, k, :]
+            self.count[starts[keep] + k] += 1
 
     def mean(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             out = self.total / self.count[:, None]
         out[self.count == 0] = np.nan
         return out
+
+
+# -- prediction: windows followed by the steps they predict -----------------------------------
+def span_starts(finite_rows: np.ndarray, window: int, horizon: int = 0, stride: int = 1) -> np.ndarray:
+    """Starts of every ``window`` followed by ``horizon`` more rows, all without a break.
+
+    A prediction model reads rows ``s .. s+window-1`` and predicts ``s+window .. s+window+horizon-1``,
+    so it needs ``window + horizon`` complete rows; ``horizon=0`` gives :func:`window_starts`.
+    """
+    return window_starts(finite_rows, window + horizon, stride)
+
+
+def future_starts(starts: np.ndarray, window: int) -> np.ndarray:
+    """First predicted row of each window at ``starts``: the row right after the window.
+
+    The way back from predictions to timestamps: ``OverlapMean.add(future_starts(s, w), errors)``
+    gives each row the mean error of the (up to ``horizon``) windows that predicted it.
+    """
+    return np.asarray(starts, dtype=np.int64) + window
+
+
+def gather_future(values: np.ndarray, starts: np.ndarray, window: int, horizon: int) -> np.ndarray:
+    """The ``horizon`` rows after each window at ``starts``: ``(len(starts), horizon, n_features)``."""
+    return gather(values, future_starts(starts, window), horizon)
+
+
+# -- decoder targets --------------------------------------------------------------------------
+def reverse_steps(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """Each sample's steps in reverse order (the reversed reconstruction target of Srivastava et al.).
+
+    With ``lengths``, only the first ``lengths[i]`` steps of sample ``i`` are reversed and padding
+    stays at the end. The operation is its own inverse.
+    """
+    if lengths is None:
+        return np.ascontiguousarray(x[:, ::-1])
+    out = x.copy()
+    for i, n in enumerate(np.asarray(lengths)):
+        out[i, :n] = x[i, n - 1 :: -1] if n else x[i, :0]
+    return out
+
+
+def shift_right(targets: np.ndarray) -> np.ndarray:
+    """Teacher-forcing input of a conditional decoder: the target delayed one step, zeros first.
+
+    At step ``t`` the decoder is fed the true value of step ``t-1`` (its previous output at inference).
+    """
+    out = np.zeros_like(targets)
+    out[:, 1:] = targets[:, :-1]
+    return out
+
+
+# -- collections of separate sequences --------------------------------------------------------
+def pad_sequences(sequences: list[np.ndarray], length: int, value: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stack 2-D ``(steps, n_features)`` arrays into ``(n, length, n_features)``, padded at the end.
+
+    Returns the batch and each sequence's length. Written here rather than with
+    ``keras.utils.pad_sequences`` because this module must not import Keras.
+    """
+    if not sequences:
+        raise ValueError("no sequence to pad")
+    n_features = sequences[0].shape[1]
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    if lengths.max() > length:
+        raise ValueError(f"a sequence has {lengths.max()} steps, more than {length}")
+    out = np.full((len(sequences), length, n_features), value, dtype=np.float32)
+    for i, s in enumerate(sequences):
+        out[i, : len(s)] = s
+    return out, lengths
+
+
+def step_mask(lengths: np.ndarray, length: int) -> np.ndarray:
+    """``(n, length)`` float mask: 1 on real steps, 0 on padding (per-step loss weights)."""
+    return (np.arange(length)[None, :] < np.asarray(lengths)[:, None]).astype(np.float32)
