@@ -219,8 +219,9 @@ class LSTMAutoencoderDetector:
 
     def _targets_to_batch(self, x: np.ndarray, targets: list[np.ndarray]):
         """Model inputs and targets: the window, plus teacher-forcing inputs for a conditional decoder."""
-        inputs = [x, *[shift_right(t) for t in targets]] if self.conditional else x
-        return inputs, (targets[0] if len(targets) == 1 else list(targets))
+        # Tuples, not lists: a PyDataset's nested structure must be tuples for tf.data.
+        inputs = (x, *[shift_right(t) for t in targets]) if self.conditional else x
+        return inputs, (targets[0] if len(targets) == 1 else tuple(targets))
 
     def _window_batch(self, values: np.ndarray, starts: np.ndarray):
         """One training batch of windows at ``starts``: ``(inputs, targets)``."""
@@ -491,7 +492,7 @@ class LSTMAutoencoderDetector:
                 targets.append(futures[idx])
                 weights.append(np.ones(futures[idx].shape[:2], dtype=np.float32))
         model_inputs, y = self._targets_to_batch(x, targets)
-        return model_inputs, y, (weights[0] if len(weights) == 1 else weights)
+        return model_inputs, y, (weights[0] if len(weights) == 1 else tuple(weights))
 
     def _sequence_forward(self, inputs, lengths, futures, reconstruct: bool = False):
         """Per-step errors (and estimates) of every sequence, as one array of all their rows in order."""

@@ -131,8 +131,11 @@ def build_model(
 
     def compiled(model_inputs, outputs, model_name):
         model = keras.Model(model_inputs, outputs if len(outputs) > 1 else outputs[0], name=model_name)
-        weights = [1.0, float(prediction_weight)] if len(outputs) > 1 else None
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse", loss_weights=weights)
+        if len(outputs) > 1:  # composite: mse(reconstruction) + prediction_weight * mse(prediction)
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=["mse", "mse"],
+                          loss_weights=[1.0, float(prediction_weight)])
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
         return model
 
     model_name = "lstm_autoencoder" if kind == "reconstruction" else f"lstm_{kind}"
