@@ -116,7 +116,7 @@ def cmd_train(args) -> int:
         validation_fraction=args.validation_fraction, seed=args.seed, threshold_rule=args.threshold_rule,
         quantile=args.quantile, k_sigma=args.k_sigma, smoothing=args.smoothing,
         min_event_length=args.min_length, merge_gap=args.merge_gap, on_constant=args.on_constant,
-        verbose=0 if args.quiet else 1,
+        verbose=0 if args.quiet else 1, **_kind_params(args),
     )
     log.info("training on %d rows of %s (%d sensor(s): %s)", len(normal), source, normal.shape[1], ", ".join(normal.columns))
     detector.fit(normal)
@@ -154,6 +154,7 @@ def _add_train(sub) -> None:
     m.add_argument("--validation-fraction", type=float, default=0.2, help="last fraction of normal windows held out (default: 0.2)")
     m.add_argument("--seed", type=int, default=0, help="random seed: same seed, same model (default: 0)")
     m.add_argument("--on-constant", choices=["error", "keep"], default="error", help="a constant sensor: refuse (default) or keep it")
+    _add_kind_options(p)
     t = p.add_argument_group("thresholds and events")
     t.add_argument("--threshold-rule", choices=["quantile", "ksigma"], default="quantile", help="rule in force (default: quantile)")
     t.add_argument("--quantile", type=float, default=0.995, help="quantile of held-out normal scores (default: 0.995)")
@@ -169,6 +170,24 @@ def _add_event_options(g, defaults: bool) -> None:
                    help="drop events shorter than N points" + (" (default: 1)" if defaults else " (default: the model's)"))
     g.add_argument("--merge-gap", type=int, default=0 if defaults else None, metavar="N",
                    help="merge events at most N points apart" + (" (default: 0)" if defaults else " (default: the model's)"))
+
+
+def _add_kind_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model kind (Srivastava et al. 2015)")
+    g.add_argument("--model-kind", choices=["reconstruction", "prediction", "composite"], default="reconstruction",
+                   help="decoder(s): rebuild the window, predict the steps after it, or both (default: reconstruction)")
+    g.add_argument("--horizon", type=int, default=1, metavar="N",
+                   help="steps predicted after each window, for prediction and composite (default: 1)")
+    g.add_argument("--prediction-weight", type=float, default=1.0, metavar="W",
+                   help="composite loss = mse(reconstruction) + W * mse(prediction) (default: 1)")
+    g.add_argument("--reverse", action="store_true", help="reconstruct the window in reverse order")
+    g.add_argument("--conditional", action="store_true",
+                   help="feed each decoder its previous output (teacher forcing in training)")
+
+
+def _kind_params(args) -> dict:
+    return {"model_kind": args.model_kind, "horizon": args.horizon, "prediction_weight": args.prediction_weight,
+            "reverse": args.reverse, "conditional": args.conditional}
 
 
 # -- score ------------------------------------------------------------------------------------
@@ -289,6 +308,36 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+# -- embed ------------------------------------------------------------------------------------
+EMBED_EXAMPLES = """examples:
+  anomaly embed data/machine_temperature_system_failure.csv --model models/demo --out vectors.parquet
+  anomaly embed new.csv --model models/pump --out vectors.csv
+"""
+
+
+def cmd_embed(args) -> int:
+    from anomaly.io import write_table
+
+    detector = _load_detector(args)
+    data = _load_for_model(args.data, args, detector)
+    vectors = detector.embed(data)
+    write_table(vectors, args.out)
+    print(f"wrote {len(vectors)} vectors of {vectors.shape[1] - 2} numbers to {args.out}")
+    return EXIT_OK
+
+
+def _add_embed(sub) -> None:
+    p = sub.add_parser("embed", help="write the encoder's vector of every window",
+                       description="Run the encoder of a saved model alone and write one fixed-length vector per "
+                                   "window of DATA (start, end, z0, z1, ...), for plots, clustering or a classifier.",
+                       epilog=EMBED_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", metavar="DATA", help="CSV or Parquet file of sensor readings")
+    p.add_argument("--model", required=True, metavar="DIR", help="model directory written by 'anomaly train'")
+    p.add_argument("--out", required=True, metavar="FILE", help="vectors file (.csv or .parquet)")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_embed, min_length=None, merge_gap=None)
+
+
 # -- main -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -303,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_score(sub)
     _add_evaluate(sub)
+    _add_embed(sub)
     return parser
 
 
