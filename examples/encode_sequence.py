@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _tutorial import EPOCHS, SEQUENCE, SETTINGS, as_batch, show  # noqa: E402
+from _tutorial import EPOCHS, SEQUENCE, SETTINGS, as_batch, fit, show  # noqa: E402
 
 from anomaly._tf import keras  # noqa: E402
 from anomaly.model import build_model, encoder_of  # noqa: E402
@@ -23,7 +23,7 @@ def main(epochs: int = EPOCHS, seed: int = 1):
     keras.utils.set_random_seed(seed)
     x = as_batch(SEQUENCE)
     model = build_model(kind="reconstruction", window=len(SEQUENCE), n_features=1, **SETTINGS).train
-    model.fit(x, x, epochs=epochs, verbose=0)
+    fit(model, x, x, epochs)
     vector = encoder_of(model).predict(x, verbose=0)[0]
     print(f"encoder output: shape {vector.shape}")
     show("vector", vector)

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _tutorial import EPOCHS, SEQUENCE, SETTINGS, as_batch, show  # noqa: E402
+from _tutorial import EPOCHS, SEQUENCE, SETTINGS, as_batch, fit, show  # noqa: E402
 
 from anomaly._tf import keras  # noqa: E402
 from anomaly.model import build_model  # noqa: E402
@@ -22,7 +22,7 @@ def main(epochs: int = EPOCHS, seed: int = 1):
     keras.utils.set_random_seed(seed)
     x, target = as_batch(SEQUENCE), as_batch(SEQUENCE[1:])
     model = build_model(kind="prediction", window=len(SEQUENCE), horizon=len(SEQUENCE) - 1, n_features=1, **SETTINGS).train
-    model.fit(x, target, epochs=epochs, verbose=0)
+    fit(model, x, target, epochs)
     y = model.predict(x, verbose=0)[0, :, 0]
     show("input    ", SEQUENCE)
     show("predicted", y)
