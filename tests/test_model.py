@@ -1,0 +1,126 @@
+"""Keras builders of the model family (anomaly/model.py): shapes, teacher forcing, safe loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anomaly._tf import keras
+from anomaly.model import Batches, build_autoencoder, build_model, encoder_of, output_names
+from anomaly.windows import shift_right
+
+W, F, H, LATENT = 6, 2, 3, 4
+SMALL = dict(window=W, n_features=F, encoder_units=(8,), decoder_units=(8,), latent_dim=LATENT, horizon=H)
+KINDS = ["reconstruction", "prediction", "composite"]
+
+
+def windows(n: int = 5, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, W, F)).astype(np.float32)
+
+
+def as_list(out) -> list[np.ndarray]:
+    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
+
+
+def test_default_reconstruction_architecture_is_unchanged():
+    model = build_autoencoder(window=W, n_features=F, encoder_units=(8,), decoder_units=(8,), latent_dim=LATENT)
+    assert [layer.name for layer in model.layers] == ["window", "encoder_0", "latent", "repeat", "decoder_0", "reconstruction"]
+    assert model.name == "lstm_autoencoder"
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_output_shapes_of_every_kind(kind, conditional):
+    keras.utils.set_random_seed(0)
+    built = build_model(kind=kind, conditional=conditional, **SMALL)
+    steps = {"reconstruction": W, "prediction": H}
+    assert built.output_names == output_names(built.infer) == ([kind] if kind != "composite" else ["reconstruction", "prediction"])
+    assert tuple(built.infer.input_shape) == (None, W, F)
+    outs = as_list(built.infer(windows(), training=False))
+    assert [o.shape for o in outs] == [(5, steps[name], F) for name in built.output_names]
+    assert encoder_of(built.infer)(windows()).shape == (5, LATENT)
+    if conditional:  # trained with one teacher-forcing input per decoder
+        assert len(built.train.inputs) == 1 + len(built.output_names)
+    else:
+        assert built.train is built.infer
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_conditional_inference_feeds_back_its_own_outputs(kind):
+    """Free-running decoding equals the teacher-forced model fed the free-running outputs, shifted."""
+    keras.utils.set_random_seed(1)
+    built = build_model(kind=kind, conditional=True, **SMALL)
+    x = windows()
+    free = as_list(built.infer(x, training=False))
+    forced = as_list(built.train([x, *[shift_right(o) for o in free]], training=False))
+    for a, b in zip(free, forced):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # and the teacher input matters: feeding zeros instead gives other outputs
+    other = as_list(built.train([x, *[np.zeros_like(o) for o in free]], training=False))
+    assert not np.allclose(free[0][:, 1:], other[0][:, 1:])
+
+
+@pytest.mark.parametrize("kind,conditional,masked", [
+    ("reconstruction", True, False), ("prediction", False, False), ("prediction", True, False),
+    ("composite", True, True), ("composite", False, False),
+])
+def test_saved_models_load_in_safe_mode_with_equal_outputs(tmp_path, kind, conditional, masked):
+    keras.utils.set_random_seed(2)
+    built = build_model(kind=kind, conditional=conditional, pad_value=-1e4 if masked else None, **SMALL)
+    path = tmp_path / "m.keras"
+    built.infer.save(path)
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    x = windows()
+    for a, b in zip(as_list(built.infer(x, training=False)), as_list(loaded(x, training=False))):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(encoder_of(loaded)(x), encoder_of(built.infer)(x))
+    assert not any(type(layer).__name__ == "Lambda" for layer in loaded.layers)
+
+
+def test_masked_encoder_skips_padded_steps():
+    """A sequence padded to the window encodes as if the padding were not there."""
+    keras.utils.set_random_seed(3)
+    pad = -1e4
+    built = build_model(kind="reconstruction", pad_value=pad, **SMALL)
+    encoder = encoder_of(built.infer)
+    x = windows(2)
+    x[:, 4:] = pad  # four real steps, then two padded ones
+    # the same four real steps in an unmasked model of window 4 (same weights) give the same vector
+    keras.utils.set_random_seed(3)
+    short = build_model(kind="reconstruction", **{**SMALL, "window": 4})
+    short.infer.set_weights(built.infer.get_weights())
+    np.testing.assert_allclose(encoder_of(short.infer)(x[:, :4]), encoder(x), rtol=1e-5, atol=1e-6)
+
+
+def test_composite_loss_weights_the_prediction():
+    keras.utils.set_random_seed(4)
+    x, future = windows(8), windows(8, seed=9)[:, :H]
+    losses = {}
+    for weight in (1.0, 3.0):
+        keras.utils.set_random_seed(4)
+        model = build_model(kind="composite", prediction_weight=weight, **SMALL).train
+        losses[weight] = model.evaluate(x, (x, future), verbose=0, return_dict=True)
+    rec, pred = losses[1.0]["reconstruction_loss"], losses[1.0]["prediction_loss"]
+    assert losses[1.0]["loss"] == pytest.approx(rec + pred, rel=1e-5)
+    assert losses[3.0]["loss"] == pytest.approx(rec + 3 * pred, rel=1e-5)
+
+
+def test_batches_shuffle_reproducibly_and_cover_every_sample():
+    seen = []
+    data = Batches(10, lambda idx: idx, 4, shuffle=True, seed=5)
+    again = Batches(10, lambda idx: idx, 4, shuffle=True, seed=5)
+    assert len(data) == 3
+    for _ in range(2):
+        batches = [data[i] for i in range(len(data))]
+        assert [list(b) for b in batches] == [list(again[i]) for i in range(len(again))]
+        assert all(list(b) == sorted(b) for b in batches)
+        assert sorted(np.concatenate(batches)) == list(range(10))
+        seen.append(np.concatenate(batches))
+        data.on_epoch_end()
+        again.on_epoch_end()
+    assert not np.array_equal(seen[0], seen[1])
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown model kind"):
+        build_model(kind="forecast", **SMALL)
