@@ -443,6 +443,12 @@ class LSTMAutoencoderDetector:
 
         return any(layer.name == MASK_LAYER for layer in self.model_.layers)
 
+    def _pad_value(self) -> float:
+        """The padding value of this model: its Masking layer's (``PAD_VALUE`` when it was fitted)."""
+        from anomaly.model import MASK_LAYER
+
+        return float(self.model_.get_layer(MASK_LAYER).mask_value)
+
     def _check_series_model(self) -> None:
         if self._is_sequence_model():
             raise ConfigError("this model was fitted on separate sequences (fit_sequences): use score_sequences / embed_sequences")
@@ -467,16 +473,17 @@ class LSTMAutoencoderDetector:
             self.n_features_in_ = len(self.columns_)
             self._fit_scaler(pd.concat(frames, ignore_index=True))
         scaled = [self._scale(f) for f in frames]
+        pad = PAD_VALUE if fitting else self._pad_value()
         for i, v in enumerate(scaled):
-            hit = np.flatnonzero((v == PAD_VALUE).all(axis=1))
+            hit = np.flatnonzero((v == pad).all(axis=1))
             if len(hit):
-                raise DataError(f"sequence {i} row {hit[0]}: every scaled value equals the padding value {PAD_VALUE:g}")
+                raise DataError(f"sequence {i} row {hit[0]}: every scaled value equals the padding value {pad:g}")
         return scaled, [f.index for f in frames]
 
-    def _pack(self, scaled: list[np.ndarray]):
+    def _pack(self, scaled: list[np.ndarray], pad: float):
         """Padded inputs ``(n, window, f)``, input lengths, and the last ``horizon`` steps as targets."""
         h = self._horizon()
-        inputs, lengths = pad_sequences([v[: len(v) - h] for v in scaled], self.window, PAD_VALUE)
+        inputs, lengths = pad_sequences([v[: len(v) - h] for v in scaled], self.window, pad)
         futures = np.stack([v[len(v) - h :] for v in scaled]) if h else None
         return inputs, lengths, futures
 
@@ -534,7 +541,8 @@ class LSTMAutoencoderDetector:
         timed = [ix for ix in indexes if isinstance(ix, pd.DatetimeIndex) and len(ix) > 2]
         self.interval_ = detect_interval(timed[0]) if timed else pd.Timedelta(seconds=1)  # arrays: 1 s per step
         self.timezone_ = str(timed[0].tz) if timed and timed[0].tz is not None else None
-        inputs, lengths, futures = self._pack(scaled)
+        pad = PAD_VALUE
+        inputs, lengths, futures = self._pack(scaled, pad)
         n_val = int(round(len(scaled) * self.validation_fraction))
         n_train = len(scaled) - n_val
         if n_train < MIN_TRAIN_SEQUENCES or (self.validation_fraction > 0 and n_val < MIN_VAL_SEQUENCES):
@@ -545,7 +553,7 @@ class LSTMAutoencoderDetector:
         train, val = np.arange(n_train), np.arange(n_train, len(scaled))
 
         keras.utils.set_random_seed(self.seed)
-        self._train(self._build(pad_value=PAD_VALUE), len(train), len(val),
+        self._train(self._build(pad_value=pad), len(train), len(val),
                     lambda idx: self._sequence_batch(inputs, lengths, futures, train[idx]),
                     lambda idx: self._sequence_batch(inputs, lengths, futures, val[idx]))
 
@@ -568,7 +576,7 @@ class LSTMAutoencoderDetector:
         """
         self._check_sequence_model()
         scaled, indexes = self._sequence_values(sequences, fitting=False)
-        inputs, lengths, futures = self._pack(scaled)
+        inputs, lengths, futures = self._pack(scaled, self._pad_value())
         firsts, row_errors, recon = self._sequence_forward(inputs, lengths, futures, reconstruct)
         limit = self.threshold_for(threshold, quantile)
         frames = []
@@ -592,7 +600,7 @@ class LSTMAutoencoderDetector:
         """The encoder's vector of every sequence (padding skipped): ``sequence, steps, z0..``."""
         self._check_sequence_model()
         scaled, _ = self._sequence_values(sequences, fitting=False)
-        inputs, lengths, _ = self._pack(scaled)
+        inputs, lengths, _ = self._pack(scaled, self._pad_value())
         vectors = np.concatenate([self._encoder()(inputs[b]) for b in batched(np.arange(len(inputs)), 1024)])
         out = pd.DataFrame(vectors, columns=[f"z{i}" for i in range(vectors.shape[1])])
         out.insert(0, "steps", [len(v) for v in scaled])
@@ -649,6 +657,8 @@ def _check_sequences(sequences, columns: list[str] | None) -> list[pd.DataFrame]
             arr = arr[:, None] if arr.ndim == 1 else arr
             if arr.ndim != 2:
                 raise DataError(f"sequence {i}: expected a 2-D array (steps, sensors), got {arr.ndim} dimensions")
+            if columns is not None and arr.shape[1] != len(columns):
+                raise DataError(f"sequence {i}: {arr.shape[1]} column(s); the model has {len(columns)} ({', '.join(columns)})")
             frame = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
         if frame.shape[1] == 0:
             raise DataError(f"sequence {i}: no sensor column")

@@ -1,0 +1,265 @@
+"""Every model kind through the detector: fit, score, embed, save/load, CLI, and padded sequences."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly import detector as detector_mod
+from anomaly.detector import LSTMAutoencoderDetector
+from anomaly.errors import ConfigError, DataError
+
+ROOT = Path(__file__).resolve().parent.parent
+W, H = 8, 2
+TINY = dict(window=W, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=3, batch_size=32, verbose=0, seed=0)
+CONFIGS = {
+    "prediction": dict(model_kind="prediction", horizon=H),
+    "composite": dict(model_kind="composite", horizon=H, reverse=True, conditional=True, prediction_weight=0.5),
+    "reconstruction-conditional": dict(model_kind="reconstruction", reverse=True, conditional=True),
+    "reconstruction-stacked": dict(encoder_units=(8, 4), decoder_units=(4, 8), dropout=0.1),
+}
+
+
+def sensors(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return pd.DataFrame(
+        {"temp": np.sin(2 * np.pi * t / 25) + 0.05 * rng.standard_normal(n),
+         "flow": np.cos(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(n)},
+        index=pd.date_range("2024-01-01", periods=n, freq="min"),
+    )
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return sensors()
+
+
+@pytest.fixture(scope="module")
+def fitted(data, tmp_path_factory):
+    """One fitted detector per configuration, its scores, and the detector loaded back from disk."""
+    out = {}
+    for name, params in CONFIGS.items():
+        det = LSTMAutoencoderDetector(**{**TINY, **params}).fit(data)
+        path = det.save(tmp_path_factory.mktemp(name) / "model")
+        out[name] = (det, LSTMAutoencoderDetector.load(path), path)
+    return out
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_kind_learns(fitted, name):
+    loss = fitted[name][0].history_["loss"]
+    assert len(loss) == 3 and loss[-1] < loss[0]
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_save_load_round_trip_scores_and_embeds_identically(fitted, data, name):
+    det, loaded, _ = fitted[name]
+    assert loaded.get_params() == det.get_params()
+    a, b = det.score(data, reconstruct=True), loaded.score(data, reconstruct=True)
+    assert list(a.columns) == ["score", "threshold", "is_anomaly", "error_temp", "error_flow", "recon_temp", "recon_flow"]
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
+    ea, eb = det.embed(data), loaded.embed(data)
+    assert list(ea.columns) == ["start", "end", "z0", "z1", "z2", "z3"]
+    assert len(ea) == len(data) - W + 1  # every kind embeds windows of `window` rows, no horizon
+    pd.testing.assert_frame_equal(ea, eb, check_exact=False, rtol=1e-6)
+
+
+def test_prediction_scores_rows_from_the_windows_before_them(fitted, data):
+    det = fitted["prediction"][0]
+    s = det.score(data)
+    assert s["score"].iloc[:W].isna().all()  # never predicted: nothing before them
+    assert s["score"].iloc[W:].notna().all()
+    assert not s["is_anomaly"].iloc[:W].any()
+
+
+def test_composite_scores_every_row_of_a_stretch(fitted, data):
+    s = fitted["composite"][0].score(data)
+    assert s["score"].notna().all()
+
+
+def test_prediction_flags_an_injected_spike_and_only_from_it_on(fitted, data):
+    det = fitted["prediction"][0]
+    spiked = data.copy()
+    at = 300
+    spiked.iloc[at, 0] += 8.0
+    clean, s = det.score(data), det.score(spiked)
+    assert s["is_anomaly"].iloc[at]
+    assert s["score"].idxmax() == spiked.index[at]
+    # a row's score comes from predictions made before it: rows before the spike are untouched
+    np.testing.assert_array_equal(s["score"].iloc[:at].to_numpy(), clean["score"].iloc[:at].to_numpy())
+    np.testing.assert_array_equal(s["is_anomaly"].iloc[:at].to_numpy(), clean["is_anomaly"].iloc[:at].to_numpy())
+    assert not clean["is_anomaly"].iloc[at]
+
+
+def test_old_model_without_kind_params_loads_as_reconstruction(fitted, data, tmp_path):
+    import shutil
+
+    det, _, path = fitted["reconstruction-stacked"]
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    meta = json.loads((old / "detector.json").read_text())
+    for key in ("model_kind", "horizon", "prediction_weight", "reverse", "conditional"):
+        del meta["params"][key]
+    (old / "detector.json").write_text(json.dumps(meta))
+    loaded = LSTMAutoencoderDetector.load(old)
+    assert loaded.model_kind == "reconstruction" and loaded.reverse is False
+    pd.testing.assert_frame_equal(loaded.score(data), det.score(data), check_exact=False, rtol=1e-6)
+
+
+@pytest.mark.parametrize("params,message", [
+    (dict(model_kind="forecast"), "model_kind must be one of"),
+    (dict(model_kind="prediction", reverse=True), "reverse applies to the reconstruction decoder"),
+    (dict(model_kind="prediction", horizon=0), "horizon must be an integer >= 1"),
+    (dict(model_kind="prediction", horizon=2, stride=3), "must not exceed horizon"),
+    (dict(model_kind="composite", prediction_weight=0), "prediction_weight must be a positive number"),
+    (dict(conditional="yes"), "conditional must be true or false"),
+])
+def test_bad_kind_params_are_refused_before_training(data, params, message):
+    with pytest.raises(ConfigError, match=message):
+        LSTMAutoencoderDetector(**{**TINY, **params}).fit(data)
+
+
+def test_prediction_needs_window_plus_horizon_rows(fitted, data):
+    with pytest.raises(DataError, match="one window plus the horizon"):
+        fitted["prediction"][0].score(data.iloc[: W + H - 1])
+    assert len(fitted["prediction"][0].embed(data.iloc[:W])) == 1  # the encoder needs the window only
+
+
+# -- CLI --------------------------------------------------------------------------------------
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "anomaly", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("kind,extra,suffix", [
+    ("prediction", ["--horizon", "2"], "parquet"),
+    ("composite", ["--horizon", "2", "--reverse", "--conditional", "--prediction-weight", "0.5"], "csv"),
+])
+def test_cli_trains_scores_and_embeds_every_kind(tmp_path, data, kind, extra, suffix):
+    csv = tmp_path / "data.csv"
+    data.rename_axis("timestamp").reset_index().to_csv(csv, index=False)
+    model = tmp_path / "model"
+    common = ["--window", str(W), "--units", "8", "--latent", "4", "--epochs", "2", "--batch-size", "32"]
+    r = run_cli("train", str(csv), "--model", str(model), "--model-kind", kind, *extra, *common, "--quiet")
+    assert r.returncode == 0, r.stderr
+    det = LSTMAutoencoderDetector.load(model)
+    assert det.model_kind == kind and det.horizon == 2
+    assert len(det.history_["loss"]) == 2
+
+    r = run_cli("score", str(csv), "--model", str(model), "--out", str(tmp_path / "scores.csv"))
+    assert r.returncode == 0, r.stderr
+    cli_scores = pd.read_csv(tmp_path / "scores.csv")
+    api_scores = det.score(data)
+    np.testing.assert_allclose(cli_scores["score"].to_numpy(), api_scores["score"].to_numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(cli_scores["is_anomaly"].to_numpy(), api_scores["is_anomaly"].to_numpy())
+
+    out = tmp_path / f"vectors.{suffix}"
+    r = run_cli("embed", str(csv), "--model", str(model), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {len(data) - W + 1} vectors of 4 numbers" in r.stdout
+    vectors = pd.read_parquet(out) if suffix == "parquet" else pd.read_csv(out)
+    api = det.embed(data)
+    assert list(vectors.columns) == ["start", "end", "z0", "z1", "z2", "z3"]
+    np.testing.assert_allclose(vectors[["z0", "z1", "z2", "z3"]].to_numpy(), api[["z0", "z1", "z2", "z3"]].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert pd.to_datetime(vectors["start"]).tolist() == api["start"].tolist()
+
+
+def test_cli_refuses_a_bad_kind_option_in_one_line(tmp_path, data):
+    csv = tmp_path / "data.csv"
+    data.rename_axis("timestamp").reset_index().to_csv(csv, index=False)
+    r = run_cli("train", str(csv), "--model", str(tmp_path / "m"), "--model-kind", "prediction", "--reverse", "--quiet")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "reverse applies to the reconstruction decoder" in r.stderr
+    assert not (tmp_path / "m").exists()
+
+
+# -- collections of separate sequences --------------------------------------------------------
+def recordings(n: int = 24, seed: int = 0) -> list[np.ndarray]:
+    """Short recordings of different lengths (6 to 12 steps) of two sensors."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        steps, phase = int(rng.integers(6, 13)), rng.uniform(0, 2 * np.pi)
+        t = np.arange(steps) / 3 + phase
+        out.append(np.column_stack([np.sin(t), np.cos(t)]) + 0.02 * rng.standard_normal((steps, 2)))
+    return out
+
+
+SEQ = dict(window=12, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=3, batch_size=8, verbose=0,
+           model_kind="composite", horizon=1, reverse=True, conditional=True)
+
+
+@pytest.fixture(scope="module")
+def seq_fitted():
+    return LSTMAutoencoderDetector(**SEQ).fit_sequences(recordings())
+
+
+def test_sequences_train_and_score_one_frame_per_recording(seq_fitted):
+    loss = seq_fitted.history_["loss"]
+    assert loss[-1] < loss[0]
+    seqs = recordings(5, seed=1)
+    frames = seq_fitted.score_sequences(seqs)
+    assert [len(f) for f in frames] == [len(s) for s in seqs]
+    assert all(f["score"].notna().all() for f in frames)  # composite: every real step is estimated
+    assert list(frames[0].columns) == ["score", "threshold", "is_anomaly", "error_x0", "error_x1"]
+    vectors = seq_fitted.embed_sequences(seqs)
+    assert list(vectors.columns) == ["sequence", "steps", "z0", "z1", "z2", "z3"]
+    assert vectors["steps"].tolist() == [len(s) for s in seqs]
+
+
+def test_padded_values_change_nothing(seq_fitted, monkeypatch):
+    """Refit with another padding value: same training, same weights, same scores."""
+    seqs = recordings()
+    monkeypatch.setattr(detector_mod, "PAD_VALUE", 7.5)
+    other = LSTMAutoencoderDetector(**SEQ).fit_sequences(seqs)
+    assert other.history_ == seq_fitted.history_
+    for a, b in zip(other.model_.get_weights(), seq_fitted.model_.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for fa, fb in zip(other.score_sequences(seqs[:6]), seq_fitted.score_sequences(seqs[:6])):
+        pd.testing.assert_frame_equal(fa, fb)
+
+
+def test_a_recording_scores_the_same_alone_or_with_longer_ones(seq_fitted):
+    seqs = recordings(6, seed=2)
+    together = seq_fitted.score_sequences(seqs)
+    for seq, frame in zip(seqs, together):
+        pd.testing.assert_frame_equal(seq_fitted.score_sequences([seq])[0], frame, check_exact=False, rtol=1e-6)
+
+
+def test_sequence_model_round_trip_and_flags_a_bad_recording(seq_fitted, tmp_path):
+    loaded = LSTMAutoencoderDetector.load(seq_fitted.save(tmp_path / "seq"))
+    seqs = recordings(4, seed=3)
+    bad = seqs[0].copy()
+    bad[3, 0] += 6.0
+    for fa, fb in zip(loaded.score_sequences([bad, *seqs]), seq_fitted.score_sequences([bad, *seqs])):
+        pd.testing.assert_frame_equal(fa, fb, check_exact=False, rtol=1e-6)
+    first = loaded.score_sequences([bad])[0]
+    assert first["is_anomaly"].iloc[3]
+    assert first["score"].idxmax() == 3
+
+
+def test_sequence_and_series_models_refuse_the_other_api(seq_fitted, fitted, data):
+    with pytest.raises(ConfigError, match="fitted on separate sequences"):
+        seq_fitted.score(data.rename(columns={"temp": "x0", "flow": "x1"}))
+    with pytest.raises(ConfigError, match="fitted on one series"):
+        fitted["prediction"][0].score_sequences(recordings(2))
+
+
+@pytest.mark.parametrize("seqs,message", [
+    ([np.ones((20, 2))], "sequence 0: 20 steps; this model takes 3 to 13"),
+    ([np.ones((6, 3))], "sequence 0: 3 column"),
+    ([pd.DataFrame({"x0": np.ones(6), "y": np.ones(6)})], "sequence 0: lacks column"),
+    ([np.array([[0.0, 1.0], [np.nan, 1.0], [0.0, 1.0]])], "sequence 0 row 1 column 'x0': missing"),
+    ([], "non-empty list of sequences"),
+])
+def test_bad_sequences_are_refused_with_one_line(seq_fitted, seqs, message):
+    with pytest.raises(DataError, match=message):
+        seq_fitted.score_sequences(seqs)
