@@ -114,7 +114,7 @@ def cmd_train(args) -> int:
         latent_dim=args.latent, activation=args.activation, dropout=args.dropout, learning_rate=args.learning_rate,
         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
         validation_fraction=args.validation_fraction, seed=args.seed, threshold_rule=args.threshold_rule,
-        quantile=args.quantile, k_sigma=args.k_sigma, smoothing=args.smoothing,
+        quantile=args.quantile, k_sigma=args.k_sigma, margin=args.margin, smoothing=args.smoothing,
         min_event_length=args.min_length, merge_gap=args.merge_gap, on_constant=args.on_constant,
         verbose=0 if args.quiet else 1,
     )
@@ -155,9 +155,11 @@ def _add_train(sub) -> None:
     m.add_argument("--seed", type=int, default=0, help="random seed: same seed, same model (default: 0)")
     m.add_argument("--on-constant", choices=["error", "keep"], default="error", help="a constant sensor: refuse (default) or keep it")
     t = p.add_argument_group("thresholds and events")
-    t.add_argument("--threshold-rule", choices=["quantile", "ksigma"], default="quantile", help="rule in force (default: quantile)")
+    t.add_argument("--threshold-rule", choices=["quantile", "ksigma", "max"], default="quantile",
+                   help="rule in force: quantile of held-out normal scores, mean + k*std, or margin * max (default: quantile)")
     t.add_argument("--quantile", type=float, default=0.995, help="quantile of held-out normal scores (default: 0.995)")
     t.add_argument("--k-sigma", type=float, default=4.0, help="k of the mean + k*std rule (default: 4)")
+    t.add_argument("--margin", type=float, default=1.0, help="multiplier of the max rule (default: 1)")
     t.add_argument("--smoothing", type=int, default=0, help="EWMA span of the score in points, 0 = off (default: 0)")
     _add_event_options(t, defaults=True)
     p.add_argument("--quiet", action="store_true", help="no progress output")
