@@ -235,7 +235,7 @@ class LSTMAutoencoderDetector:
         with np.errstate(invalid="ignore"):
             score = row_errors.mean(axis=1)
         if self.smoothing > 1:
-            score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy()
+            score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy(copy=True)
             score[~np.isfinite(row_errors).all(axis=1)] = np.nan
         return score
 
