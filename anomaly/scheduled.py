@@ -142,8 +142,8 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
     def done(result: JobResult) -> JobResult:
         result.seconds = round(time.monotonic() - began, 3)
         extra = {"run": result.run_id, **fields, "status": result.status, "rows": result.rows_scored,
-                 "new": result.rows_new, "events_new": len(result.new_events), "exit": result.exit_code,
-                 "duration_s": result.seconds}
+                 "new": result.rows_new, "events_new": len(result.new_events),
+                 "exit": result.exit_code if result.status != "success" else None, "duration_s": result.seconds}
         if result.status == "success":
             log.info("run finished", extra={"fields": extra})
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -317,3 +318,31 @@ def test_db_only_options_need_db(tmp_path, capsys):
     assert main(["score", "x.csv", "--model", "m", "--db", str(tmp_path / "r.db"), "--out", "s.csv"]) == EXIT_BAD_INPUT
     assert "--out and --events" in capsys.readouterr().err
     assert main(["score-batch", str(tmp_path / "missing.toml"), "--db", str(tmp_path / "r.db")]) == EXIT_BAD_INPUT
+
+
+def test_readme_cron_line_works_as_written(files, tmp_path):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"```cron\n(.*?)\n```", text, re.S).group(1).strip()
+    fields = line.split(None, 5)
+    assert len(fields) == 6 and "%" not in line  # five schedule fields, then the command; % is special to cron
+    assert all(re.fullmatch(r"[\d*/,-]+", f) for f in fields[:5])
+    # ~/lstm-anomaly after `make demo-model`: a venv with the `anomaly` script, the demo data and model
+    home = tmp_path / "home"
+    repo = home / "lstm-anomaly"
+    for sub in (".venv/bin", "data", "models"):
+        (repo / sub).mkdir(parents=True)
+    shutil.copy(files / "full.csv", repo / "data" / "machine_temperature_system_failure.csv")
+    shutil.copytree(files / "model", repo / "models" / "demo")
+    script = repo / ".venv" / "bin" / "anomaly"
+    script.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m anomaly "$@"\n')
+    script.chmod(0o755)
+    cron_env = {"HOME": str(home), "LOGNAME": "user", "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh"}
+    done = subprocess.run(["/bin/sh", "-c", fields[5]], cwd="/", env=cron_env, capture_output=True, text=True,
+                          timeout=600)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # nothing for cron to mail
+    with open_store(repo / "results.db") as store:
+        assert store.sources() == ["machine_temperature"]
+        assert len(store.scores("machine_temperature")) == N
+        assert store.runs()["status"].tolist() == ["success"]
+    log = (repo / "results.log").read_text().splitlines()
+    assert len(log) == 2 and all(LOGFMT.fullmatch(x) for x in log) and 'msg="run finished"' in log[1]
