@@ -108,11 +108,10 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     data = _load_for_model(job.data, _args(job), detector)
     stamps = _naive_utc(data.index)
     finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
-    stored = np.zeros(len(data), dtype=bool)
-    if not job.rescore:
-        known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
-        stored = np.isin(stamps.asi8, known.asi8)
-    rows = rows_to_write(finite, stored, detector.window, detector.stride, detector.smoothing)
+    known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
+    stored = np.isin(stamps.asi8, known.asi8)
+    plan = np.zeros(len(data), dtype=bool) if job.rescore else stored
+    rows = rows_to_write(finite, plan, detector.window, detector.stride, detector.smoothing)
     if not rows.any():
         store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
@@ -126,7 +125,7 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
     found = detector.events(region)
     added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit)
-    rows_new = int(len(new) - np.isin(new.index.asi8, stamps[stored].asi8).sum())
+    rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
     fields.update(threshold=limit, events_found=len(found))
     return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, added)
 

@@ -7,6 +7,7 @@ anomaly`` subprocesses where it does: a SIGKILL midway, two concurrent runs, the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -142,6 +143,10 @@ def test_second_run_on_same_data_adds_nothing(files, target, full_rescore):
     pd.testing.assert_frame_equal(table(target, "events"), events)
     runs = table(target, "runs")
     assert runs["status"].tolist() == ["success", "success"] and runs["rows_scored"].tolist() == [N, 0]
+    assert_equals_full_rescore(target, full_rescore)
+    forced = run_job(dataclasses.replace(job(files, "full.csv"), rescore=True), target)
+    assert (forced.rows_scored, forced.rows_new, forced.new_events) == (N, 0, [])
+    assert len(table(target, "scores")) == N and (table(target, "scores")["run_id"] == forced.run_id).all()
     assert_equals_full_rescore(target, full_rescore)
 
 

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from anomaly.errors import DataError
-from anomaly.store import (LockedError, LogfmtFormatter, Store, logfmt, make_url, metadata, open_store,
+from anomaly.store import (LockedError, LogfmtFormatter, Store, StoreError, logfmt, make_url, metadata, open_store,
                            schema_version)
 
 
@@ -220,3 +220,9 @@ def test_logfmt_lines_parse():
 def test_store_repr_hides_password():
     store = Store(None, "x", make_url("postgresql://user:secret@localhost/db"))
     assert "secret" not in repr(store)
+
+
+def test_unreachable_server_is_one_line_exit_1():
+    with pytest.raises(StoreError, match=r"^database postgresql\+psycopg://anomaly:\*\*\*@127\.0\.0\.1:1/x: ") as err:
+        open_store("postgresql://anomaly:secret@127.0.0.1:1/x", create=True)
+    assert err.value.exit_code == 1 and "\n" not in str(err.value) and "secret" not in str(err.value)
