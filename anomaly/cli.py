@@ -269,15 +269,30 @@ def _db_exit(results, args) -> int:
     return exit_code(results, args.exit_code_on_anomaly, failures)
 
 
+def _logfmt_errors(command):
+    """With a database, errors before or around the runs are logfmt lines too (one line, the exit code)."""
+
+    def run(args) -> int:
+        from anomaly.store import use_logfmt
+
+        use_logfmt(log)
+        try:
+            return command(args)
+        except AnomalyError as exc:
+            log.error(str(exc), extra={"fields": {"exit": exc.exit_code}})
+            return exc.exit_code
+
+    return run
+
+
+@_logfmt_errors
 def cmd_score_db(args) -> int:
     from anomaly.errors import ConfigError
     from anomaly.scheduled import Job, run_job
-    from anomaly.store import use_logfmt
 
     if args.out or args.events:
         raise ConfigError("--out and --events write files; with --db the results go to the database (read them "
                           "with SQL or the dashboard)")
-    use_logfmt(log)
     job = Job(data=args.data, model=args.model, source=args.source, timestamp_col=args.timestamp_col,
               columns=args.columns, duplicates=args.duplicates, max_gap=args.max_gap, threshold=args.threshold,
               quantile=args.quantile, min_length=args.min_length, merge_gap=args.merge_gap, rescore=args.rescore)
@@ -288,12 +303,11 @@ def cmd_score_db(args) -> int:
     return _db_exit([result], args)
 
 
+@_logfmt_errors
 def cmd_score_batch(args) -> int:
     from anomaly.errors import ConfigError
     from anomaly.scheduled import load_jobs, run_batch
-    from anomaly.store import use_logfmt
 
-    use_logfmt(log)
     jobs, settings = load_jobs(args.jobs)
     db = args.db or settings.get("db")
     if not db:

@@ -292,7 +292,7 @@ def run_batch(jobs: list[Job], db: str, lock_timeout: float = DEFAULT_LOCK_TIMEO
     try:
         if scheduler is not None:
             try:
-                client = Client(scheduler, timeout="30s")
+                client = Client(scheduler, timeout="10s")
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
         else:

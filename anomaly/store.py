@@ -520,14 +520,13 @@ def _score_rows(frame: pd.DataFrame, source: str, model: str, run_id: int) -> li
         return []
     frame = frame[np.isfinite(frame["score"].to_numpy())]
     sensors = [c[len("error_"):] for c in frame.columns if c.startswith("error_")]
-    errors = frame[[f"error_{s}" for s in sensors]].to_numpy(dtype=np.float64)
-    stamps = _naive_utc(frame.index)
-    score = frame["score"].to_numpy(dtype=np.float64)
-    limit = frame["threshold"].to_numpy(dtype=np.float64)
-    flags = frame["is_anomaly"].to_numpy(dtype=bool)
+    errors = frame[[f"error_{s}" for s in sensors]].to_numpy(dtype=np.float64).tolist()
+    stamps = _naive_utc(frame.index).to_pydatetime()
+    score = frame["score"].to_numpy(dtype=np.float64).tolist()
+    limit = frame["threshold"].to_numpy(dtype=np.float64).tolist()
+    flags = frame["is_anomaly"].to_numpy(dtype=bool).tolist()
     return [
-        {"source": source, "model": model, "timestamp": stamps[i].to_pydatetime(), "score": float(score[i]),
-         "threshold": float(limit[i]), "is_anomaly": bool(flags[i]),
-         "errors": json.dumps(dict(zip(sensors, map(float, errors[i]))), allow_nan=True), "run_id": run_id}
-        for i in range(len(frame))
+        {"source": source, "model": model, "timestamp": stamps[i], "score": score[i], "threshold": limit[i],
+         "is_anomaly": flags[i], "errors": json.dumps(dict(zip(sensors, errors[i]))), "run_id": run_id}
+        for i in range(len(score))
     ]
