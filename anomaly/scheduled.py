@@ -115,6 +115,7 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     if not rows.any():
         store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
+    _warn_short_context(store, job, detector, rows, stamps)
     new = score_rows(detector, data, rows, threshold=job.threshold, quantile=job.quantile)
     new.index = _naive_utc(new.index)
     limit = float(new["threshold"].iloc[0])
@@ -128,6 +129,19 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
     fields.update(threshold=limit, events_found=len(found))
     return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, added)
+
+
+def _warn_short_context(store: Store, job: Job, detector, rows: np.ndarray, stamps) -> None:
+    """Warn when DATA (e.g. a rotated file) starts too close to the rows to write while older scores exist:
+    those rows then lack windows or EWMA history that a full re-score would have."""
+    from anomaly.incremental import ewm_horizon
+
+    need = detector.window - 1 + ewm_horizon(detector.smoothing)
+    first = int(np.flatnonzero(rows)[0])
+    if first < need and store.has_scores_before(job.source_name, job.model_name, stamps[0]):
+        log.warning("DATA starts only %d rows before the first row to write (the model needs %d for full context); "
+                    "keep older rows in DATA for scores equal to a full re-score" % (first, need),
+                    extra={"fields": {"source": job.source_name}})
 
 
 def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug: bool = False) -> JobResult:

@@ -439,6 +439,13 @@ class Store:
             values = conn.execute(query.order_by(scores.c.timestamp)).scalars().all()
         return _naive_utc(values)
 
+    def has_scores_before(self, source: str, model: str, when) -> bool:
+        """Whether ``(source, model)`` has a stored score earlier than ``when``."""
+        query = sa.select(scores.c.timestamp).where(scores.c.source == source, scores.c.model == model,
+                                                   scores.c.timestamp < _py(_naive_utc([when])[0])).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def events_touching(self, source: str, model: str, since) -> pd.DataFrame:
         """Stored events of ``(source, model)`` that end at or after ``since``."""
         query = (sa.select(events.c.start, events.c.end).where(

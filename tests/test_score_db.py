@@ -177,6 +177,31 @@ def test_late_data_filling_a_hole_equals_a_full_rescore(files, tmp_path, full_re
     assert_equals_full_rescore(db, full_rescore)
 
 
+def test_rotated_file_with_enough_overlap_equals_a_full_rescore(files, tmp_path, full_rescore):
+    import logging
+
+    data = make_data()
+    data.iloc[400:].to_csv(tmp_path / "rotated.csv", index=False)  # 150 already-scored rows of context
+    data.iloc[545:].to_csv(tmp_path / "too_short.csv", index=False)  # only 5
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("anomaly").addHandler(handler)
+    try:
+        db = str(tmp_path / "r.db")
+        run_job(job(files, "part.csv"), db)
+        rotated = run_job(Job(str(tmp_path / "rotated.csv"), str(files / "model"), source="pump"), db)
+        assert rotated.rows_new == N - PART and not [r for r in records if r.levelname == "WARNING"]
+        assert_equals_full_rescore(db, full_rescore)
+        other = str(tmp_path / "other.db")
+        run_job(job(files, "part.csv"), other)
+        run_job(Job(str(tmp_path / "too_short.csv"), str(files / "model"), source="pump"), other)
+        warnings = [r.getMessage() for r in records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "DATA starts only 0 rows before the first row to write" in warnings[0]
+    finally:
+        logging.getLogger("anomaly").removeHandler(handler)
+
+
 # -- failures, kills, concurrency ---------------------------------------------------------------
 def test_bad_input_is_a_failed_run_and_exit_2(files, tmp_path):
     db = str(tmp_path / "r.db")
