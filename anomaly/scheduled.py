@@ -26,7 +26,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from anomaly.errors import EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_ERROR, EXIT_LOCKED, EXIT_OK, AnomalyError, DataError
+from anomaly.errors import (EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_ERROR, EXIT_LOCKED, EXIT_OK, AnomalyError, ConfigError,
+                            DataError)
 from anomaly.store import LockedError, Store, _naive_utc, open_store, use_logfmt
 
 log = logging.getLogger("anomaly")
@@ -300,7 +301,10 @@ def run_batch(jobs: list[Job], db: str, lock_timeout: float = DEFAULT_LOCK_TIMEO
     """Run ``jobs`` one after the other, or on Dask: a local cluster of ``workers`` processes or ``scheduler``."""
     if workers is None and scheduler is None:
         return [run_job(job, db, lock_timeout) for job in jobs]
-    from dask.distributed import Client, LocalCluster
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("--workers and --scheduler need Dask: pip install 'lstm-anomaly[dask]'") from None
 
     cluster = None
     try:

@@ -49,7 +49,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
-from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, DataError
+from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, ConfigError, DataError
 
 SCHEMA_VERSION = 1
 RUN_COLUMNS = ["id", "started", "finished", "model", "source", "rows_scored", "status", "error"]
@@ -229,7 +229,10 @@ def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout:
             raise DataError(f"{target}: no such database file")
         engine = _sqlite_engine(url, busy_timeout)
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True)
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"{_display(url)}: needs the {exc.name} driver: pip install 'lstm-anomaly[postgres]'") from None
     store = Store(engine, str(target), url)
     try:
         store._check_schema(create)
