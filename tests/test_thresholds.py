@@ -17,7 +17,7 @@ def test_ksigma_threshold():
 
 def test_fit_thresholds_holds_every_rule():
     t = fit_thresholds(np.arange(10.0), 0.5, 1.0, "ksigma")
-    assert t["rule"] == "ksigma" and set(t["values"]) == {"quantile", "ksigma"}
+    assert t["rule"] == "ksigma" and set(t["values"]) == {"quantile", "ksigma", "max"}
     assert t["values"]["quantile"] == pytest.approx(4.5)
 
 
