@@ -114,7 +114,7 @@ def cmd_train(args) -> int:
         latent_dim=args.latent, activation=args.activation, dropout=args.dropout, learning_rate=args.learning_rate,
         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
         validation_fraction=args.validation_fraction, seed=args.seed, threshold_rule=args.threshold_rule,
-        quantile=args.quantile, k_sigma=args.k_sigma, smoothing=args.smoothing,
+        quantile=args.quantile, k_sigma=args.k_sigma, margin=args.margin, smoothing=args.smoothing,
         min_event_length=args.min_length, merge_gap=args.merge_gap, on_constant=args.on_constant,
         verbose=0 if args.quiet else 1, **_kind_params(args),
     )
@@ -156,9 +156,11 @@ def _add_train(sub) -> None:
     m.add_argument("--on-constant", choices=["error", "keep"], default="error", help="a constant sensor: refuse (default) or keep it")
     _add_kind_options(p)
     t = p.add_argument_group("thresholds and events")
-    t.add_argument("--threshold-rule", choices=["quantile", "ksigma"], default="quantile", help="rule in force (default: quantile)")
+    t.add_argument("--threshold-rule", choices=["quantile", "ksigma", "max"], default="quantile",
+                   help="rule in force: quantile of held-out normal scores, mean + k*std, or margin * max (default: quantile)")
     t.add_argument("--quantile", type=float, default=0.995, help="quantile of held-out normal scores (default: 0.995)")
     t.add_argument("--k-sigma", type=float, default=4.0, help="k of the mean + k*std rule (default: 4)")
+    t.add_argument("--margin", type=float, default=1.0, help="multiplier of the max rule (default: 1)")
     t.add_argument("--smoothing", type=int, default=0, help="EWMA span of the score in points, 0 = off (default: 0)")
     _add_event_options(t, defaults=True)
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -202,6 +204,9 @@ def _load_detector(args):
 def cmd_score(args) -> int:
     from anomaly.io import write_table
 
+    if args.db:
+        return cmd_score_db(args)
+    _check_no_db_options(args)
     detector = _load_detector(args)
     data = _load_for_model(args.data, args, detector)
     scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
@@ -231,7 +236,126 @@ def _add_score(sub) -> None:
     t.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
     t.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
     _add_event_options(t, defaults=False)
+    _add_db_options(p)
     p.set_defaults(func=cmd_score)
+
+
+# -- scheduled scoring into a database (see anomaly.scheduled and anomaly.store) --------------
+SCORE_BATCH_EXAMPLES = """examples:
+  anomaly score-batch jobs.toml --db results.db
+  anomaly score-batch jobs.toml --db postgresql://anomaly@db/results --workers 4
+  anomaly score-batch jobs.toml --scheduler tcp://10.0.0.5:8786 --on-event 'logger -t anomaly'
+
+jobs.toml:
+  db = "results.db"            # used when --db is not given; relative to jobs.toml
+  [[jobs]]
+  data = "pump1.csv"           # relative to jobs.toml
+  model = "models/pump"
+  source = "pump1"             # optional; also: columns, timestamp_col, duplicates, max_gap,
+                               # threshold, quantile, min_length, merge_gap, rescore
+"""
+
+
+def _add_db_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
+    g = p.add_argument_group("database (scheduled, incremental scoring)")
+    if not batch:
+        g.add_argument("--db", metavar="TARGET", help="write scores, events and the run into a results database: "
+                       "a file path (SQLite, e.g. results.db) or a URL (postgresql://user:pw@host/db); only new "
+                       "timestamps are scored")
+        g.add_argument("--source", metavar="NAME", help="name of the series in the database (default: DATA's absolute path)")
+        g.add_argument("--rescore", action="store_true", help="re-score every timestamp of DATA (upserted), not only new ones")
+    g.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="wait at most this long for another run of the same source; then exit 3 (default: 60)")
+    g.add_argument("--on-event", metavar="CMD", help="run the shell command CMD for each new event, the event as JSON on stdin")
+    g.add_argument("--exit-code-on-anomaly", action="store_true", help="exit 4 when the run found new events")
+
+
+def _check_no_db_options(args) -> None:
+    from anomaly.errors import ConfigError
+
+    for name in ("on_event", "source"):
+        if getattr(args, name, None):
+            raise ConfigError(f"--{name.replace('_', '-')} needs --db")
+    for name in ("exit_code_on_anomaly", "rescore"):
+        if getattr(args, name, False):
+            raise ConfigError(f"--{name.replace('_', '-')} needs --db")
+
+
+def _db_exit(results, args) -> int:
+    from anomaly.scheduled import exit_code, notify
+
+    failures = 0
+    if args.on_event:
+        failures = sum(notify(args.on_event, r.new_events) for r in results if r.status == "success")
+    return exit_code(results, args.exit_code_on_anomaly, failures)
+
+
+def _logfmt_errors(command):
+    """With a database, errors before or around the runs are logfmt lines too (one line, the exit code)."""
+
+    def run(args) -> int:
+        from anomaly.store import use_logfmt
+
+        use_logfmt(log)
+        try:
+            return command(args)
+        except AnomalyError as exc:
+            log.error(str(exc), extra={"fields": {"exit": exc.exit_code}})
+            return exc.exit_code
+
+    return run
+
+
+@_logfmt_errors
+def cmd_score_db(args) -> int:
+    from anomaly.errors import ConfigError
+    from anomaly.scheduled import Job, run_job
+
+    if args.out or args.events:
+        raise ConfigError("--out and --events write files; with --db the results go to the database (read them "
+                          "with SQL or the dashboard)")
+    job = Job(data=args.data, model=args.model, source=args.source, timestamp_col=args.timestamp_col,
+              columns=args.columns, duplicates=args.duplicates, max_gap=args.max_gap, threshold=args.threshold,
+              quantile=args.quantile, min_length=args.min_length, merge_gap=args.merge_gap, rescore=args.rescore)
+    result = run_job(job, args.db, args.lock_timeout, debug=args.debug)
+    if result.status == "success":
+        print(f"run {result.run_id}: wrote {result.rows_scored} rows ({result.rows_new} new) for {result.source}; "
+              f"{len(result.new_events)} new event(s)")
+    return _db_exit([result], args)
+
+
+@_logfmt_errors
+def cmd_score_batch(args) -> int:
+    from anomaly.errors import ConfigError
+    from anomaly.scheduled import load_jobs, run_batch
+
+    jobs, settings = load_jobs(args.jobs)
+    db = args.db or settings.get("db")
+    if not db:
+        raise ConfigError(f"{args.jobs}: no database: give --db TARGET or set db = \"...\" in the file")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    timeout = args.lock_timeout if args.lock_timeout is not None else settings.get("lock_timeout", 60.0)
+    results = run_batch(jobs, db, timeout, workers=args.workers, scheduler=args.scheduler)
+    for r in results:
+        state = f"run {r.run_id}: wrote {r.rows_scored} rows ({r.rows_new} new), {len(r.new_events)} new event(s)" \
+            if r.status == "success" else f"{r.status}: {r.error}"
+        print(f"{r.source}: {state}")
+    return _db_exit(results, args)
+
+
+def _add_score_batch(sub) -> None:
+    p = sub.add_parser("score-batch", help="score many (data, model) pairs into a database, optionally on Dask",
+                       description="Score the jobs of JOBS.toml into a results database, one after the other, "
+                                   "on a local Dask cluster (--workers N) or on a Dask scheduler (--scheduler).",
+                       epilog=SCORE_BATCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("jobs", metavar="JOBS.toml", help="TOML file with [[jobs]] tables (data, model, ...)")
+    p.add_argument("--db", metavar="TARGET", help="results database (default: the file's db key)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (e.g. tcp://host:8786)")
+    _add_db_options(p, batch=True)
+    p.set_defaults(func=cmd_score_batch, lock_timeout=None)
 
 
 # -- evaluate ---------------------------------------------------------------------------------
@@ -353,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(sub)
     _add_evaluate(sub)
     _add_embed(sub)
+    _add_score_batch(sub)
     return parser
 
 
