@@ -82,6 +82,12 @@ def rows_to_write(finite_rows: np.ndarray, stored: np.ndarray, window: int, stri
 def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float | None = None,
                quantile: float | None = None) -> pd.DataFrame:
     """``detector.score(X)`` restricted to ``rows`` (a boolean mask), computing only the windows needed."""
+    kind = getattr(detector, "model_kind", "reconstruction")
+    if kind != "reconstruction":  # the row arithmetic below assumes each window estimates its own rows
+        from anomaly.errors import ConfigError
+
+        raise ConfigError(f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
+                          "score the whole series with 'anomaly score --out' instead")
     X, values, starts = detector._prepare(X)
     window = detector.window
     limit = detector.threshold_for(threshold, quantile)

@@ -263,3 +263,10 @@ def test_sequence_and_series_models_refuse_the_other_api(seq_fitted, fitted, dat
 def test_bad_sequences_are_refused_with_one_line(seq_fitted, seqs, message):
     with pytest.raises(DataError, match=message):
         seq_fitted.score_sequences(seqs)
+
+
+def test_incremental_scoring_refuses_kinds_it_cannot_reproduce(fitted, data):
+    from anomaly.incremental import score_rows
+
+    with pytest.raises(ConfigError, match="reconstruction models only, not model_kind 'prediction'"):
+        score_rows(fitted["prediction"][0], data, np.ones(len(data), dtype=bool))
