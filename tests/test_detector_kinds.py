@@ -270,3 +270,12 @@ def test_incremental_scoring_refuses_kinds_it_cannot_reproduce(fitted, data):
 
     with pytest.raises(ConfigError, match="reconstruction models only, not model_kind 'prediction'"):
         score_rows(fitted["prediction"][0], data, np.ones(len(data), dtype=bool))
+
+
+def test_prediction_on_sequences_scores_the_last_horizon_steps():
+    det = LSTMAutoencoderDetector(**{**SEQ, "model_kind": "prediction", "horizon": 2, "reverse": False,
+                                     "conditional": False, "epochs": 2}).fit_sequences(recordings())
+    seqs = recordings(3, seed=4)
+    for seq, frame in zip(seqs, det.score_sequences(seqs)):
+        assert frame["score"].iloc[:-2].isna().all() and frame["score"].iloc[-2:].notna().all()
+        assert len(frame) == len(seq)
