@@ -440,8 +440,10 @@ EMBED_EXAMPLES = """examples:
 
 
 def cmd_embed(args) -> int:
-    from anomaly.io import write_table
+    from anomaly.io import PARQUET_SUFFIXES, write_table
 
+    if Path(args.out).suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:  # before any work
+        raise DataError(f"{args.out}: output must end in .csv or .parquet")
     detector = _load_detector(args)
     data = _load_for_model(args.data, args, detector)
     vectors = detector.embed(data)

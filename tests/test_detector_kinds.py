@@ -279,3 +279,12 @@ def test_prediction_on_sequences_scores_the_last_horizon_steps():
     for seq, frame in zip(seqs, det.score_sequences(seqs)):
         assert frame["score"].iloc[:-2].isna().all() and frame["score"].iloc[-2:].notna().all()
         assert len(frame) == len(seq)
+
+
+def test_embed_refuses_an_unknown_output_format_before_any_work(tmp_path, capsys):
+    from anomaly.cli import main
+
+    assert main(["embed", str(tmp_path / "missing.csv"), "--model", str(tmp_path / "none"), "--out", str(tmp_path / "v.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "v.txt: output must end in .csv or .parquet" in err
+    assert not (tmp_path / "v.txt").exists()
