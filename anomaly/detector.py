@@ -387,7 +387,9 @@ class LSTMAutoencoderDetector:
 
         Rows inside gaps (covered by no window) have NaN scores and are never anomalous. With
         ``reconstruct=True`` the mean reconstruction of each sensor (original units) is added as
-        ``recon_<sensor>``.
+        ``recon_<sensor>``: for ``prediction`` the mean prediction, for ``composite`` the mean of
+        every reconstruction and prediction of the row. For ``prediction``, the first ``window``
+        rows of each stretch are never predicted and score NaN too.
         """
         X, values, starts = self._prepare(X)
         row_errors, recon = self._forward(values, starts, reconstruct)
