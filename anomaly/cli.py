@@ -8,6 +8,7 @@ anything unexpected becomes one line too (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -60,6 +61,17 @@ def _int_list(text: str) -> tuple[int, ...]:
     if not units or min(units) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, not '{text}'")
     return units
+
+
+@contextlib.contextmanager
+def _naming(source: str):
+    """Prefix the data file's name to a DataError raised by the detector (which sees only a frame)."""
+    try:
+        yield
+    except DataError as exc:
+        if str(exc).startswith(str(source)):
+            raise
+        raise DataError(f"{source}: {exc}") from None
 
 
 def _load(path: str, args, interval=None):
@@ -119,7 +131,8 @@ def cmd_train(args) -> int:
         verbose=0 if args.quiet else 1,
     )
     log.info("training on %d rows of %s (%d sensor(s): %s)", len(normal), source, normal.shape[1], ", ".join(normal.columns))
-    detector.fit(normal)
+    with _naming(source):
+        detector.fit(normal)
     path = detector.save(args.model)
     t = detector.thresholds_
     print(f"saved model to {path}  (epochs run: {len(detector.history_.get('loss', []))}, "
@@ -185,7 +198,8 @@ def cmd_score(args) -> int:
 
     detector = _load_detector(args)
     data = _load_for_model(args.data, args, detector)
-    scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
+    with _naming(args.data):
+        scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     if args.out:
         write_table(scores.reset_index(), args.out)
@@ -250,7 +264,8 @@ def cmd_evaluate(args) -> int:
     detector = _load_detector(args)
     data = _load_for_model(args.data, args, detector)
     labels = _labels_for(args.labels, args.key, args.data, data.index.tz)
-    scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
+    with _naming(args.data):
+        scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     flags = scores["is_anomaly"].to_numpy()
     result = {

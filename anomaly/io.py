@@ -23,6 +23,8 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 DUPLICATE_POLICIES = ("error", "mean")
 _DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 64 * 1024
+MAX_GRID_ROWS = 5_000_000  # a regular grid may hold long gaps, but not unbounded ones (see _check_grid)
+MAX_GRID_FACTOR = 100
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -147,10 +149,11 @@ def select_columns(raw: pd.DataFrame, source: str, timestamp_col: str, columns: 
     candidates = [c for c in raw.columns if c != timestamp_col]
     chosen = [c for c in candidates if _looks_numeric(raw[c])]
     skipped = [c for c in candidates if c not in chosen]
+    if not chosen:  # one line, no warning before it: the error names the columns it skipped
+        others = f" (non-numeric: {', '.join(map(repr, map(str, skipped)))})" if skipped else ""
+        raise DataError(f"{source}: no numeric sensor column besides '{timestamp_col}'{others}")
     if skipped:
         log.warning("%s: skipping non-numeric column(s) %s", source, ", ".join(map(str, skipped)))
-    if not chosen:
-        raise DataError(f"{source}: no numeric sensor column besides '{timestamp_col}'")
     return chosen
 
 
@@ -180,6 +183,21 @@ def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
         short = missing & (run_len <= max_gap)
         out.loc[short, col] = filled.loc[short, col]
     return out
+
+
+def _check_grid(index: pd.DatetimeIndex, step: pd.Timedelta, source: str) -> None:
+    """Refuse a regular grid far larger than the data: one stray timestamp (a wrong year, say)
+    would otherwise resample a few hundred rows into hundreds of millions and exhaust memory."""
+    span = int(index.as_unit("ns").asi8[-1]) - int(index.as_unit("ns").asi8[0])
+    rows = span // max(int(step.value), 1) + 1
+    limit = max(MAX_GRID_FACTOR * len(index), MAX_GRID_ROWS)
+    if rows > limit:
+        steps = np.diff(index.as_unit("ns").asi8)
+        at = int(np.argmax(steps))
+        raise DataError(
+            f"{source}: timestamps from {index[0]} to {index[-1]} at a {step} interval would make {rows:,} rows "
+            f"(largest jump: {index[at]} -> {index[at + 1]}); is a timestamp wrong?"
+        )
 
 
 def clean_frame(
@@ -232,6 +250,7 @@ def clean_frame(
     step = pd.Timedelta(interval) if interval is not None else detect_interval(frame.index)
     if step <= pd.Timedelta(0):
         raise DataError(f"{source}: sampling interval must be positive, not {step}")
+    _check_grid(frame.index, step, source)
     frame = frame.resample(step, origin="start").mean()
     frame.index.name = "timestamp"
     frame = fill_short_gaps(frame, max_gap)
@@ -290,16 +309,22 @@ def _as_time(value: str, tz, what: str) -> pd.Timestamp:
 def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
     """Write CSV or Parquet (by suffix) atomically: a temporary name beside ``path``, then rename.
 
-    Timestamps are written in ISO 8601. An interrupted write leaves any previous file untouched.
+    Timestamps are written in ISO 8601. An interrupted write leaves any previous file untouched;
+    the hidden ``.NAME.tmp-*`` file of a write that was killed outright is removed by the next one.
     """
+    import glob
     import os
     import uuid
 
     path = Path(path)
     if path.suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:
         raise DataError(f"{path}: output must end in .csv or .parquet")
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise DataError(f"{path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file to write")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
@@ -312,7 +337,14 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -
             if index and isinstance(out.index, pd.DatetimeIndex):
                 out.index = out.index.map(lambda t: t.isoformat())
             out.to_csv(tmp, index=index)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data is on disk before the name points at it
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write ({exc.strerror or _first_line(exc)})") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
