@@ -106,7 +106,6 @@ def _load_for_model(path: str, args, detector):
 
 # -- train ------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from anomaly.detector import LSTMAutoencoderDetector
     from anomaly.io import select_period
 
     data = _load(args.data, args)
@@ -120,6 +119,8 @@ def cmd_train(args) -> int:
         normal, source = data, args.data
     if len(normal) == 0:
         raise DataError(f"{args.data}: the normal period selects no rows")
+    from anomaly.detector import LSTMAutoencoderDetector  # after the data checks: bad data fails fast
+
     decoder = args.decoder_units or tuple(reversed(args.units))
     detector = LSTMAutoencoderDetector(
         window=args.window, stride=args.stride, encoder_units=args.units, decoder_units=decoder,

@@ -158,12 +158,22 @@ def select_columns(raw: pd.DataFrame, source: str, timestamp_col: str, columns: 
 
 
 def detect_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
-    """The sampling interval: the median step between consecutive distinct timestamps."""
-    steps = np.diff(index.as_unit("ns").asi8)
-    steps = steps[steps > 0]
+    """The sampling interval: the median step between consecutive distinct timestamps.
+
+    With jittered timestamps (a reading "every minute", give or take some seconds) the median may
+    be 59 s; then the mean of the typical steps (within half the median of it), rounded to two
+    significant digits, gives the intended 60 s. Regular data keep their exact step.
+    """
+    steps = np.diff(np.unique(index.as_unit("ns").asi8))
     if len(steps) == 0:
         raise DataError("cannot detect the sampling interval from a single timestamp")
-    return pd.Timedelta(int(np.median(steps)), unit="ns")
+    median = int(np.median(steps))
+    typical = steps[(steps >= median / 2) & (steps <= median * 1.5)]
+    if len(typical) == 0 or typical.min() == typical.max():
+        return pd.Timedelta(median, unit="ns")
+    mean = float(typical.mean())
+    unit = 10 ** max(int(np.floor(np.log10(mean))) - 1, 0)
+    return pd.Timedelta(max(int(round(mean / unit)) * unit, 1), unit="ns")
 
 
 def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
