@@ -337,6 +337,19 @@ def _setup_logging(quiet: bool) -> None:
         pass
 
 
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2)
+
+
+def _close_progress_bars() -> None:
+    """Close open tqdm bars now, so their last refresh comes before the error line, not after it."""
+    tqdm_module = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # a bar that cannot close must not hide the interruption
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -347,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug or an environment problem: still one line unless --debug
         if args.debug:
             raise

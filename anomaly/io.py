@@ -168,7 +168,7 @@ def detect_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
     if len(steps) == 0:
         raise DataError("cannot detect the sampling interval from a single timestamp")
     median = int(np.median(steps))
-    typical = steps[(steps >= median / 2) & (steps <= median * 1.5)]
+    typical = steps[(steps >= median * 0.5) & (steps <= median * 1.5)]  # not the multiples left by gaps
     if len(typical) == 0 or typical.min() == typical.max():
         return pd.Timedelta(median, unit="ns")
     mean = float(typical.mean())

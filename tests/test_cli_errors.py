@@ -94,9 +94,9 @@ def test_broken_parquet(tmp_path):
 
 
 # -- delimiters ------------------------------------------------------------------------------
-@pytest.mark.parametrize("sep", [";", "\t", "|"])
-def test_other_delimiters_are_detected_from_the_header(tmp_path, model, baseline, sep):
-    data = write_csv(series(), tmp_path / "data.csv", sep=sep)
+def test_semicolon_delimiter_is_detected_from_the_header(tmp_path, model, baseline):
+    # TAB and | are detected the same way (tests/test_io.py checks all three in process).
+    data = write_csv(series(), tmp_path / "data.csv", sep=";")
     scores, _ = score_ok(tmp_path, data, model)
     pd.testing.assert_frame_equal(scores, baseline)
 
