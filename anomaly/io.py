@@ -53,14 +53,17 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def _read_csv(path: Path) -> pd.DataFrame:
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: UTF-16 text; save it as UTF-8 CSV")
     if b"\x00" in head:
         raise DataError(f"{path}: binary content, not a CSV text file")
-    text = head.decode("utf-8", errors="replace")
+    text = head.decode("utf-8-sig", errors="replace")
     header = text.splitlines()[0] if text.strip() else ""
     if not header.strip():
         raise DataError(f"{path}: first line is empty, expected a header row")
     try:
-        frame = pd.read_csv(path, sep=_sniff_delimiter(header), encoding="utf-8", skipinitialspace=True)
+        # utf-8-sig: spreadsheets often start UTF-8 files with a byte-order mark
+        frame = pd.read_csv(path, sep=_sniff_delimiter(header), encoding="utf-8-sig", skipinitialspace=True)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except pd.errors.EmptyDataError:

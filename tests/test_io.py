@@ -140,7 +140,14 @@ def test_parquet_round_trip_and_broken_parquet(tmp_path):
         read_table(tmp_path / "bad.parquet")
 
 
+def test_utf8_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + series(20).to_csv(index=False).encode())
+    assert list(load_series(path).columns) == ["a", "b"]
+
+
 @pytest.mark.parametrize("content, message", [
+    ("timestamp,a\n2024-01-01,1\n".encode("utf-16"), "UTF-16 text; save it as UTF-8"),
     (b"", "file is empty"),
     (b"\n\n", "first line is empty"),
     (b"timestamp,a\n", "no data rows"),
