@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="anomaly",
         description="Find anomalies in sensor time series with LSTM autoencoders.",
         epilog="exit codes: 0 success, 1 internal error, 2 bad input (data, option or model), "
-               "3 database lock busy, 4 new anomalies found (opt-in)",
+               "3 database lock busy, 4 new anomalies found (opt-in), 130 interrupted, 143 terminated",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -338,6 +339,22 @@ def _setup_logging(quiet: bool) -> None:
 
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2)
+EXIT_TERMINATED = 143  # and for SIGTERM (128 + 15)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's timeout, ``kill``): unwound like Ctrl-C so temporary files are removed."""
+
+
+def _terminate_like_interrupt():
+    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler."""
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. main() called from a worker): leave it alone
+        return None
 
 
 def _close_progress_bars() -> None:
@@ -354,11 +371,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
+    previous = _terminate_like_interrupt()
     try:
         return args.func(args)
     except AnomalyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        _close_progress_bars()
+        print("error: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         _close_progress_bars()
         print("error: interrupted", file=sys.stderr)
@@ -369,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["main", "build_parser", "EXIT_BAD_INPUT"]

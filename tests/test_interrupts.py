@@ -100,7 +100,7 @@ def big_data(tmp_path_factory) -> Path:
     return write_csv(series(100_000, seed=3), tmp_path_factory.mktemp("big") / "big.csv")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_killing_score_while_it_writes_leaves_no_partial_output(model, big_data, tmp_path, sig):
     out = tmp_path / "scores.csv"
     out.write_text(SENTINEL)
@@ -116,9 +116,10 @@ def test_killing_score_while_it_writes_leaves_no_partial_output(model, big_data,
     if text != SENTINEL:  # the signal came after the rename: then the file must be complete
         assert len(pd.read_csv(out)) == 100_000
     leftovers = entries(tmp_path) - {"scores.csv"}
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130, stderr
-        assert last_line(stderr) == "error: interrupted" and "Traceback" not in stderr
+    if sig in (signal.SIGINT, signal.SIGTERM):
+        code, word = (130, "interrupted") if sig == signal.SIGINT else (143, "terminated")
+        assert proc.returncode == code, stderr
+        assert last_line(stderr) == f"error: {word}" and "Traceback" not in stderr
         assert leftovers == set(), "the temporary file was not removed"
     else:
         assert proc.returncode == -signal.SIGKILL
