@@ -41,6 +41,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises many types for a broken file
             raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        if any(name is not None for name in frame.index.names):  # pandas stored its index: make it columns
+            frame = frame.reset_index()
     else:
         frame = _read_csv(path)
     if frame.shape[1] == 0:
@@ -91,6 +93,13 @@ def _line_of(position: int) -> int:
     return int(position) + 2
 
 
+def _where(source: str, position: int) -> str:
+    """'row N' of a Parquet file, else 'line N' of a CSV file (counting the header line)."""
+    if str(source).lower().endswith(tuple(PARQUET_SUFFIXES)):
+        return f"row {int(position) + 1}"
+    return f"line {_line_of(position)}"
+
+
 def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     """Parse a timestamp column; offsets are converted to UTC so DST and mixed zones order correctly."""
     if pd.api.types.is_datetime64_any_dtype(raw):
@@ -103,7 +112,7 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
         if has_offset.any() and not has_offset[text.notna() & (text != "")].all():
             pos = int(np.flatnonzero(~has_offset & text.notna().to_numpy())[0])
             raise DataError(
-                f"{source}: line {_line_of(pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has no "
+                f"{source}: {_where(source, pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has no "
                 "time zone while others do; use one convention for the whole file"
             )
         parsed = pd.to_datetime(text, errors="coerce", utc=bool(has_offset.any()), format="mixed")
@@ -112,7 +121,7 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
         pos = int(np.flatnonzero(missing)[0])
         value = raw.iloc[pos]
         what = "missing timestamp" if pd.isna(value) or str(value).strip() == "" else f"cannot parse timestamp '{value}'"
-        raise DataError(f"{source}: line {_line_of(pos)}: {what} in column '{column}'")
+        raise DataError(f"{source}: {_where(source, pos)}: {what} in column '{column}'")
     return pd.DatetimeIndex(parsed, name="timestamp")
 
 
@@ -127,7 +136,7 @@ def _numeric_column(raw: pd.Series, source: str, name: str) -> pd.Series:
     bad = values.isna() & text.notna() & (text != "") & ~text.str.lower().isin(["nan", "inf", "-inf", "+inf"])
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: column '{name}', line {_line_of(pos)}: non-numeric value '{raw.iloc[pos]}'")
+        raise DataError(f"{source}: column '{name}', {_where(source, pos)}: non-numeric value '{raw.iloc[pos]}'")
     return values.astype("float64")
 
 

@@ -135,6 +135,13 @@ def test_parquet_round_trip_and_broken_parquet(tmp_path):
     frame.to_parquet(tmp_path / "d.parquet", index=False)
     loaded = load_series(tmp_path / "d.parquet")
     assert str(loaded.index.tz) == "UTC" and len(loaded) == 400
+    frame.set_index("timestamp").to_parquet(tmp_path / "indexed.parquet")  # pandas keeps a named index
+    pd.testing.assert_frame_equal(load_series(tmp_path / "indexed.parquet"), loaded)
+    frame = frame.astype({"a": str})
+    frame.loc[7, "a"] = "seven"
+    frame.to_parquet(tmp_path / "text.parquet", index=False)
+    with pytest.raises(DataError, match="column 'a', row 8: non-numeric value 'seven'"):
+        load_series(tmp_path / "text.parquet")
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="not a readable Parquet file"):
         read_table(tmp_path / "bad.parquet")
