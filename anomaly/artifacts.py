@@ -125,11 +125,34 @@ def _recover(directory: Path) -> None:
         return
     name = glob.escape(directory.name)
     olds = sorted(parent.glob(f".{name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if not directory.exists() and olds and (olds[-1] / META_FILE).exists():
+    if not directory.exists() and olds and (olds[-1] / META_FILE).exists() and not _owner_alive(olds[-1]):
         os.replace(olds[-1], directory)
         olds = olds[:-1]
     for stale in [*parent.glob(f".{name}.tmp-*"), *olds]:
-        shutil.rmtree(stale, ignore_errors=True)
+        if not _owner_alive(stale):  # never pull a directory from under a save still running
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _scratch_name(directory: Path, kind: str) -> Path:
+    """``.NAME.KIND-PID-XXXXXXXX`` beside ``directory``: hidden, unique, and tells who is writing it."""
+    return directory.parent / f".{directory.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _owner_alive(path: Path) -> bool:
+    """Whether another live process on this machine wrote ``path`` (named by :func:`_scratch_name`)."""
+    try:
+        pid = int(path.name.rsplit("-", 2)[-2])
+    except (ValueError, IndexError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def save_detector(detector, directory: Path) -> Path:
@@ -146,8 +169,8 @@ def save_detector(detector, directory: Path) -> Path:
         raise ModelError(f"{directory}: exists and is not a directory; refusing to replace it")
     if directory.exists() and not (directory / META_FILE).exists() and any(directory.iterdir()):
         raise ModelError(f"{directory}: exists and is not a model directory; refusing to replace it")
-    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+    tmp = _scratch_name(directory, "tmp")
+    old = _scratch_name(directory, "old")
     tmp.mkdir()
     try:
         detector.model_.save(tmp / MODEL_FILE)

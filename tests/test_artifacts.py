@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -105,8 +106,9 @@ def test_stale_temporary_directories_are_removed_at_next_save(fitted, copy):
         (copy.parent / name).mkdir()
         (copy.parent / name / MODEL_FILE).write_bytes(b"left by a save that was killed")
     (copy.parent / ".other.tmp-1234").mkdir()  # another model's: not ours to delete
+    (copy.parent / f".model.tmp-{os.getppid()}-0123abcd").mkdir()  # a save still running in a live process
     detector.save(copy)
-    assert entries(copy.parent) == {"model", ".other.tmp-1234"}
+    assert entries(copy.parent) == {"model", ".other.tmp-1234", f".model.tmp-{os.getppid()}-0123abcd"}
 
 
 def test_without_renameat2_two_renames_still_leave_a_complete_model(fitted, copy, monkeypatch):
