@@ -147,7 +147,7 @@ class Predictor:
         return self._fns[xla]
 
     def _padded_size(self, n: int, xla: bool) -> int:
-        ready = [s for s in self._sizes[xla] if s >= n]
+        ready = [s for s in tuple(self._sizes[xla]) if s >= n]  # tuple(): atomic copy if threads share us
         if ready:
             return min(ready)
         size = min(self.batch_size, 1 << max(n - 1, 0).bit_length())
