@@ -8,9 +8,11 @@ anything unexpected becomes one line too (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -62,6 +64,17 @@ def _int_list(text: str) -> tuple[int, ...]:
     return units
 
 
+@contextlib.contextmanager
+def _naming(source: str):
+    """Prefix the data file's name to a DataError raised by the detector (which sees only a frame)."""
+    try:
+        yield
+    except DataError as exc:
+        if str(exc).startswith(str(source)):
+            raise
+        raise DataError(f"{source}: {exc}") from None
+
+
 def _load(path: str, args, interval=None):
     from anomaly.io import load_series
 
@@ -94,7 +107,6 @@ def _load_for_model(path: str, args, detector):
 
 # -- train ------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from anomaly.detector import LSTMAutoencoderDetector
     from anomaly.io import select_period
 
     data = _load(args.data, args)
@@ -108,6 +120,8 @@ def cmd_train(args) -> int:
         normal, source = data, args.data
     if len(normal) == 0:
         raise DataError(f"{args.data}: the normal period selects no rows")
+    from anomaly.detector import LSTMAutoencoderDetector  # after the data checks: bad data fails fast
+
     decoder = args.decoder_units or tuple(reversed(args.units))
     detector = LSTMAutoencoderDetector(
         window=args.window, stride=args.stride, encoder_units=args.units, decoder_units=decoder,
@@ -119,7 +133,8 @@ def cmd_train(args) -> int:
         verbose=0 if args.quiet else 1, **_kind_params(args),
     )
     log.info("training on %d rows of %s (%d sensor(s): %s)", len(normal), source, normal.shape[1], ", ".join(normal.columns))
-    detector.fit(normal)
+    with _naming(source):
+        detector.fit(normal)
     path = detector.save(args.model)
     t = detector.thresholds_
     print(f"saved model to {path}  (epochs run: {len(detector.history_.get('loss', []))}, "
@@ -209,7 +224,8 @@ def cmd_score(args) -> int:
     _check_no_db_options(args)
     detector = _load_detector(args)
     data = _load_for_model(args.data, args, detector)
-    scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
+    with _naming(args.data):
+        scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     if args.out:
         write_table(scores.reset_index(), args.out)
@@ -393,7 +409,8 @@ def cmd_evaluate(args) -> int:
     detector = _load_detector(args)
     data = _load_for_model(args.data, args, detector)
     labels = _labels_for(args.labels, args.key, args.data, data.index.tz)
-    scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
+    with _naming(args.data):
+        scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     flags = scores["is_anomaly"].to_numpy()
     result = {
@@ -470,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="anomaly",
         description="Find anomalies in sensor time series with LSTM autoencoders.",
         epilog="exit codes: 0 success, 1 internal error, 2 bad input (data, option or model), "
-               "3 database lock busy, 4 new anomalies found (opt-in)",
+               "3 database lock busy, 4 new anomalies found (opt-in), 130 interrupted, 143 terminated",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -498,24 +515,62 @@ def _setup_logging(quiet: bool) -> None:
         pass
 
 
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2)
+EXIT_TERMINATED = 143  # and for SIGTERM (128 + 15)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's timeout, ``kill``): unwound like Ctrl-C so temporary files are removed."""
+
+
+def _terminate_like_interrupt():
+    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler."""
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. main() called from a worker): leave it alone
+        return None
+
+
+def _close_progress_bars() -> None:
+    """Close open tqdm bars now, so their last refresh comes before the error line, not after it."""
+    tqdm_module = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # a bar that cannot close must not hide the interruption
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
+    previous = _terminate_like_interrupt()
     try:
         return args.func(args)
     except AnomalyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        _close_progress_bars()
+        print("error: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug or an environment problem: still one line unless --debug
         if args.debug:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["main", "build_parser", "EXIT_BAD_INPUT"]

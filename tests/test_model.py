@@ -124,3 +124,19 @@ def test_batches_shuffle_reproducibly_and_cover_every_sample():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown model kind"):
         build_model(kind="forecast", **SMALL)
+
+
+@pytest.mark.parametrize("kind,conditional,masked", [("composite", True, True), ("prediction", False, False)])
+def test_xla_predictor_matches_the_plain_one_for_other_kinds(kind, conditional, masked):
+    from anomaly.model import Predictor
+
+    keras.utils.set_random_seed(5)
+    built = build_model(kind=kind, conditional=conditional, pad_value=-1e4 if masked else None, **SMALL)
+    x = windows(7)
+    if masked:
+        x[:3, 4:] = -1e4  # padded steps
+    plain = as_list(Predictor(built.infer)(x))
+    fast = as_list(Predictor(built.infer, xla_min_windows=1).plan(len(x))(x))
+    assert [p.shape for p in plain] == [f.shape for f in fast] == [(7, W if n == "reconstruction" else H, F) for n in built.output_names]
+    for p, f in zip(plain, fast):
+        np.testing.assert_allclose(p, f, rtol=1e-5, atol=1e-5)
