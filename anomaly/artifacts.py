@@ -309,13 +309,18 @@ def load_detector(cls, directory: Path):
         raise ModelError(f"{model_path}: cannot load the Keras model ({_one_line(exc)})") from None
     n = len(meta["columns"])
     expected = (None, detector.window, n)
+    # each decoder's output: the window (reconstruction) and/or the horizon (prediction); see model_kind
+    expected_out = detector._output_shapes(n)
     try:
-        shapes = tuple(model.input_shape), tuple(model.output_shape)
+        out = model.output_shape
+        out = [tuple(o) for o in out] if isinstance(out, list) else [tuple(out)]
+        shapes = tuple(model.input_shape), out
     except Exception:  # a model with several or no defined inputs is not one of ours
         shapes = None
-    if shapes != (expected, expected):
-        got = "undefined" if shapes is None else f"input {shapes[0]}, output {shapes[1]}"
-        raise ModelError(f"{model_path}: model shapes ({got}) do not match the metadata {expected}")
+    if shapes != (expected, expected_out):
+        got = "undefined" if shapes is None else f"input {shapes[0]}, output {', '.join(map(str, shapes[1]))}"
+        want = f"input {expected}, output {', '.join(map(str, expected_out))}"
+        raise ModelError(f"{model_path}: model shapes ({got}) do not match the metadata ({want})")
 
     detector.model_ = model
     detector.columns_ = list(meta["columns"])

@@ -191,6 +191,11 @@ class LSTMAutoencoderDetector:
         return {"reconstruction": ["reconstruction"], "prediction": ["prediction"],
                 "composite": ["reconstruction", "prediction"]}[self.model_kind]
 
+    def _output_shapes(self, n_features: int) -> list[tuple]:
+        """Shape of each output of the saved model, in order (checked when a model directory is loaded)."""
+        steps = {"reconstruction": self.window, "prediction": int(self.horizon)}
+        return [(None, steps[name], n_features) for name in self._outputs()]
+
     def _build(self, pad_value: float | None = None):
         from anomaly.model import build_model
 

@@ -288,3 +288,17 @@ def test_embed_refuses_an_unknown_output_format_before_any_work(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "v.txt: output must end in .csv or .parquet" in err
     assert not (tmp_path / "v.txt").exists()
+
+
+def test_a_model_whose_params_name_another_kind_is_refused(fitted, tmp_path):
+    import shutil
+
+    from anomaly.errors import ModelError
+
+    copy = tmp_path / "edited"
+    shutil.copytree(fitted["composite"][2], copy)
+    meta = json.loads((copy / "detector.json").read_text())
+    meta["params"].update(model_kind="prediction", reverse=False)
+    (copy / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"do not match the metadata \(input \(None, 8, 2\), output \(None, 2, 2\)\)"):
+        LSTMAutoencoderDetector.load(copy)
