@@ -123,10 +123,14 @@ class LSTMAutoencoderDetector:
         thr.fit_thresholds([0.0], self.quantile, self.k_sigma, self.threshold_rule)  # validates the rule values
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y=None) -> LSTMAutoencoderDetector:
-        """Learn scaling, the autoencoder and thresholds from ``X``, a frame of normal operation."""
+    def fit(self, X: pd.DataFrame, y=None, *, on_epoch=None) -> LSTMAutoencoderDetector:
+        """Learn scaling, the autoencoder and thresholds from ``X``, a frame of normal operation.
+
+        ``on_epoch(epoch, logs)``, if given, is called after every epoch with the 0-based epoch and a
+        dict of plain floats (``loss``, ``val_loss``): a progress hook for a UI, free of Keras types.
+        """
         from anomaly._tf import keras
-        from anomaly.model import EpochProgress, WindowBatches, build_autoencoder
+        from anomaly.model import EpochHook, EpochProgress, WindowBatches, build_autoencoder
 
         self._check_params()
         X = _check_frame(X)
@@ -149,6 +153,8 @@ class LSTMAutoencoderDetector:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True))
         if self.verbose:
             callbacks.append(EpochProgress(self.epochs))
+        if on_epoch is not None:
+            callbacks.append(EpochHook(on_epoch))
         train_data = WindowBatches(values, train, self.window, self.batch_size, shuffle=True, seed=self.seed)
         val_data = WindowBatches(values, val, self.window, self.batch_size, shuffle=False, seed=self.seed) if len(val) else None
         history = self.model_.fit(train_data, validation_data=val_data, epochs=self.epochs, callbacks=callbacks, verbose=0)
