@@ -250,14 +250,37 @@ def store_module():
     return store
 
 
+def db_exists(target: str) -> bool:
+    """False when the results database is a file that does not exist yet (a URL is assumed to exist)."""
+    return "://" in target or Path(target).is_file()
+
+
+def db_label(target: str) -> str:
+    """The database for display: a file path, or a URL's scheme only (never its credentials)."""
+    return target if "://" not in target else target.split("://", 1)[0] + "://…"
+
+
+@contextlib.contextmanager
+def _open_store(target: str):
+    store = store_module().open_store(target)
+    try:
+        yield store
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
 @st.cache_data(ttl=30, show_spinner="Reading the results database…")
 def db_sources(target: str) -> list[str]:
-    return list(store_module().open_store(target).sources())
+    with _open_store(target) as store:
+        return list(store.sources())
 
 
 @st.cache_data(ttl=30, show_spinner="Reading the results database…")
 def db_scores(target: str, source: str) -> pd.DataFrame:
-    frame = store_module().open_store(target).scores(source)
+    with _open_store(target) as store:
+        frame = store.scores(source)
     if "timestamp" in frame.columns:
         frame = frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame["timestamp"]), name="timestamp")).drop(columns="timestamp")
     return frame.sort_index()
@@ -265,12 +288,14 @@ def db_scores(target: str, source: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=30, show_spinner="Reading the results database…")
 def db_runs(target: str) -> pd.DataFrame:
-    return store_module().open_store(target).runs()
+    with _open_store(target) as store:
+        return store.runs()
 
 
 @st.cache_data(ttl=30, show_spinner="Reading the results database…")
 def db_events(target: str, source: str | None) -> pd.DataFrame:
-    return store_module().open_store(target).events(source=source)
+    with _open_store(target) as store:
+        return store.events(source=source)
 
 
 # -- the selection made in the sidebar ---------------------------------------------------------
@@ -331,6 +356,8 @@ def sidebar() -> None:
     else:
         if store_module() is None:
             sb.info("The results database module (anomaly.store) is not installed in this version.")
+        elif not db_exists(db_target()):
+            sb.info(f"No results database yet at {db_label(db_target())}.")
         else:
             try:
                 sources = db_sources(db_target())

@@ -38,12 +38,18 @@ def _flag_markers(series: pd.Series, flags: np.ndarray, showlegend: bool) -> go.
 
 
 def _shade(fig: go.Figure, events: pd.DataFrame) -> int:
-    """Shade the most severe events on every row; returns how many were shaded."""
+    """Shade the most severe events as bands down the whole figure; returns how many were shaded.
+
+    One paper-high rectangle per event, all set at once: ``add_vrect`` per event and row is
+    quadratic in Plotly (each call re-validates every shape) and took minutes for a few hundred.
+    """
     if events.empty:
         return 0
     chosen = events.nlargest(MAX_SHADED_EVENTS, "severity") if len(events) > MAX_SHADED_EVENTS else events
-    for ev in chosen.itertuples():
-        fig.add_vrect(x0=ev.start, x1=ev.end, row="all", col=1, fillcolor=ANOMALY, opacity=0.15, line_width=0, layer="below")
+    shapes = [dict(type="rect", xref="x", yref="paper", x0=start, x1=end, y0=0, y1=1, fillcolor=ANOMALY,
+                   opacity=0.15, line_width=0, layer="below")
+              for start, end in zip(chosen["start"], chosen["end"])]
+    fig.update_layout(shapes=list(fig.layout.shapes) + shapes)
     return len(chosen)
 
 

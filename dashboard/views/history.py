@@ -15,7 +15,10 @@ if common.store_module() is None:
     st.info("The results database module (`anomaly.store`) is not part of this installation yet, "
             "so there is no scoring history to show.")
     st.stop()
-shown_target = target if "://" not in target else target.split("://", 1)[0] + "://…"  # never show credentials
+shown_target = common.db_label(target)  # never show a URL's credentials
+if not common.db_exists(target):
+    st.info(f"No results database yet at {shown_target}: the scheduled scorer (`anomaly score … --db`) creates it.")
+    st.stop()
 st.caption(f"Results database: {shown_target}  ·  refreshed every 30 s")
 try:
     runs = common.db_runs(target)
