@@ -22,31 +22,35 @@ SCORE = "#444444"
 
 
 def _line(series: pd.Series, name: str, color: str, *, dash: str | None = None, legendgroup: str | None = None,
-          showlegend: bool = True, buckets: int = DRAW_POINTS) -> go.Scattergl:
+          showlegend: bool = True, buckets: int = DRAW_POINTS) -> go.Scatter:
+    # SVG traces: with at most 2 * DRAW_POINTS points each they stay fast, and unlike WebGL
+    # (Scattergl) they draw in every browser, including ones without a GPU.
     drawn = downsample(series.astype(float), buckets)
-    return go.Scattergl(x=drawn.index, y=drawn.to_numpy(), name=name, mode="lines", connectgaps=False,
+    return go.Scatter(x=drawn.index, y=drawn.to_numpy(), name=name, mode="lines", connectgaps=False,
                         line=dict(color=color, width=1.2, dash=dash), legendgroup=legendgroup or name,
                         showlegend=showlegend)
 
 
-def _flag_markers(series: pd.Series, flags: np.ndarray, showlegend: bool) -> go.Scattergl:
+def _flag_markers(series: pd.Series, flags: np.ndarray, showlegend: bool) -> go.Scatter:
     pos = np.flatnonzero(flags)
     if len(pos) > MAX_MARKERS:
         pos = pos[np.linspace(0, len(pos) - 1, MAX_MARKERS).round().astype(int)]
-    return go.Scattergl(x=series.index[pos], y=series.to_numpy()[pos], mode="markers", name="flagged",
+    return go.Scatter(x=series.index[pos], y=series.to_numpy()[pos], mode="markers", name="flagged",
                         marker=dict(color=ANOMALY, size=4), legendgroup="flagged", showlegend=showlegend)
 
 
-def _shade(fig: go.Figure, events: pd.DataFrame) -> int:
+def _shade(fig: go.Figure, events: pd.DataFrame, step: pd.Timedelta) -> int:
     """Shade the most severe events as bands down the whole figure; returns how many were shaded.
 
     One paper-high rectangle per event, all set at once: ``add_vrect`` per event and row is
     quadratic in Plotly (each call re-validates every shape) and took minutes for a few hundred.
+    Each band reaches half a sampling step beyond the event's ends, so a one-point event shows too.
     """
     if events.empty:
         return 0
     chosen = events.nlargest(MAX_SHADED_EVENTS, "severity") if len(events) > MAX_SHADED_EVENTS else events
-    shapes = [dict(type="rect", xref="x", yref="paper", x0=start, x1=end, y0=0, y1=1, fillcolor=ANOMALY,
+    half = step / 2
+    shapes = [dict(type="rect", xref="x", yref="paper", x0=start - half, x1=end + half, y0=0, y1=1, fillcolor=ANOMALY,
                    opacity=0.15, line_width=0, layer="below")
               for start, end in zip(chosen["start"], chosen["end"])]
     fig.update_layout(shapes=list(fig.layout.shapes) + shapes)
@@ -71,7 +75,8 @@ def series_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, events: pd.D
     fig.add_trace(_line(scores["score"], "score", SCORE), row=rows, col=1)
     fig.add_hline(y=threshold, line=dict(color=ANOMALY, dash="dash", width=1.5), row=rows, col=1,
                   annotation_text=f"threshold {threshold:.4g}", annotation_position="top left")
-    _shade(fig, events)
+    step = scores.index[1] - scores.index[0] if len(scores) > 1 else pd.Timedelta(0)
+    _shade(fig, events, step)
     fig.update_xaxes(rangeslider=dict(visible=True, thickness=0.06), row=rows, col=1)
     fig.update_layout(height=max(420, 190 * rows + 120), margin=dict(l=10, r=10, t=40, b=10), uirevision="series",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), hovermode="x unified")
@@ -137,7 +142,7 @@ def contribution_figure(contributions: pd.Series) -> go.Figure:
     fig = go.Figure(go.Bar(x=c.to_numpy(), y=c.index.astype(str), orientation="h", marker_color=ANOMALY,
                            text=[f"{v:.3g}×" for v in c.to_numpy()], textposition="auto"))
     fig.update_layout(height=max(200, 40 * len(c) + 100), margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis_title="mean error during the event ÷ mean normal error")
+                      xaxis_title="× normal error")
     return fig
 
 

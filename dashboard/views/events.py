@@ -64,3 +64,5 @@ right.markdown(f"**Event #{pick + 1}**  \n{common.fmt_time(event.start)} → {co
                f"peak score {event.peak_score:.4g}, severity {event.severity:.2f}")
 right.plotly_chart(figures.contribution_figure(pd.Series(errors, index=sensors)), key="event_contrib",
                    config={"displaylogo": False})
+right.caption("Each sensor's mean reconstruction error during the event, as a multiple of its mean error "
+              "on normal data: the sensors behind the anomaly stand out.")

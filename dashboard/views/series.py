@@ -20,7 +20,7 @@ recon = c2.toggle("Show reconstruction", value=False, key="series_recon", disabl
 
 start, end = scores.index[0].to_pydatetime(), scores.index[-1].to_pydatetime()
 view = st.slider("Time range", min_value=start, max_value=end, value=(start, end), key="series_view",
-                 format="YYYY-MM-DD HH:mm",
+                 step=detector.interval_.to_pytimedelta(), format="YYYY-MM-DD HH:mm",
                  help="Long series are drawn min-max down-sampled; narrow the range to see every point.")
 part = scores.loc[view[0]:view[1]]
 frame = ld.frame.loc[view[0]:view[1]] if ld.frame is not None else None
@@ -33,7 +33,7 @@ visible = events[(events["end"] >= part.index[0]) & (events["start"] <= part.ind
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Points scored", f"{int(scores['score'].notna().sum()):,}")
 m2.metric("Threshold", f"{threshold:.4g}",
-          delta=None if threshold == ld.default_threshold else f"model: {ld.default_threshold:.4g}", delta_color="off")
+          delta=None if threshold == ld.default_threshold else f"model: {ld.default_threshold:.4g}", delta_color="off", delta_arrow="off")
 m3.metric("Events", len(events))
 m4.metric("Flagged points", f"{int((scores['score'] > threshold).sum()):,}")
 

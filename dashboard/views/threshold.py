@@ -54,9 +54,9 @@ with common.user_errors():
     events = ld.events(threshold)
     base = ld.events(ld.default_threshold)
 m1, m2, m3 = st.columns(3)
-m1.metric("Events", len(events), delta=len(events) - len(base), delta_color="inverse",
+m1.metric("Events", len(events), delta=(len(events) - len(base)) or None, delta_color="inverse",
           help="Change against the threshold saved in the model.")
-m2.metric("Threshold", f"{threshold:.4g}", delta=f"model: {ld.default_threshold:.4g}", delta_color="off")
+m2.metric("Threshold", f"{threshold:.4g}", delta=f"model: {ld.default_threshold:.4g}", delta_color="off", delta_arrow="off")
 share = float((normal > threshold).mean())
 m3.metric("Normal points above", f"{share:.2%}", help="Share of held-out normal points the threshold would flag.")
 
