@@ -10,6 +10,7 @@ No pickle or joblib anywhere.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import hashlib
 import json
 import os
@@ -28,6 +29,12 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 META_FILE = "detector.json"
 MAX_NORMAL_SCORES = 20_000  # a sorted sample is enough to recompute any quantile threshold
+MAX_META_BYTES = 64 * 1024 * 1024  # far above any real detector.json; refuses a planted giant file
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
 def sha256_file(path: Path) -> str:
@@ -72,30 +79,113 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         tmp.write_text(json.dumps(payload, indent=2, allow_nan=False))
+        _fsync(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file or directory to disk, so a rename never publishes data still in the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False where unsupported.
+
+    Python has no binding for it, hence ctypes: with it, there is no instant at which the model
+    directory is missing (two renames leave one, however short).
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # not glibc >= 2.28
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _recover(directory: Path) -> None:
+    """Clean up after a save that was killed: put back a previous model that was moved aside
+    (only possible without ``renameat2``), and delete leftover temporary directories."""
+    parent = directory.parent
+    if not parent.is_dir():
+        return
+    name = glob.escape(directory.name)
+    olds = sorted(parent.glob(f".{name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if not directory.exists() and olds and (olds[-1] / META_FILE).exists() and not _owner_alive(olds[-1]):
+        os.replace(olds[-1], directory)
+        olds = olds[:-1]
+    for stale in [*parent.glob(f".{name}.tmp-*"), *olds]:
+        if not _owner_alive(stale):  # never pull a directory from under a save still running
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _scratch_name(directory: Path, kind: str) -> Path:
+    """``.NAME.KIND-PID-XXXXXXXX`` beside ``directory``: hidden, unique, and tells who is writing it."""
+    return directory.parent / f".{directory.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _owner_alive(path: Path) -> bool:
+    """Whether another live process on this machine wrote ``path`` (named by :func:`_scratch_name`)."""
+    try:
+        pid = int(path.name.rsplit("-", 2)[-2])
+    except (ValueError, IndexError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 def save_detector(detector, directory: Path) -> Path:
-    """Write ``directory`` atomically; an existing model there is replaced only once the new one is complete."""
+    """Write ``directory`` atomically; an existing model there is replaced only once the new one is complete.
+
+    The new model is written into ``.NAME.tmp-XXXX`` beside the target, flushed to disk, then
+    swapped in by one atomic exchange (or, where that is unsupported, two renames, undone by
+    :func:`_recover` if killed between them). Leftovers of killed saves are removed first.
+    """
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
-    for stale in directory.parent.glob(f".{directory.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a save that was killed
-    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+    _recover(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ModelError(f"{directory}: exists and is not a directory; refusing to replace it")
+    if directory.exists() and not (directory / META_FILE).exists() and any(directory.iterdir()):
+        raise ModelError(f"{directory}: exists and is not a model directory; refusing to replace it")
+    tmp = _scratch_name(directory, "tmp")
+    old = _scratch_name(directory, "old")
     tmp.mkdir()
     try:
         detector.model_.save(tmp / MODEL_FILE)
         meta = metadata(detector)
         meta["model_sha256"] = sha256_file(tmp / MODEL_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
+        for path in (tmp / MODEL_FILE, tmp / META_FILE, tmp):
+            _fsync(path)
         if directory.exists():
-            if not (directory / META_FILE).exists() and any(directory.iterdir()):
-                raise ModelError(f"{directory}: exists and is not a model directory; refusing to replace it")
-            os.replace(directory, old)
-        os.replace(tmp, directory)
+            if not _exchange(tmp, directory):  # tmp now holds the previous model, removed below
+                os.replace(directory, old)
+                os.replace(tmp, directory)
+        else:
+            os.replace(tmp, directory)
+        _fsync(directory.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
@@ -109,12 +199,16 @@ def read_metadata(directory: Path) -> dict:
     if not directory.is_dir():
         raise ModelError(f"{directory}: not a directory")
     path = directory / META_FILE
-    if not path.exists():
+    if not path.is_file():
         raise ModelError(f"{directory}: not a model directory (no {META_FILE})")
+    if path.stat().st_size > MAX_META_BYTES:
+        raise ModelError(f"{path}: {path.stat().st_size:,} bytes is too large for a model's metadata")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: corrupt JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelError(f"{path}: corrupt JSON ({_one_line(exc)})") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{path}: not a {FORMAT} file")
     version = meta.get("format_version")
@@ -139,8 +233,7 @@ def _validate(meta: dict, path: Path) -> None:
             raise ModelError(f"{path}: invalid field {what}")
 
     def numbers(value, n: int | None = None) -> bool:
-        return (isinstance(value, list) and all(isinstance(v, (int, float)) and np.isfinite(v) for v in value)
-                and (n is None or len(value) == n))
+        return isinstance(value, list) and all(_finite(v) for v in value) and (n is None or len(value) == n)
 
     need(isinstance(meta.get("params"), dict), "'params'")
     cols = meta.get("columns")
@@ -154,25 +247,48 @@ def _validate(meta: dict, path: Path) -> None:
     need(numbers(meta.get("error_ref"), n) and all(e > 0 for e in meta["error_ref"]), "'error_ref'")
     need(numbers(meta.get("normal_scores")) and len(meta["normal_scores"]) > 0, "'normal_scores'")
     interval = meta.get("interval_seconds")
-    need(isinstance(interval, (int, float)) and np.isfinite(interval) and interval > 0, "'interval_seconds'")
-    need(meta.get("timezone") is None or isinstance(meta.get("timezone"), str), "'timezone'")
+    need(_finite(interval) and 1e-9 <= interval <= MAX_INTERVAL_SECONDS, "'interval_seconds'")
+    tz = meta.get("timezone")
+    need(tz is None or (isinstance(tz, str) and _valid_timezone(tz)), "'timezone'")
     t = meta.get("thresholds")
-    need(isinstance(t, dict) and isinstance(t.get("values"), dict) and t.get("rule") in t["values"], "'thresholds'")
-    need(all(isinstance(v, (int, float)) and np.isfinite(v) for v in t["values"].values()), "'thresholds.values'")
+    need(isinstance(t, dict) and isinstance(t.get("values"), dict) and isinstance(t.get("rule"), str)
+         and t["rule"] in t["values"], "'thresholds'")
+    need(all(_finite(v) and v >= 0 for v in t["values"].values()), "'thresholds.values'")
     need(isinstance(meta.get("history"), dict), "'history'")
-    need(isinstance(meta.get("fingerprint"), dict), "'fingerprint'")
-    need(isinstance(meta.get("model_sha256"), str), "'model_sha256'")
+    fp = meta.get("fingerprint")
+    need(isinstance(fp, dict) and (fp.get("rows") is None or (_finite(fp["rows"]) and fp["rows"] >= 0)), "'fingerprint'")
+    digest = meta.get("model_sha256")
+    need(isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest), "'model_sha256'")
+
+
+MAX_INTERVAL_SECONDS = 366 * 86400.0
+
+
+def _finite(value) -> bool:
+    """A JSON number (not a bool) that is finite as a float; huge integers count as not finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return bool(np.isfinite(float(value)))
+    except OverflowError:
+        return False
+
+
+def _valid_timezone(name: str) -> bool:
+    try:
+        pd.Timestamp("2000-01-01", tz=name)
+    except Exception:  # pandas raises several types for an unknown zone
+        return False
+    return True
 
 
 def load_detector(cls, directory: Path):
     """Rebuild a fitted detector from ``directory``; any inconsistency is a :class:`ModelError`."""
     from sklearn.preprocessing import StandardScaler
 
-    from anomaly._tf import keras
-
     from anomaly.errors import AnomalyError
 
-    meta = read_metadata(directory)
+    meta = read_metadata(directory)  # before TensorFlow is imported: a bad directory fails fast
     model_path = directory / MODEL_FILE
     if not model_path.exists():
         raise ModelError(f"{directory}: {MODEL_FILE} is missing")
@@ -182,16 +298,24 @@ def load_detector(cls, directory: Path):
     try:
         detector = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
         detector._check_params()
-    except (TypeError, AnomalyError) as exc:
-        raise ModelError(f"{directory / META_FILE}: invalid params ({exc})") from None
+    except (TypeError, ValueError, AnomalyError) as exc:
+        raise ModelError(f"{directory / META_FILE}: invalid params ({_one_line(exc)})") from None
+    from anomaly._tf import keras
+
     try:
+        # safe_mode=True: Keras refuses Lambda layers and any code hidden in the file.
         model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad zip, config or unsafe layer
-        raise ModelError(f"{model_path}: cannot load the Keras model ({str(exc).strip().splitlines()[0][:300]})") from None
+        raise ModelError(f"{model_path}: cannot load the Keras model ({_one_line(exc)})") from None
     n = len(meta["columns"])
     expected = (None, detector.window, n)
-    if tuple(model.input_shape) != expected:
-        raise ModelError(f"{model_path}: model input {tuple(model.input_shape)} does not match the metadata {expected}")
+    try:
+        shapes = tuple(model.input_shape), tuple(model.output_shape)
+    except Exception:  # a model with several or no defined inputs is not one of ours
+        shapes = None
+    if shapes != (expected, expected):
+        got = "undefined" if shapes is None else f"input {shapes[0]}, output {shapes[1]}"
+        raise ModelError(f"{model_path}: model shapes ({got}) do not match the metadata {expected}")
 
     detector.model_ = model
     detector.columns_ = list(meta["columns"])

@@ -8,9 +8,11 @@ anything unexpected becomes one line too (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -62,6 +64,17 @@ def _int_list(text: str) -> tuple[int, ...]:
     return units
 
 
+@contextlib.contextmanager
+def _naming(source: str):
+    """Prefix the data file's name to a DataError raised by the detector (which sees only a frame)."""
+    try:
+        yield
+    except DataError as exc:
+        if str(exc).startswith(str(source)):
+            raise
+        raise DataError(f"{source}: {exc}") from None
+
+
 def _load(path: str, args, interval=None):
     from anomaly.io import load_series
 
@@ -94,7 +107,6 @@ def _load_for_model(path: str, args, detector):
 
 # -- train ------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from anomaly.detector import LSTMAutoencoderDetector
     from anomaly.io import select_period
 
     data = _load(args.data, args)
@@ -108,18 +120,21 @@ def cmd_train(args) -> int:
         normal, source = data, args.data
     if len(normal) == 0:
         raise DataError(f"{args.data}: the normal period selects no rows")
+    from anomaly.detector import LSTMAutoencoderDetector  # after the data checks: bad data fails fast
+
     decoder = args.decoder_units or tuple(reversed(args.units))
     detector = LSTMAutoencoderDetector(
         window=args.window, stride=args.stride, encoder_units=args.units, decoder_units=decoder,
         latent_dim=args.latent, activation=args.activation, dropout=args.dropout, learning_rate=args.learning_rate,
         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
         validation_fraction=args.validation_fraction, seed=args.seed, threshold_rule=args.threshold_rule,
-        quantile=args.quantile, k_sigma=args.k_sigma, smoothing=args.smoothing,
+        quantile=args.quantile, k_sigma=args.k_sigma, margin=args.margin, smoothing=args.smoothing,
         min_event_length=args.min_length, merge_gap=args.merge_gap, on_constant=args.on_constant,
         verbose=0 if args.quiet else 1,
     )
     log.info("training on %d rows of %s (%d sensor(s): %s)", len(normal), source, normal.shape[1], ", ".join(normal.columns))
-    detector.fit(normal)
+    with _naming(source):
+        detector.fit(normal)
     path = detector.save(args.model)
     t = detector.thresholds_
     print(f"saved model to {path}  (epochs run: {len(detector.history_.get('loss', []))}, "
@@ -155,9 +170,11 @@ def _add_train(sub) -> None:
     m.add_argument("--seed", type=int, default=0, help="random seed: same seed, same model (default: 0)")
     m.add_argument("--on-constant", choices=["error", "keep"], default="error", help="a constant sensor: refuse (default) or keep it")
     t = p.add_argument_group("thresholds and events")
-    t.add_argument("--threshold-rule", choices=["quantile", "ksigma"], default="quantile", help="rule in force (default: quantile)")
+    t.add_argument("--threshold-rule", choices=["quantile", "ksigma", "max"], default="quantile",
+                   help="rule in force: quantile of held-out normal scores, mean + k*std, or margin * max (default: quantile)")
     t.add_argument("--quantile", type=float, default=0.995, help="quantile of held-out normal scores (default: 0.995)")
     t.add_argument("--k-sigma", type=float, default=4.0, help="k of the mean + k*std rule (default: 4)")
+    t.add_argument("--margin", type=float, default=1.0, help="multiplier of the max rule (default: 1)")
     t.add_argument("--smoothing", type=int, default=0, help="EWMA span of the score in points, 0 = off (default: 0)")
     _add_event_options(t, defaults=True)
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -183,9 +200,13 @@ def _load_detector(args):
 def cmd_score(args) -> int:
     from anomaly.io import write_table
 
+    if args.db:
+        return cmd_score_db(args)
+    _check_no_db_options(args)
     detector = _load_detector(args)
     data = _load_for_model(args.data, args, detector)
-    scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
+    with _naming(args.data):
+        scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     if args.out:
         write_table(scores.reset_index(), args.out)
@@ -212,7 +233,126 @@ def _add_score(sub) -> None:
     t.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
     t.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
     _add_event_options(t, defaults=False)
+    _add_db_options(p)
     p.set_defaults(func=cmd_score)
+
+
+# -- scheduled scoring into a database (see anomaly.scheduled and anomaly.store) --------------
+SCORE_BATCH_EXAMPLES = """examples:
+  anomaly score-batch jobs.toml --db results.db
+  anomaly score-batch jobs.toml --db postgresql://anomaly@db/results --workers 4
+  anomaly score-batch jobs.toml --scheduler tcp://10.0.0.5:8786 --on-event 'logger -t anomaly'
+
+jobs.toml:
+  db = "results.db"            # used when --db is not given; relative to jobs.toml
+  [[jobs]]
+  data = "pump1.csv"           # relative to jobs.toml
+  model = "models/pump"
+  source = "pump1"             # optional; also: columns, timestamp_col, duplicates, max_gap,
+                               # threshold, quantile, min_length, merge_gap, rescore
+"""
+
+
+def _add_db_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
+    g = p.add_argument_group("database (scheduled, incremental scoring)")
+    if not batch:
+        g.add_argument("--db", metavar="TARGET", help="write scores, events and the run into a results database: "
+                       "a file path (SQLite, e.g. results.db) or a URL (postgresql://user:pw@host/db); only new "
+                       "timestamps are scored")
+        g.add_argument("--source", metavar="NAME", help="name of the series in the database (default: DATA's absolute path)")
+        g.add_argument("--rescore", action="store_true", help="re-score every timestamp of DATA (upserted), not only new ones")
+    g.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="wait at most this long for another run of the same source; then exit 3 (default: 60)")
+    g.add_argument("--on-event", metavar="CMD", help="run the shell command CMD for each new event, the event as JSON on stdin")
+    g.add_argument("--exit-code-on-anomaly", action="store_true", help="exit 4 when the run found new events")
+
+
+def _check_no_db_options(args) -> None:
+    from anomaly.errors import ConfigError
+
+    for name in ("on_event", "source"):
+        if getattr(args, name, None):
+            raise ConfigError(f"--{name.replace('_', '-')} needs --db")
+    for name in ("exit_code_on_anomaly", "rescore"):
+        if getattr(args, name, False):
+            raise ConfigError(f"--{name.replace('_', '-')} needs --db")
+
+
+def _db_exit(results, args) -> int:
+    from anomaly.scheduled import exit_code, notify
+
+    failures = 0
+    if args.on_event:
+        failures = sum(notify(args.on_event, r.new_events) for r in results if r.status == "success")
+    return exit_code(results, args.exit_code_on_anomaly, failures)
+
+
+def _logfmt_errors(command):
+    """With a database, errors before or around the runs are logfmt lines too (one line, the exit code)."""
+
+    def run(args) -> int:
+        from anomaly.store import use_logfmt
+
+        use_logfmt(log)
+        try:
+            return command(args)
+        except AnomalyError as exc:
+            log.error(str(exc), extra={"fields": {"exit": exc.exit_code}})
+            return exc.exit_code
+
+    return run
+
+
+@_logfmt_errors
+def cmd_score_db(args) -> int:
+    from anomaly.errors import ConfigError
+    from anomaly.scheduled import Job, run_job
+
+    if args.out or args.events:
+        raise ConfigError("--out and --events write files; with --db the results go to the database (read them "
+                          "with SQL or the dashboard)")
+    job = Job(data=args.data, model=args.model, source=args.source, timestamp_col=args.timestamp_col,
+              columns=args.columns, duplicates=args.duplicates, max_gap=args.max_gap, threshold=args.threshold,
+              quantile=args.quantile, min_length=args.min_length, merge_gap=args.merge_gap, rescore=args.rescore)
+    result = run_job(job, args.db, args.lock_timeout, debug=args.debug)
+    if result.status == "success":
+        print(f"run {result.run_id}: wrote {result.rows_scored} rows ({result.rows_new} new) for {result.source}; "
+              f"{len(result.new_events)} new event(s)")
+    return _db_exit([result], args)
+
+
+@_logfmt_errors
+def cmd_score_batch(args) -> int:
+    from anomaly.errors import ConfigError
+    from anomaly.scheduled import load_jobs, run_batch
+
+    jobs, settings = load_jobs(args.jobs)
+    db = args.db or settings.get("db")
+    if not db:
+        raise ConfigError(f"{args.jobs}: no database: give --db TARGET or set db = \"...\" in the file")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    timeout = args.lock_timeout if args.lock_timeout is not None else settings.get("lock_timeout", 60.0)
+    results = run_batch(jobs, db, timeout, workers=args.workers, scheduler=args.scheduler)
+    for r in results:
+        state = f"run {r.run_id}: wrote {r.rows_scored} rows ({r.rows_new} new), {len(r.new_events)} new event(s)" \
+            if r.status == "success" else f"{r.status}: {r.error}"
+        print(f"{r.source}: {state}")
+    return _db_exit(results, args)
+
+
+def _add_score_batch(sub) -> None:
+    p = sub.add_parser("score-batch", help="score many (data, model) pairs into a database, optionally on Dask",
+                       description="Score the jobs of JOBS.toml into a results database, one after the other, "
+                                   "on a local Dask cluster (--workers N) or on a Dask scheduler (--scheduler).",
+                       epilog=SCORE_BATCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("jobs", metavar="JOBS.toml", help="TOML file with [[jobs]] tables (data, model, ...)")
+    p.add_argument("--db", metavar="TARGET", help="results database (default: the file's db key)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (e.g. tcp://host:8786)")
+    _add_db_options(p, batch=True)
+    p.set_defaults(func=cmd_score_batch, lock_timeout=None)
 
 
 # -- evaluate ---------------------------------------------------------------------------------
@@ -250,7 +390,8 @@ def cmd_evaluate(args) -> int:
     detector = _load_detector(args)
     data = _load_for_model(args.data, args, detector)
     labels = _labels_for(args.labels, args.key, args.data, data.index.tz)
-    scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
+    with _naming(args.data):
+        scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     flags = scores["is_anomaly"].to_numpy()
     result = {
@@ -295,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="anomaly",
         description="Find anomalies in sensor time series with LSTM autoencoders.",
         epilog="exit codes: 0 success, 1 internal error, 2 bad input (data, option or model), "
-               "3 database lock busy, 4 new anomalies found (opt-in)",
+               "3 database lock busy, 4 new anomalies found (opt-in), 130 interrupted, 143 terminated",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -303,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_score(sub)
     _add_evaluate(sub)
+    _add_score_batch(sub)
     return parser
 
 
@@ -321,24 +463,62 @@ def _setup_logging(quiet: bool) -> None:
         pass
 
 
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2)
+EXIT_TERMINATED = 143  # and for SIGTERM (128 + 15)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's timeout, ``kill``): unwound like Ctrl-C so temporary files are removed."""
+
+
+def _terminate_like_interrupt():
+    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler."""
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. main() called from a worker): leave it alone
+        return None
+
+
+def _close_progress_bars() -> None:
+    """Close open tqdm bars now, so their last refresh comes before the error line, not after it."""
+    tqdm_module = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # a bar that cannot close must not hide the interruption
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
+    previous = _terminate_like_interrupt()
     try:
         return args.func(args)
     except AnomalyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        _close_progress_bars()
+        print("error: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug or an environment problem: still one line unless --debug
         if args.debug:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["main", "build_parser", "EXIT_BAD_INPUT"]

@@ -53,6 +53,7 @@ class LSTMAutoencoderDetector:
         threshold_rule: str = "quantile",
         quantile: float = 0.995,
         k_sigma: float = 4.0,
+        margin: float = 1.0,
         smoothing: int = 0,
         min_event_length: int = 1,
         merge_gap: int = 0,
@@ -75,6 +76,7 @@ class LSTMAutoencoderDetector:
         self.threshold_rule = threshold_rule
         self.quantile = quantile
         self.k_sigma = k_sigma
+        self.margin = margin
         self.smoothing = smoothing
         self.min_event_length = min_event_length
         self.merge_gap = merge_gap
@@ -120,7 +122,7 @@ class LSTMAutoencoderDetector:
             raise ConfigError(f"activation '{self.activation}' is not supported")
         if self.on_constant not in CONSTANT_POLICIES:
             raise ConfigError(f"on_constant must be one of {', '.join(CONSTANT_POLICIES)}, not '{self.on_constant}'")
-        thr.fit_thresholds([0.0], self.quantile, self.k_sigma, self.threshold_rule)  # validates the rule values
+        thr.fit_thresholds([1.0], self.quantile, self.k_sigma, self.threshold_rule, self.margin)  # validates the rule values
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y=None, *, on_epoch=None) -> LSTMAutoencoderDetector:
@@ -166,7 +168,7 @@ class LSTMAutoencoderDetector:
         covered = np.isfinite(row_errors).all(axis=1)
         self.error_ref_ = np.maximum(np.nanmean(row_errors[covered], axis=0), 1e-12)
         normal_scores = self._combine(row_errors, X.index)[covered]
-        self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule)
+        self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule, self.margin)
         self.normal_scores_ = np.sort(normal_scores)
         self.fingerprint_ = fingerprint(X)
         return self
@@ -241,7 +243,7 @@ class LSTMAutoencoderDetector:
         with np.errstate(invalid="ignore"):
             score = row_errors.mean(axis=1)
         if self.smoothing > 1:
-            score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy()
+            score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy(copy=True)
             score[~np.isfinite(row_errors).all(axis=1)] = np.nan
         return score
 

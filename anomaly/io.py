@@ -23,6 +23,8 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 DUPLICATE_POLICIES = ("error", "mean")
 _DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 64 * 1024
+MAX_GRID_ROWS = 5_000_000  # a regular grid may hold long gaps, but not unbounded ones (see _check_grid)
+MAX_GRID_FACTOR = 100
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -39,6 +41,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises many types for a broken file
             raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        if any(name is not None for name in frame.index.names):  # pandas stored its index: make it columns
+            frame = frame.reset_index()
     else:
         frame = _read_csv(path)
     if frame.shape[1] == 0:
@@ -51,14 +55,17 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def _read_csv(path: Path) -> pd.DataFrame:
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: UTF-16 text; save it as UTF-8 CSV")
     if b"\x00" in head:
         raise DataError(f"{path}: binary content, not a CSV text file")
-    text = head.decode("utf-8", errors="replace")
+    text = head.decode("utf-8-sig", errors="replace")
     header = text.splitlines()[0] if text.strip() else ""
     if not header.strip():
         raise DataError(f"{path}: first line is empty, expected a header row")
     try:
-        frame = pd.read_csv(path, sep=_sniff_delimiter(header), encoding="utf-8", skipinitialspace=True)
+        # utf-8-sig: spreadsheets often start UTF-8 files with a byte-order mark
+        frame = pd.read_csv(path, sep=_sniff_delimiter(header), encoding="utf-8-sig", skipinitialspace=True)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except pd.errors.EmptyDataError:
@@ -86,6 +93,13 @@ def _line_of(position: int) -> int:
     return int(position) + 2
 
 
+def _where(source: str, position: int) -> str:
+    """'row N' of a Parquet file, else 'line N' of a CSV file (counting the header line)."""
+    if str(source).lower().endswith(tuple(PARQUET_SUFFIXES)):
+        return f"row {int(position) + 1}"
+    return f"line {_line_of(position)}"
+
+
 def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     """Parse a timestamp column; offsets are converted to UTC so DST and mixed zones order correctly."""
     if pd.api.types.is_datetime64_any_dtype(raw):
@@ -98,7 +112,7 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
         if has_offset.any() and not has_offset[text.notna() & (text != "")].all():
             pos = int(np.flatnonzero(~has_offset & text.notna().to_numpy())[0])
             raise DataError(
-                f"{source}: line {_line_of(pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has no "
+                f"{source}: {_where(source, pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has no "
                 "time zone while others do; use one convention for the whole file"
             )
         parsed = pd.to_datetime(text, errors="coerce", utc=bool(has_offset.any()), format="mixed")
@@ -107,7 +121,7 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
         pos = int(np.flatnonzero(missing)[0])
         value = raw.iloc[pos]
         what = "missing timestamp" if pd.isna(value) or str(value).strip() == "" else f"cannot parse timestamp '{value}'"
-        raise DataError(f"{source}: line {_line_of(pos)}: {what} in column '{column}'")
+        raise DataError(f"{source}: {_where(source, pos)}: {what} in column '{column}'")
     return pd.DatetimeIndex(parsed, name="timestamp")
 
 
@@ -122,7 +136,7 @@ def _numeric_column(raw: pd.Series, source: str, name: str) -> pd.Series:
     bad = values.isna() & text.notna() & (text != "") & ~text.str.lower().isin(["nan", "inf", "-inf", "+inf"])
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: column '{name}', line {_line_of(pos)}: non-numeric value '{raw.iloc[pos]}'")
+        raise DataError(f"{source}: column '{name}', {_where(source, pos)}: non-numeric value '{raw.iloc[pos]}'")
     return values.astype("float64")
 
 
@@ -147,20 +161,31 @@ def select_columns(raw: pd.DataFrame, source: str, timestamp_col: str, columns: 
     candidates = [c for c in raw.columns if c != timestamp_col]
     chosen = [c for c in candidates if _looks_numeric(raw[c])]
     skipped = [c for c in candidates if c not in chosen]
+    if not chosen:  # one line, no warning before it: the error names the columns it skipped
+        others = f" (non-numeric: {', '.join(map(repr, map(str, skipped)))})" if skipped else ""
+        raise DataError(f"{source}: no numeric sensor column besides '{timestamp_col}'{others}")
     if skipped:
         log.warning("%s: skipping non-numeric column(s) %s", source, ", ".join(map(str, skipped)))
-    if not chosen:
-        raise DataError(f"{source}: no numeric sensor column besides '{timestamp_col}'")
     return chosen
 
 
 def detect_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
-    """The sampling interval: the median step between consecutive distinct timestamps."""
-    steps = np.diff(index.as_unit("ns").asi8)
-    steps = steps[steps > 0]
+    """The sampling interval: the median step between consecutive distinct timestamps.
+
+    With jittered timestamps (a reading "every minute", give or take some seconds) the median may
+    be 59 s; then the mean of the typical steps (within half the median of it), rounded to two
+    significant digits, gives the intended 60 s. Regular data keep their exact step.
+    """
+    steps = np.diff(np.unique(index.as_unit("ns").asi8))
     if len(steps) == 0:
         raise DataError("cannot detect the sampling interval from a single timestamp")
-    return pd.Timedelta(int(np.median(steps)), unit="ns")
+    median = int(np.median(steps))
+    typical = steps[(steps >= median * 0.5) & (steps <= median * 1.5)]  # not the multiples left by gaps
+    if len(typical) == 0 or typical.min() == typical.max():
+        return pd.Timedelta(median, unit="ns")
+    mean = float(typical.mean())
+    unit = 10 ** max(int(np.floor(np.log10(mean))) - 1, 0)
+    return pd.Timedelta(max(int(round(mean / unit)) * unit, 1), unit="ns")
 
 
 def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
@@ -180,6 +205,21 @@ def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
         short = missing & (run_len <= max_gap)
         out.loc[short, col] = filled.loc[short, col]
     return out
+
+
+def _check_grid(index: pd.DatetimeIndex, step: pd.Timedelta, source: str) -> None:
+    """Refuse a regular grid far larger than the data: one stray timestamp (a wrong year, say)
+    would otherwise resample a few hundred rows into hundreds of millions and exhaust memory."""
+    span = int(index.as_unit("ns").asi8[-1]) - int(index.as_unit("ns").asi8[0])
+    rows = span // max(int(step.value), 1) + 1
+    limit = max(MAX_GRID_FACTOR * len(index), MAX_GRID_ROWS)
+    if rows > limit:
+        steps = np.diff(index.as_unit("ns").asi8)
+        at = int(np.argmax(steps))
+        raise DataError(
+            f"{source}: timestamps from {index[0]} to {index[-1]} at a {step} interval would make {rows:,} rows "
+            f"(largest jump: {index[at]} -> {index[at + 1]}); is a timestamp wrong?"
+        )
 
 
 def clean_frame(
@@ -232,6 +272,7 @@ def clean_frame(
     step = pd.Timedelta(interval) if interval is not None else detect_interval(frame.index)
     if step <= pd.Timedelta(0):
         raise DataError(f"{source}: sampling interval must be positive, not {step}")
+    _check_grid(frame.index, step, source)
     frame = frame.resample(step, origin="start").mean()
     frame.index.name = "timestamp"
     frame = fill_short_gaps(frame, max_gap)
@@ -290,16 +331,22 @@ def _as_time(value: str, tz, what: str) -> pd.Timestamp:
 def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
     """Write CSV or Parquet (by suffix) atomically: a temporary name beside ``path``, then rename.
 
-    Timestamps are written in ISO 8601. An interrupted write leaves any previous file untouched.
+    Timestamps are written in ISO 8601. An interrupted write leaves any previous file untouched;
+    the hidden ``.NAME.tmp-*`` file of a write that was killed outright is removed by the next one.
     """
+    import glob
     import os
     import uuid
 
     path = Path(path)
     if path.suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:
         raise DataError(f"{path}: output must end in .csv or .parquet")
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise DataError(f"{path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file to write")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
@@ -312,7 +359,14 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -
             if index and isinstance(out.index, pd.DatetimeIndex):
                 out.index = out.index.map(lambda t: t.isoformat())
             out.to_csv(tmp, index=index)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data is on disk before the name points at it
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write ({exc.strerror or _first_line(exc)})") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -6,7 +6,7 @@ import numpy as np
 
 from anomaly.errors import ConfigError, DataError
 
-RULES = ("quantile", "ksigma")
+RULES = ("quantile", "ksigma", "max")
 
 
 def _finite(scores: np.ndarray) -> np.ndarray:
@@ -32,7 +32,14 @@ def ksigma_threshold(scores: np.ndarray, k: float) -> float:
     return float(scores.mean() + k * scores.std())
 
 
-def fit_thresholds(scores: np.ndarray, quantile: float, k_sigma: float, rule: str) -> dict:
+def max_threshold(scores: np.ndarray, margin: float) -> float:
+    """``margin`` times the largest normal score: nothing seen in normal operation is flagged."""
+    if margin <= 0:
+        raise ConfigError(f"margin must be positive, not {margin}")
+    return float(_finite(scores).max() * margin)
+
+
+def fit_thresholds(scores: np.ndarray, quantile: float, k_sigma: float, rule: str, margin: float = 1.0) -> dict:
     """Every rule's threshold on the same normal scores, and which one is in force."""
     if rule not in RULES:
         raise ConfigError(f"threshold rule must be one of {', '.join(RULES)}, not '{rule}'")
@@ -40,9 +47,11 @@ def fit_thresholds(scores: np.ndarray, quantile: float, k_sigma: float, rule: st
         "rule": rule,
         "quantile": quantile,
         "k_sigma": k_sigma,
+        "margin": margin,
         "values": {
             "quantile": quantile_threshold(scores, quantile),
             "ksigma": ksigma_threshold(scores, k_sigma),
+            "max": max_threshold(scores, margin),
         },
         "n_normal_scores": int(np.isfinite(np.asarray(scores, dtype=float)).sum()),
     }

@@ -1,0 +1,144 @@
+"""Incremental scoring: which rows a new run must (re)write, and their scores from the windows they need.
+
+A detector's score for a timestamp is the mean error of every window covering it, optionally
+EWMA-smoothed (``smoothing``) over all earlier rows. So when new rows arrive:
+
+- the rows without a stored score are *dirty*; every row within ``window - 1`` of a dirty row is
+  covered by new windows and changes too, so it is re-scored and upserted (with ``stride > 1``
+  the window grid of a whole segment can move, so the rest of the segment is re-scored);
+- with smoothing, a dirty row also changes the smoothed score of the rows after it; the change
+  decays as ``(1 - alpha)^k`` and is below double precision after :func:`ewm_horizon` rows, so
+  that many following rows are re-scored, and that many covered rows *before* the first written
+  row are scored as context to warm the EWMA up.
+
+:func:`score_rows` then runs the model only on the windows covering the written rows and their
+context, and returns what ``detector.score(X)`` would return for those rows (equal up to the
+order of floating-point sums: tests check it with a tight ``np.allclose``). It uses the
+detector's private seams ``_prepare``, ``_forward`` and ``_combine`` on purpose: they are the
+same code the full score runs, which is what makes the results equal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from anomaly.windows import segments, window_starts
+
+EWM_TOLERANCE = 1e-16  # history weight below which the smoothed score cannot change a double
+
+
+def ewm_horizon(span: int) -> int:
+    """Covered rows after which earlier rows weigh less than :data:`EWM_TOLERANCE` in an EWMA of ``span``."""
+    if span <= 1:
+        return 0
+    alpha = 2.0 / (span + 1.0)
+    return int(math.ceil(math.log(EWM_TOLERANCE) / math.log(1.0 - alpha)))
+
+
+def coverage(n_rows: int, starts: np.ndarray, window: int) -> np.ndarray:
+    """How many windows (beginning at ``starts``) cover each row."""
+    delta = np.zeros(n_rows + 1, dtype=np.int64)
+    np.add.at(delta, starts, 1)
+    np.add.at(delta, starts + window, -1)
+    return np.cumsum(delta)[:n_rows]
+
+
+def _dilate(mask: np.ndarray, left: int, right: int) -> np.ndarray:
+    """True within ``left`` rows before and ``right`` rows after any True row."""
+    n = len(mask)
+    delta = np.zeros(n + 1, dtype=np.int64)
+    idx = np.flatnonzero(mask)
+    np.add.at(delta, np.maximum(idx - left, 0), 1)
+    np.add.at(delta, np.minimum(idx + right + 1, n), -1)
+    return np.cumsum(delta)[:n] > 0
+
+
+def rows_to_write(finite_rows: np.ndarray, stored: np.ndarray, window: int, stride: int = 1,
+                  smoothing: int = 0) -> np.ndarray:
+    """Rows whose score a run must write: covered rows not ``stored`` and the covered rows they change."""
+    finite_rows = np.asarray(finite_rows, dtype=bool)
+    covered = coverage(len(finite_rows), window_starts(finite_rows, window, stride), window) > 0
+    dirty = covered & ~np.asarray(stored, dtype=bool)
+    if not dirty.any():
+        return dirty
+    horizon = ewm_horizon(smoothing)
+    out = _dilate(dirty, window - 1 if stride == 1 else window, window - 1)
+    if stride > 1:
+        for lo, hi in segments(finite_rows):
+            hit = np.flatnonzero(dirty[lo:hi])
+            if len(hit):
+                out[max(lo, lo + hit[0] - window) : hi] = True
+    if horizon:
+        # a dirty row moves the smoothed score of the next `horizon` *covered* rows, gaps skipped
+        rank = np.cumsum(covered)
+        last_rank = np.maximum.accumulate(np.where(dirty, rank, 0))
+        out |= (last_rank > 0) & (rank - last_rank <= horizon + window)
+    return out & covered
+
+
+def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float | None = None,
+               quantile: float | None = None) -> pd.DataFrame:
+    """``detector.score(X)`` restricted to ``rows`` (a boolean mask), computing only the windows needed."""
+    X, values, starts = detector._prepare(X)
+    window = detector.window
+    limit = detector.threshold_for(threshold, quantile)
+    covered = coverage(len(X), starts, window) > 0
+    idx = np.flatnonzero(np.asarray(rows, dtype=bool) & covered)
+    columns = ["score", "threshold", "is_anomaly"] + [f"error_{c}" for c in detector.columns_]
+    if len(idx) == 0:
+        return pd.DataFrame(columns=columns, index=X.index[:0]).astype({"is_anomaly": bool, "score": float})
+    first, last = int(idx[0]), int(idx[-1])
+    context = first
+    horizon = ewm_horizon(detector.smoothing) if detector.smoothing > 1 else 0
+    if horizon:
+        # start the EWMA `horizon` covered rows before the first written row (or at row 0)
+        before = np.flatnonzero(covered[:first])
+        context = int(before[-horizon]) if len(before) >= horizon else 0
+    need = starts[(starts + window - 1 >= context) & (starts <= last)]
+    lo, hi = int(need[0]), int(need[-1]) + window
+    row_errors, _ = detector._forward(values[lo:hi], need - lo)
+    row_errors[: max(context - lo, 0)] = np.nan  # rows before the context lack some of their windows
+    score = detector._combine(row_errors, X.index[lo:hi])
+    pick = idx - lo
+    out = pd.DataFrame({"score": score[pick], "threshold": limit}, index=X.index[idx])
+    out["is_anomaly"] = np.nan_to_num(out["score"].to_numpy(), nan=-np.inf) > limit
+    for i, name in enumerate(detector.columns_):
+        out[f"error_{name}"] = row_errors[pick, i]
+    return out
+
+
+def event_cutoff(first_written, stored_events: pd.DataFrame, interval: pd.Timedelta, min_length: int,
+                 merge_gap: int) -> pd.Timestamp:
+    """Earliest timestamp from which events must be recomputed when rows from ``first_written`` change.
+
+    A run of flagged rows can merge with rows at most ``merge_gap`` rows before it, and a run that was
+    too short to be an event (under ``min_length`` rows) may now grow into one; a stored event near
+    ``first_written`` is recomputed from its start.
+    """
+    first_written = pd.Timestamp(first_written)
+    cutoff = first_written - (int(min_length) + int(merge_gap) + 2) * interval
+    if len(stored_events):
+        touching = stored_events[stored_events["end"] >= cutoff]
+        if len(touching):
+            cutoff = min(cutoff, pd.Timestamp(touching["start"].min()))
+    return cutoff
+
+
+def event_frame(stored: pd.DataFrame, new: pd.DataFrame, interval: pd.Timedelta, limit: float) -> pd.DataFrame:
+    """Stored scores overlaid with new ones on the regular time grid (missing rows NaN), for event finding.
+
+    ``stored`` has a ``timestamp`` column (as :meth:`Store.scores` returns), ``new`` a timestamp index.
+    """
+    keep = [c for c in new.columns if c == "score" or c.startswith("error_")]
+    old = stored.set_index("timestamp")[[c for c in keep if c in stored.columns]]
+    old = old[~old.index.isin(new.index)]
+    frame = pd.concat([old, new[keep]]).sort_index()
+    if len(frame):
+        grid = pd.date_range(frame.index[0], frame.index[-1], freq=interval)
+        if frame.index.isin(grid).all():
+            frame = frame.reindex(grid)
+    frame["threshold"] = float(limit)
+    return frame

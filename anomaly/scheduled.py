@@ -1,0 +1,327 @@
+"""Scheduled scoring: one run of (data, model) into the results database, alerts, and batches on Dask.
+
+A run (:func:`run_job`) takes the lock of its source, records itself in ``runs``, loads the model
+and the data exactly as ``anomaly score`` does, scores only what changed (see
+:mod:`anomaly.incremental`), recomputes the events near the new rows, and writes everything in one
+transaction (:meth:`anomaly.store.Store.commit_run`). Problems become a ``failed`` run, a logfmt
+line on stderr and an exit code; nothing is half-written.
+
+A batch (:func:`run_batch`) is a list of jobs read from a TOML file; it runs them one after the
+other, or on a Dask cluster (``dask.distributed``: a ``LocalCluster`` of N worker processes, or
+an existing scheduler) with the same function on each worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from anomaly.errors import (EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_ERROR, EXIT_LOCKED, EXIT_OK, AnomalyError, ConfigError,
+                            DataError)
+from anomaly.store import LockedError, Store, _naive_utc, open_store, use_logfmt
+
+log = logging.getLogger("anomaly")
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+ON_EVENT_TIMEOUT_S = 120
+PAUSE_ENV = "ANOMALY_TEST_PAUSE_BEFORE_COMMIT"  # test seam: see _pause_before_commit
+
+
+class ClusterError(AnomalyError):
+    """The Dask scheduler cannot be reached."""
+
+    exit_code = EXIT_ERROR
+
+
+@dataclass
+class Job:
+    """One (data, model) pair to score into the database, with the options of ``anomaly score``."""
+
+    data: str
+    model: str
+    source: str | None = None
+    timestamp_col: str = "timestamp"
+    columns: list[str] | None = None
+    duplicates: str = "error"
+    max_gap: int = 3
+    threshold: float | None = None
+    quantile: float | None = None
+    min_length: int | None = None
+    merge_gap: int | None = None
+    rescore: bool = False
+
+    @property
+    def source_name(self) -> str:
+        """``source`` if given, else the data file's absolute path (the same from cron and a shell)."""
+        return self.source or str(Path(self.data).expanduser().resolve())
+
+    @property
+    def model_name(self) -> str:
+        return str(Path(self.model).expanduser().resolve())
+
+
+@dataclass
+class JobResult:
+    source: str
+    model: str
+    status: str  # success, failed, locked
+    exit_code: int
+    run_id: int | None = None
+    rows_scored: int = 0
+    rows_new: int = 0
+    new_events: list[dict] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def _pause_before_commit() -> None:
+    """Test seam: with ``ANOMALY_TEST_PAUSE_BEFORE_COMMIT=FILE`` set, create FILE and sleep inside the
+    run's write transaction, so a test can SIGKILL a run midway at a known point."""
+    marker = os.environ.get(PAUSE_ENV)
+    if marker:
+        Path(marker).touch()
+        time.sleep(600)
+
+
+def _args(job: Job) -> SimpleNamespace:
+    return SimpleNamespace(model=job.model, min_length=job.min_length, merge_gap=job.merge_gap,
+                           timestamp_col=job.timestamp_col, columns=job.columns, duplicates=job.duplicates,
+                           max_gap=job.max_gap)
+
+
+def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
+    # The same loading as `anomaly score`, so a run and a full score read identical frames.
+    from anomaly.cli import _load_detector, _load_for_model
+    from anomaly.incremental import event_cutoff, event_frame, rows_to_write, score_rows
+
+    source, model = job.source_name, job.model_name
+    detector = _load_detector(_args(job))
+    data = _load_for_model(job.data, _args(job), detector)
+    stamps = _naive_utc(data.index)
+    finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
+    known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
+    stored = np.isin(stamps.asi8, known.asi8)
+    plan = np.zeros(len(data), dtype=bool) if job.rescore else stored
+    rows = rows_to_write(finite, plan, detector.window, detector.stride, detector.smoothing)
+    if not rows.any():
+        store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)
+        return JobResult(source, model, "success", EXIT_OK, run_id)
+    _warn_short_context(store, job, detector, rows, stamps)
+    new = score_rows(detector, data, rows, threshold=job.threshold, quantile=job.quantile)
+    new.index = _naive_utc(new.index)
+    limit = float(new["threshold"].iloc[0])
+    interval = detector.interval_
+    lookback = new.index[0] - (detector.min_event_length + detector.merge_gap + 2) * interval
+    cutoff = event_cutoff(new.index[0], store.events_touching(source, model, lookback), interval,
+                          detector.min_event_length, detector.merge_gap)
+    region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
+    found = detector.events(region)
+    added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit)
+    rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
+    fields.update(threshold=limit, events_found=len(found))
+    return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, added)
+
+
+def _warn_short_context(store: Store, job: Job, detector, rows: np.ndarray, stamps) -> None:
+    """Warn when DATA (e.g. a rotated file) starts too close to the rows to write while older scores exist:
+    those rows then lack windows or EWMA history that a full re-score would have."""
+    from anomaly.incremental import ewm_horizon
+
+    need = detector.window - 1 + ewm_horizon(detector.smoothing)
+    first = int(np.flatnonzero(rows)[0])
+    if first < need and store.has_scores_before(job.source_name, job.model_name, stamps[0]):
+        log.warning("DATA starts only %d rows before the first row to write (the model needs %d for full context); "
+                    "keep older rows in DATA for scores equal to a full re-score" % (first, need),
+                    extra={"fields": {"source": job.source_name}})
+
+
+def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug: bool = False) -> JobResult:
+    """Score ``job`` into the database ``db``; every outcome is a :class:`JobResult` and logfmt lines."""
+    if not log.handlers:  # a fresh Dask worker process
+        use_logfmt(log)
+    began = time.monotonic()
+    source, model = job.source_name, job.model_name
+    fields: dict = {"source": source, "model": model}
+
+    def done(result: JobResult) -> JobResult:
+        result.seconds = round(time.monotonic() - began, 3)
+        extra = {"run": result.run_id, **fields, "status": result.status, "rows": result.rows_scored,
+                 "new": result.rows_new, "events_new": len(result.new_events),
+                 "exit": result.exit_code if result.status != "success" else None, "duration_s": result.seconds}
+        if result.status == "success":
+            log.info("run finished", extra={"fields": extra})
+        else:
+            log.error(result.error, extra={"fields": extra})
+        return result
+
+    try:
+        store = open_store(db, create=True)
+    except AnomalyError as exc:
+        return done(JobResult(source, model, "failed", exc.exit_code, error=str(exc)))
+    try:
+        with store.lock(source, lock_timeout):
+            run_id = store.begin_run(source, model)
+            log.info("run started", extra={"fields": {"run": run_id, **fields}})
+            try:
+                return done(_score_run(store, run_id, job, fields))
+            except AnomalyError as exc:
+                store.fail_run(run_id, str(exc))
+                return done(JobResult(source, model, "failed", exc.exit_code, run_id, error=str(exc)))
+            except Exception as exc:
+                lines = str(exc).strip().splitlines()
+                message = f"unexpected {type(exc).__name__}: {lines[0] if lines else ''}"
+                store.fail_run(run_id, message)
+                if debug:
+                    raise
+                return done(JobResult(source, model, "failed", EXIT_ERROR, run_id, error=message))
+    except LockedError as exc:
+        return done(JobResult(source, model, "locked", EXIT_LOCKED, error=str(exc)))
+    finally:
+        store.close()
+
+
+# -- alerts ------------------------------------------------------------------------------------
+def notify(command: str, new_events: list[dict]) -> int:
+    """Run ``command`` (a shell command line) once per event, the event as one JSON line on stdin.
+
+    Returns how many invocations failed (non-zero exit or timeout); each failure is logged.
+    """
+    failures = 0
+    for ev in new_events:
+        fields = {"source": ev["source"], "start": ev["start"], "command": command}
+        try:
+            done = subprocess.run(command, shell=True, input=json.dumps(ev) + "\n", text=True,
+                                  capture_output=True, timeout=ON_EVENT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            failures += 1
+            log.error(f"--on-event command timed out after {ON_EVENT_TIMEOUT_S} s", extra={"fields": fields})
+            continue
+        if done.returncode != 0:
+            failures += 1
+            tail = (done.stderr or "").strip().splitlines()
+            log.error(f"--on-event command exited with {done.returncode}",
+                      extra={"fields": {**fields, "stderr": tail[-1] if tail else ""}})
+        else:
+            log.info("event sent", extra={"fields": fields})
+    return failures
+
+
+def exit_code(results: list[JobResult], on_anomaly: bool, alert_failures: int = 0) -> int:
+    """One exit code for runs: 1 (error) > 2 (bad input) > 3 (locked) > 4 (new anomalies, opt-in) > 0."""
+    codes = {r.exit_code for r in results}
+    for code in (EXIT_ERROR, EXIT_BAD_INPUT, EXIT_LOCKED):
+        if code in codes:
+            return code
+    if alert_failures:
+        return EXIT_ERROR
+    if on_anomaly and any(r.new_events for r in results):
+        return EXIT_ANOMALIES
+    return EXIT_OK
+
+
+# -- batches -----------------------------------------------------------------------------------
+_JOB_FIELDS = {f.name: f for f in dataclasses.fields(Job)}
+_BATCH_KEYS = {"db", "lock_timeout", "jobs"}
+
+
+def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
+    """Jobs and settings (``db``, ``lock_timeout``) from a TOML file; relative paths are relative to it.
+
+    ```toml
+    db = "results.db"
+    [[jobs]]
+    data = "pump1.csv"
+    model = "models/pump"
+    source = "pump1"        # optional; other optional keys: columns, timestamp_col, duplicates,
+    ```                     # max_gap, threshold, quantile, min_length, merge_gap, rescore
+    """
+    path = Path(path)
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: invalid TOML ({exc})") from None
+    unknown = set(spec) - _BATCH_KEYS
+    if unknown:
+        raise DataError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_BATCH_KEYS))})")
+    entries = spec.get("jobs")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise DataError(f"{path}: no jobs; add one or more [[jobs]] tables with data and model")
+    base = path.resolve().parent
+    jobs = []
+    for i, entry in enumerate(entries, 1):
+        where = f"{path}: job {i}"
+        bad = set(entry) - set(_JOB_FIELDS)
+        if bad:
+            raise DataError(f"{where}: unknown key(s) {', '.join(sorted(bad))} (allowed: {', '.join(_JOB_FIELDS)})")
+        for key in ("data", "model"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise DataError(f"{where}: '{key}' is required (a path)")
+        values = dict(entry)
+        for key in ("data", "model"):
+            values[key] = str((base / Path(entry[key]).expanduser()))
+        if isinstance(values.get("columns"), str):
+            values["columns"] = [c.strip() for c in values["columns"].split(",") if c.strip()]
+        _check_types(values, where)
+        jobs.append(Job(**values))
+    settings = {k: spec[k] for k in ("db", "lock_timeout") if k in spec}
+    if "db" in settings and not isinstance(settings["db"], str):
+        raise DataError(f"{path}: 'db' must be a string (a path or a URL)")
+    if "db" in settings and "://" not in settings["db"]:
+        settings["db"] = str(base / Path(settings["db"]).expanduser())
+    if "lock_timeout" in settings and not isinstance(settings["lock_timeout"], (int, float)):
+        raise DataError(f"{path}: 'lock_timeout' must be a number of seconds")
+    return jobs, settings
+
+
+def _check_types(values: dict, where: str) -> None:
+    kinds = {"source": str, "timestamp_col": str, "duplicates": str, "max_gap": int, "threshold": (int, float),
+             "quantile": (int, float), "min_length": int, "merge_gap": int, "rescore": bool}
+    for key, kind in kinds.items():
+        if key in values and (not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool))):
+            raise DataError(f"{where}: '{key}' has the wrong type ({type(values[key]).__name__})")
+    cols = values.get("columns")
+    if cols is not None and not (isinstance(cols, list) and cols and all(isinstance(c, str) for c in cols)):
+        raise DataError(f"{where}: 'columns' must be a list of names or a comma-separated string")
+
+
+def run_batch(jobs: list[Job], db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, workers: int | None = None,
+              scheduler: str | None = None) -> list[JobResult]:
+    """Run ``jobs`` one after the other, or on Dask: a local cluster of ``workers`` processes or ``scheduler``."""
+    if workers is None and scheduler is None:
+        return [run_job(job, db, lock_timeout) for job in jobs]
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("--workers and --scheduler need Dask: pip install 'lstm-anomaly[dask]'") from None
+
+    cluster = None
+    try:
+        if scheduler is not None:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
+            client = Client(cluster)
+        with client:
+            log.info("dask cluster ready", extra={"fields": {"scheduler": client.scheduler.address,
+                                                            "workers": len(client.scheduler_info()["workers"])}})
+            futures = client.map(run_job, jobs, db=db, lock_timeout=lock_timeout, pure=False)
+            return client.gather(futures)
+    finally:
+        if cluster is not None:
+            cluster.close()

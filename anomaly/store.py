@@ -1,0 +1,542 @@
+"""The results database: schema, versioning, locks, runs, upserts and the read API.
+
+One module for everything that touches the database, written with SQLAlchemy 2 Core so the same
+code serves an embedded SQLite file (the default: ``results.db``) and a PostgreSQL server (a
+URL such as ``postgresql://user:pw@host/db``). No Keras here.
+
+Tables (schema version :data:`SCHEMA_VERSION`, created and checked by :func:`open_store`):
+
+- ``schema_version(version, applied)``: one row per applied version.
+- ``runs(id, started, finished, model, source, rows_scored, status, error)``: one row per run;
+  ``status`` is ``running``, ``success`` or ``failed``.
+- ``scores(source, model, timestamp, score, threshold, is_anomaly, errors, run_id)``: one row per
+  scored timestamp, unique on ``(source, model, timestamp)``. ``errors`` is a JSON object text
+  ``{"sensor": squared_error, ...}`` (the detector's ``error_<sensor>`` columns; JSON floats
+  round-trip exactly). ``run_id`` is the run that last wrote the row.
+- ``events(source, model, start, end, peak_score, severity, sensors, run_id)``: unique on
+  ``(source, model, start)``; ``sensors`` is ``;``-separated; ``run_id`` is the run that first
+  found the event (later runs may extend it without changing ``run_id``).
+
+Timestamps are stored without time zone: in UTC when the data had one, as read otherwise.
+
+Writes are upserts (``INSERT ... ON CONFLICT DO UPDATE`` through the SQLite and PostgreSQL
+dialects), so nothing is ever duplicated. A run is written in one transaction
+(:meth:`Store.commit_run`); its ``runs`` row is inserted as ``running`` in a transaction of its
+own before scoring starts, and a later run for the same source, holding the lock, marks any row
+still ``running`` as ``failed`` (its process is gone: it could not hold the lock otherwise).
+
+Locks (:meth:`Store.lock`): one per database and source. SQLite: ``fcntl.flock`` on a file in
+``<database>.locks/`` beside the database file. PostgreSQL: a session-level
+``pg_try_advisory_lock`` held on a dedicated connection. Either is released by the operating
+system or the server when the process dies, so a killed run never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+
+from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, ConfigError, DataError
+
+SCHEMA_VERSION = 1
+RUN_COLUMNS = ["id", "started", "finished", "model", "source", "rows_scored", "status", "error"]
+EVENT_COLUMNS = ["source", "model", "start", "end", "peak_score", "severity", "sensors"]
+LOCK_POLL_S = 0.1
+WRITE_CHUNK = 5000
+INTERRUPTED = "interrupted: the process ended before the run finished (found by run {run})"
+_SCHEMA_LOCK_KEY = 0x616E6F6D616C79  # "anomaly": PostgreSQL advisory key serialising schema creation
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied", sa.DateTime, nullable=False),
+)
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("started", sa.DateTime, nullable=False),
+    sa.Column("finished", sa.DateTime),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("rows_scored", sa.Integer, nullable=False, default=0),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_runs_source_status", "source", "status"),
+)
+scores = sa.Table(
+    "scores", metadata,
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.DateTime, nullable=False),
+    sa.Column("score", sa.Double, nullable=False),
+    sa.Column("threshold", sa.Double, nullable=False),
+    sa.Column("is_anomaly", sa.Boolean, nullable=False),
+    sa.Column("errors", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("source", "model", "timestamp", name="pk_scores"),
+)
+events = sa.Table(
+    "events", metadata,
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("end", sa.DateTime, nullable=False),
+    sa.Column("peak_score", sa.Double, nullable=False),
+    sa.Column("severity", sa.Double, nullable=False),
+    sa.Column("sensors", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("source", "model", "start", name="pk_events"),
+)
+
+# Migrations from version N-1 to N, applied in order inside the schema transaction.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+class StoreError(AnomalyError):
+    """The database cannot be reached or used (an environment problem, not bad input)."""
+
+    exit_code = EXIT_ERROR
+
+
+class LockedError(AnomalyError):
+    """Another run holds the lock for this database and source."""
+
+    exit_code = EXIT_LOCKED
+
+
+# -- logfmt ------------------------------------------------------------------------------------
+def _logfmt_value(value) -> str:
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    elif isinstance(value, (pd.Timestamp, dt.datetime)):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    if text == "" or any(c in text for c in ' "=\\\n\t'):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    return text
+
+
+def logfmt(**fields) -> str:
+    """``key=value`` pairs, values quoted when needed: the format log collectors (Loki, Vector...) parse."""
+    return " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items() if v is not None)
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=... level=... msg="..."`` plus the record's ``fields`` extra (a dict)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
+        ts = ts.replace("+00:00", "Z")
+        line = logfmt(ts=ts, level=record.levelname.lower(), msg=record.getMessage(), **getattr(record, "fields", {}))
+        if record.exc_info:
+            line += " " + logfmt(exc=self.formatException(record.exc_info).strip().splitlines()[-1])
+        return line
+
+
+def use_logfmt(logger: logging.Logger | None = None) -> None:
+    """Send ``logger`` (default: ``anomaly``) to stderr in logfmt, one line per record."""
+    logger = logger or logging.getLogger("anomaly")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    logger.handlers[:] = [handler]
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+# -- targets and engines -----------------------------------------------------------------------
+def make_url(target: str | os.PathLike) -> sa.engine.URL:
+    """A path means an SQLite file; anything with ``://`` is a SQLAlchemy URL (``postgresql://`` uses psycopg 3)."""
+    text = str(target)
+    if "://" not in text:
+        if not text.strip():
+            raise DataError("database target is empty")
+        path = Path(text).expanduser().resolve()
+        if path.is_dir():
+            raise DataError(f"{target}: is a directory, not a database file")
+        if not path.parent.exists():
+            raise DataError(f"{target}: directory {path.parent} does not exist")
+        return sa.engine.URL.create("sqlite", database=str(path))
+    try:
+        url = sa.engine.make_url(text)
+    except sa.exc.ArgumentError:
+        raise DataError(f"cannot parse database URL '{text}'") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise DataError(f"{text}: an in-memory SQLite database cannot be shared between runs; give a file")
+        return make_url(url.database)
+    if url.get_backend_name() != "postgresql":
+        raise DataError(f"{text}: unsupported database '{url.get_backend_name()}' (use an SQLite file or postgresql://)")
+    return url
+
+
+def _sqlite_engine(url: sa.engine.URL, busy_timeout: float) -> sa.Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": busy_timeout})
+
+    # pysqlite's own transaction handling is off, so SQLAlchemy's BEGIN is the real one and a
+    # writer can ask for BEGIN IMMEDIATE (the SQLAlchemy documentation's recipe for SQLite).
+    @sa_event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers (the dashboard) never block the writer
+        cur.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
+
+    return engine
+
+
+def _display(url: sa.engine.URL) -> str:
+    return url.database if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout: float = 60.0) -> Store:
+    """Open the results database at ``target`` (a path or a URL).
+
+    With ``create=True`` (what ``anomaly score --db`` does) a missing SQLite file and the schema are
+    created; otherwise a missing file or schema is a one-line :class:`DataError`, so a reader such
+    as the dashboard never creates databases by accident.
+    """
+    url = make_url(target)
+    if url.get_backend_name() == "sqlite":
+        if not create and not Path(url.database).exists():
+            raise DataError(f"{target}: no such database file")
+        engine = _sqlite_engine(url, busy_timeout)
+    else:
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"{_display(url)}: needs the {exc.name} driver: pip install 'lstm-anomaly[postgres]'") from None
+    store = Store(engine, str(target), url)
+    try:
+        store._check_schema(create)
+    except AnomalyError:
+        engine.dispose()
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"database {_display(url)}: {_first_line(exc)}") from None
+    return store
+
+
+def _naive_utc(values) -> pd.DatetimeIndex:
+    index = pd.DatetimeIndex(values)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    return index.as_unit("us")
+
+
+def _py(ts) -> dt.datetime:
+    return pd.Timestamp(ts).to_pydatetime()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """A results database: the read API the dashboard uses and the write steps of a scoring run."""
+
+    def __init__(self, engine: sa.Engine, target: str, url: sa.engine.URL):
+        self.engine = engine
+        self.target = target
+        self.url = url
+        self.dialect = url.get_backend_name()
+
+    def __repr__(self) -> str:
+        return f"Store({_display(self.url)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite: the write lock is taken up front)."""
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            yield conn
+
+    def _check_schema(self, create: bool) -> None:
+        with self.engine.connect() as conn:
+            present = sa.inspect(conn).has_table("schema_version")
+            version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() if present else None
+        if version == SCHEMA_VERSION:
+            return
+        if version is not None and version > SCHEMA_VERSION:
+            raise DataError(f"{self.target}: results database has schema version {version}, newer than this "
+                            f"package's {SCHEMA_VERSION}: upgrade the package")
+        if not create:
+            if version is None:
+                raise DataError(f"{self.target}: not a results database (no schema_version table); "
+                                "create it with 'anomaly score DATA --model DIR --db TARGET'")
+            raise DataError(f"{self.target}: results database has schema version {version}; "
+                            "open it once with 'anomaly score --db' to upgrade it")
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+            if not sa.inspect(conn).has_table("schema_version"):
+                metadata.create_all(conn)
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied=_now()))
+                return
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+            for v in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS.get(v, []):
+                    conn.exec_driver_sql(statement)
+                conn.execute(schema_version.insert().values(version=v, applied=_now()))
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar())
+
+    # -- locks ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, source: str, timeout: float = 0.0) -> Iterator[None]:
+        """Hold the lock of ``source`` in this database; :class:`LockedError` after ``timeout`` seconds."""
+        digest = hashlib.sha256(source.encode()).digest()
+        deadline = time.monotonic() + max(timeout, 0.0)
+        busy = f"{self.target}: source {source} is locked by another run (waited {timeout:g} s); try again later"
+        if self.dialect == "sqlite":
+            import fcntl
+
+            lock_dir = Path(self.url.database + ".locks")
+            lock_dir.mkdir(exist_ok=True)
+            fd = os.open(lock_dir / f"{digest.hex()[:24]}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise LockedError(busy) from None
+                        time.sleep(LOCK_POLL_S)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+            return
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                if time.monotonic() >= deadline:
+                    raise LockedError(busy)
+                time.sleep(LOCK_POLL_S)
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    # -- run bookkeeping ------------------------------------------------------------------------
+    def begin_run(self, source: str, model: str) -> int:
+        """Insert a ``running`` row (own transaction); earlier ``running`` rows of ``source`` become ``failed``.
+
+        Call it holding :meth:`lock`: then no other live process can be running for ``source``.
+        """
+        with self._write() as conn:
+            run_id = conn.execute(runs.insert().values(started=_now(), model=model, source=source, rows_scored=0,
+                                                       status="running")).inserted_primary_key[0]
+            conn.execute(runs.update().where(runs.c.source == source, runs.c.status == "running", runs.c.id != run_id)
+                         .values(status="failed", error=INTERRUPTED.format(run=run_id)))
+        return int(run_id)
+
+    def fail_run(self, run_id: int, error: str) -> None:
+        with self._write() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id)
+                         .values(status="failed", error=error, finished=_now()))
+
+    def commit_run(self, run_id: int, source: str, model: str, new_scores: pd.DataFrame,
+                   new_events: pd.DataFrame | None = None, events_since=None, before_commit=None) -> list[dict]:
+        """Write a run in one transaction: scores and events upserted, the run marked ``success``.
+
+        ``new_scores`` is indexed by timestamp with ``score, threshold, is_anomaly, error_<sensor>``.
+        ``new_events`` (``start, end, peak_score, severity, sensors``) replaces the stored events of
+        ``(source, model)`` starting at or after ``events_since``. Returns the events whose start was
+        not stored before (the new ones), as JSON-ready dicts.
+        """
+        rows = _score_rows(new_scores, source, model, run_id)
+        with self._write() as conn:
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(self._upsert(scores, ["source", "model", "timestamp"]), rows[i : i + WRITE_CHUNK])
+            added: list[dict] = []
+            if new_events is not None and events_since is not None:
+                added = self._replace_events(conn, run_id, source, model, new_events, events_since)
+            if before_commit is not None:
+                before_commit()
+            conn.execute(runs.update().where(runs.c.id == run_id)
+                         .values(status="success", finished=_now(), rows_scored=len(rows), error=None))
+        return added
+
+    def _upsert(self, table: sa.Table, keys: list[str], keep: tuple[str, ...] = ()):
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        stmt = insert(table)
+        update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name not in keep}
+        return stmt.on_conflict_do_update(index_elements=keys, set_=update)
+
+    def _replace_events(self, conn, run_id, source, model, found: pd.DataFrame, since) -> list[dict]:
+        since = _py(_naive_utc([since])[0])
+        where = (events.c.source == source, events.c.model == model, events.c.start >= since)
+        before = {pd.Timestamp(t) for t in conn.execute(sa.select(events.c.start).where(*where)).scalars()}
+        rows = []
+        for ev in found.itertuples(index=False):
+            start, end = _naive_utc([ev.start])[0], _naive_utc([ev.end])[0]
+            rows.append({"source": source, "model": model, "start": _py(start), "end": _py(end),
+                         "peak_score": float(ev.peak_score), "severity": float(ev.severity),
+                         "sensors": str(ev.sensors), "run_id": run_id})
+        keep = {pd.Timestamp(r["start"]) for r in rows}
+        stale = [_py(t) for t in before - keep]
+        if stale:
+            conn.execute(events.delete().where(*where, events.c.start.in_(stale)))
+        if rows:
+            conn.execute(self._upsert(events, ["source", "model", "start"], keep=("run_id",)), rows)
+        added = [r for r in rows if pd.Timestamp(r["start"]) not in before]
+        return [{"source": r["source"], "model": r["model"], "start": r["start"].isoformat(),
+                 "end": r["end"].isoformat(), "peak_score": r["peak_score"], "severity": r["severity"],
+                 "sensors": [s for s in r["sensors"].split(";") if s], "run_id": run_id} for r in added]
+
+    # -- reads for a run ------------------------------------------------------------------------
+    def stored_timestamps(self, source: str, model: str, start=None, end=None) -> pd.DatetimeIndex:
+        """Timestamps already scored for ``(source, model)``, optionally between ``start`` and ``end``."""
+        query = sa.select(scores.c.timestamp).where(scores.c.source == source, scores.c.model == model)
+        if start is not None:
+            query = query.where(scores.c.timestamp >= _py(_naive_utc([start])[0]))
+        if end is not None:
+            query = query.where(scores.c.timestamp <= _py(_naive_utc([end])[0]))
+        with self.engine.connect() as conn:
+            values = conn.execute(query.order_by(scores.c.timestamp)).scalars().all()
+        return _naive_utc(values)
+
+    def has_scores_before(self, source: str, model: str, when) -> bool:
+        """Whether ``(source, model)`` has a stored score earlier than ``when``."""
+        query = sa.select(scores.c.timestamp).where(scores.c.source == source, scores.c.model == model,
+                                                   scores.c.timestamp < _py(_naive_utc([when])[0])).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def events_touching(self, source: str, model: str, since) -> pd.DataFrame:
+        """Stored events of ``(source, model)`` that end at or after ``since``."""
+        query = (sa.select(events.c.start, events.c.end).where(
+            events.c.source == source, events.c.model == model, events.c.end >= _py(_naive_utc([since])[0]))
+            .order_by(events.c.start))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame({"start": _naive_utc([r[0] for r in rows]), "end": _naive_utc([r[1] for r in rows])})
+
+    # -- the read API (the dashboard's) ---------------------------------------------------------
+    def runs(self) -> pd.DataFrame:
+        """Every run, oldest first: ``id, started, finished, model, source, rows_scored, status, error``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(*[runs.c[c] for c in RUN_COLUMNS]).order_by(runs.c.id)).all()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=RUN_COLUMNS)
+        for col in ("started", "finished"):
+            frame[col] = pd.to_datetime(frame[col])
+        frame["id"] = frame["id"].astype("int64")
+        frame["rows_scored"] = frame["rows_scored"].astype("int64")
+        return frame
+
+    def events(self, source: str | None = None) -> pd.DataFrame:
+        """Stored events (of one source or all), by start: ``source, model, start, end, peak_score, severity, sensors``."""
+        query = sa.select(*[events.c[c] for c in EVENT_COLUMNS]).order_by(events.c.source, events.c.start)
+        if source is not None:
+            query = query.where(events.c.source == source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=EVENT_COLUMNS)
+        for col in ("start", "end"):
+            frame[col] = pd.to_datetime(frame[col])
+        for col in ("peak_score", "severity"):
+            frame[col] = frame[col].astype("float64")
+        return frame
+
+    def scores(self, source: str, model: str | None = None, since=None) -> pd.DataFrame:
+        """Scores of ``source`` by time: ``timestamp, score, threshold, is_anomaly, error_<sensor>...``.
+
+        ``model=None`` picks the model of the source's most recent run that wrote scores.
+        """
+        if model is None:
+            model = self._latest_model(source)
+            if model is None:
+                return pd.DataFrame(columns=["timestamp", "score", "threshold", "is_anomaly"])
+        query = (sa.select(scores.c.timestamp, scores.c.score, scores.c.threshold, scores.c.is_anomaly, scores.c.errors)
+                 .where(scores.c.source == source, scores.c.model == model).order_by(scores.c.timestamp))
+        if since is not None:
+            query = query.where(scores.c.timestamp >= _py(_naive_utc([since])[0]))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame({
+            "timestamp": pd.to_datetime([r[0] for r in rows]),
+            "score": np.array([r[1] for r in rows], dtype=np.float64),
+            "threshold": np.array([r[2] for r in rows], dtype=np.float64),
+            "is_anomaly": np.array([bool(r[3]) for r in rows], dtype=bool),
+        })
+        errors = pd.DataFrame([json.loads(r[4]) for r in rows], dtype=np.float64)
+        for name in errors.columns:
+            frame[f"error_{name}"] = errors[name].to_numpy()
+        return frame
+
+    def _latest_model(self, source: str) -> str | None:
+        query = (sa.select(scores.c.model).join(runs, runs.c.id == scores.c.run_id)
+                 .where(scores.c.source == source).order_by(runs.c.id.desc()).limit(1))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def sources(self) -> list[str]:
+        """Every source that has a run or scores, sorted."""
+        with self.engine.connect() as conn:
+            names = set(conn.execute(sa.select(runs.c.source).distinct()).scalars())
+            names |= set(conn.execute(sa.select(scores.c.source).distinct()).scalars())
+        return sorted(names)
+
+
+def _score_rows(frame: pd.DataFrame, source: str, model: str, run_id: int) -> list[dict]:
+    """Rows for the ``scores`` table from a detector score frame (NaN scores are not stored)."""
+    if len(frame) == 0:
+        return []
+    frame = frame[np.isfinite(frame["score"].to_numpy())]
+    sensors = [c[len("error_"):] for c in frame.columns if c.startswith("error_")]
+    errors = frame[[f"error_{s}" for s in sensors]].to_numpy(dtype=np.float64).tolist()
+    stamps = _naive_utc(frame.index).to_pydatetime()
+    score = frame["score"].to_numpy(dtype=np.float64).tolist()
+    limit = frame["threshold"].to_numpy(dtype=np.float64).tolist()
+    flags = frame["is_anomaly"].to_numpy(dtype=bool).tolist()
+    return [
+        {"source": source, "model": model, "timestamp": stamps[i], "score": score[i], "threshold": limit[i],
+         "is_anomaly": flags[i], "errors": json.dumps(dict(zip(sensors, errors[i]))), "run_id": run_id}
+        for i in range(len(score))
+    ]

@@ -1,0 +1,51 @@
+"""Shared fixtures: small generated series with known anomalies, and one tiny fitted detector."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TINY = dict(window=8, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=2, batch_size=32, verbose=0)
+
+
+def make_series(n: int = 400, n_sensors: int = 2, seed: int = 0, start: str = "2024-01-01", freq: str = "1min") -> pd.DataFrame:
+    """Sine waves with a little noise, one column per sensor, indexed by timestamp."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=float)
+    data = {f"s{i}": np.sin(2 * np.pi * t / (20 + 7 * i)) + rng.normal(0, 0.05, n) for i in range(n_sensors)}
+    return pd.DataFrame(data, index=pd.date_range(start, periods=n, freq=freq, name="timestamp"))
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.reset_index().to_csv(path, index=False)
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, **kwargs):
+    """Run ``python -m anomaly ARGS`` in a subprocess against this checkout."""
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run([sys.executable, "-m", "anomaly", *map(str, args)], cwd=cwd or ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def series() -> pd.DataFrame:
+    return make_series()
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(series):
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    return LSTMAutoencoderDetector(**TINY).fit(series)

@@ -1,0 +1,260 @@
+"""The model directory: atomic saves, defensive loading, no unsafe deserialisation anywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reliability_support import REPO, TINY, entries, series
+
+from anomaly import artifacts
+from anomaly.artifacts import META_FILE, MODEL_FILE, read_metadata, sha256_file
+from anomaly.errors import ModelError
+from anomaly.io import clean_frame
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """The shared tiny detector, fitted once, and its saved directory."""
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    detector = LSTMAutoencoderDetector(**TINY).fit(clean_frame(series()))
+    directory = detector.save(tmp_path_factory.mktemp("shared") / "model")
+    return detector, directory
+
+
+@pytest.fixture
+def copy(fitted, tmp_path) -> Path:
+    return Path(shutil.copytree(fitted[1], tmp_path / "model"))
+
+
+def digests(directory: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def edit(directory: Path, change, *, raw: str | None = None) -> None:
+    path = directory / META_FILE
+    if raw is not None:
+        path.write_text(raw)
+        return
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))  # allow_nan: a tampered file may hold NaN
+
+
+def one_line_model_error(directory: Path, *fragments: str) -> str:
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    with pytest.raises(ModelError) as info:
+        LSTMAutoencoderDetector.load(directory)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 600, message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message
+
+
+# -- round trip ----------------------------------------------------------------------------------
+def test_save_load_gives_identical_scores(fitted):
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    detector, directory = fitted
+    frame = clean_frame(series(seed=1))
+    again = LSTMAutoencoderDetector.load(directory)
+    np.testing.assert_array_equal(again.score(frame)["score"].to_numpy(), detector.score(frame)["score"].to_numpy())
+    assert entries(directory) == {MODEL_FILE, META_FILE}
+
+
+# -- atomic saves --------------------------------------------------------------------------------
+def test_save_over_a_previous_model_swaps_it_in_whole(fitted, copy):
+    detector, _ = fitted
+    before = digests(copy)
+    (copy / "stray.txt").write_text("belongs to the old model directory")
+    detector.save(copy)
+    assert entries(copy) == {MODEL_FILE, META_FILE}  # the old directory went away as a whole
+    assert digests(copy)[MODEL_FILE] != before[MODEL_FILE]  # a new file (the zip records when it was saved)
+    assert read_metadata(copy)["model_sha256"] == sha256_file(copy / MODEL_FILE)
+    assert entries(copy.parent) == {"model"}  # no .model.tmp-* or .model.old-* left
+
+
+def test_interrupted_save_keeps_the_previous_model(fitted, copy, monkeypatch):
+    detector, _ = fitted
+    before = digests(copy)
+
+    def half_written(path, *args, **kwargs):
+        Path(path).write_bytes(b"PK\x03\x04 half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(detector.model_, "save", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        detector.save(copy)
+    assert digests(copy) == before
+    assert entries(copy.parent) == {"model"}
+    read_metadata(copy)
+
+
+def test_stale_temporary_directories_are_removed_at_next_save(fitted, copy):
+    detector, _ = fitted
+    for name in (".model.tmp-deadbeef", ".model.old-cafebabe"):
+        (copy.parent / name).mkdir()
+        (copy.parent / name / MODEL_FILE).write_bytes(b"left by a save that was killed")
+    (copy.parent / ".other.tmp-1234").mkdir()  # another model's: not ours to delete
+    (copy.parent / f".model.tmp-{os.getppid()}-0123abcd").mkdir()  # a save still running in a live process
+    detector.save(copy)
+    assert entries(copy.parent) == {"model", ".other.tmp-1234", f".model.tmp-{os.getppid()}-0123abcd"}
+
+
+def test_without_renameat2_two_renames_still_leave_a_complete_model(fitted, copy, monkeypatch):
+    detector, _ = fitted
+    monkeypatch.setattr(artifacts, "_exchange", lambda a, b: False)
+    detector.save(copy)
+    assert entries(copy.parent) == {"model"}
+    read_metadata(copy)
+
+
+def test_a_save_killed_between_the_two_renames_is_recovered(fitted, copy):
+    detector, _ = fitted
+    before = digests(copy)
+    copy.rename(copy.parent / ".model.old-0badf00d")  # the state a kill there would leave
+    (copy.parent / ".model.tmp-0badf00d").mkdir()
+    artifacts._recover(copy)
+    assert digests(copy) == before and entries(copy.parent) == {"model"}
+
+
+def test_exchange_swaps_two_directories_atomically(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "from_a").touch()
+    if sys.platform.startswith("linux"):
+        assert artifacts._exchange(tmp_path / "a", tmp_path / "b")
+        assert entries(tmp_path / "b") == {"from_a"} and entries(tmp_path / "a") == set()
+
+
+def test_save_refuses_to_replace_a_directory_that_is_not_a_model(fitted, tmp_path):
+    detector, _ = fitted
+    target = tmp_path / "results"
+    target.mkdir()
+    (target / "notes.txt").write_text("precious")
+    with pytest.raises(ModelError, match="not a model directory"):
+        detector.save(target)
+    assert (target / "notes.txt").read_text() == "precious" and entries(tmp_path) == {"results"}
+
+
+# -- defensive loading ---------------------------------------------------------------------------
+def test_lambda_layer_is_refused_and_never_run(copy, tmp_path):
+    from anomaly._tf import keras
+
+    marker = tmp_path / "ran"
+    inputs = keras.Input(shape=(TINY["window"], 2))
+    # The path is a constant in the lambda's code (closures over objects cannot be serialised).
+    touch = eval(f"lambda x: x * 2.0 + (open({str(marker)!r}, 'w').close() or 0.0)")  # noqa: S307
+    outputs = keras.layers.Lambda(touch)(inputs)
+    marker.unlink(missing_ok=True)  # building the model called the function once
+    keras.Model(inputs, outputs).save(copy / MODEL_FILE)
+    edit(copy, lambda m: m.update(model_sha256=sha256_file(copy / MODEL_FILE)))
+    one_line_model_error(copy, MODEL_FILE, "cannot load the Keras model", "Lambda")
+    assert not marker.exists()
+
+
+def test_truncated_keras_file(copy):
+    data = (copy / MODEL_FILE).read_bytes()
+    (copy / MODEL_FILE).write_bytes(data[: len(data) // 2])
+    one_line_model_error(copy, "checksum does not match")
+
+
+def test_keras_file_missing(copy):
+    (copy / MODEL_FILE).unlink()
+    one_line_model_error(copy, f"{MODEL_FILE} is missing")
+
+
+def test_model_with_other_shapes_than_its_metadata(copy):
+    edit(copy, lambda m: m["params"].update(window=9))
+    one_line_model_error(copy, "do not match the metadata", "(None, 9, 2)")
+
+
+TAMPERED = {
+    "nan-mean": (lambda m: m["scaler"].update(mean=[float("nan"), 0.0]), "'scaler.mean'"),
+    "huge-int": (lambda m: m["scaler"].update(mean=[10**400, 0.0]), "'scaler.mean'"),
+    "short-scale": (lambda m: m["scaler"].update(scale=[1.0]), "'scaler.scale'"),
+    "zero-error-ref": (lambda m: m.update(error_ref=[0.0, 1.0]), "'error_ref'"),
+    "duplicate-columns": (lambda m: m.update(columns=["a", "a"]), "'columns'"),
+    "no-columns": (lambda m: m.pop("columns"), "'columns'"),
+    "empty-normal-scores": (lambda m: m.update(normal_scores=[]), "'normal_scores'"),
+    "zero-interval": (lambda m: m.update(interval_seconds=0), "'interval_seconds'"),
+    "huge-interval": (lambda m: m.update(interval_seconds=1e300), "'interval_seconds'"),
+    "string-interval": (lambda m: m.update(interval_seconds="60"), "'interval_seconds'"),
+    "bad-timezone": (lambda m: m.update(timezone="Mars/Olympus_Mons"), "'timezone'"),
+    "negative-threshold": (lambda m: m["thresholds"]["values"].update(quantile=-1.0), "'thresholds.values'"),
+    "unknown-rule": (lambda m: m["thresholds"].update(rule="magic"), "'thresholds'"),
+    "list-rule": (lambda m: m["thresholds"].update(rule=["quantile"]), "'thresholds'"),
+    "sha-not-hex": (lambda m: m.update(model_sha256="x" * 64), "'model_sha256'"),
+    "fingerprint-rows": (lambda m: m["fingerprint"].update(rows="many"), "'fingerprint'"),
+    "unknown-param": (lambda m: m["params"].update(run_this="rm -rf /"), "invalid params"),
+    "negative-window": (lambda m: m["params"].update(window=-8), "invalid params"),
+    "bad-quantile": (lambda m: m["params"].update(quantile="high"), "invalid params"),
+    "params-list": (lambda m: m.update(params=[1, 2]), "'params'"),
+    "other-format": (lambda m: m.update(format="something-else"), "not a lstm-anomaly-model file"),
+    "version-string": (lambda m: m.update(format_version="1"), "format_version"),
+    "older-version": (lambda m: m.update(format_version=0), "too old"),
+    "newer-version": (lambda m: m.update(format_version=99), "newer version"),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERED))
+def test_tampered_metadata_is_refused_in_one_line(copy, name):
+    change, fragment = TAMPERED[name]
+    edit(copy, change)
+    one_line_model_error(copy, META_FILE, fragment)
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ("", "corrupt JSON"),
+    ("[1, 2, 3]", "not a lstm-anomaly-model file"),
+    ("[" * 100_000 + "]" * 100_000, "corrupt JSON"),  # nesting deep enough to exhaust recursion
+    ('{"format": "lstm-anomaly-model", "format_version": ' + "9" * 5000 + "}", "corrupt JSON"),  # int too long
+    ('{"format": "lstm-anomaly-model"', "corrupt JSON"),
+], ids=["empty", "list", "deep", "long-int", "cut"])
+def test_corrupt_metadata_is_refused_in_one_line(copy, raw, fragment):
+    edit(copy, None, raw=raw)
+    one_line_model_error(copy, fragment)
+
+
+def test_metadata_that_is_a_directory(copy):
+    (copy / META_FILE).unlink()
+    (copy / META_FILE).mkdir()
+    one_line_model_error(copy, "not a model directory")
+
+
+def test_model_path_is_a_file(tmp_path):
+    (tmp_path / "model").write_text("not a directory")
+    one_line_model_error(tmp_path / "model", "not a directory")
+
+
+# -- nothing unsafe in the code ------------------------------------------------------------------
+UNSAFE = re.compile(
+    r"^\s*(import|from)\s+(pickle|cPickle|_pickle|joblib|dill|cloudpickle|shelve|marshal)\b"
+    r"|\b(read_pickle|to_pickle|allow_pickle\s*=\s*True|enable_unsafe_deserialization|safe_mode\s*=\s*False)\b",
+    re.MULTILINE,
+)
+
+
+def test_no_pickle_joblib_or_unsafe_loading_in_the_package_or_dashboard():
+    sources = [p for folder in ("anomaly", "dashboard") for p in sorted((REPO / folder).rglob("*.py"))]
+    assert any(p.name == "artifacts.py" for p in sources)  # the scan sees the package
+    hits = [f"{p.relative_to(REPO)}:{text[: m.start()].count(chr(10)) + 1}: {m.group(0).strip()}"
+            for p in sources for text in [p.read_text(encoding="utf-8")] for m in UNSAFE.finditer(text)]
+    assert hits == []
+
+
+def test_the_unsafe_pattern_catches_what_it_should():
+    for line in ("import pickle", "from joblib import load", "import dill as d", "np.load(f, allow_pickle=True)",
+                 "keras.config.enable_unsafe_deserialization()", "load_model(p, safe_mode=False)", "pd.read_pickle(p)"):
+        assert UNSAFE.search(line), line
+    assert not UNSAFE.search("No pickle or joblib anywhere.")

@@ -1,0 +1,346 @@
+"""Every bad input through the real CLI: exit code 2, one line on stderr naming the file (and the
+column or row), no traceback, and nothing written. Inputs the tool handles by documented rules
+(other delimiters, inf, unsorted rows, time zones, gaps, extra columns, ...) are checked to work.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from reliability_support import assert_one_line_error, entries, run_cli, series, train_tiny, write_csv
+
+TRAIN = ["--window", "8", "--units", "8", "--latent", "4", "--epochs", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("shared") / "model")
+
+
+@pytest.fixture(scope="module")
+def baseline(model, tmp_path_factory) -> pd.DataFrame:
+    """Scores of the clean series, to compare handled inputs with."""
+    d = tmp_path_factory.mktemp("baseline")
+    data = write_csv(series(), d / "data.csv")
+    proc = run_cli("score", data, "--model", model, "--out", d / "scores.csv")
+    assert proc.returncode == 0, proc.stderr
+    return pd.read_csv(d / "scores.csv")
+
+
+def train_fails(tmp_path: Path, data: Path, *fragments: str, extra=()) -> str:
+    """``anomaly train`` on bad data: one-line error, exit 2, no model directory and no leftovers."""
+    before = entries(tmp_path)
+    proc = run_cli("train", data, "--model", tmp_path / "model", *TRAIN, *extra)
+    line = assert_one_line_error(proc, str(data), *fragments)
+    assert entries(tmp_path) == before, "something was written"
+    return line
+
+
+def score_fails(tmp_path: Path, data: Path, model: Path, *fragments: str, code: int = 2) -> str:
+    before = entries(tmp_path)
+    proc = run_cli("score", data, "--model", model, "--out", tmp_path / "scores.csv", "--events", tmp_path / "events.csv")
+    line = assert_one_line_error(proc, *fragments, code=code)
+    assert entries(tmp_path) == before, "an output file appeared"
+    return line
+
+
+def score_ok(tmp_path: Path, data: Path, model: Path, *extra) -> tuple[pd.DataFrame, str]:
+    out = tmp_path / "scores.csv"
+    proc = run_cli("score", data, "--model", model, "--out", out, *extra)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "error" not in proc.stderr.lower()
+    return pd.read_csv(out), proc.stderr
+
+
+# -- unreadable files ---------------------------------------------------------------------------
+def test_empty_file(tmp_path):
+    data = tmp_path / "empty.csv"
+    data.write_bytes(b"")
+    train_fails(tmp_path, data, "file is empty")
+
+
+def test_header_only(tmp_path):
+    data = tmp_path / "header.csv"
+    data.write_text("timestamp,a,b\n")
+    train_fails(tmp_path, data, "no data rows")
+
+
+def test_binary_garbage(tmp_path):
+    data = tmp_path / "garbage.csv"
+    data.write_bytes(bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8)))
+    train_fails(tmp_path, data, "not a CSV text file")
+
+
+def test_non_utf8_text(tmp_path):
+    data = tmp_path / "latin1.csv"
+    text = "timestamp,temp\u00e9rature\n" + "".join(f"2024-01-01 00:{m:02d}:00,{m}.5\n" for m in range(50))
+    data.write_bytes(text.encode("latin-1"))
+    train_fails(tmp_path, data, "not UTF-8", "0xe9")
+
+
+def test_missing_file(tmp_path):
+    train_fails(tmp_path, tmp_path / "nope.csv", "file not found")
+
+
+def test_broken_parquet(tmp_path):
+    data = tmp_path / "broken.parquet"
+    data.write_bytes(b"PAR1" + b"\x01" * 100)
+    train_fails(tmp_path, data, "not a readable Parquet file")
+
+
+# -- delimiters ------------------------------------------------------------------------------
+def test_semicolon_delimiter_is_detected_from_the_header(tmp_path, model, baseline):
+    # TAB and | are detected the same way (tests/test_io.py checks all three in process).
+    data = write_csv(series(), tmp_path / "data.csv", sep=";")
+    scores, _ = score_ok(tmp_path, data, model)
+    pd.testing.assert_frame_equal(scores, baseline)
+
+
+def test_one_column_file_without_numeric_data(tmp_path):
+    data = tmp_path / "one.csv"
+    data.write_text("timestamp\n" + "".join(f"2024-01-01 00:{m:02d}:00\n" for m in range(50)))
+    train_fails(tmp_path, data, "no numeric sensor column besides 'timestamp'")
+
+
+def test_space_separated_file_is_one_column_and_refused(tmp_path):
+    frame = series(50)
+    data = tmp_path / "spaces.csv"
+    data.write_text("timestamp a b\n" + "".join(f"{r.timestamp.replace(' ', 'T')} {r.a} {r.b}\n" for r in frame.itertuples()))
+    train_fails(tmp_path, data, "no timestamp column 'timestamp'", "--timestamp-col")
+
+
+# -- bad cells ---------------------------------------------------------------------------------
+def test_non_numeric_cell_names_column_and_line(tmp_path):
+    frame = series().astype({"a": object})
+    frame.loc[57, "a"] = "oops"
+    data = write_csv(frame, tmp_path / "data.csv")
+    train_fails(tmp_path, data, "column 'a'", "line 59", "'oops'")
+
+
+def test_no_numeric_column(tmp_path):
+    frame = series(50)[["timestamp"]].assign(name=[f"pump{i}" for i in range(50)])
+    data = write_csv(frame, tmp_path / "data.csv")
+    train_fails(tmp_path, data, "no numeric sensor column", "'name'")
+
+
+def test_missing_timestamp_names_line(tmp_path):
+    frame = series()
+    frame.loc[10, "timestamp"] = ""
+    data = write_csv(frame, tmp_path / "data.csv")
+    train_fails(tmp_path, data, "line 12", "missing timestamp", "'timestamp'")
+
+
+def test_unparseable_timestamp_names_line_and_value(tmp_path):
+    frame = series()
+    frame.loc[10, "timestamp"] = "half past ten"
+    data = write_csv(frame, tmp_path / "data.csv")
+    train_fails(tmp_path, data, "line 12", "cannot parse timestamp 'half past ten'", "'timestamp'")
+
+
+def test_timestamp_column_not_found(tmp_path):
+    data = write_csv(series().rename(columns={"timestamp": "time"}), tmp_path / "data.csv")
+    train_fails(tmp_path, data, "no timestamp column 'timestamp'", "time")
+
+
+def test_all_nan_column(tmp_path):
+    data = write_csv(series().assign(c=np.nan), tmp_path / "data.csv")
+    train_fails(tmp_path, data, "column 'c' has no values")
+
+
+def test_inf_is_treated_as_missing(tmp_path, model, baseline):
+    frame = series()
+    frame.loc[200, "a"] = np.inf
+    scores, stderr = score_ok(tmp_path, write_csv(frame, tmp_path / "data.csv"), model)
+    assert "1 infinite value(s) treated as missing" in stderr
+    assert len(scores) == 400 and scores["score"].notna().all()  # one point: interpolated like a short gap
+
+
+def test_huge_values_are_a_clear_error_without_warning_spam(tmp_path):
+    frame = series()
+    frame.loc[30, "a"] = 1e308
+    data = write_csv(frame, tmp_path / "data.csv")
+    train_fails(tmp_path, data, "column 'a'", "too large")
+
+
+def test_huge_value_when_scoring_names_column_and_time(tmp_path, model):
+    frame = series()
+    frame.loc[30, "a"] = 1e308
+    data = write_csv(frame, tmp_path / "data.csv")
+    score_fails(tmp_path, data, model, str(data), "column 'a'", "2024-01-01 00:30:00", "too large")
+
+
+# -- timestamps --------------------------------------------------------------------------------
+def test_duplicate_timestamps_are_an_error_by_default(tmp_path):
+    frame = series()
+    frame.loc[20, "timestamp"] = frame.loc[19, "timestamp"]
+    data = write_csv(frame, tmp_path / "data.csv")
+    train_fails(tmp_path, data, "duplicate timestamp 2024-01-01 00:19:00", "--duplicates mean")
+
+
+def test_duplicates_mean_averages_them(tmp_path, model):
+    frame = series()
+    extra = frame.iloc[[100]].assign(a=frame.loc[100, "a"] + 1.0)
+    data = write_csv(pd.concat([frame, extra]).sort_values("timestamp", kind="stable"), tmp_path / "data.csv")
+    scores, _ = score_ok(tmp_path, data, model, "--duplicates", "mean")
+    assert len(scores) == 400 and scores["timestamp"].is_unique
+
+
+def test_unsorted_rows_are_sorted_with_a_warning(tmp_path, model, baseline):
+    frame = series().sample(frac=1.0, random_state=3)
+    scores, stderr = score_ok(tmp_path, write_csv(frame, tmp_path / "data.csv"), model)
+    assert "not in time order; sorted them" in stderr
+    pd.testing.assert_frame_equal(scores, baseline)
+
+
+def test_dst_transitions_and_mixed_offsets_are_converted_to_utc(tmp_path, model):
+    # Local Berlin time across the autumn change (02:00-03:00 happens twice) in two offset spellings.
+    index = pd.date_range("2024-10-27 00:00", periods=400, freq="1min", tz="UTC")
+    local = [t.tz_convert("Europe/Berlin").isoformat() if i % 2 else t.tz_convert("Asia/Kolkata").isoformat()
+             for i, t in enumerate(index)]
+    frame = series().assign(timestamp=local)
+    scores, _ = score_ok(tmp_path, write_csv(frame, tmp_path / "data.csv"), model)
+    assert list(pd.to_datetime(scores["timestamp"])) == list(index)
+    assert scores["timestamp"].iloc[0] == "2024-10-27T00:00:00+00:00"
+
+
+def test_naive_mixed_with_aware_timestamps_is_an_error(tmp_path):
+    frame = series(tz="Europe/Berlin")
+    frame["timestamp"] = [t.replace(" ", "T") for t in frame["timestamp"]]
+    frame.loc[5, "timestamp"] = "2024-01-01 00:05:00"
+    data = write_csv(frame, tmp_path / "data.csv")
+    train_fails(tmp_path, data, "line 7", "'2024-01-01 00:05:00'", "no time zone")
+
+
+def test_irregular_sampling_is_resampled_to_the_median_interval(tmp_path, model):
+    frame = series()
+    jitter = np.random.default_rng(5).integers(-20, 20, size=400)
+    frame["timestamp"] = [str(pd.Timestamp(t) + pd.Timedelta(seconds=int(j))) for t, j in zip(frame["timestamp"], jitter)]
+    scores, _ = score_ok(tmp_path, write_csv(frame, tmp_path / "data.csv"), model)
+    steps = pd.to_datetime(scores["timestamp"]).diff().dropna().unique()
+    assert list(steps) == [pd.Timedelta("1min")]
+
+
+def test_long_gap_is_a_break_no_window_spans(tmp_path, model):
+    frame = series().drop(index=range(150, 200))  # 50 missing minutes: a break (max gap 3)
+    frame = frame.drop(index=[300, 301])  # 2 missing minutes: interpolated
+    scores, _ = score_ok(tmp_path, write_csv(frame, tmp_path / "data.csv"), model)
+    t = pd.to_datetime(scores["timestamp"])
+    assert len(scores) == 400
+    inside = (t >= "2024-01-01 02:30") & (t < "2024-01-01 03:20")
+    assert scores.loc[inside, "score"].isna().all() and not scores.loc[inside, "is_anomaly"].any()
+    assert scores.loc[~inside, "score"].notna().all()
+
+
+def test_series_shorter_than_a_window(tmp_path, model):
+    data = write_csv(series(5), tmp_path / "data.csv")
+    score_fails(tmp_path, data, model, str(data), "no complete window", "8 rows")
+
+
+def test_too_few_normal_windows(tmp_path):
+    data = write_csv(series(30), tmp_path / "data.csv")
+    train_fails(tmp_path, data, "too few normal windows")
+
+
+def test_constant_sensor_is_an_error_by_default(tmp_path):
+    data = write_csv(series().assign(b=2.5), tmp_path / "data.csv")
+    train_fails(tmp_path, data, "sensor 'b' is constant", "--on-constant keep")
+
+
+def test_constant_sensor_kept_on_request(tmp_path):
+    data = write_csv(series().assign(b=2.5), tmp_path / "data.csv")
+    proc = run_cli("train", data, "--model", tmp_path / "model", *TRAIN, "--on-constant", "keep")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "model" / "detector.json").read_text())["columns"] == ["a", "b"]
+
+
+# -- columns versus the model's ------------------------------------------------------------------
+def test_extra_and_reordered_columns_are_fine(tmp_path, model, baseline):
+    frame = series()
+    frame = frame.assign(extra=np.arange(400.0))[["b", "extra", "timestamp", "a"]]
+    scores, _ = score_ok(tmp_path, write_csv(frame, tmp_path / "data.csv"), model)
+    pd.testing.assert_frame_equal(scores, baseline)
+
+
+def test_missing_model_column_is_named(tmp_path, model):
+    data = write_csv(series().drop(columns="b"), tmp_path / "data.csv")
+    score_fails(tmp_path, data, model, str(data), "'b'", "model columns: a, b")
+
+
+def test_renamed_model_column_is_named(tmp_path, model):
+    data = write_csv(series().rename(columns={"a": "A"}), tmp_path / "data.csv")
+    score_fails(tmp_path, data, model, str(data), "'a'", "model columns: a, b")
+
+
+# -- broken model directories --------------------------------------------------------------------
+@pytest.fixture
+def copy(model, tmp_path) -> Path:
+    """A private copy of the shared model, to break, and a clean data file beside it."""
+    write_csv(series(), tmp_path / "data.csv")
+    return Path(shutil.copytree(model, tmp_path / "model"))
+
+
+def _edit_json(directory: Path, change) -> None:
+    path = directory / "detector.json"
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))
+
+
+def test_model_directory_missing(tmp_path):
+    data = write_csv(series(), tmp_path / "data.csv")
+    score_fails(tmp_path, data, tmp_path / "no_model", "no_model", "model directory not found")
+
+
+def test_model_keras_truncated(tmp_path, copy):
+    keras_file = copy / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[: keras_file.stat().st_size // 2])
+    score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "checksum does not match")
+
+
+def test_model_keras_corrupted_with_matching_checksum(tmp_path, copy):
+    from anomaly.artifacts import sha256_file
+
+    keras_file = copy / "model.keras"
+    keras_file.write_bytes(b"PK\x03\x04" + b"\x00garbage" * 500)
+    _edit_json(copy, lambda m: m.update(model_sha256=sha256_file(keras_file)))
+    score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "cannot load the Keras model")
+
+
+def test_model_json_not_json(tmp_path, copy):
+    (copy / "detector.json").write_text('{"format": "lstm-anomaly-model", ')
+    score_fails(tmp_path, tmp_path / "data.csv", copy, "detector.json", "corrupt JSON")
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda m: m["scaler"].update(scale=[-1.0, 1.0]), "'scaler.scale'"),  # invalid value
+    (lambda m: m.update(columns="a,b"), "'columns'"),  # wrong type
+    (lambda m: m.pop("thresholds"), "'thresholds'"),  # removed key
+    (lambda m: m["params"].update(window="eight"), "invalid params"),  # wrong type inside params
+    (lambda m: m.update(interval_seconds=True), "'interval_seconds'"),  # a bool is not a number
+], ids=["invalid-value", "wrong-type", "removed-key", "bad-param", "bool-interval"])
+def test_model_json_tampered(tmp_path, copy, change, field):
+    _edit_json(copy, change)
+    score_fails(tmp_path, tmp_path / "data.csv", copy, "detector.json", field)
+
+
+def test_model_from_a_newer_version(tmp_path, copy):
+    _edit_json(copy, lambda m: m.update(format_version=m["format_version"] + 1, package_version="99.0"))
+    score_fails(tmp_path, tmp_path / "data.csv", copy, "detector.json", "newer version", "upgrade")
+
+
+def test_model_with_a_lambda_layer_is_refused(tmp_path, copy):
+    from reliability_support import TINY
+
+    from anomaly._tf import keras
+    from anomaly.artifacts import sha256_file
+
+    inputs = keras.Input(shape=(TINY["window"], 2))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
+    keras.Model(inputs, outputs).save(copy / "model.keras")
+    _edit_json(copy, lambda m: m.update(model_sha256=sha256_file(copy / "model.keras")))
+    score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "cannot load the Keras model", "Lambda")

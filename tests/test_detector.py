@@ -1,0 +1,137 @@
+"""The detector end to end on generated data with known answers, and on the bundled NAB series."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly import load_series
+from anomaly.detector import LSTMAutoencoderDetector
+from anomaly.errors import ConfigError, DataError, NotFittedError
+from anomaly.events import EVENT_COLUMNS
+from conftest import ROOT, TINY, make_series
+
+
+def test_constructor_stores_params_unchanged():
+    det = LSTMAutoencoderDetector(window=12, encoder_units=(5, 3), quantile=0.9)
+    params = det.get_params()
+    assert params["window"] == 12 and params["encoder_units"] == (5, 3) and params["quantile"] == 0.9
+    assert not hasattr(det, "model_")
+
+
+def test_fit_returns_self_and_learns_state(series, tiny_detector):
+    det = tiny_detector
+    assert det.columns_ == ["s0", "s1"] and det.n_features_in_ == 2
+    assert det.interval_ == pd.Timedelta("1min")
+    assert set(det.thresholds_["values"]) == {"quantile", "ksigma", "max"}
+    assert len(det.history_["loss"]) == 2 and "val_loss" in det.history_
+    assert det.fingerprint_["rows"] == len(series)
+
+
+def test_score_columns_and_threshold(series, tiny_detector):
+    scores = tiny_detector.score(series)
+    assert list(scores.columns) == ["score", "threshold", "is_anomaly", "error_s0", "error_s1"]
+    assert scores.index.equals(series.index)
+    np.testing.assert_allclose(scores["score"], scores[["error_s0", "error_s1"]].mean(axis=1))
+    assert (scores["is_anomaly"] == (scores["score"] > scores["threshold"])).all()
+    assert scores["threshold"].iloc[0] == pytest.approx(tiny_detector.threshold_for())
+
+
+def test_threshold_overrides(series, tiny_detector):
+    assert tiny_detector.score(series, threshold=1e9)["is_anomaly"].sum() == 0
+    assert tiny_detector.score(series, threshold=0.0)["is_anomaly"].all()
+    q = tiny_detector.threshold_for(quantile=0.5)
+    assert q == pytest.approx(np.quantile(tiny_detector.normal_scores_, 0.5))
+
+
+def test_rows_in_long_gaps_are_not_scored(series, tiny_detector):
+    gappy = series.copy()
+    gappy.iloc[100:110] = np.nan
+    scores = tiny_detector.score(gappy)
+    assert scores["score"].iloc[100:110].isna().all()
+    assert not scores["is_anomaly"].iloc[100:110].any()
+    assert scores["score"].iloc[:100].notna().all()
+
+
+def test_reconstruction_in_original_units(series, tiny_detector):
+    scores = tiny_detector.score(series, reconstruct=True)
+    assert {"recon_s0", "recon_s1"} <= set(scores.columns)
+    assert abs(scores["recon_s0"].mean() - series["s0"].mean()) < 1.0
+
+
+def test_embed_one_vector_per_window(series, tiny_detector):
+    vectors = tiny_detector.embed(series)
+    assert len(vectors) == len(series) - TINY["window"] + 1
+    assert list(vectors.columns[:2]) == ["start", "end"] and vectors.shape[1] == 2 + TINY["latent_dim"]
+    assert (vectors["end"] - vectors["start"] == pd.Timedelta("1min") * (TINY["window"] - 1)).all()
+
+
+def test_same_seed_same_model(series):
+    a = LSTMAutoencoderDetector(**TINY, seed=3).fit(series).score(series)
+    b = LSTMAutoencoderDetector(**TINY, seed=3).fit(series).score(series)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_save_load_scores_identically(series, tiny_detector, tmp_path):
+    tiny_detector.save(tmp_path / "m")
+    loaded = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert loaded.get_params() == tiny_detector.get_params()
+    pd.testing.assert_frame_equal(loaded.score(series), tiny_detector.score(series))
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["detector.json", "model.keras"]
+
+
+def test_scoring_needs_the_model_columns(series, tiny_detector):
+    with pytest.raises(DataError, match="'s1'"):
+        tiny_detector.score(series[["s0"]])
+    reordered = series[["s1", "s0"]].assign(extra=1.0)
+    pd.testing.assert_frame_equal(tiny_detector.score(reordered), tiny_detector.score(series))
+
+
+def test_unfitted_detector_refuses(series):
+    with pytest.raises(NotFittedError):
+        LSTMAutoencoderDetector().score(series)
+
+
+def test_constant_sensor_is_refused_or_kept():
+    frame = make_series(300).assign(s1=5.0)
+    with pytest.raises(DataError, match="'s1' is constant"):
+        LSTMAutoencoderDetector(**TINY).fit(frame)
+    det = LSTMAutoencoderDetector(**TINY, on_constant="keep").fit(frame)
+    assert np.isfinite(det.score(frame)["score"]).all()
+
+
+def test_too_few_normal_windows():
+    with pytest.raises(DataError, match="too few normal windows"):
+        LSTMAutoencoderDetector(**TINY).fit(make_series(30))
+
+
+def test_series_shorter_than_a_window(tiny_detector):
+    with pytest.raises(DataError, match="no complete window"):
+        tiny_detector.score(make_series(5))
+
+
+@pytest.mark.parametrize("params", [dict(window=1), dict(stride=20, window=8), dict(dropout=1.5),
+                                    dict(encoder_units=()), dict(threshold_rule="bogus"), dict(quantile=2.0)])
+def test_bad_hyperparameters(series, params):
+    with pytest.raises(ConfigError):
+        LSTMAutoencoderDetector(**{**TINY, **params}).fit(series)
+
+
+def _overlapping(events: pd.DataFrame, start, end) -> pd.DataFrame:
+    return events[(events["start"] <= pd.Timestamp(end)) & (events["end"] >= pd.Timestamp(start))]
+
+
+def test_generated_sample_each_anomaly_found_with_its_sensor():
+    """Every injected anomaly of data/sample_multivariate.csv is found and blamed on its sensor."""
+    meta = json.loads((ROOT / "data" / "sample_anomalies.json").read_text())
+    frame = load_series(ROOT / "data" / "sample_multivariate.csv")
+    det = LSTMAutoencoderDetector(window=32, encoder_units=(32,), decoder_units=(32,), latent_dim=8, batch_size=32,
+                                  epochs=20, merge_gap=10, verbose=0).fit(frame.loc[: meta["normal_end"]])
+    events = det.detect(frame)
+    assert list(events.columns) == EVENT_COLUMNS
+    for anomaly in meta["anomalies"]:
+        hits = _overlapping(events, anomaly["start"], anomaly["end"])
+        assert len(hits), f"{anomaly['kind']} not found"
+        strongest = hits.sort_values("peak_score").iloc[-1]
+        assert strongest["sensors"].split(";")[0] == anomaly["sensor"], (anomaly, strongest.to_dict())

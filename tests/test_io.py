@@ -1,0 +1,209 @@
+"""The loader's documented rules, in process (fast): delimiters, inf, order, duplicates, time zones,
+irregular sampling, gaps and breaks, stray timestamps, and atomic output files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from reliability_support import entries, series, write_csv
+
+from anomaly.errors import DataError
+from anomaly.io import clean_frame, load_series, read_table, write_table
+
+
+@pytest.fixture
+def csv(tmp_path):
+    def make(frame: pd.DataFrame, name: str = "data.csv", **kwargs) -> Path:
+        return write_csv(frame, tmp_path / name, **kwargs)
+    return make
+
+
+def test_semicolon_tab_and_pipe_files_load_like_comma_files(csv):
+    expected = load_series(csv(series(), "comma.csv"))
+    for i, sep in enumerate([";", "\t", "|"]):
+        pd.testing.assert_frame_equal(load_series(csv(series(), f"f{i}.csv", sep=sep)), expected)
+
+
+def test_clean_frame_is_regular_float_and_utc_for_offsets(csv):
+    frame = load_series(csv(series(tz="America/New_York")))
+    assert str(frame.index.tz) == "UTC" and frame.index.freq == pd.Timedelta("1min")
+    assert list(frame.dtypes) == [np.float64, np.float64] and len(frame) == 400
+
+
+def test_inf_is_missing_and_short_gaps_are_interpolated_in_time(csv, caplog):
+    raw = series()
+    raw.loc[100, "a"] = np.inf
+    raw.loc[200, "b"] = -np.inf
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        frame = load_series(csv(raw))
+    assert "2 infinite value(s) treated as missing" in caplog.text
+    values = series()
+    assert frame["a"].iloc[100] == pytest.approx((values["a"][99] + values["a"][101]) / 2)
+    assert frame["b"].iloc[200] == pytest.approx((values["b"][199] + values["b"][201]) / 2)
+
+
+def test_gaps_longer_than_max_gap_stay_as_breaks(csv):
+    raw = series().drop(index=[*range(50, 53), *range(100, 104)])  # 3 missing: filled; 4 missing: a break
+    frame = load_series(csv(raw), max_gap=3)
+    assert len(frame) == 400
+    assert frame.iloc[50:53].notna().all().all()
+    assert frame.iloc[100:104].isna().all().all() and frame.iloc[[99, 104]].notna().all().all()
+    assert load_series(csv(raw, "again.csv"), max_gap=0).iloc[50:53].isna().all().all()
+
+
+def test_unsorted_rows_are_sorted_with_a_warning(csv, caplog):
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        frame = load_series(csv(series().iloc[::-1]))
+    assert "not in time order" in caplog.text
+    pd.testing.assert_frame_equal(frame, load_series(csv(series(), "sorted.csv")))
+
+
+def test_duplicate_policy(csv):
+    raw = series()
+    dup = pd.concat([raw, raw.iloc[[10]].assign(a=raw.loc[10, "a"] + 2.0)])
+    with pytest.raises(DataError, match=r"duplicate timestamp 2024-01-01 00:10:00 \(1 in all\)"):
+        load_series(csv(dup))
+    frame = load_series(csv(dup, "again.csv"), duplicates="mean")
+    assert frame["a"].iloc[10] == pytest.approx(raw.loc[10, "a"] + 1.0) and len(frame) == 400
+    with pytest.raises(DataError, match="duplicates policy"):
+        load_series(csv(raw, "third.csv"), duplicates="first")
+
+
+def test_dst_spring_and_autumn_in_local_offsets(csv):
+    for start in ("2024-03-31 00:00", "2024-10-27 00:00"):
+        utc = pd.date_range(start, periods=400, freq="1min", tz="UTC")
+        raw = series().assign(timestamp=[t.tz_convert("Europe/Berlin").isoformat() for t in utc])
+        frame = load_series(csv(raw, f"{start[:10]}.csv"))
+        assert frame.index.equals(pd.DatetimeIndex(utc, name="timestamp", freq="1min"))
+
+
+def test_naive_local_times_repeated_at_the_autumn_change_are_duplicates(csv):
+    utc = pd.date_range("2024-10-27 00:00", periods=400, freq="1min", tz="UTC")
+    raw = series().assign(timestamp=[str(t.tz_convert("Europe/Berlin").tz_localize(None)) for t in utc])
+    with pytest.raises(DataError, match="duplicate timestamp 2024-10-27 02:00:00"):
+        load_series(csv(raw))
+
+
+def test_naive_mixed_with_aware_is_an_error_naming_the_line(csv):
+    raw = series(tz="UTC")
+    raw.loc[3, "timestamp"] = "2024-01-01 00:03:00"
+    with pytest.raises(DataError, match=r"line 5: timestamp '2024-01-01 00:03:00' .* no time zone"):
+        load_series(csv(raw))
+
+
+def test_irregular_sampling_resamples_to_the_median_step(csv):
+    raw = series()
+    jitter = np.random.default_rng(2).integers(-15, 15, size=400)
+    raw["timestamp"] = [str(pd.Timestamp(t) + pd.Timedelta(seconds=int(s))) for t, s in zip(raw["timestamp"], jitter)]
+    frame = load_series(csv(raw))
+    assert set(np.diff(frame.index.as_unit("ns").asi8)) == {60 * 10**9}
+    assert frame.notna().all().all() and abs(len(frame) - 400) <= 1
+
+
+def test_a_stray_timestamp_is_refused_instead_of_exhausting_memory(csv):
+    raw = series(50)
+    raw.loc[49, "timestamp"] = "2224-01-01 00:00:00"
+    with pytest.raises(DataError, match=r"would make 105,1\d\d,\d\d\d rows .* is a timestamp wrong"):
+        load_series(csv(raw))
+
+
+def test_forced_interval_and_no_row_with_every_sensor(csv):
+    raw = series()
+    raw.loc[::2, "a"] = np.nan
+    raw.loc[1::2, "b"] = np.nan
+    with pytest.raises(DataError, match="no row has a value for every sensor"):
+        load_series(csv(raw), max_gap=0)
+    assert len(load_series(csv(series(), "ok.csv"), interval="2min")) == 200
+
+
+def test_columns_option(csv):
+    path = csv(series().assign(name="x"))
+    assert list(load_series(path, columns=["b"]).columns) == ["b"]
+    with pytest.raises(DataError, match=r"no column 'c' \(columns: timestamp, a, b, name\)"):
+        load_series(path, columns=["a", "c"])
+    with pytest.raises(DataError, match="column 'name', line 2: non-numeric value 'x'"):
+        load_series(path, columns=["name"])
+
+
+def test_parquet_round_trip_and_broken_parquet(tmp_path):
+    frame = series()
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).dt.tz_localize("Europe/Berlin")
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    loaded = load_series(tmp_path / "d.parquet")
+    assert str(loaded.index.tz) == "UTC" and len(loaded) == 400
+    frame.set_index("timestamp").to_parquet(tmp_path / "indexed.parquet")  # pandas keeps a named index
+    pd.testing.assert_frame_equal(load_series(tmp_path / "indexed.parquet"), loaded)
+    frame = frame.astype({"a": str})
+    frame.loc[7, "a"] = "seven"
+    frame.to_parquet(tmp_path / "text.parquet", index=False)
+    with pytest.raises(DataError, match="column 'a', row 8: non-numeric value 'seven'"):
+        load_series(tmp_path / "text.parquet")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        read_table(tmp_path / "bad.parquet")
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + series(20).to_csv(index=False).encode())
+    assert list(load_series(path).columns) == ["a", "b"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("timestamp,a\n2024-01-01,1\n".encode("utf-16"), "UTF-16 text; save it as UTF-8"),
+    (b"", "file is empty"),
+    (b"\n\n", "first line is empty"),
+    (b"timestamp,a\n", "no data rows"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary content"),
+    ("timestamp,a\n2024-01-01,\u00e9\n".encode("cp1252"), "not UTF-8 text (byte 0xe9"),
+    (b'timestamp,a\n"2024-01-01,1\n', "malformed CSV"),
+])
+def test_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "x.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(")) as info:
+        clean_frame(read_table(path), str(path))
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+# -- atomic output ---------------------------------------------------------------------------
+def test_write_table_interrupted_midway_keeps_the_previous_file(tmp_path, monkeypatch):
+    out = tmp_path / "scores.csv"
+    out.write_text("previous\n")
+    original = pd.DataFrame.to_csv
+
+    def half_then_interrupt(self, path, *args, **kwargs):
+        original(self.iloc[: len(self) // 2], path, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_table(pd.DataFrame({"x": range(100)}), out)
+    assert out.read_text() == "previous\n" and entries(tmp_path) == {"scores.csv"}
+
+
+def test_write_table_cleans_stale_temporaries_and_writes_iso_timestamps(tmp_path):
+    (tmp_path / ".scores.csv.tmp-deadbeef").write_text("left by a killed run")
+    (tmp_path / ".other.csv.tmp-deadbeef").write_text("not ours")
+    frame = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=2, freq="1h", tz="UTC"), "v": [1.0, 2.0]})
+    write_table(frame, tmp_path / "scores.csv")
+    assert entries(tmp_path) == {"scores.csv", ".other.csv.tmp-deadbeef"}
+    assert (tmp_path / "scores.csv").read_text().splitlines()[1] == "2024-01-01T00:00:00+00:00,1.0"
+    write_table(frame, tmp_path / "scores.parquet")
+    assert pd.read_parquet(tmp_path / "scores.parquet")["v"].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("scores.txt", "must end in .csv or .parquet"),
+    ("missing/scores.csv", "does not exist"),
+    ("adir.csv", "is a directory"),
+])
+def test_write_table_refuses_bad_targets(tmp_path, name, message):
+    (tmp_path / "adir.csv").mkdir()
+    with pytest.raises(DataError, match=message):
+        write_table(pd.DataFrame({"x": [1]}), tmp_path / name)
+    assert entries(tmp_path) == {"adir.csv"}

@@ -1,0 +1,378 @@
+"""Scheduled scoring into real databases: ``anomaly score --db``, ``score-batch`` and their guarantees.
+
+One tiny model (window 8, 8 units, 2 epochs, EWMA smoothing 5) is trained once for the module.
+Runs happen in-process (``run_job``) where the process does not matter, and as ``python -m
+anomaly`` subprocesses where it does: a SIGKILL midway, two concurrent runs, the lock, Dask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from anomaly.errors import EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK, DataError
+from anomaly.scheduled import PAUSE_ENV, Job, JobResult, exit_code, load_jobs, run_batch, run_job
+from anomaly.store import make_url, metadata, open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+N, PART, WINDOW = 700, 550, 8
+LOGFMT = re.compile(r'ts=\S+ level=(\w+) msg=("(?:[^"\\]|\\.)*"|\S+)( \w+=("(?:[^"\\]|\\.)*"|\S*))*')
+
+
+def pg_url() -> str:
+    url = os.environ.get("ANOMALY_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("ANOMALY_TEST_PG_URL is not set: .ci/run must start PostgreSQL before the tests")
+        pytest.skip("no PostgreSQL: run the PostgreSQL block of .ci/run as root and export ANOMALY_TEST_PG_URL")
+    return url
+
+
+def make_data(n: int = N) -> pd.DataFrame:
+    """Two noisy sine sensors at 1 minute; sensor ``a`` jumps by 3 for 15 minutes at row 600."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    frame = pd.DataFrame({
+        "timestamp": pd.date_range("2024-01-01", periods=n, freq="min"),
+        "a": np.sin(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(n),
+        "b": np.cos(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(n),
+    })
+    frame.loc[600:614, "a"] += 3.0
+    return frame
+
+
+def run_cli(*args, env=None, **kwargs):
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "anomaly", *map(str, args)], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=600, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """full.csv (700 rows), part.csv (first 550), holed.csv (rows 300..349 missing), model/."""
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    base = tmp_path_factory.mktemp("scoredb")
+    data = make_data()
+    data.to_csv(base / "full.csv", index=False)
+    data.iloc[:PART].to_csv(base / "part.csv", index=False)
+    data.drop(index=range(300, 350)).to_csv(base / "holed.csv", index=False)
+    normal = data.iloc[:400].set_index("timestamp")
+    detector = LSTMAutoencoderDetector(window=WINDOW, encoder_units=(8,), decoder_units=(8,), latent_dim=4,
+                                       epochs=2, batch_size=32, smoothing=5, merge_gap=1, verbose=0)
+    detector.fit(normal).save(base / "model")
+    return base
+
+
+@pytest.fixture(scope="module")
+def full_rescore(files):
+    """What `anomaly score full.csv` computes: every score and event of the full file."""
+    from anomaly.cli import _load_detector, _load_for_model
+    from anomaly.scheduled import _args
+
+    job = Job(str(files / "full.csv"), str(files / "model"))
+    detector = _load_detector(_args(job))
+    data = _load_for_model(job.data, _args(job), detector)
+    scores = detector.score(data)
+    return scores[np.isfinite(scores["score"])], detector.events(scores)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "results.db")
+    url = pg_url()
+    engine = sa.create_engine(make_url(url))
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+    engine.dispose()
+    return url
+
+
+def job(files, name: str, source: str = "pump") -> Job:
+    return Job(str(files / name), str(files / "model"), source=source)
+
+
+def table(target: str, name: str) -> pd.DataFrame:
+    engine = sa.create_engine(make_url(target))
+    order = "start" if name == "events" else "timestamp" if name == "scores" else "id"
+    with engine.connect() as conn:
+        frame = pd.read_sql(sa.text(f'SELECT * FROM {name} ORDER BY source, model, "{order}"' if name != "runs"
+                                    else "SELECT * FROM runs ORDER BY id"), conn)
+    engine.dispose()
+    return frame
+
+
+def assert_equals_full_rescore(target: str, full_rescore, source: str = "pump") -> None:
+    expected, expected_events = full_rescore
+    with open_store(target) as store:
+        got = store.scores(source)
+        events = store.events(source)
+    assert got["timestamp"].tolist() == expected.index.tolist()
+    for col in ["score", "error_a", "error_b"]:
+        assert np.allclose(got[col], expected[col], rtol=1e-6, atol=1e-12), col
+    assert (got["is_anomaly"].to_numpy() == expected["is_anomaly"].to_numpy()).all()
+    assert events["start"].tolist() == expected_events["start"].tolist()
+    assert events["end"].tolist() == expected_events["end"].tolist()
+    assert np.allclose(events["peak_score"], expected_events["peak_score"], rtol=1e-6)
+    assert events["sensors"].tolist() == expected_events["sensors"].tolist()
+
+
+# -- idempotence and incrementality (SQLite file and PostgreSQL server) ------------------------
+def test_second_run_on_same_data_adds_nothing(files, target, full_rescore):
+    first = run_job(job(files, "full.csv"), target)
+    assert (first.status, first.exit_code, first.rows_scored, first.rows_new) == ("success", 0, N, N)
+    scores, events = table(target, "scores"), table(target, "events")
+    assert len(scores) == N and len(events) > 0
+    second = run_job(job(files, "full.csv"), target)
+    assert (second.status, second.rows_scored, second.rows_new, second.new_events) == ("success", 0, 0, [])
+    pd.testing.assert_frame_equal(table(target, "scores"), scores)  # same rows, same run_id: nothing rewritten
+    pd.testing.assert_frame_equal(table(target, "events"), events)
+    runs = table(target, "runs")
+    assert runs["status"].tolist() == ["success", "success"] and runs["rows_scored"].tolist() == [N, 0]
+    assert_equals_full_rescore(target, full_rescore)
+    forced = run_job(dataclasses.replace(job(files, "full.csv"), rescore=True), target)
+    assert (forced.rows_scored, forced.rows_new, forced.new_events) == (N, 0, [])
+    assert len(table(target, "scores")) == N and (table(target, "scores")["run_id"] == forced.run_id).all()
+    assert_equals_full_rescore(target, full_rescore)
+
+
+def test_appended_rows_only_are_scored_and_equal_a_full_rescore(files, target, full_rescore):
+    first = run_job(job(files, "part.csv"), target)
+    assert first.rows_new == PART
+    with open_store(target) as store:
+        starts_before = set(store.events("pump")["start"])
+    second = run_job(job(files, "full.csv"), target)
+    assert (second.rows_new, second.rows_scored) == (N - PART, N - PART + WINDOW - 1)
+    scores = table(target, "scores")
+    written = pd.DatetimeIndex(scores.loc[scores["run_id"] == second.run_id, "timestamp"])
+    # the new timestamps, and the last window-1 old ones whose covering windows changed; nothing else
+    assert written.tolist() == make_data()["timestamp"].iloc[PART - WINDOW + 1:].tolist()
+    assert len(scores) == N and not scores.duplicated(["source", "model", "timestamp"]).any()
+    assert_equals_full_rescore(target, full_rescore)
+    assert second.new_events and [e["start"] for e in second.new_events] == [
+        t.isoformat() for t in full_rescore[1]["start"] if t not in starts_before]
+
+
+def test_late_data_filling_a_hole_equals_a_full_rescore(files, tmp_path, full_rescore):
+    db = str(tmp_path / "r.db")
+    first = run_job(job(files, "holed.csv"), db)
+    assert first.rows_new == N - 50
+    second = run_job(job(files, "full.csv"), db)
+    assert second.rows_new == 50
+    assert second.rows_scored < N - 300  # only the neighbourhood of the hole (with the EWMA's horizon)
+    assert_equals_full_rescore(db, full_rescore)
+
+
+def test_rotated_file_with_enough_overlap_equals_a_full_rescore(files, tmp_path, full_rescore):
+    import logging
+
+    data = make_data()
+    data.iloc[400:].to_csv(tmp_path / "rotated.csv", index=False)  # 150 already-scored rows of context
+    data.iloc[545:].to_csv(tmp_path / "too_short.csv", index=False)  # only 5
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("anomaly").addHandler(handler)
+    try:
+        db = str(tmp_path / "r.db")
+        run_job(job(files, "part.csv"), db)
+        rotated = run_job(Job(str(tmp_path / "rotated.csv"), str(files / "model"), source="pump"), db)
+        assert rotated.rows_new == N - PART and not [r for r in records if r.levelname == "WARNING"]
+        assert_equals_full_rescore(db, full_rescore)
+        other = str(tmp_path / "other.db")
+        run_job(job(files, "part.csv"), other)
+        run_job(Job(str(tmp_path / "too_short.csv"), str(files / "model"), source="pump"), other)
+        warnings = [r.getMessage() for r in records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "DATA starts only 0 rows before the first row to write" in warnings[0]
+    finally:
+        logging.getLogger("anomaly").removeHandler(handler)
+
+
+# -- failures, kills, concurrency ---------------------------------------------------------------
+def test_bad_input_is_a_failed_run_and_exit_2(files, tmp_path):
+    db = str(tmp_path / "r.db")
+    (tmp_path / "bad.csv").write_text("timestamp,a\n2024-01-01 00:00,1\n2024-01-01 00:01,2\n")
+    result = run_job(Job(str(tmp_path / "bad.csv"), str(files / "model"), source="pump"), db)
+    assert (result.status, result.exit_code) == ("failed", EXIT_BAD_INPUT)
+    assert "bad.csv" in result.error and "'b'" in result.error
+    with open_store(db) as store:
+        runs = store.runs()
+        assert runs["status"].tolist() == ["failed"] and runs["error"].tolist() == [result.error]
+        assert store.scores("pump", str(files / "model")).empty
+
+
+def test_run_killed_midway_leaves_the_database_as_it_was(files, tmp_path, full_rescore):
+    db = tmp_path / "r.db"
+    run_job(job(files, "part.csv"), str(db))
+    before = table(str(db), "scores"), table(str(db), "events")
+    marker = tmp_path / "in-transaction"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anomaly", "score", files / "full.csv", "--model", files / "model", "--db", db,
+         "--source", "pump"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **{PAUSE_ENV: str(marker)}))
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, "the run ended before reaching its transaction"
+            assert time.monotonic() < deadline, "the run never reached its transaction"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    pd.testing.assert_frame_equal(table(str(db), "scores"), before[0])
+    pd.testing.assert_frame_equal(table(str(db), "events"), before[1])
+    assert table(str(db), "runs")["status"].tolist() == ["success", "running"]  # the killed run
+
+    third = run_job(job(files, "full.csv"), str(db))
+    assert third.status == "success" and third.rows_new == N - PART
+    runs = table(str(db), "runs")
+    assert runs["status"].tolist() == ["success", "failed", "success"]
+    assert runs["error"][1].startswith("interrupted: the process ended before the run finished")
+    assert not (table(str(db), "scores")["run_id"] == runs["id"][1]).any()
+    assert_equals_full_rescore(str(db), full_rescore)
+
+
+def test_two_concurrent_runs_write_once_and_alert_once(files, tmp_path, full_rescore):
+    db, alerts = tmp_path / "r.db", tmp_path / "alerts.jsonl"
+    args = ["score", files / "full.csv", "--model", files / "model", "--db", db, "--source", "pump",
+            "--lock-timeout", "300", "--exit-code-on-anomaly", "--on-event", f"cat >> '{alerts}'"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    procs = [subprocess.Popen([sys.executable, "-m", "anomaly", *map(str, args)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [EXIT_OK, EXIT_ANOMALIES], outs
+    scores = table(str(db), "scores")
+    assert len(scores) == N and not scores.duplicated(["source", "model", "timestamp"]).any()
+    runs = table(str(db), "runs")
+    assert sorted(runs["rows_scored"]) == [0, N] and set(runs["status"]) == {"success"}
+    sent = [json.loads(line) for line in alerts.read_text().splitlines()]
+    expected_events = full_rescore[1]
+    assert [e["start"] for e in sent] == [t.isoformat() for t in expected_events["start"]]
+    assert set(sent[0]) == {"source", "model", "start", "end", "peak_score", "severity", "sensors", "run_id"}
+    for _, err in outs:  # every stderr line is logfmt
+        assert err.strip() and all(LOGFMT.fullmatch(line) for line in err.strip().splitlines()), err
+    assert_equals_full_rescore(str(db), full_rescore)
+
+
+def test_busy_lock_exits_3_with_one_line(files, tmp_path):
+    db = tmp_path / "r.db"
+    with open_store(db, create=True) as store, store.lock("pump"):
+        done = run_cli("score", files / "full.csv", "--model", files / "model", "--db", db, "--source", "pump",
+                       "--lock-timeout", "0.5")
+    assert done.returncode == EXIT_LOCKED
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and LOGFMT.fullmatch(lines[0]) and "level=error" in lines[0]
+    assert "locked by another run" in lines[0] and "exit=3" in lines[0]
+    with open_store(db) as store:
+        assert store.runs().empty  # a run that never got the lock leaves no trace
+
+
+# -- batches on Dask ----------------------------------------------------------------------------
+def test_score_batch_on_two_dask_workers_equals_serial(files, tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        'db = "dask.db"\n'
+        f'[[jobs]]\ndata = "{files / "full.csv"}"\nmodel = "{files / "model"}"\nsource = "full"\n'
+        f'[[jobs]]\ndata = "{files / "holed.csv"}"\nmodel = "{files / "model"}"\nsource = "holed"\n'
+        f'[[jobs]]\ndata = "{files / "part.csv"}"\nmodel = "{files / "model"}"\nsource = "part"\n')
+    done = run_cli("score-batch", tmp_path / "jobs.toml", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert "dask cluster ready" in done.stderr and "workers=2" in done.stderr
+    jobs, settings = load_jobs(tmp_path / "jobs.toml")
+    assert settings["db"] == str(tmp_path / "dask.db")
+    serial = run_batch(jobs, str(tmp_path / "serial.db"))
+    assert [r.status for r in serial] == ["success"] * 3
+    with open_store(tmp_path / "dask.db") as dask_store, open_store(tmp_path / "serial.db") as serial_store:
+        assert dask_store.sources() == serial_store.sources() == ["full", "holed", "part"]
+        for source in ["full", "holed", "part"]:
+            a, b = dask_store.scores(source), serial_store.scores(source)
+            assert a["timestamp"].tolist() == b["timestamp"].tolist() and len(a) > 0
+            assert np.allclose(a["score"], b["score"], rtol=1e-6, atol=1e-12)
+            assert (a["is_anomaly"] == b["is_anomaly"]).all()
+            pd.testing.assert_frame_equal(dask_store.events(source)[["start", "end", "sensors"]],
+                                          serial_store.events(source)[["start", "end", "sensors"]])
+        assert dask_store.runs()["status"].tolist() == ["success"] * 3
+
+
+# -- options and files (no model needed) --------------------------------------------------------
+def test_jobs_file_errors_name_the_file_and_job(tmp_path):
+    path = tmp_path / "jobs.toml"
+    for text, message in [
+        ("[[jobs]]\ndata = 'a.csv'\n", "job 1: 'model' is required"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\ncolour = 'red'\n", "job 1: unknown key"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmax_gap = 'x'\n", "'max_gap' has the wrong type"),
+        ("dbb = 'x'\n", "unknown key(s) dbb"),
+        ("db = 'x'\n", "no jobs"),
+        ("[[jobs]\n", "invalid TOML"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(DataError, match=re.escape(message)):
+            load_jobs(path)
+    path.write_text("lock_timeout = 5\n[[jobs]]\ndata = 'd/a.csv'\nmodel = 'm'\ncolumns = 'x, y'\n")
+    jobs, settings = load_jobs(path)
+    assert jobs[0].data == str(tmp_path / "d" / "a.csv") and jobs[0].columns == ["x", "y"]
+    assert settings == {"lock_timeout": 5}
+
+
+def test_exit_code_priorities():
+    ok = JobResult("s", "m", "success", 0, 1, new_events=[{"start": "x"}])
+    quiet = JobResult("s", "m", "success", 0, 2)
+    assert exit_code([quiet], on_anomaly=True) == EXIT_OK
+    assert exit_code([ok], on_anomaly=False) == EXIT_OK
+    assert exit_code([ok, quiet], on_anomaly=True) == EXIT_ANOMALIES
+    assert exit_code([ok, JobResult("s", "m", "locked", 3)], on_anomaly=True) == EXIT_LOCKED
+    assert exit_code([JobResult("s", "m", "locked", 3), JobResult("s", "m", "failed", 2)], True) == EXIT_BAD_INPUT
+    assert exit_code([ok], on_anomaly=True, alert_failures=1) == 1
+
+
+def test_db_only_options_need_db(tmp_path, capsys):
+    from anomaly.cli import main
+
+    assert main(["score", "x.csv", "--model", "m", "--on-event", "cat"]) == EXIT_BAD_INPUT
+    assert "--on-event needs --db" in capsys.readouterr().err
+    assert main(["score", "x.csv", "--model", "m", "--db", str(tmp_path / "r.db"), "--out", "s.csv"]) == EXIT_BAD_INPUT
+    assert "--out and --events" in capsys.readouterr().err
+    assert main(["score-batch", str(tmp_path / "missing.toml"), "--db", str(tmp_path / "r.db")]) == EXIT_BAD_INPUT
+
+
+def test_readme_cron_line_works_as_written(files, tmp_path):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"```cron\n(.*?)\n```", text, re.S).group(1).strip()
+    fields = line.split(None, 5)
+    assert len(fields) == 6 and "%" not in line  # five schedule fields, then the command; % is special to cron
+    assert all(re.fullmatch(r"[\d*/,-]+", f) for f in fields[:5])
+    # ~/lstm-anomaly after `make demo-model`: a venv with the `anomaly` script, the demo data and model
+    home = tmp_path / "home"
+    repo = home / "lstm-anomaly"
+    for sub in (".venv/bin", "data", "models"):
+        (repo / sub).mkdir(parents=True)
+    shutil.copy(files / "full.csv", repo / "data" / "machine_temperature_system_failure.csv")
+    shutil.copytree(files / "model", repo / "models" / "demo")
+    script = repo / ".venv" / "bin" / "anomaly"
+    script.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m anomaly "$@"\n')
+    script.chmod(0o755)
+    cron_env = {"HOME": str(home), "LOGNAME": "user", "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh"}
+    done = subprocess.run(["/bin/sh", "-c", fields[5]], cwd="/", env=cron_env, capture_output=True, text=True,
+                          timeout=600)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # nothing for cron to mail
+    with open_store(repo / "results.db") as store:
+        assert store.sources() == ["machine_temperature"]
+        assert len(store.scores("machine_temperature")) == N
+        assert store.runs()["status"].tolist() == ["success"]
+    log = (repo / "results.log").read_text().splitlines()
+    assert len(log) == 2 and all(LOGFMT.fullmatch(x) for x in log) and 'msg="run finished"' in log[1]

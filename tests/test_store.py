@@ -1,0 +1,228 @@
+"""The results database on real backends: an SQLite file and a PostgreSQL server (no Keras here).
+
+PostgreSQL: ``.ci/run`` starts a server on loopback and exports ``ANOMALY_TEST_PG_URL``. Under CI
+(``CI`` set) a missing URL fails the tests; elsewhere they are skipped with how to start one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from anomaly.errors import DataError
+from anomaly.store import (LockedError, LogfmtFormatter, Store, StoreError, logfmt, make_url, metadata, open_store,
+                           schema_version)
+
+
+def pg_url() -> str:
+    url = os.environ.get("ANOMALY_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("ANOMALY_TEST_PG_URL is not set: .ci/run must start PostgreSQL before the tests")
+        pytest.skip("no PostgreSQL: run the PostgreSQL block of .ci/run as root and export ANOMALY_TEST_PG_URL")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "results.db")
+    url = pg_url()
+    engine = sa.create_engine(make_url(url))
+    with engine.begin() as conn:  # a clean schema for each test
+        metadata.drop_all(conn)
+    engine.dispose()
+    return url
+
+
+def score_frame(stamps, score, threshold=1.0, sensors=("a", "b")) -> pd.DataFrame:
+    score = np.asarray(score, dtype=float)
+    frame = pd.DataFrame({"score": score, "threshold": threshold, "is_anomaly": score > threshold},
+                         index=pd.DatetimeIndex(stamps))
+    for i, s in enumerate(sensors):
+        frame[f"error_{s}"] = score * (i + 1) / 3
+    return frame
+
+
+T = pd.date_range("2024-03-01", periods=10, freq="5min")
+
+
+def test_open_store_creates_schema_only_when_asked(tmp_path):
+    path = tmp_path / "r.db"
+    with pytest.raises(DataError, match="no such database file"):
+        open_store(path)
+    assert not path.exists()
+    with open_store(path, create=True) as store:
+        assert store.schema_version() == 1
+        assert store.runs().columns.tolist() == ["id", "started", "finished", "model", "source", "rows_scored",
+                                                 "status", "error"]
+    with open_store(path) as store:  # a reader opens it without create
+        assert store.sources() == []
+
+
+def test_other_sqlite_file_and_newer_schema_are_refused(tmp_path):
+    other = tmp_path / "other.db"
+    engine = sa.create_engine(f"sqlite:///{other}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(DataError, match="not a results database"):
+        open_store(other)
+    path = tmp_path / "r.db"
+    open_store(path, create=True).close()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(schema_version.insert().values(version=99, applied=pd.Timestamp("2030-01-01").to_pydatetime()))
+    engine.dispose()
+    with pytest.raises(DataError, match="schema version 99, newer"):
+        open_store(path, create=True)
+
+
+def test_targets(tmp_path):
+    assert make_url(tmp_path / "x.db").get_backend_name() == "sqlite"
+    assert make_url("postgresql://u:p@h/db").drivername == "postgresql+psycopg"
+    with pytest.raises(DataError, match="does not exist"):
+        make_url(tmp_path / "nope" / "x.db")
+    with pytest.raises(DataError, match="in-memory"):
+        make_url("sqlite://")
+    with pytest.raises(DataError, match="unsupported database"):
+        make_url("mysql://u@h/db")
+
+
+def test_commit_run_upserts_and_never_duplicates(target):
+    with open_store(target, create=True) as store:
+        run1 = store.begin_run("src", "m")
+        store.commit_run(run1, "src", "m", score_frame(T[:6], [0.1, 0.2, 0.3, 2.0, 0.4, 0.5]))
+        run2 = store.begin_run("src", "m")
+        store.commit_run(run2, "src", "m", score_frame(T[4:], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]))
+        got = store.scores("src")
+        assert got["timestamp"].tolist() == list(T)
+        assert np.allclose(got["score"], [0.1, 0.2, 0.3, 2.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4], rtol=0, atol=0)
+        assert got["is_anomaly"].tolist() == [False, False, False, True] + [False] * 6
+        assert got.columns.tolist() == ["timestamp", "score", "threshold", "is_anomaly", "error_a", "error_b"]
+        assert np.array_equal(got["error_b"], got["score"] * 2 / 3)
+        runs = store.runs()
+        assert runs["status"].tolist() == ["success", "success"] and runs["rows_scored"].tolist() == [6, 6]
+        with store.engine.connect() as conn:
+            by_run = dict(conn.exec_driver_sql("SELECT run_id, count(*) FROM scores GROUP BY run_id").all())
+        assert by_run == {run1: 4, run2: 6}
+
+
+def test_events_are_replaced_from_the_cutoff_and_new_ones_reported(target):
+    ev = lambda s, e, peak: {"start": T[s], "end": T[e], "peak_score": peak, "severity": peak / 2, "sensors": "a;b"}
+    with open_store(target, create=True) as store:
+        r1 = store.begin_run("src", "m")
+        added = store.commit_run(r1, "src", "m", score_frame(T[:3], [1, 1, 1]),
+                                 pd.DataFrame([ev(0, 0, 3.0), ev(2, 2, 4.0)]), T[0])
+        assert [a["start"] for a in added] == [T[0].isoformat(), T[2].isoformat()]
+        assert added[0]["sensors"] == ["a", "b"] and added[0]["run_id"] == r1
+        json.dumps(added)  # ready for --on-event
+        r2 = store.begin_run("src", "m")
+        # the event at T[2] grows, a new one appears, the event before the cutoff is untouched
+        added = store.commit_run(r2, "src", "m", score_frame(T[3:6], [1, 1, 1]),
+                                 pd.DataFrame([ev(2, 3, 5.0), ev(5, 5, 6.0)]), T[1])
+        assert [a["start"] for a in added] == [T[5].isoformat()]
+        got = store.events("src")
+        assert got.columns.tolist() == ["source", "model", "start", "end", "peak_score", "severity", "sensors"]
+        assert got["start"].tolist() == [T[0], T[2], T[5]]
+        assert got["end"].tolist() == [T[0], T[3], T[5]] and got["peak_score"].tolist() == [3.0, 5.0, 6.0]
+        with store.engine.connect() as conn:
+            run_ids = conn.exec_driver_sql("SELECT run_id FROM events ORDER BY start").scalars().all()
+        assert run_ids == [r1, r1, r2]  # the run that first found each event
+        r3 = store.begin_run("src", "m")
+        store.commit_run(r3, "src", "m", score_frame(T[6:7], [1]), pd.DataFrame([ev(0, 0, 3.0)]), T[1])
+        assert store.events("src")["start"].tolist() == [T[0]]  # events gone from the recomputed range
+        assert store.events("other").empty
+
+
+def test_a_failed_commit_leaves_nothing(target):
+    with open_store(target, create=True) as store:
+        run = store.begin_run("src", "m")
+
+        def boom():
+            raise RuntimeError("killed")
+
+        with pytest.raises(RuntimeError):
+            store.commit_run(run, "src", "m", score_frame(T, np.ones(10)), pd.DataFrame([{
+                "start": T[0], "end": T[1], "peak_score": 2.0, "severity": 2.0, "sensors": "a"}]), T[0],
+                before_commit=boom)
+        assert store.scores("src", "m").empty and store.events().empty
+        assert store.runs()["status"].tolist() == ["running"]
+        store.fail_run(run, "data.csv: file not found")
+        runs = store.runs()
+        assert runs["status"].tolist() == ["failed"] and runs["error"].tolist() == ["data.csv: file not found"]
+
+
+def test_next_run_marks_an_abandoned_running_row_failed(target):
+    with open_store(target, create=True) as store:
+        dead = store.begin_run("src", "m")
+        other = store.begin_run("elsewhere", "m")
+        fresh = store.begin_run("src", "m")
+        runs = store.runs().set_index("id")
+        assert runs.loc[dead, "status"] == "failed"
+        assert runs.loc[dead, "error"] == f"interrupted: the process ended before the run finished (found by run {fresh})"
+        assert runs.loc[other, "status"] == "running" and runs.loc[fresh, "status"] == "running"
+        assert store.sources() == ["elsewhere", "src"]
+
+
+def test_lock_is_per_source_and_times_out(target):
+    with open_store(target, create=True) as a, open_store(target) as b:
+        with a.lock("src", 0):
+            with pytest.raises(LockedError, match="locked by another run"):
+                with b.lock("src", 0.3):
+                    pass
+            with b.lock("another source", 0):
+                pass
+        with b.lock("src", 0):  # released
+            pass
+
+
+def test_scores_picks_the_latest_model_by_default(target):
+    with open_store(target, create=True) as store:
+        r1 = store.begin_run("src", "old")
+        store.commit_run(r1, "src", "old", score_frame(T[:2], [1, 2]))
+        r2 = store.begin_run("src", "new")
+        store.commit_run(r2, "src", "new", score_frame(T[:3], [3, 4, 5], sensors=("x",)))
+        assert store.scores("src")["score"].tolist() == [3, 4, 5]
+        assert store.scores("src", "old")["score"].tolist() == [1, 2]
+        assert store.scores("nothing").empty
+
+
+def test_time_zones_are_stored_in_utc(tmp_path):
+    stamps = pd.date_range("2024-03-31 00:00", periods=4, freq="h", tz="Europe/Berlin")
+    with open_store(tmp_path / "r.db", create=True) as store:
+        run = store.begin_run("src", "m")
+        store.commit_run(run, "src", "m", score_frame(stamps, [1, 2, 3, 4]))
+        got = store.scores("src")["timestamp"]
+        assert got.tolist() == list(stamps.tz_convert("UTC").tz_localize(None))
+        assert store.stored_timestamps("src", "m", stamps[1], stamps[2]).tolist() == got.tolist()[1:3]
+
+
+def test_logfmt_lines_parse():
+    line = logfmt(ts="2024-01-01T00:00:00Z", level="error", msg='data.csv: bad "value" = 3', run=4, rows=12, dur=0.5)
+    assert line == 'ts=2024-01-01T00:00:00Z level=error msg="data.csv: bad \\"value\\" = 3" run=4 rows=12 dur=0.5'
+    pairs = re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line)
+    assert [k for k, _ in pairs] == ["ts", "level", "msg", "run", "rows", "dur"]
+    import logging
+
+    record = logging.LogRecord("anomaly", logging.INFO, __file__, 1, "run finished", None, None)
+    record.fields = {"run": 3, "source": "/data/pump 1.csv"}
+    text = LogfmtFormatter().format(record)
+    assert re.fullmatch(r'ts=\S+Z level=info msg="run finished" run=3 source="/data/pump 1.csv"', text)
+
+
+def test_store_repr_hides_password():
+    store = Store(None, "x", make_url("postgresql://user:secret@localhost/db"))
+    assert "secret" not in repr(store)
+
+
+def test_unreachable_server_is_one_line_exit_1():
+    with pytest.raises(StoreError, match=r"^database postgresql\+psycopg://anomaly:\*\*\*@127\.0\.0\.1:1/x: ") as err:
+        open_store("postgresql://anomaly:secret@127.0.0.1:1/x", create=True)
+    assert err.value.exit_code == 1 and "\n" not in str(err.value) and "secret" not in str(err.value)
