@@ -427,3 +427,14 @@ def load_selected(need_frame: bool = False) -> Loaded:
 
 def fmt_time(ts) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_interval(step) -> str:
+    """A sampling interval as pandas writes frequencies: ``5min``, ``1h``, ``30s``."""
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        text = to_offset(pd.Timedelta(step)).freqstr
+    except ValueError:
+        return str(pd.Timedelta(step))
+    return text if text[:1].isdigit() else f"1{text}"

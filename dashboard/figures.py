@@ -154,6 +154,8 @@ def loss_figure(history: dict) -> go.Figure:
         if values:
             fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
                                      line=dict(color=color)))
+    epochs = max((len(history.get(k) or []) for k in ("loss", "val_loss")), default=0)
+    fig.update_xaxes(tick0=1, dtick=1 if epochs <= 20 else None)  # whole epochs only
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="epoch", yaxis_title="loss (MSE)",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig

@@ -42,7 +42,7 @@ events = common.db_events(target, chosen)
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Runs", len(runs))
-m2.metric("Failed runs", int((runs["status"] != "ok").sum()) if "status" in runs else 0)
+m2.metric("Failed runs", int((runs["status"] == "failed").sum()))
 m3.metric("Rows scored", f"{int(pd.to_numeric(runs['rows_scored'], errors='coerce').fillna(0).sum()):,}")
 m4.metric("Events", len(events))
 

@@ -20,7 +20,7 @@ history = detector.history_
 st.subheader(f"Model card: {name}")
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Sensors", len(detector.columns_))
-m2.metric("Sampling interval", str(detector.interval_))
+m2.metric("Sampling interval", common.fmt_interval(detector.interval_))
 m3.metric("Epochs run", len(history.get("loss", [])))
 m4.metric(f"Threshold ({t['rule']})", f"{t['values'][t['rule']]:.4g}")
 
@@ -36,7 +36,8 @@ with left:
 with right:
     st.markdown("**Configuration**")
     params = {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)) for k, v in detector.get_params().items()}
-    st.dataframe(pd.DataFrame({"parameter": list(params), "value": list(params.values())}), hide_index=True, height=420)
+    st.dataframe(pd.DataFrame({"parameter": list(params), "value": list(params.values())}), hide_index=True,
+                 height=35 * (len(params) + 1) + 3)
 st.markdown("**Columns**: " + ", ".join(f"`{c}`" for c in detector.columns_)
             + (f"  ·  **time zone**: {detector.timezone_}" if getattr(detector, "timezone_", None) else ""))
 fp = detector.fingerprint_

@@ -60,7 +60,8 @@ period = st.slider("Rows between these times are normal operation: the model lea
                    min_value=start, max_value=end, value=(start, default_end), step=step.to_pytimedelta(),
                    format="YYYY-MM-DD HH:mm", key="train_period")
 normal = select_period(frame, str(pd.Timestamp(period[0])), str(pd.Timestamp(period[1])))
-st.caption(f"{len(frame):,} rows of {', '.join(sensors)} every {step}; {len(normal):,} in the normal period.")
+st.caption(f"{len(frame):,} rows of {', '.join(sensors)} every {common.fmt_interval(step)}; "
+           f"{len(normal):,} in the normal period.")
 
 # -- hyperparameters ----------------------------------------------------------------------------
 st.subheader("3. Model")

@@ -2,30 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "dashboard" / "app.py")
-ANOMALY_ROWS = (600, 630)  # rows where sensor "a" is pushed off its pattern
-TINY = dict(window=8, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=2, batch_size=32, seed=0, verbose=0)
-
-
-def make_series(n: int = 800, seed: int = 1) -> pd.DataFrame:
-    """Two periodic sensors every 5 minutes with one known anomaly in ``a`` (and a smaller echo in ``b``)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    a = np.sin(2 * np.pi * t / 48) + 0.05 * rng.standard_normal(n)
-    b = np.cos(2 * np.pi * t / 48) + 0.05 * rng.standard_normal(n)
-    lo, hi = ANOMALY_ROWS
-    a[lo:hi] += 3.0
-    b[lo:hi] += 0.5
-    index = pd.date_range("2024-01-01", periods=n, freq="5min", name="timestamp")
-    return pd.DataFrame({"a": a, "b": b}, index=index)
+from dash_support import TINY, csv_bytes, make_series
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +16,7 @@ def dash_dirs(tmp_path_factory):
     models.mkdir()
     data.mkdir()
     frame = make_series()
-    out = frame.reset_index()
-    out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
-    out.to_csv(data / "series.csv", index=False)
+    (data / "series.csv").write_bytes(csv_bytes(frame))
     detector = LSTMAutoencoderDetector(**TINY).fit(frame.iloc[:500])
     detector.save(models / "tiny")
     return {"base": base, "models": models, "data": data, "db": base / "results.db"}

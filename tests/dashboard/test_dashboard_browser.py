@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_series
+from dash_support import ROOT, csv_bytes, make_series
 from playwright.sync_api import Page, expect, sync_playwright
 
 from anomaly import load_series
@@ -135,7 +135,7 @@ def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> 
     for _ in range(30):
         for _ in range(3):
             page.keyboard.press("ArrowLeft")
-        page.wait_for_timeout(300)
+        page.wait_for_timeout(1500)  # the slider sends its value after a short pause
         idle(page)
         now = metric(page, "Events")
         if now != before:
@@ -172,7 +172,12 @@ def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> 
     go(page, "History")
     shot(page, "7_history")
 
-    # Upload a CSV on the Series page: a broken one first (an error, no traceback), then a good one.
+    # Back to the model's threshold, then upload on the Series page: a broken file first (an error,
+    # no traceback), then a good one.
+    go(page, "Threshold")
+    page.get_by_role("button", name="Reset to the model's threshold").click()
+    idle(page)
+    expect(page.locator("[data-testid='stMetric']", has_text="Events").locator("[data-testid='stMetricValue']")).to_have_text(before)
     go(page, "Series")
     page.locator("[data-testid='stSidebar'] label", has_text="Upload").first.click()
     idle(page)
@@ -184,9 +189,7 @@ def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> 
     assert page.get_by_text("Traceback").count() == 0
     shot(page, "8_bad_upload")
     good = tmp_path / "uploaded.csv"
-    frame = make_series(400, seed=5).reset_index()
-    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
-    frame.to_csv(good, index=False)
+    good.write_bytes(csv_bytes(make_series(400, seed=5)))
     page.locator("[data-testid='stSidebar'] input[type=file]").set_input_files(str(good))
     expect(page.get_by_text("uploaded.csv", exact=False).last).to_be_visible()
     idle(page)

@@ -185,3 +185,9 @@ def test_many_events_are_capped_and_fast():
     assert len(rects) == figures.MAX_SHADED_EVENTS
     first = starts[len(starts) - figures.MAX_SHADED_EVENTS]  # the most severe are shaded
     assert min(pd.Timestamp(r.x0) for r in rects) == first - pd.Timedelta(seconds=30)  # half a step before
+
+
+@pytest.mark.parametrize("step, text", [(pd.Timedelta(minutes=5), "5min"), (pd.Timedelta(hours=1), "1h"),
+                                        (pd.Timedelta(seconds=90), "90s"), (pd.Timedelta(days=1), "24h")])
+def test_fmt_interval(step, text):
+    assert common.fmt_interval(step) == text

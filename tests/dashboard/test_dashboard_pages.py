@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import APP, make_series
+from dash_support import APP, csv_bytes, make_series
 from streamlit.testing.v1 import AppTest
 
 from anomaly import load_series
@@ -72,12 +72,6 @@ def own_models(dash_env, tmp_path, monkeypatch):
     shutil.copytree(dash_env["models"] / "tiny", models / "tiny")
     monkeypatch.setenv("ANOMALY_MODELS_DIR", str(models))
     return models
-
-
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    out = frame.reset_index()
-    out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
-    return out.to_csv(index=False).encode()
 
 
 # -- Series -------------------------------------------------------------------------------------
@@ -139,7 +133,7 @@ def test_series_accepts_a_parquet_upload(dash_env, reference):
     assert metric(at, "Points scored") == "300"
 
 
-def test_series_from_the_scoring_database(dash_env, reference):
+def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeypatch):
     """The "Scoring database" source: a clear message until anomaly.store exists, its scores after."""
     at = app(source_kind="Scoring database")
     assert not at.exception
@@ -150,8 +144,10 @@ def test_series_from_the_scoring_database(dash_env, reference):
         assert any("results database" in i.value for i in at.info)
         return
     detector, _, scores = reference
-    _fill_store(dash_env["db"], detector, scores)
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
+    _fill_store(tmp_path / "results.db", detector, scores)
     at = app(source_kind="Scoring database")
+    assert at.sidebar.selectbox(key="db_source").value == "series.csv"
     ok(at)
     assert metric(at, "Points scored") == f"{int(scores['score'].notna().sum()):,}"
     assert metric(at, "Events") == str(len(detector.events(scores)))
@@ -294,7 +290,7 @@ def test_model_page_shows_the_model_card(dash_env, reference):
     ok(at)
     assert metric(at, "Sensors") == "2"
     assert metric(at, "Epochs run") == "2"
-    assert metric(at, "Sampling interval") == str(pd.Timedelta(minutes=5))
+    assert metric(at, "Sampling interval") == "5min"
     loss = figure(at)
     assert [t["name"] for t in loss["data"]] == ["training", "validation"]
     assert loss["data"][0]["y"] == pytest.approx(detector.history_["loss"])
@@ -339,7 +335,7 @@ def _fill_store(db, detector, scores) -> None:
         store.close()
 
 
-def test_history_page(dash_env, reference):
+def test_history_page(dash_env, reference, tmp_path, monkeypatch):
     try:
         from anomaly import store  # noqa: F401
     except ImportError:
@@ -350,10 +346,12 @@ def test_history_page(dash_env, reference):
             "so there is no scoring history to show."]
         return
     detector, _, scores = reference
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
     at = page(app(), "history")
     ok(at)
     assert any("No results database yet" in i.value for i in at.info)
-    _fill_store(dash_env["db"], detector, scores)
+    assert not (tmp_path / "results.db").exists()  # reading never creates a database
+    _fill_store(tmp_path / "results.db", detector, scores)
     at.run()
     ok(at)
     assert metric(at, "Runs") == "2"
