@@ -59,6 +59,9 @@ with right:
         st.info("No event recorded.")
     else:
         ev = events.assign(start=pd.to_datetime(events["start"]), end=pd.to_datetime(events["end"]))
+        # A one-point event has no length; draw every bar at least 1/300 of the span wide so it shows.
+        least = max((ev["end"].max() - ev["start"].min()) / 300, pd.Timedelta(seconds=1))
+        ev["end"] = ev[["end"]].assign(m=ev["start"] + least).max(axis=1)
         fig = px.timeline(ev, x_start="start", x_end="end", y="source", color="severity",
                           hover_data=[c for c in ("model", "peak_score", "sensors") if c in ev.columns],
                           color_continuous_scale="Reds")

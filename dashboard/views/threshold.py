@@ -31,8 +31,10 @@ mode = st.radio("Set the threshold as", ["absolute value", "quantile of normal s
 if mode == "absolute value":
     finite = ld.scores["score"].to_numpy(dtype=float)
     finite = finite[np.isfinite(finite)]
-    top = float(max(np.quantile(finite, 0.999) if len(finite) else 0.0, normal.max(), current) * 1.2) or 1.0
-    step = float(f"{top / 400:.2g}")
+    # The range reaches above the highest score (so every event can be dismissed) in 2000 steps,
+    # fine enough near the threshold; the quantile mode gives finer control still.
+    top = float(max(finite.max() if len(finite) else 0.0, normal.max(), current) * 1.05) or 1.0
+    step = float(f"{top / 2000:.2g}")
     top = float(np.ceil(top / step) * step)
     value = float(np.clip(round(current / step) * step, 0.0, top))
     st.slider("Threshold (anomaly score)", min_value=0.0, max_value=top, value=value, step=step,

@@ -31,3 +31,18 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     out = frame.reset_index()
     out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
     return out.to_csv(index=False).encode()
+
+
+def fill_store(db, detector, scores) -> None:
+    """Two runs through anomaly.store's own API: one that wrote scores and events, one that failed."""
+    from anomaly.store import open_store
+
+    store = open_store(str(db), create=True)
+    try:
+        run = store.begin_run("series.csv", "tiny")
+        store.commit_run(run, "series.csv", "tiny", scores.drop(columns=[c for c in scores if c.startswith("recon_")]),
+                         detector.events(scores), events_since=scores.index[0])
+        failed = store.begin_run("series.csv", "tiny")
+        store.fail_run(failed, "series.csv: file not found")
+    finally:
+        store.close()

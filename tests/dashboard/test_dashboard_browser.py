@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dash_support import ROOT, csv_bytes, make_series
+from dash_support import ROOT, csv_bytes, fill_store, make_series
 from playwright.sync_api import Page, expect, sync_playwright
 
 from anomaly import load_series
@@ -110,6 +110,7 @@ def shot(page: Page, name: str) -> None:
 def test_dashboard_in_a_real_browser(browser_page: Page, server, dash_dirs, tmp_path):
     detector = LSTMAutoencoderDetector.load(dash_dirs["models"] / "tiny")
     scores = detector.score(load_series(dash_dirs["data"] / "series.csv"))
+    fill_store(dash_dirs["db"], detector, scores)  # what the scheduled scorer would have written
     try:
         _walk_through(browser_page, server, tmp_path, detector, scores)
     except BaseException:
@@ -170,6 +171,8 @@ def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> 
     shot(page, "6_train")
 
     go(page, "History")
+    expect(page.locator(".js-plotly-plot")).to_have_count(2)
+    assert metric(page, "Runs") == "2" and metric(page, "Failed runs") == "1"
     shot(page, "7_history")
 
     # Back to the model's threshold, then upload on the Series page: a broken file first (an error,

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from dash_support import APP, csv_bytes, make_series
+from dash_support import APP, csv_bytes, fill_store, make_series
 from streamlit.testing.v1 import AppTest
 
 from anomaly import load_series
@@ -145,7 +145,7 @@ def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeyp
         return
     detector, _, scores = reference
     monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
-    _fill_store(tmp_path / "results.db", detector, scores)
+    fill_store(tmp_path / "results.db", detector, scores)
     at = app(source_kind="Scoring database")
     assert at.sidebar.selectbox(key="db_source").value == "series.csv"
     ok(at)
@@ -320,21 +320,6 @@ def test_embeddings_need_sensor_values(dash_env):
 
 
 # -- History ------------------------------------------------------------------------------------
-def _fill_store(db, detector, scores) -> None:
-    """Two runs through anomaly.store's own API: one that wrote scores and events, one that failed."""
-    from anomaly.store import open_store
-
-    store = open_store(str(db), create=True)
-    try:
-        run = store.begin_run("series.csv", "tiny")
-        store.commit_run(run, "series.csv", "tiny", scores.drop(columns=[c for c in scores if c.startswith("recon_")]),
-                         detector.events(scores), events_since=scores.index[0])
-        failed = store.begin_run("series.csv", "tiny")
-        store.fail_run(failed, "series.csv: file not found")
-    finally:
-        store.close()
-
-
 def test_history_page(dash_env, reference, tmp_path, monkeypatch):
     try:
         from anomaly import store  # noqa: F401
@@ -351,7 +336,7 @@ def test_history_page(dash_env, reference, tmp_path, monkeypatch):
     ok(at)
     assert any("No results database yet" in i.value for i in at.info)
     assert not (tmp_path / "results.db").exists()  # reading never creates a database
-    _fill_store(tmp_path / "results.db", detector, scores)
+    fill_store(tmp_path / "results.db", detector, scores)
     at.run()
     ok(at)
     assert metric(at, "Runs") == "2"
