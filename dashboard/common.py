@@ -438,3 +438,16 @@ def fmt_interval(step) -> str:
     except ValueError:
         return str(pd.Timedelta(step))
     return text if text[:1].isdigit() else f"1{text}"
+
+
+def fmt_duration(value) -> str:
+    """An event's length for a table: ``2d 04:30``, ``03:40`` (hours:minutes), ``45s``."""
+    seconds = int(pd.Timedelta(value).total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}:{minutes:02d}"
+    if hours or minutes:
+        return f"{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
+    return f"{secs}s"

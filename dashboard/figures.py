@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from dashboard.common import DRAW_POINTS, downsample
 
 MAX_SHADED_EVENTS = 300  # the most severe events are shaded; more shapes make Plotly sluggish
-MAX_MARKERS = 5000
+MAX_MARKERS = 1500  # flagged points drawn (evenly picked); SVG markers beyond this slow the browser
 ORIGINAL = "#1f77b4"
 RECON = "#ff7f0e"
 ANOMALY = "#d62728"
@@ -131,8 +131,8 @@ def event_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, event, sensor
         fig.add_trace(_line(part[f"error_{sensor}"], f"error {sensor}", palette[j % len(palette)]), row=rows, col=1)
     fig.add_vrect(x0=event.start, x1=event.end, row="all", col=1, fillcolor=ANOMALY, opacity=0.15, line_width=0, layer="below")
     fig.update_xaxes(range=[lo, hi])
-    fig.update_layout(height=max(360, 230 * rows + 80), margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), hovermode="x unified")
+    fig.update_layout(height=max(360, 230 * rows + 100), margin=dict(l=10, r=10, t=70, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=0.995, x=0, yref="container"), hovermode="x unified")
     return fig
 
 

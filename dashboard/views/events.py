@@ -21,10 +21,9 @@ if events.empty:
     st.info("No event at this threshold. Lower it on the Threshold page to see weaker anomalies.")
     st.stop()
 
-table = events.assign(
-    duration=events["duration"].map(lambda d: str(pd.Timedelta(d)).replace("0 days ", "")),
-    sensors=events["sensors"].str.replace(";", ", "),
-)
+table = events.assign(duration=events["duration"].map(common.fmt_duration),
+                      sensors=events["sensors"].str.replace(";", ", "))
+table.index = pd.RangeIndex(1, len(table) + 1, name="#")  # numbered as in the Event picker below
 labels = [f"#{i + 1}  {common.fmt_time(r.start)} → {common.fmt_time(r.end)}  (severity {r.severity:.2f})"
           for i, r in enumerate(events.itertuples())]
 if st.session_state.get("event_pick") not in range(len(events)):

@@ -191,3 +191,10 @@ def test_many_events_are_capped_and_fast():
                                         (pd.Timedelta(seconds=90), "90s"), (pd.Timedelta(days=1), "24h")])
 def test_fmt_interval(step, text):
     assert common.fmt_interval(step) == text
+
+
+@pytest.mark.parametrize("value, text", [(pd.Timedelta(0), "0s"), (pd.Timedelta(seconds=45), "45s"),
+                                         (pd.Timedelta(minutes=220), "03:40"), (pd.Timedelta(days=2, hours=4, minutes=30), "2d 04:30"),
+                                         (pd.Timedelta(minutes=5, seconds=30), "00:05:30")])
+def test_fmt_duration(value, text):
+    assert common.fmt_duration(value) == text
