@@ -1,4 +1,8 @@
-"""Helpers of the dashboard tests (a module of its own: tests/conftest.py is also named conftest)."""
+"""Helpers and fixtures of the dashboard tests.
+
+Not a conftest.py: the suite's other tests do ``from conftest import ...``, and a second
+conftest.py on sys.path would shadow tests/conftest.py. Test modules import the fixtures below.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -46,3 +51,32 @@ def fill_store(db, detector, scores) -> None:
         store.fail_run(failed, "series.csv: file not found")
     finally:
         store.close()
+
+
+_DIRS: dict = {}  # built once per test process, shared by every module that imports the fixture
+
+
+@pytest.fixture(scope="session")
+def dash_dirs(tmp_path_factory):
+    """Folders models/ (holding model 'tiny'), data/ (holding series.csv) and a results DB path."""
+    if not _DIRS:
+        from anomaly.detector import LSTMAutoencoderDetector
+
+        base = tmp_path_factory.mktemp("dash")
+        models, data = base / "models", base / "data"
+        models.mkdir()
+        data.mkdir()
+        frame = make_series()
+        (data / "series.csv").write_bytes(csv_bytes(frame))
+        LSTMAutoencoderDetector(**TINY).fit(frame.iloc[:500]).save(models / "tiny")
+        _DIRS.update(base=base, models=models, data=data, db=base / "results.db")
+    return _DIRS
+
+
+@pytest.fixture()
+def dash_env(dash_dirs, monkeypatch):
+    """Environment variables pointing the app at the temp folders (the app reads them on every run)."""
+    monkeypatch.setenv("ANOMALY_MODELS_DIR", str(dash_dirs["models"]))
+    monkeypatch.setenv("ANOMALY_DATA_DIR", str(dash_dirs["data"]))
+    monkeypatch.setenv("ANOMALY_DB", str(dash_dirs["db"]))
+    return dash_dirs

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dash_support import ROOT, csv_bytes, fill_store, make_series
+from dash_support import ROOT, csv_bytes, dash_dirs, fill_store, make_series  # noqa: F401 (fixture)
 from playwright.sync_api import Page, expect, sync_playwright
 
 from anomaly import load_series

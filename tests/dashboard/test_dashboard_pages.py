@@ -1,6 +1,6 @@
 """Every page of the dashboard through Streamlit's AppTest, on a tiny model and a generated series.
 
-The app reads its folders from the environment (see conftest.py), so each test sees only the temp
+The app reads its folders from the environment (see dash_support.py), so each test sees only the temp
 models/ and data/ folders; tests that write (save a threshold, train) get their own copy.
 """
 
@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from dash_support import APP, csv_bytes, fill_store, make_series
+from dash_support import APP, csv_bytes, dash_dirs, dash_env, fill_store, make_series  # noqa: F401 (fixtures)
 from streamlit.testing.v1 import AppTest
 
 from anomaly import load_series
