@@ -31,8 +31,9 @@ with left:
     st.markdown("**Thresholds** (fitted on held-out normal scores)")
     st.dataframe(pd.DataFrame({"rule": list(t["values"]), "value": list(t["values"].values()),
                                "in force": [r == t["rule"] for r in t["values"]]}), hide_index=True)
-    st.caption(f"quantile {t.get('quantile')}, k-sigma {t.get('k_sigma')}, "
-               f"{t.get('n_normal_scores', len(detector.normal_scores_))} normal scores")
+    settings = {k: v for k, v in t.items() if k not in ("rule", "values", "n_normal_scores")}
+    st.caption(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items())
+               + f"; {t.get('n_normal_scores', len(detector.normal_scores_))} normal scores")
 with right:
     st.markdown("**Configuration**")
     params = {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)) for k, v in detector.get_params().items()}

@@ -81,8 +81,8 @@ quantile = h[1].number_input("Quantile", 0.5, 0.99999, 0.995, step=0.001, format
 k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, 4.0, key="train_k")
 smoothing = h[3].number_input("Score smoothing (EWMA span)", 0, 1000, 0, key="train_smooth")
 h = st.columns(4)
-min_len = h[0].number_input("Min event length", 1, 10_000, 1, key="train_minlen")
-merge_gap = h[1].number_input("Merge events closer than", 0, 10_000, 0, key="train_gap")
+min_len = h[0].number_input("Min event length (points)", 1, 10_000, 1, key="train_minlen")
+merge_gap = h[1].number_input("Merge events closer than (points)", 0, 10_000, 0, key="train_gap")
 name = h[2].text_input("Model name", value="my-model", key="train_name", max_chars=64,
                        help=f"Saved as a folder under {common.models_dir()}")
 replace = h[3].checkbox("Replace if it exists", value=False, key="train_replace")
