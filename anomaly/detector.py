@@ -218,7 +218,8 @@ class LSTMAutoencoderDetector:
     def _predictor(self):
         from anomaly.model import Predictor
 
-        if getattr(self, "_predictor_cache", None) is None:
+        cache = getattr(self, "_predictor_cache", None)
+        if cache is None or cache.model is not self.model_:  # a new model_ (fit again, load) needs a new one
             self._predictor_cache = Predictor(self.model_)
         return self._predictor_cache
 
@@ -226,8 +227,8 @@ class LSTMAutoencoderDetector:
         """Per-row, per-sensor mean squared error (and mean reconstruction) over the covering windows."""
         errors = OverlapMean(len(values), values.shape[1])
         recon = OverlapMean(len(values), values.shape[1]) if reconstruct else None
-        predict = self._predictor()
-        for batch in batched(starts, max(self.batch_size, 1024)):
+        predict = self._predictor().plan(len(starts))  # XLA only where it pays (model.XLA_MIN_WINDOWS)
+        for batch in batched(starts, predict.batch_size):  # model.SCORE_BATCH, chosen by bench/perf.py
             x = gather(values, batch, self.window)
             y = predict(x)
             errors.add(batch, (y - x) ** 2)
