@@ -343,3 +343,15 @@ def test_history_page(dash_env, reference, tmp_path, monkeypatch):
     assert metric(at, "Failed runs") == "1"
     assert metric(at, "Events") == str(len(detector.events(scores)))
     assert len(at.get("plotly_chart")) == 2
+
+
+# -- the hook the Train page uses -----------------------------------------------------------------
+def test_fit_reports_every_epoch_to_on_epoch():
+    from dash_support import TINY
+
+    calls = []
+    detector = LSTMAutoencoderDetector(**TINY).fit(make_series(400).iloc[:300], on_epoch=lambda e, logs: calls.append((e, logs)))
+    assert [e for e, _ in calls] == [0, 1]
+    assert [logs["loss"] for _, logs in calls] == detector.history_["loss"]
+    assert [logs["val_loss"] for _, logs in calls] == detector.history_["val_loss"]
+    assert all(type(v) is float for _, logs in calls for v in logs.values())
