@@ -207,10 +207,10 @@ class LSTMAutoencoderDetector:
             prediction_weight=float(self.prediction_weight), pad_value=pad_value,
         )
 
-    def _train(self, built, n_train: int, n_val: int, make_train, make_val) -> None:
+    def _train(self, built, n_train: int, n_val: int, make_train, make_val, on_epoch=None) -> None:
         """Fit ``built.train`` on batches from ``make_*(indices)``; keep ``built.infer`` as ``model_``."""
         from anomaly._tf import keras
-        from anomaly.model import Batches, EpochProgress
+        from anomaly.model import Batches, EpochHook, EpochProgress
 
         self.model_ = built.infer
         self._predictor_cache = self._encoder_cache = None
@@ -219,6 +219,8 @@ class LSTMAutoencoderDetector:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True))
         if self.verbose:
             callbacks.append(EpochProgress(self.epochs))
+        if on_epoch is not None:
+            callbacks.append(EpochHook(on_epoch))
         train_data = Batches(n_train, make_train, self.batch_size, shuffle=True, seed=self.seed)
         val_data = Batches(n_val, make_val, self.batch_size, shuffle=False, seed=self.seed) if n_val else None
         history = built.train.fit(train_data, validation_data=val_data, epochs=self.epochs, callbacks=callbacks, verbose=0)
@@ -238,8 +240,12 @@ class LSTMAutoencoderDetector:
         return self._targets_to_batch(x, targets)
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y=None) -> LSTMAutoencoderDetector:
-        """Learn scaling, the autoencoder and thresholds from ``X``, a frame of normal operation."""
+    def fit(self, X: pd.DataFrame, y=None, *, on_epoch=None) -> LSTMAutoencoderDetector:
+        """Learn scaling, the autoencoder and thresholds from ``X``, a frame of normal operation.
+
+        ``on_epoch(epoch, logs)``, if given, is called after every epoch with the 0-based epoch and a
+        dict of plain floats (``loss``, ``val_loss``): a progress hook for a UI, free of Keras types.
+        """
         from anomaly._tf import keras
 
         self._check_params()
@@ -255,7 +261,8 @@ class LSTMAutoencoderDetector:
 
         keras.utils.set_random_seed(self.seed)
         self._train(self._build(), len(train), len(val),
-                    lambda idx: self._window_batch(values, train[idx]), lambda idx: self._window_batch(values, val[idx]))
+                    lambda idx: self._window_batch(values, train[idx]), lambda idx: self._window_batch(values, val[idx]),
+                    on_epoch=on_epoch)
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
         held_out = val if len(val) else train
@@ -533,7 +540,7 @@ class LSTMAutoencoderDetector:
                     recon.add(at, y, keep)
         return firsts, errors.mean(), (recon.mean() if recon is not None else None)
 
-    def fit_sequences(self, sequences, y=None) -> LSTMAutoencoderDetector:
+    def fit_sequences(self, sequences, y=None, *, on_epoch=None) -> LSTMAutoencoderDetector:
         """Learn from a collection of separate normal recordings, each one sample, of different lengths.
 
         ``sequences``: a list of frames (same numeric columns; any index) or of 2-D arrays
@@ -543,6 +550,7 @@ class LSTMAutoencoderDetector:
         ``composite`` the last ``horizon`` steps of a sequence are the ones predicted from the
         steps before them, so a sequence has ``horizon + 2`` to ``window + horizon`` steps. The
         last ``validation_fraction`` of the sequences are held out (early stopping, thresholds).
+        ``on_epoch`` as in :meth:`fit`.
         """
         from anomaly._tf import keras
 
@@ -565,7 +573,7 @@ class LSTMAutoencoderDetector:
         keras.utils.set_random_seed(self.seed)
         self._train(self._build(pad_value=pad), len(train), len(val),
                     lambda idx: self._sequence_batch(inputs, lengths, futures, train[idx]),
-                    lambda idx: self._sequence_batch(inputs, lengths, futures, val[idx]))
+                    lambda idx: self._sequence_batch(inputs, lengths, futures, val[idx]), on_epoch=on_epoch)
 
         held = val if len(val) else train
         _, row_errors, _ = self._sequence_forward(inputs[held], lengths[held], futures[held] if futures is not None else None)

@@ -368,3 +368,14 @@ class EpochProgress(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.bar is not None:
             self.bar.close()
+
+
+class EpochHook(keras.callbacks.Callback):
+    """Calls ``fn(epoch, logs)`` after every epoch with the logs as plain floats (for a UI's progress)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.fn(int(epoch), {k: float(v) for k, v in (logs or {}).items()})

@@ -1,0 +1,453 @@
+"""Shared helpers of the dashboard: folders and the path guard, cached loaders, down-sampling.
+
+The app reads and writes only inside three places, all fixed by the environment, never by what a
+user types: the models folder (``ANOMALY_MODELS_DIR``, default ``models/``), the data folder
+(``ANOMALY_DATA_DIR``, default ``data/``) and the results database (``ANOMALY_DB``, default
+``results.db``). Every path built from user input goes through :func:`inside`, which resolves it
+(symlinks and ``..`` included) and refuses anything outside its folder.
+
+Pages call the package only (``anomaly.*``), never Keras. Models are cached with
+``st.cache_resource`` (one shared object per model directory version); data, scores, events and
+embeddings with ``st.cache_data`` keyed by the file's path and modification time, or by the
+upload's digest, so nothing is scored twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from anomaly.errors import AnomalyError, ConfigError, DataError
+
+log = logging.getLogger("anomaly.dashboard")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+MAX_UPLOAD_MB = 200  # also server.maxUploadSize in .streamlit/config.toml
+DRAW_POINTS = 2000  # min-max buckets per drawn trace: about one per pixel column of a wide screen
+DEMO_DATA = "machine_temperature_system_failure.csv"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DB_SOURCE_KIND = "Scoring database"
+SOURCE_KINDS = ("Data file", "Upload", DB_SOURCE_KIND)
+
+
+# -- folders and the path guard ---------------------------------------------------------------
+def _folder(env: str, default: str) -> Path:
+    value = os.environ.get(env)
+    path = Path(value) if value else ROOT / default
+    if not path.is_absolute():
+        path = ROOT / path
+    return path.resolve()
+
+
+def models_dir() -> Path:
+    return _folder("ANOMALY_MODELS_DIR", "models")
+
+
+def data_dir() -> Path:
+    return _folder("ANOMALY_DATA_DIR", "data")
+
+
+def db_target() -> str:
+    """The results database: an SQLAlchemy URL as given, or a file path resolved from the repo root."""
+    value = os.environ.get("ANOMALY_DB", "results.db")
+    if "://" in value:
+        return value
+    path = Path(value)
+    return str((path if path.is_absolute() else ROOT / path).resolve())
+
+
+def inside(base: Path, name: str) -> Path:
+    """``base / name`` resolved, or a :class:`ConfigError` when it would leave ``base``."""
+    base = Path(base).resolve()
+    if not isinstance(name, str) or not name.strip() or "\x00" in name:
+        raise ConfigError("empty or invalid name")
+    path = (base / name).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise ConfigError(f"'{name}' is outside the allowed folder {base}")
+    return path
+
+
+def check_model_name(name: str) -> str:
+    """A new model's name: one plain folder name (letters, digits, ``_ . -``), nothing else."""
+    name = (name or "").strip()
+    if not MODEL_NAME.match(name) or name in (".", ".."):
+        raise ConfigError(f"model name '{name}' is not allowed: use letters, digits, '_', '.', '-' (at most 64)")
+    return name
+
+
+def list_models(base: Path) -> list[str]:
+    """Model directories (those holding ``detector.json``) directly under ``base``."""
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "detector.json").is_file())
+
+
+def list_data_files(base: Path) -> list[str]:
+    """CSV and Parquet files directly under ``base``."""
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+
+
+# -- down-sampling for drawing -----------------------------------------------------------------
+def minmax_indices(values: np.ndarray, buckets: int) -> np.ndarray:
+    """Positions to draw so that a line of ``values`` looks the same with far fewer points.
+
+    The series is cut into ``buckets`` equal runs; from each run the positions of its minimum and
+    maximum are kept (so spikes survive, unlike with striding), plus the first missing value of a
+    run that has one (so gaps stay gaps), plus the first and last points. Series no longer than
+    ``2 * buckets`` come back whole. Written here because it is a few lines of numpy, and the
+    libraries that do it (tsdownsample, plotly-resampler) would add a compiled dependency.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if buckets < 1:
+        raise ValueError("buckets must be at least 1")
+    if n <= 2 * buckets:
+        return np.arange(n)
+    size = -(-n // buckets)
+    rows = -(-n // size)
+    padded = np.full(rows * size, np.nan)
+    padded[:n] = values
+    grid = padded.reshape(rows, size)
+    missing = np.isnan(grid)
+    base = np.arange(rows) * size
+    lo = base + np.argmin(np.where(missing, np.inf, grid), axis=1)
+    hi = base + np.argmax(np.where(missing, -np.inf, grid), axis=1)
+    has_gap = missing.any(axis=1)
+    gap = (base + np.argmax(missing, axis=1))[has_gap]
+    keep = np.concatenate([lo, hi, gap, [0, n - 1]])
+    keep = keep[keep < n]
+    return np.unique(keep)
+
+
+def downsample(series: pd.Series, buckets: int = DRAW_POINTS) -> pd.Series:
+    """``series`` reduced by :func:`minmax_indices` for drawing (the index is kept)."""
+    return series.iloc[minmax_indices(series.to_numpy(dtype=np.float64), buckets)]
+
+
+# -- showing errors ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def user_errors():
+    """Show the package's one-line error in the page and stop the page, never a stack trace."""
+    try:
+        yield
+    except AnomalyError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# -- cached loaders ----------------------------------------------------------------------------
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def _load_detector(path: str, version: float):
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    return LSTMAutoencoderDetector.load(path)
+
+
+def load_detector(name: str):
+    """The model ``name`` of the models folder, loaded once per version of its ``detector.json``."""
+    path = inside(models_dir(), name)
+    return _load_detector(str(path), _mtime(path / "detector.json")), f"{path}@{_mtime(path / 'detector.json')}"
+
+
+@st.cache_data(show_spinner="Reading data…", max_entries=16)
+def _read_file(path: str, version: float) -> pd.DataFrame:
+    from anomaly.io import read_table
+
+    return read_table(path)
+
+
+def read_data_file(name: str) -> tuple[pd.DataFrame, str]:
+    """The raw table of a file of the data folder and a cache key for it."""
+    path = inside(data_dir(), name)
+    version = _mtime(path)
+    return _read_file(str(path), version), f"{path}@{version}"
+
+
+@st.cache_data(show_spinner="Reading upload…", max_entries=8)
+def _read_upload(name: str, digest: str, _data: bytes) -> pd.DataFrame:
+    from anomaly.io import read_table
+
+    suffix = Path(name).suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise DataError(f"{name}: not a CSV or Parquet file")
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(name).name)[:80] or f"upload{suffix}"
+    # read_table works on paths: the bytes go to a private temporary folder (name chosen here, not
+    # by the user) and the temporary prefix is cut from any error so the message names the upload.
+    with tempfile.TemporaryDirectory(prefix="anomaly-upload-") as tmp:
+        path = Path(tmp) / safe
+        path.write_bytes(_data)
+        try:
+            return read_table(path)
+        except DataError as exc:
+            raise DataError(str(exc).replace(str(path), name)) from None
+
+
+def read_upload(uploaded) -> tuple[pd.DataFrame, str]:
+    """The raw table of a Streamlit ``UploadedFile`` and a cache key (its name and SHA-256)."""
+    data = uploaded.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    return _read_upload(uploaded.name, digest, data), f"upload:{uploaded.name}:{digest}"
+
+
+@st.cache_data(show_spinner="Cleaning data…", max_entries=16)
+def clean(key: str, _raw: pd.DataFrame, source: str, timestamp_col: str, columns: tuple | None,
+          duplicates: str, interval_s: float | None) -> pd.DataFrame:
+    """``anomaly.io.clean_frame`` on a raw table, cached by the table's key and the options."""
+    from anomaly.io import clean_frame
+
+    interval = pd.Timedelta(seconds=interval_s) if interval_s else None
+    return clean_frame(_raw, source, timestamp_col=timestamp_col, columns=list(columns) if columns else None,
+                       duplicates=duplicates, interval=interval)
+
+
+@st.cache_data(show_spinner="Scoring…", max_entries=8)
+def score(model_key: str, data_key: str, _detector, _frame: pd.DataFrame) -> pd.DataFrame:
+    """Scores at the model's own threshold with reconstructions, once per (model version, data)."""
+    return _detector.score(_frame, reconstruct=True)
+
+
+@st.cache_data(max_entries=64)
+def events_at(model_key: str, data_key: str, threshold: float, _detector, _scores: pd.DataFrame) -> pd.DataFrame:
+    """Events re-flagged at ``threshold`` (cheap, but cached so every page sees the same table)."""
+    events = _detector.events(_scores, threshold=threshold)
+    events.insert(2, "duration", events["end"] - events["start"])
+    return events
+
+
+@st.cache_data(show_spinner="Encoding windows…", max_entries=4)
+def embed(model_key: str, data_key: str, _detector, _frame: pd.DataFrame) -> pd.DataFrame:
+    return _detector.embed(_frame)
+
+
+def store_module():
+    """``anomaly.store`` when it is installed, else None (the History page says so)."""
+    try:
+        from anomaly import store
+    except ImportError:
+        return None
+    return store
+
+
+def db_exists(target: str) -> bool:
+    """False when the results database is a file that does not exist yet (a URL is assumed to exist)."""
+    return "://" in target or Path(target).is_file()
+
+
+def db_label(target: str) -> str:
+    """The database for display: a file path, or a URL's scheme only (never its credentials)."""
+    return target if "://" not in target else target.split("://", 1)[0] + "://…"
+
+
+@contextlib.contextmanager
+def _open_store(target: str):
+    store = store_module().open_store(target)
+    try:
+        yield store
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+def db_sources(target: str) -> list[str]:
+    with _open_store(target) as store:
+        return list(store.sources())
+
+
+@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+def db_scores(target: str, source: str) -> pd.DataFrame:
+    with _open_store(target) as store:
+        frame = store.scores(source)
+    if "timestamp" in frame.columns:
+        frame = frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame["timestamp"]), name="timestamp")).drop(columns="timestamp")
+    return frame.sort_index()
+
+
+@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+def db_runs(target: str) -> pd.DataFrame:
+    with _open_store(target) as store:
+        return store.runs()
+
+
+@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+def db_events(target: str, source: str | None) -> pd.DataFrame:
+    with _open_store(target) as store:
+        return store.events(source=source)
+
+
+# -- the selection made in the sidebar ---------------------------------------------------------
+@dataclass
+class Loaded:
+    """What the analysis pages work on: a model, its data (None for database scores) and scores."""
+
+    model_name: str
+    detector: object
+    model_key: str
+    data_key: str
+    source: str
+    frame: pd.DataFrame | None
+    scores: pd.DataFrame
+
+    @property
+    def default_threshold(self) -> float:
+        return float(self.detector.threshold_for())
+
+    @property
+    def threshold(self) -> float:
+        """The threshold chosen on the Threshold page for this model version, else the model's."""
+        return float(st.session_state.get(threshold_key(self.model_key), self.default_threshold))
+
+    def events(self, threshold: float | None = None) -> pd.DataFrame:
+        t = self.threshold if threshold is None else float(threshold)
+        return events_at(self.model_key, self.data_key, t, self.detector, self.scores)
+
+
+def threshold_key(model_key: str) -> str:
+    return f"threshold::{model_key}"
+
+
+def sidebar() -> None:
+    """Model and data pickers, shared by every page (rendered by ``app.py`` so they persist)."""
+    sb = st.sidebar
+    models = list_models(models_dir())
+    pending = st.session_state.pop("_select_model", None)  # a model just trained on the Train page
+    if pending in models:
+        st.session_state["model"] = pending
+    if models:
+        if st.session_state.get("model") not in models:
+            st.session_state["model"] = "demo" if "demo" in models else models[0]
+        sb.selectbox("Model", models, key="model", help=f"Model folders under {models_dir()}")
+    else:
+        sb.info("No model yet: train one on the Train page, or run `make run` for the demo model.")
+    kind = sb.radio("Data", SOURCE_KINDS, key="source_kind", horizontal=False)
+    if kind == "Data file":
+        files = list_data_files(data_dir())
+        if files:
+            if st.session_state.get("data_file") not in files:
+                st.session_state["data_file"] = DEMO_DATA if DEMO_DATA in files else files[0]
+            sb.selectbox("File", files, key="data_file", help=f"CSV and Parquet files under {data_dir()}")
+        else:
+            sb.info(f"No CSV or Parquet file in {data_dir()}.")
+    elif kind == "Upload":
+        sb.file_uploader("CSV or Parquet file", type=["csv", "parquet"], key="upload", max_upload_size=MAX_UPLOAD_MB)
+    else:
+        if store_module() is None:
+            sb.info("The results database module (anomaly.store) is not installed in this version.")
+        elif not db_exists(db_target()):
+            sb.info(f"No results database yet at {db_label(db_target())}.")
+        else:
+            try:
+                sources = db_sources(db_target())
+            except AnomalyError as exc:
+                sources = []
+                sb.error(str(exc))
+            if sources:
+                sb.selectbox("Source", sources, key="db_source")
+            else:
+                sb.info("The results database holds no scored source yet.")
+    with sb.expander("Reading options"):
+        st.text_input("Timestamp column", value="timestamp", key="ts_col")
+        st.checkbox("Average duplicate timestamps", value=True, key="dup_mean",
+                    help="The bundled NAB file repeats some timestamps; off = refuse such files.")
+
+
+def load_selected(need_frame: bool = False) -> Loaded:
+    """Load the sidebar's model and data and score them (all cached); shows a message and stops
+    the page when something is missing or wrong."""
+    state = st.session_state
+    name = state.get("model")
+    if not name:
+        st.info("Pick a model in the sidebar (or train one on the Train page).")
+        st.stop()
+    with user_errors():
+        detector, model_key = load_detector(name)
+        kind = state.get("source_kind", SOURCE_KINDS[0])
+        options = dict(timestamp_col=state.get("ts_col") or "timestamp", columns=tuple(detector.columns_),
+                       duplicates="mean" if state.get("dup_mean", True) else "error",
+                       interval_s=detector.interval_.total_seconds())
+        if kind == DB_SOURCE_KIND:
+            if need_frame:
+                st.info("This page needs the sensor values: pick a data file or an upload in the sidebar.")
+                st.stop()
+            source = state.get("db_source")
+            if store_module() is None or not source:
+                st.info("Pick a scored source of the results database in the sidebar.")
+                st.stop()
+            scores = db_scores(db_target(), source)
+            missing = [c for c in ("score", "threshold", "is_anomaly", *[f"error_{s}" for s in detector.columns_])
+                       if c not in scores.columns]
+            if missing:
+                raise DataError(f"database source '{source}' lacks column(s) {', '.join(missing)} for model '{name}'")
+            if scores.empty:
+                raise DataError(f"database source '{source}' has no scores yet")
+            return Loaded(name, detector, model_key, f"db:{source}", source, None, scores)
+        if kind == "Upload":
+            uploaded = state.get("upload")
+            if uploaded is None:
+                st.info("Upload a CSV or Parquet file in the sidebar.")
+                st.stop()
+            raw, data_key = read_upload(uploaded)
+            source = uploaded.name
+        else:
+            file = state.get("data_file")
+            if not file:
+                st.info("Pick a data file in the sidebar.")
+                st.stop()
+            raw, data_key = read_data_file(file)
+            source = file
+        key = f"{data_key}|{sorted(options.items())}"
+        frame = clean(key, raw, source, options["timestamp_col"], options["columns"], options["duplicates"],
+                      options["interval_s"])
+        scores = score(model_key, key, detector, frame)
+        return Loaded(name, detector, model_key, key, source, frame, scores)
+
+
+def fmt_time(ts) -> str:
+    return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_interval(step) -> str:
+    """A sampling interval as pandas writes frequencies: ``5min``, ``1h``, ``30s``."""
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        text = to_offset(pd.Timedelta(step)).freqstr
+    except ValueError:
+        return str(pd.Timedelta(step))
+    return text if text[:1].isdigit() else f"1{text}"
+
+
+def fmt_duration(value) -> str:
+    """An event's length for a table: ``2d 04:30``, ``03:40`` (hours:minutes), ``45s``."""
+    seconds = int(pd.Timedelta(value).total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}:{minutes:02d}"
+    if hours or minutes:
+        return f"{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
+    return f"{secs}s"

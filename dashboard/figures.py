@@ -1,0 +1,175 @@
+"""Plotly figures of the dashboard: data in, figure out (no Streamlit here, so they test alone).
+
+Long traces are drawn through :func:`dashboard.common.minmax_indices` (min-max per bucket), never
+the scored data itself; markers of flagged points and event shading are capped for the same reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.common import DRAW_POINTS, downsample
+
+MAX_SHADED_EVENTS = 300  # the most severe events are shaded; more shapes make Plotly sluggish
+MAX_MARKERS = 1500  # flagged points drawn (evenly picked); SVG markers beyond this slow the browser
+ORIGINAL = "#1f77b4"
+RECON = "#ff7f0e"
+ANOMALY = "#d62728"
+SCORE = "#444444"
+
+
+def _line(series: pd.Series, name: str, color: str, *, dash: str | None = None, legendgroup: str | None = None,
+          showlegend: bool = True, buckets: int = DRAW_POINTS) -> go.Scatter:
+    # SVG traces: with at most 2 * DRAW_POINTS points each they stay fast, and unlike WebGL
+    # (Scattergl) they draw in every browser, including ones without a GPU.
+    drawn = downsample(series.astype(float), buckets)
+    return go.Scatter(x=drawn.index, y=drawn.to_numpy(), name=name, mode="lines", connectgaps=False,
+                        line=dict(color=color, width=1.2, dash=dash), legendgroup=legendgroup or name,
+                        showlegend=showlegend)
+
+
+def _flag_markers(series: pd.Series, flags: np.ndarray, showlegend: bool) -> go.Scatter:
+    pos = np.flatnonzero(flags)
+    if len(pos) > MAX_MARKERS:
+        pos = pos[np.linspace(0, len(pos) - 1, MAX_MARKERS).round().astype(int)]
+    return go.Scatter(x=series.index[pos], y=series.to_numpy()[pos], mode="markers", name="flagged",
+                        marker=dict(color=ANOMALY, size=4), legendgroup="flagged", showlegend=showlegend)
+
+
+def _shade(fig: go.Figure, events: pd.DataFrame, step: pd.Timedelta) -> int:
+    """Shade the most severe events as bands down the whole figure; returns how many were shaded.
+
+    One paper-high rectangle per event, all set at once: ``add_vrect`` per event and row is
+    quadratic in Plotly (each call re-validates every shape) and took minutes for a few hundred.
+    Each band reaches half a sampling step beyond the event's ends, so a one-point event shows too.
+    """
+    if events.empty:
+        return 0
+    chosen = events.nlargest(MAX_SHADED_EVENTS, "severity") if len(events) > MAX_SHADED_EVENTS else events
+    half = step / 2
+    shapes = [dict(type="rect", xref="x", yref="paper", x0=start - half, x1=end + half, y0=0, y1=1, fillcolor=ANOMALY,
+                   opacity=0.15, line_width=0, layer="below")
+              for start, end in zip(chosen["start"], chosen["end"])]
+    fig.update_layout(shapes=list(fig.layout.shapes) + shapes)
+    return len(chosen)
+
+
+def series_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, events: pd.DataFrame, threshold: float,
+                  sensors: list[str], *, reconstruction: bool = False) -> go.Figure:
+    """Sensors (or, without a frame, their errors) above the anomaly score, on one shared time axis."""
+    rows = len(sensors) + 1
+    titles = [s if frame is not None else f"error of {s}" for s in sensors] + ["anomaly score"]
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06 / max(rows - 1, 1) + 0.02,
+                        subplot_titles=titles)
+    flags = np.nan_to_num(scores["score"].to_numpy(dtype=float), nan=-np.inf) > threshold
+    for i, sensor in enumerate(sensors, start=1):
+        first = i == 1
+        values = frame[sensor] if frame is not None else scores[f"error_{sensor}"]
+        fig.add_trace(_line(values, "original" if frame is not None else "error", ORIGINAL, showlegend=first), row=i, col=1)
+        if reconstruction and f"recon_{sensor}" in scores.columns:
+            fig.add_trace(_line(scores[f"recon_{sensor}"], "reconstruction", RECON, showlegend=first), row=i, col=1)
+        fig.add_trace(_flag_markers(values.reindex(scores.index), flags, showlegend=first), row=i, col=1)
+    fig.add_trace(_line(scores["score"], "score", SCORE), row=rows, col=1)
+    fig.add_hline(y=threshold, line=dict(color=ANOMALY, dash="dash", width=1.5), row=rows, col=1,
+                  annotation_text=f"threshold {threshold:.4g}", annotation_position="top left")
+    step = scores.index[1] - scores.index[0] if len(scores) > 1 else pd.Timedelta(0)
+    _shade(fig, events, step)
+    fig.update_xaxes(rangeslider=dict(visible=True, thickness=0.06), row=rows, col=1)
+    fig.update_layout(height=max(420, 190 * rows + 120), margin=dict(l=10, r=10, t=40, b=10), uirevision="series",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), hovermode="x unified")
+    return fig
+
+
+def histogram_figure(normal_scores: np.ndarray, threshold: float, model_threshold: float,
+                     series_scores: np.ndarray | None = None) -> go.Figure:
+    """Held-out normal scores (and the scored series') with the chosen and the model's threshold."""
+    normal = np.asarray(normal_scores, dtype=float)
+    normal = normal[np.isfinite(normal)]
+    top = max(float(np.max(normal)) if len(normal) else 0.0, threshold, model_threshold) * 1.15 or 1.0
+    fig = go.Figure()
+    bins = dict(start=0, end=top, size=top / 60)
+    fig.add_trace(go.Histogram(x=normal, name="normal period (held out)", xbins=bins, histnorm="probability",
+                               marker_color=ORIGINAL, opacity=0.75))
+    if series_scores is not None:
+        s = np.asarray(series_scores, dtype=float)
+        s = s[np.isfinite(s)]
+        fig.add_trace(go.Histogram(x=np.minimum(s, top), name="scored series (clipped at the right edge)", xbins=bins,
+                                   histnorm="probability", marker_color=RECON, opacity=0.5))
+    fig.add_vline(x=threshold, line=dict(color=ANOMALY, width=2), annotation_text="chosen", annotation_position="top right")
+    if not np.isclose(threshold, model_threshold):
+        fig.add_vline(x=model_threshold, line=dict(color=SCORE, dash="dot", width=1.5), annotation_text="model",
+                      annotation_position="top left")
+    fig.update_layout(barmode="overlay", height=360, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="anomaly score", yaxis_title="share of points",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
+
+
+def event_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, event, sensors: list[str], threshold: float,
+                 pad_rows: int) -> go.Figure:
+    """A zoom on one event: each sensor against its reconstruction, and the per-sensor errors."""
+    index = scores.index
+    first = int(index.searchsorted(event.start))
+    last = int(index.searchsorted(event.end))
+    lo = index[max(first - pad_rows, 0)]
+    hi = index[min(last + pad_rows, len(index) - 1)]
+    part = scores.loc[lo:hi]
+    rows = (len(sensors) if frame is not None else 0) + 1
+    titles = ([f"{s}: original vs reconstruction" for s in sensors] if frame is not None else []) + ["error per sensor"]
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08 / max(rows - 1, 1) + 0.03,
+                        subplot_titles=titles)
+    if frame is not None:
+        for i, sensor in enumerate(sensors, start=1):
+            fig.add_trace(_line(frame[sensor].loc[lo:hi], "original", ORIGINAL, showlegend=i == 1), row=i, col=1)
+            if f"recon_{sensor}" in part.columns:
+                fig.add_trace(_line(part[f"recon_{sensor}"], "reconstruction", RECON, dash="dot", showlegend=i == 1), row=i, col=1)
+    palette = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#1f77b4"]
+    for j, sensor in enumerate(sensors):
+        fig.add_trace(_line(part[f"error_{sensor}"], f"error {sensor}", palette[j % len(palette)]), row=rows, col=1)
+    fig.add_vrect(x0=event.start, x1=event.end, row="all", col=1, fillcolor=ANOMALY, opacity=0.15, line_width=0, layer="below")
+    fig.update_xaxes(range=[lo, hi])
+    fig.update_layout(height=max(360, 230 * rows + 100), margin=dict(l=10, r=10, t=70, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=0.995, x=0, yref="container"), hovermode="x unified")
+    return fig
+
+
+def contribution_figure(contributions: pd.Series) -> go.Figure:
+    """Mean error of each sensor over the event, relative to its normal error (1 = as in training)."""
+    c = contributions.sort_values()
+    fig = go.Figure(go.Bar(x=c.to_numpy(), y=c.index.astype(str), orientation="h", marker_color=ANOMALY,
+                           text=[f"{v:.3g}×" for v in c.to_numpy()], textposition="auto"))
+    fig.update_layout(height=max(200, 40 * len(c) + 100), margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="× normal error")
+    return fig
+
+
+def loss_figure(history: dict) -> go.Figure:
+    """Training and validation loss per epoch."""
+    fig = go.Figure()
+    for key, name, color in (("loss", "training", ORIGINAL), ("val_loss", "validation", RECON)):
+        values = history.get(key) or []
+        if values:
+            fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, name=name, mode="lines+markers",
+                                     line=dict(color=color)))
+    epochs = max((len(history.get(k) or []) for k in ("loss", "val_loss")), default=0)
+    fig.update_xaxes(tick0=1, dtick=1 if epochs <= 20 else None)  # whole epochs only
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="epoch", yaxis_title="loss (MSE)",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
+
+
+def embedding_figure(points: pd.DataFrame, explained: tuple[float, float]) -> go.Figure:
+    """Windows as points in the encoder's space projected to 2-D, coloured by anomaly score."""
+    hover = points["start"].dt.strftime("%Y-%m-%d %H:%M") + " → " + points["end"].dt.strftime("%Y-%m-%d %H:%M")
+    fig = go.Figure(go.Scattergl(
+        x=points["pc1"], y=points["pc2"], mode="markers",
+        marker=dict(color=points["score"], colorscale="Viridis", size=5, colorbar=dict(title="score"), showscale=True),
+        text=hover, customdata=points["score"],
+        hovertemplate="%{text}<br>score %{customdata:.4g}<extra></extra>",
+    ))
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title=f"PC 1 ({explained[0]:.0%} of variance)", yaxis_title=f"PC 2 ({explained[1]:.0%} of variance)")
+    return fig

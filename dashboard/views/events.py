@@ -1,0 +1,67 @@
+"""Events: the table of events at the current threshold, and a zoom on the one selected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import common, figures
+
+st.title("Events")
+ld = common.load_selected()
+detector = ld.detector
+threshold = ld.threshold
+events = ld.events(threshold).reset_index(drop=True)
+
+st.caption(f"Model **{ld.model_name}** on **{ld.source}**, threshold {threshold:.4g} "
+           f"({'set on the Threshold page' if threshold != ld.default_threshold else 'the model’s'}): "
+           f"{len(events)} event(s). Click a column header to sort, a row to zoom on it.")
+if events.empty:
+    st.info("No event at this threshold. Lower it on the Threshold page to see weaker anomalies.")
+    st.stop()
+
+table = events.assign(duration=events["duration"].map(common.fmt_duration),
+                      sensors=events["sensors"].str.replace(";", ", "))
+table.index = pd.RangeIndex(1, len(table) + 1, name="#")  # numbered as in the Event picker below
+labels = [f"#{i + 1}  {common.fmt_time(r.start)} → {common.fmt_time(r.end)}  (severity {r.severity:.2f})"
+          for i, r in enumerate(events.itertuples())]
+if st.session_state.get("event_pick") not in range(len(events)):
+    st.session_state["event_pick"] = int(events["severity"].to_numpy().argmax())
+
+
+def _from_table() -> None:
+    rows = st.session_state["event_table"].selection.rows
+    if rows:
+        st.session_state["event_pick"] = int(rows[0])
+
+
+st.dataframe(
+    table, key="event_table", on_select=_from_table, selection_mode="single-row", hide_index=False, height=260,
+    column_config={
+        "start": st.column_config.DatetimeColumn("start", format="YYYY-MM-DD HH:mm"),
+        "end": st.column_config.DatetimeColumn("end", format="YYYY-MM-DD HH:mm"),
+        "peak_score": st.column_config.NumberColumn("peak score", format="%.4g"),
+        "severity": st.column_config.NumberColumn("severity", format="%.2f", help="peak score ÷ threshold"),
+        "sensors": st.column_config.TextColumn("top sensors"),
+    },
+)
+c1, c2 = st.columns([3, 1])
+pick = c1.selectbox("Event", range(len(events)), format_func=lambda i: labels[i], key="event_pick")
+c2.download_button("Download events (CSV)", events.to_csv(index=False).encode(), file_name="events.csv",
+                   mime="text/csv", key="event_csv")
+
+event = events.iloc[pick]
+pad = max(int(round((event.end - event.start) / detector.interval_)), 2 * int(detector.window), 10)
+sensors = list(detector.columns_)
+fig = figures.event_figure(ld.frame, ld.scores, event, sensors, threshold, pad)
+left, right = st.columns([3, 1])
+left.plotly_chart(fig, key="event_chart", config={"displaylogo": False})
+inside = ld.scores.loc[event.start:event.end]
+errors = inside[[f"error_{s}" for s in sensors]].mean().to_numpy() / np.asarray(detector.error_ref_, dtype=float)
+right.markdown(f"**Event #{pick + 1}**  \n{common.fmt_time(event.start)} → {common.fmt_time(event.end)}  \n"
+               f"peak score {event.peak_score:.4g}, severity {event.severity:.2f}")
+right.plotly_chart(figures.contribution_figure(pd.Series(errors, index=sensors)), key="event_contrib",
+                   config={"displaylogo": False})
+right.caption("Each sensor's mean reconstruction error during the event, as a multiple of its mean error "
+              "on normal data: the sensors behind the anomaly stand out.")

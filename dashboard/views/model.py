@@ -1,0 +1,48 @@
+"""Model: the model card (configuration, loss curves, thresholds, columns, interval, fingerprint)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import common, figures
+
+st.title("Model")
+name = st.session_state.get("model")
+if not name:
+    st.info("Pick a model in the sidebar (or train one on the Train page).")
+    st.stop()
+with common.user_errors():
+    detector, _ = common.load_detector(name)
+
+t = detector.thresholds_
+history = detector.history_
+st.subheader(f"Model card: {name}")
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Sensors", len(detector.columns_))
+m2.metric("Sampling interval", common.fmt_interval(detector.interval_))
+m3.metric("Epochs run", len(history.get("loss", [])))
+m4.metric(f"Threshold ({t['rule']})", f"{t['values'][t['rule']]:.4g}")
+
+left, right = st.columns(2)
+with left:
+    st.markdown("**Training and validation loss**")
+    st.plotly_chart(figures.loss_figure(history), key="model_loss", config={"displaylogo": False})
+    st.markdown("**Thresholds** (fitted on held-out normal scores)")
+    st.dataframe(pd.DataFrame({"rule": list(t["values"]), "value": list(t["values"].values()),
+                               "in force": [r == t["rule"] for r in t["values"]]}), hide_index=True)
+    settings = {k: v for k, v in t.items() if k not in ("rule", "values", "n_normal_scores")}
+    st.caption(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items())
+               + f"; {t.get('n_normal_scores', len(detector.normal_scores_))} normal scores")
+with right:
+    st.markdown("**Configuration**")
+    params = {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)) for k, v in detector.get_params().items()}
+    st.dataframe(pd.DataFrame({"parameter": list(params), "value": list(params.values())}), hide_index=True,
+                 height=35 * (len(params) + 1) + 3)
+st.markdown("**Columns**: " + ", ".join(f"`{c}`" for c in detector.columns_)
+            + (f"  ·  **time zone**: {detector.timezone_}" if getattr(detector, "timezone_", None) else ""))
+fp = detector.fingerprint_
+st.markdown("**Training data fingerprint**")
+st.dataframe(pd.DataFrame({"field": list(fp), "value": [str(v) for v in fp.values()]}), hide_index=True)
+version = getattr(detector, "package_version_", None)
+st.caption(f"Folder {common.inside(common.models_dir(), name)}" + (f", written by lstm-anomaly {version}" if version else ""))

@@ -1,0 +1,136 @@
+"""Train: data, sensors, normal period and hyperparameters in; a saved model out, with live progress."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from anomaly.errors import AnomalyError, ConfigError
+from anomaly.io import select_period
+from dashboard import common, figures
+
+st.title("Train a model")
+
+done = st.session_state.pop("train_done", None)
+if done:
+    st.success(done["message"])
+    st.plotly_chart(figures.loss_figure(done["history"]), key="train_done_loss", config={"displaylogo": False})
+
+# -- data ---------------------------------------------------------------------------------------
+st.subheader("1. Data")
+origin = st.radio("Training data", ["Upload a file", "File of the data folder"], horizontal=True, key="train_origin")
+with common.user_errors():
+    if origin == "Upload a file":
+        uploaded = st.file_uploader("CSV or Parquet file", type=["csv", "parquet"], key="train_upload",
+                                    max_upload_size=common.MAX_UPLOAD_MB)
+        if uploaded is None:
+            st.info("Upload a file of sensor readings: a timestamp column and one numeric column per sensor.")
+            st.stop()
+        raw, raw_key = common.read_upload(uploaded)
+        source = uploaded.name
+    else:
+        files = common.list_data_files(common.data_dir())
+        if not files:
+            st.info(f"No CSV or Parquet file in {common.data_dir()}.")
+            st.stop()
+        default = files.index(common.DEMO_DATA) if common.DEMO_DATA in files else 0
+        source = st.selectbox("File", files, index=default, key="train_file")
+        raw, raw_key = common.read_data_file(source)
+
+columns = [str(c) for c in raw.columns]
+c1, c2, c3 = st.columns([1, 2, 1])
+ts_col = c1.selectbox("Timestamp column", columns, index=columns.index("timestamp") if "timestamp" in columns else 0,
+                      key="train_ts")
+candidates = [c for c in columns if c != ts_col]
+numeric = [c for c in candidates if pd.api.types.is_numeric_dtype(raw[c])] or candidates
+sensors = c2.multiselect("Sensor columns", candidates, default=numeric, key="train_sensors")
+duplicates = "mean" if c3.checkbox("Average duplicate timestamps", value=True, key="train_dup") else "error"
+if not sensors:
+    st.info("Pick at least one sensor column.")
+    st.stop()
+with common.user_errors():
+    frame = common.clean(f"{raw_key}|{ts_col}|{sensors}|{duplicates}", raw, source, ts_col, tuple(sensors), duplicates, None)
+
+# -- normal period ------------------------------------------------------------------------------
+st.subheader("2. Normal period")
+start, end = frame.index[0].to_pydatetime(), frame.index[-1].to_pydatetime()
+default_end = frame.index[int(len(frame) * 0.6)].to_pydatetime()
+step = frame.index[1] - frame.index[0] if len(frame) > 1 else pd.Timedelta(minutes=1)
+period = st.slider("Rows between these times are normal operation: the model learns them",
+                   min_value=start, max_value=end, value=(start, default_end), step=step.to_pytimedelta(),
+                   format="YYYY-MM-DD HH:mm", key="train_period")
+normal = select_period(frame, str(pd.Timestamp(period[0])), str(pd.Timestamp(period[1])))
+st.caption(f"{len(frame):,} rows of {', '.join(sensors)} every {common.fmt_interval(step)}; "
+           f"{len(normal):,} in the normal period.")
+
+# -- hyperparameters ----------------------------------------------------------------------------
+st.subheader("3. Model")
+h = st.columns(4)
+window = h[0].number_input("Window (points)", 2, 1024, 32, key="train_window")
+units = h[1].number_input("LSTM units", 1, 512, 32, key="train_units")
+latent = h[2].number_input("Latent size", 1, 256, 8, key="train_latent")
+epochs = h[3].number_input("Epochs (max)", 1, 500, 10, key="train_epochs")
+h = st.columns(4)
+batch = h[0].number_input("Batch size", 1, 4096, 64, key="train_batch")
+lr = h[1].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.5f", key="train_lr")
+patience = h[2].number_input("Early-stopping patience", 0, 100, 5, key="train_patience")
+val_frac = h[3].number_input("Held-out fraction", 0.0, 0.9, 0.2, step=0.05, key="train_val")
+h = st.columns(4)
+rule = h[0].selectbox("Threshold rule", ["quantile", "ksigma"], key="train_rule")
+quantile = h[1].number_input("Quantile", 0.5, 0.99999, 0.995, step=0.001, format="%.4f", key="train_q")
+k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, 4.0, key="train_k")
+smoothing = h[3].number_input("Score smoothing (EWMA span)", 0, 1000, 0, key="train_smooth")
+h = st.columns(4)
+min_len = h[0].number_input("Min event length (points)", 1, 10_000, 1, key="train_minlen")
+merge_gap = h[1].number_input("Merge events closer than (points)", 0, 10_000, 0, key="train_gap")
+name = h[2].text_input("Model name", value="my-model", key="train_name", max_chars=64,
+                       help=f"Saved as a folder under {common.models_dir()}")
+replace = h[3].checkbox("Replace if it exists", value=False, key="train_replace")
+
+if not st.button("Train and save", type="primary", key="train_go"):
+    st.stop()
+
+# -- training -----------------------------------------------------------------------------------
+try:
+    target = common.inside(common.models_dir(), common.check_model_name(name))
+    if target.exists() and not replace:
+        raise ConfigError(f"a model named '{name}' exists; tick 'Replace if it exists' or pick another name")
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    detector = LSTMAutoencoderDetector(
+        window=int(window), encoder_units=(int(units),), decoder_units=(int(units),), latent_dim=int(latent),
+        epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
+        validation_fraction=float(val_frac), threshold_rule=rule, quantile=float(quantile), k_sigma=float(k_sigma),
+        smoothing=int(smoothing), min_event_length=int(min_len), merge_gap=int(merge_gap), verbose=0,
+    )
+    bar = st.progress(0.0, text="Starting…")
+    curve = st.empty()
+    seen: dict[str, list[float]] = {"loss": [], "val_loss": []}
+
+    def on_epoch(epoch: int, logs: dict) -> None:
+        for k in seen:
+            if k in logs:
+                seen[k].append(logs[k])
+        text = f"Epoch {epoch + 1} of at most {int(epochs)}: loss {logs.get('loss', float('nan')):.5f}"
+        if "val_loss" in logs:
+            text += f", validation {logs['val_loss']:.5f}"
+        bar.progress(min((epoch + 1) / int(epochs), 1.0), text=text)
+        curve.line_chart(pd.DataFrame({k: v for k, v in seen.items() if v}, index=range(1, len(seen["loss"]) + 1)),
+                         x_label="epoch", y_label="loss (MSE)", height=260)
+
+    with st.spinner("Training…"):
+        detector.fit(normal, on_epoch=on_epoch)
+        path = detector.save(target)
+except AnomalyError as exc:
+    st.error(str(exc))
+    st.stop()
+
+bar.progress(1.0, text="Done")
+t = detector.thresholds_
+st.session_state["_select_model"] = target.name
+st.session_state["train_done"] = {
+    "message": f"Saved model '{target.name}' to {path} after {len(detector.history_.get('loss', []))} epoch(s); "
+               f"threshold ({t['rule']}) {t['values'][t['rule']]:.4g}. It is now selected in the sidebar.",
+    "history": detector.history_,
+}
+st.rerun()

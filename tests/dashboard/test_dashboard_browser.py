@@ -1,0 +1,204 @@
+"""End to end: `streamlit run` on a free localhost port, driven by Playwright in headless Chromium.
+
+Needs /usr/bin/chromium (`.ci/run` installs Debian's package). Screenshots of every page go to
+tests/artifacts/ (ignored by git) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from dash_support import ROOT, csv_bytes, dash_dirs, fill_store, make_series  # noqa: F401 (fixture)
+from playwright.sync_api import Page, expect, sync_playwright
+
+from anomaly import load_series
+from anomaly.detector import LSTMAutoencoderDetector
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run"]
+SLOW = 120_000  # ms: the first page load scores the series on a shared 2-core machine
+expect.set_options(timeout=SLOW)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(dash_dirs):
+    """The dashboard served on 127.0.0.1 with the temp models/data folders; stopped afterwards."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ANOMALY_MODELS_DIR=str(dash_dirs["models"]),
+               ANOMALY_DATA_DIR=str(dash_dirs["data"]), ANOMALY_DB=str(dash_dirs["db"]))
+    log = open(dash_dirs["base"] / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"streamlit did not start: {(dash_dirs['base'] / 'streamlit.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    text = (dash_dirs["base"] / "streamlit.log").read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1500})
+        page.set_default_timeout(SLOW)
+        yield page
+        browser.close()
+
+
+def idle(page: Page) -> None:
+    """Wait until the app is connected and no script run is in progress."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']")
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
+    expect(page.locator("[data-testid='stSkeleton']")).to_have_count(0)
+
+
+def go(page: Page, title: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
+    expect(page.get_by_role("heading", name=title, exact=False).first).to_be_visible()
+    idle(page)
+
+
+def metric(page: Page, label: str) -> str:
+    box = page.locator("[data-testid='stMetric']", has=page.locator("[data-testid='stMetricLabel']", has_text=label))
+    return box.first.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def shot(page: Page, name: str) -> None:
+    page.wait_for_timeout(600)  # let Plotly finish its transition
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_dashboard_in_a_real_browser(browser_page: Page, server, dash_dirs, tmp_path):
+    detector = LSTMAutoencoderDetector.load(dash_dirs["models"] / "tiny")
+    scores = detector.score(load_series(dash_dirs["data"] / "series.csv"))
+    fill_store(dash_dirs["db"], detector, scores)  # what the scheduled scorer would have written
+    try:
+        _walk_through(browser_page, server, tmp_path, detector, scores)
+    except BaseException:
+        browser_page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)  # what the browser showed
+        raise
+
+
+def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> None:
+    page.goto(server)
+    idle(page)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    assert page.get_by_text("Traceback").count() == 0
+    assert metric(page, "Points scored") == "800"
+    shot(page, "1_series")
+
+    # Threshold: arrow keys on the slider re-flag the series and change the event count.
+    go(page, "Threshold")
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    before = metric(page, "Events")
+    thumb = page.get_by_role("slider").first
+    thumb.focus()
+    changed = None
+    for _ in range(30):
+        for _ in range(3):
+            page.keyboard.press("ArrowLeft")
+        page.wait_for_timeout(1500)  # the slider sends its value after a short pause
+        idle(page)
+        now = metric(page, "Events")
+        if now != before:
+            changed = now
+            break
+    assert changed is not None, f"event count stayed at {before}"
+    # Once the reruns have settled, the count shown is exactly what the package finds at the slider's value.
+    page.wait_for_timeout(1500)
+    idle(page)
+    changed = metric(page, "Events")
+    value = float(thumb.input_value())
+    assert value < detector.threshold_for()
+    assert int(changed) == len(detector.events(scores, threshold=value))
+    shot(page, "2_threshold")
+
+    go(page, "Events")
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    assert page.get_by_text(re.compile(rf"threshold [0-9.e+-]+ \(set on the Threshold page\): {changed} event")).count() == 1
+    shot(page, "3_events")
+
+    go(page, "Embeddings")
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    shot(page, "4_embeddings")
+
+    go(page, "Model")
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    assert metric(page, "Epochs run") == "2"
+    shot(page, "5_model")
+
+    go(page, "Train")
+    expect(page.get_by_text("Upload a file of sensor readings")).to_be_visible()
+    shot(page, "6_train")
+
+    go(page, "History")
+    expect(page.locator(".js-plotly-plot")).to_have_count(2)
+    assert metric(page, "Runs") == "2" and metric(page, "Failed runs") == "1"
+    shot(page, "7_history")
+
+    # Back to the model's threshold, then upload on the Series page: a broken file first (an error,
+    # no traceback), then a good one.
+    go(page, "Threshold")
+    page.get_by_role("button", name="Reset to the model's threshold").click()
+    idle(page)
+    expect(page.locator("[data-testid='stMetric']", has_text="Events").locator("[data-testid='stMetricValue']")).to_have_text(before)
+    go(page, "Series")
+    page.locator("[data-testid='stSidebar'] label", has_text="Upload").first.click()
+    idle(page)
+    bad = tmp_path / "broken.csv"
+    bad.write_bytes(b"\x00\x01 binary")
+    page.locator("[data-testid='stSidebar'] input[type=file]").set_input_files(str(bad))
+    expect(page.get_by_text("broken.csv: binary content, not a CSV text file")).to_be_visible()
+    idle(page)
+    assert page.get_by_text("Traceback").count() == 0
+    shot(page, "8_bad_upload")
+    good = tmp_path / "uploaded.csv"
+    good.write_bytes(csv_bytes(make_series(400, seed=5)))
+    page.locator("[data-testid='stSidebar'] input[type=file]").set_input_files(str(good))
+    expect(page.get_by_text("uploaded.csv", exact=False).last).to_be_visible()
+    idle(page)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    expect(page.locator("[data-testid='stMetric']", has_text="Points scored").locator("[data-testid='stMetricValue']")).to_have_text("400")
+    shot(page, "9_series_upload")
+    for name in ("1_series", "2_threshold", "3_events", "4_embeddings", "5_model", "6_train", "7_history",
+                 "8_bad_upload", "9_series_upload"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
