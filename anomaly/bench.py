@@ -37,8 +37,8 @@ MAX_TRAIN_WINDOWS = 2500  # stride grows on long series so a fit sees at most ab
 
 # The benchmark's detector settings: one set for every dataset, small enough for a CPU.
 BENCH_DETECTOR = dict(
-    window=64, encoder_units=(32,), decoder_units=(32,), latent_dim=16, batch_size=128, epochs=15,
-    patience=3, validation_fraction=0.2, seed=0, on_constant="keep", verbose=0,
+    window=32, encoder_units=(32,), decoder_units=(32,), latent_dim=16, batch_size=128, epochs=25,
+    patience=4, learning_rate=0.005, validation_fraction=0.2, seed=0, on_constant="keep", verbose=0,
 )
 
 
