@@ -3,7 +3,8 @@
 - :class:`PCABaseline`: PCA reconstruction error (scikit-learn) of short lagged windows of the
   standardised sensors, averaged per timestamp over the windows that cover it, as the detector does.
 - :class:`RollingZScoreBaseline`: per-sensor rolling z-score against the trailing window, the
-  largest absolute z over sensors.
+  largest squared z over sensors (squared, like the reconstruction errors, so that the same
+  post-processing treats every method's score alike).
 
 ``score(X)`` returns a frame indexed like ``X`` with a ``score`` column (higher = more anomalous,
 NaN where undefined) and ``error_<sensor>`` columns. Thresholds and events are not the baselines'
@@ -101,7 +102,7 @@ class RollingZScoreBaseline:
         # A floor on the trailing std keeps a jump out of a constant stretch large but finite.
         floor = (both.std() * 1e-2).clip(lower=1e-9)
         z = ((both - past.mean()) / past.std().clip(lower=floor, axis=1)).abs().to_numpy()[len(head) :]
-        return _frame(X.index, z, self.columns_, "max")
+        return _frame(X.index, z**2, self.columns_, "max")
 
 
 def _frame(index: pd.DatetimeIndex, errors: np.ndarray, columns: list[str], how: str) -> pd.DataFrame:

@@ -162,6 +162,7 @@ def post_params(detector) -> dict:
         "rule": detector.local_rule, "smoothing": detector.smoothing, "window_frac": detector.local_window,
         "k": detector.local_k, "prune": detector.prune, "pad": detector.event_padding,
         "merge_gap": detector.merge_gap, "min_length": detector.min_event_length,
+        "root": getattr(detector, "root_score", False),
     }
 
 

@@ -63,6 +63,7 @@ class LSTMAutoencoderDetector:
         local_k: float = 4.0,
         prune: float = 0.0,
         event_padding: int = 0,
+        root_score: bool = False,
     ):
         self.window = window
         self.stride = stride
@@ -91,6 +92,7 @@ class LSTMAutoencoderDetector:
         self.local_k = local_k
         self.prune = prune
         self.event_padding = event_padding
+        self.root_score = root_score
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
@@ -254,7 +256,7 @@ class LSTMAutoencoderDetector:
         with np.errstate(invalid="ignore"):
             score = row_errors.mean(axis=1)
         if self.smoothing > 1:
-            score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy()
+            score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy().copy()  # pandas 3: read-only view
             score[~np.isfinite(row_errors).all(axis=1)] = np.nan
         return score
 
@@ -303,12 +305,16 @@ class LSTMAutoencoderDetector:
         out = pd.DataFrame({"score": score, "threshold": limit}, index=X.index)
         out["is_anomaly"] = np.nan_to_num(score, nan=-np.inf) > limit
         if self._postprocessing() and threshold is None and quantile is None:
+            # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
             from anomaly.postprocess import flag_scores
 
-            _, out["threshold"], out["is_anomaly"] = flag_scores(
-                score, rule=self.local_rule, window_frac=self.local_window, k=self.local_k,
-                floor=limit if self.local_rule is None else None, prune=self.prune, pad=self.event_padding,
-                merge_gap=self.merge_gap, min_length=self.min_event_length)
+            with np.errstate(invalid="ignore"):
+                raw = row_errors.mean(axis=1)
+            floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
+            out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
+                raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
+                floor=floor, prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
+                min_length=self.min_event_length, root=self.root_score)
         for i, name in enumerate(self.columns_):
             out[f"error_{name}"] = row_errors[:, i]
         if recon is not None:
@@ -335,7 +341,7 @@ class LSTMAutoencoderDetector:
 
     def _postprocessing(self) -> bool:
         """Whether flags come from :mod:`anomaly.postprocess` (local rule, pruning or padding)."""
-        return getattr(self, "local_rule", None) is not None or getattr(self, "prune", 0) > 0 or getattr(self, "event_padding", 0) > 0
+        return getattr(self, "local_rule", None) is not None or getattr(self, "prune", 0) > 0 or getattr(self, "event_padding", 0) > 0 or getattr(self, "root_score", False)
 
     def detect(self, X: pd.DataFrame, *, threshold: float | None = None, quantile: float | None = None) -> pd.DataFrame:
         """Anomaly events (``start, end, peak_score, severity, sensors``) in ``X``."""

@@ -123,12 +123,18 @@ def runs_to_flags(runs: list[tuple[int, int]], n: int) -> np.ndarray:
 def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: int = 0, window_frac: float = 1 / 3,
                 step_frac: float = 0.1, min_window: int = 200, k: float = 4.0, risk: float = 1e-3,
                 floor: float | None = None, prune: float = 0.0, pad: int = 0, merge_gap: int = 0,
-                min_length: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                min_length: int = 1, root: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Smoothed score, per-row threshold and final flags of a batch of scores (see module doc).
 
-    ``rule=None`` uses the fixed threshold ``floor`` for every row (a threshold learned on normal
-    data), then prunes and pads like the local rules.
+    ``root=True`` takes the square root of the score first (squared errors -> RMS errors, whose
+    tails are less heavy, so mean + k*std is less dominated by one burst). ``rule=None`` uses the
+    fixed threshold ``floor`` (in the units of the score given, e.g. learned on normal data) for
+    every row, then prunes and pads like the local rules.
     """
+    score = np.asarray(score, dtype=np.float64)
+    if root:
+        with np.errstate(invalid="ignore"):
+            score = np.sqrt(np.maximum(score, 0.0) if np.isfinite(score).any() else score)
     smooth = ewma(score, smoothing)
     if rule is None:
         if floor is None:

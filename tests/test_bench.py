@@ -126,3 +126,25 @@ def test_cli_bench_bad_folder_is_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "anomaly", "bench", str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "combined_windows.json" in proc.stderr
+
+
+def test_detector_post_processing_matches_the_pure_module(split_dir, tmp_path):
+    from anomaly import postprocess
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    fit, scored, _ = load_split(discover(split_dir, "s1")[0], "train-test")
+    post = dict(local_rule="ksigma", local_k=3.0, prune=0.1, event_padding=3, smoothing=4, root_score=True)
+    det = LSTMAutoencoderDetector(**{**TINY, **post}, verbose=0).fit(fit)
+    out = det.score(scored)
+    raw = out[[c for c in out.columns if c.startswith("error_")]].to_numpy().mean(axis=1)
+    smooth, limit, flags = postprocess.flag_scores(raw, rule="ksigma", k=3.0, prune=0.1, pad=3, smoothing=4, root=True)
+    assert np.array_equal(out["is_anomaly"].to_numpy(), flags)
+    np.testing.assert_allclose(out["threshold"].to_numpy(), limit)
+    events = det.events(out)
+    runs = [(s, e) for s, e in zip(events["start"], events["end"])]
+    expected = [(scored.index[s], scored.index[e]) for s, e in postprocess.flagged_runs(flags)]
+    assert runs == expected and len(runs) >= 1
+    det.save(tmp_path / "m")
+    again = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert {k: again.get_params()[k] for k in post} == post
+    assert np.array_equal(again.score(scored)["is_anomaly"].to_numpy(), flags)
