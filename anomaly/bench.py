@@ -34,6 +34,7 @@ METHODS = ("lstm", "pca", "zscore")
 PROBATION = 0.15
 CONTEXT_PREFIX = "cmd_"  # SMAP's command flags: context, not sensors to score
 MAX_TRAIN_WINDOWS = 2500  # stride grows on long series so a fit sees at most about this many windows
+MAX_ROWS = 0  # when > 0, series are averaged over blocks of rows so the scored part has at most this many
 
 # The benchmark's detector settings: one set for every dataset, small enough for a CPU.
 BENCH_DETECTOR = dict(
@@ -137,6 +138,28 @@ def load_split(ref: SeriesRef, protocol: str) -> tuple[pd.DataFrame, pd.DataFram
     return fit, scored, [(s, e) for s, e in labels if s <= last and e >= first]
 
 
+# -- aggregation (as Orion's time_segments_aggregate): longer context per window, less CPU ----------
+def aggregation_factor(n_scored: int, max_rows: int) -> int:
+    """Rows per block so that ``n_scored`` rows become at most ``max_rows`` (1: no aggregation)."""
+    return 1 if max_rows <= 0 else max(1, math.ceil(n_scored / max_rows))
+
+
+def aggregate(frame: pd.DataFrame, factor: int) -> pd.DataFrame:
+    """Mean of consecutive blocks of ``factor`` rows, indexed by each block's first timestamp."""
+    if factor <= 1:
+        return frame
+    blocks = np.arange(len(frame)) // factor
+    out = frame.groupby(blocks).mean()
+    out.index = frame.index[::factor]
+    out.index.freq = None
+    return out
+
+
+def expand(flags: np.ndarray, factor: int, n: int) -> np.ndarray:
+    """Block flags back to the ``n`` original rows."""
+    return np.repeat(np.asarray(flags, dtype=bool), factor)[:n]
+
+
 # -- methods -----------------------------------------------------------------------------------
 def auto_stride(n_rows: int, window: int) -> int:
     """Training/scoring stride so that a fit sees at most about ``MAX_TRAIN_WINDOWS`` windows."""
@@ -192,12 +215,19 @@ def _baseline(method: str, window: int):
 
 
 def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: dict | None = None,
-               cache_dir: str | Path | None = None) -> dict:
-    """Every method on one series: per-method metrics, fit and score seconds."""
-    fit, scored, labels = load_split(ref, protocol)
+               cache_dir: str | Path | None = None, max_rows: int | None = None) -> dict:
+    """Every method on one series: per-method metrics, fit and score seconds.
+
+    With ``max_rows`` > 0 every method fits and scores block means (see :func:`aggregate`); flags
+    go back to the original rows before evaluation, so labels are compared at full resolution.
+    """
+    fit_full, scored_full, labels = load_split(ref, protocol)
+    factor = aggregation_factor(len(scored_full), MAX_ROWS if max_rows is None else max_rows)
+    fit, scored = aggregate(fit_full, factor), aggregate(scored_full, factor)
     detector = make_detector(len(fit), detector_params)
     post = post_params(detector)
-    out = {"series": ref.name, "rows_fit": len(fit), "rows_scored": len(scored), "labels": len(labels), "methods": {}}
+    out = {"series": ref.name, "rows_fit": len(fit_full), "rows_scored": len(scored_full), "aggregation": factor,
+           "labels": len(labels), "methods": {}}
     cache = {}
     for method in methods:
         t0 = time.perf_counter()
@@ -224,9 +254,11 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
             flags = flags_for(raw, post, fixed)
         score_s = time.perf_counter() - t0
         cache[method] = raw
-        out["methods"][method] = {**evaluate(scored.index, flags, labels), "fit_s": round(fit_s, 3), "score_s": round(score_s, 3)}
+        flags = expand(flags, factor, len(scored_full))
+        out["methods"][method] = {**evaluate(scored_full.index, flags, labels), "fit_s": round(fit_s, 3), "score_s": round(score_s, 3)}
     if cache_dir is not None:
-        _write_cache(Path(cache_dir), protocol, ref.name, scored.index, labels, cache)
+        cache["factor"] = np.array([factor])
+        _write_cache(Path(cache_dir), protocol, ref.name, scored_full.index, labels, cache)
     return out
 
 
@@ -256,7 +288,8 @@ def pool(per_series: list[dict], methods=METHODS) -> dict:
 
 
 def run_bench(root: str | Path, protocol: str | None = None, pattern: str | None = None, methods=METHODS,
-              detector_params: dict | None = None, cache_dir: str | Path | None = None, progress=None) -> dict:
+              detector_params: dict | None = None, cache_dir: str | Path | None = None, progress=None,
+              max_rows: int | None = None) -> dict:
     """Run every method on every series of ``root``; returns per-series and pooled results."""
     refs = discover(root, pattern)
     if protocol is None:
@@ -266,10 +299,11 @@ def run_bench(root: str | Path, protocol: str | None = None, pattern: str | None
         raise ConfigError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHODS)})")
     per_series = []
     for i, ref in enumerate(refs):
-        per_series.append(run_series(ref, protocol, methods, detector_params, cache_dir))
+        per_series.append(run_series(ref, protocol, methods, detector_params, cache_dir, max_rows))
         if progress is not None:
             progress(i + 1, len(refs), per_series[-1])
     return {"dataset": str(root), "protocol": protocol, "series_glob": pattern, "methods": list(methods),
+            "max_rows": MAX_ROWS if max_rows is None else max_rows,
             "detector_params": {k: list(v) if isinstance(v, tuple) else v for k, v in make_detector(0, detector_params).get_params().items()},
             "series": per_series, "pooled": pool(per_series, methods)}
 

@@ -318,7 +318,7 @@ def cmd_bench(args) -> int:
             print(f"[{i}/{n}] {row['series']}: " + "  ".join(f"{m} tp={c['tp']} fp={c['fp']} fn={c['fn']}" for m, c in seg.items()),
                   file=sys.stderr, flush=True)
 
-    result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), params, args.cache, progress)
+    result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), params, args.cache, progress, args.max_rows)
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
@@ -341,6 +341,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--model-kind", help="detector model kind, passed through when the detector has one")
     p.add_argument("--cache", metavar="DIR", help="save per-timestamp raw scores (npz) under DIR to study post-processing")
     g = p.add_argument_group("detector overrides (default: the benchmark's one set of settings)")
+    g.add_argument("--max-rows", type=int, help="average blocks of rows so the scored part has at most this many (0 = off)")
     g.add_argument("--window", type=int)
     g.add_argument("--epochs", type=int)
     g.add_argument("--smoothing", type=int, help="EWMA span of the score")
