@@ -41,4 +41,5 @@ def test_rolling_zscore_known_value_and_jump_out_of_a_constant_stretch():
     assert out["score"].iloc[-1] == pytest.approx(((5 - 0.5) / np.std([0, 1, 0, 1], ddof=1)) ** 2)
     flat = RollingZScoreBaseline(window=4).fit(_frame(np.zeros(8)))
     score = flat.score(_frame(np.array([0.0, 0.0, 3.0]), start=8))["score"].to_numpy()
-    assert score[0] == 0.0 and np.isfinite(score[2]) and score[2] > 1e6
+    # trailing std 0 is floored at 1% of the std seen (4 zeros then 0, 0, 3): 3 / (0.01 * 1.134) squared
+    assert score[0] == 0.0 and score[2] == pytest.approx((3 / (0.01 * np.std([0, 0, 0, 0, 0, 0, 3], ddof=1))) ** 2)
