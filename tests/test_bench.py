@@ -78,7 +78,9 @@ def test_protocols_split_rows_and_keep_labels_of_the_scored_period(nab_dir, spli
 
 @pytest.fixture(scope="module")
 def split_result(split_dir):
-    return run_bench(split_dir, None, None, METHODS, {**TINY, "local_rule": "ksigma", "local_k": 4.0})
+    # Unsmoothed scores: on 300 scored rows an EWMA of span 20 spreads a 6-row spike below mean + 4 std.
+    return run_bench(split_dir, None, None, METHODS, {**TINY, "local_rule": "ksigma", "local_k": 4.0, "smoothing": 0,
+                                                      "prune": 0.0, "event_padding": 2, "root_score": True})
 
 
 def test_result_structure_and_pooling_arithmetic(split_result):
