@@ -232,6 +232,7 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
     detector = make_detector(len(fit), detector_params)
     post = post_params(detector)
     out = {"series": ref.name, "rows_fit": len(fit_full), "rows_scored": len(scored_full), "aggregation": factor,
+           "stride": detector.stride,
            "labels": len(labels), "methods": {}}
     cache = {}
     for method in methods:

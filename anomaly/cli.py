@@ -305,7 +305,9 @@ def cmd_bench(args) -> int:
         from anomaly.detector import LSTMAutoencoderDetector
 
         if "model_kind" not in LSTMAutoencoderDetector._param_names():
-            raise DataError("--model-kind: this detector has no model kinds")
+            from anomaly.errors import ConfigError
+
+            raise ConfigError("--model-kind: this detector has no model kinds")
         params["model_kind"] = args.model_kind
     for name in ("window", "epochs", "smoothing", "local_rule", "local_k", "prune", "event_padding"):
         value = getattr(args, name)
