@@ -481,6 +481,73 @@ def _add_embed(sub) -> None:
     p.set_defaults(func=cmd_embed, min_length=None, merge_gap=None)
 
 
+# -- bench ------------------------------------------------------------------------------------
+BENCH_EXAMPLES = """examples:
+  anomaly bench ../shared/benchdata/smap --protocol train-test --json smap.json
+  anomaly bench ../shared/benchdata/nab --series 'realAdExchange/*' --protocol whole
+  anomaly bench ../shared/benchdata/smd --methods pca,zscore
+"""
+
+
+def cmd_bench(args) -> int:
+    from anomaly.bench import format_table, run_bench
+
+    params = {}
+    if args.model_kind is not None:
+        from anomaly.detector import LSTMAutoencoderDetector
+
+        if "model_kind" not in LSTMAutoencoderDetector._param_names():
+            from anomaly.errors import ConfigError
+
+            raise ConfigError("--model-kind: this detector has no model kinds")
+        params["model_kind"] = args.model_kind
+    for name in ("window", "epochs", "smoothing", "local_rule", "local_k", "prune", "event_padding"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = None if value == "none" else value
+
+    def progress(i, n, row):
+        if not args.quiet:
+            seg = {m: r["overlap_segment"] for m, r in row["methods"].items()}
+            print(f"[{i}/{n}] {row['series']}: " + "  ".join(f"{m} tp={c['tp']} fp={c['fp']} fn={c['fn']}" for m, c in seg.items()),
+                  file=sys.stderr, flush=True)
+
+    result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), params, args.cache, progress, args.max_rows)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    return EXIT_OK
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmark the detector and two baselines on a labelled dataset folder",
+                       description="Fit, score and evaluate every series of DIR (NAB's layout, or SERIES.train/test.parquet "
+                                   "+ labels.json) with the LSTM detector and the PCA and rolling z-score baselines; print "
+                                   "per-series and pooled overlap-segment, point-wise and point-adjusted (optimistic) figures.",
+                       epilog=BENCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dir", metavar="DIR", help="dataset folder")
+    p.add_argument("--protocol", choices=["train-test", "whole", "probation"],
+                   help="train-test: fit on train, score test; whole: fit and score everything; probation: fit on the "
+                        "first 15%% (default: train-test where splits exist, else whole)")
+    p.add_argument("--series", metavar="GLOB", help="only series whose name matches GLOB (e.g. 'realAdExchange/*', 'A-*')")
+    p.add_argument("--json", metavar="OUT", help="also write every figure as JSON to OUT")
+    p.add_argument("--methods", type=_name_list, default=["lstm", "pca", "zscore"], help="comma-separated: lstm,pca,zscore (default: all)")
+    p.add_argument("--model-kind", choices=["reconstruction", "prediction", "composite"],
+                   help="detector model kind (default: the benchmark's, reconstruction)")
+    p.add_argument("--cache", metavar="DIR", help="save per-timestamp raw scores (npz) under DIR to study post-processing")
+    g = p.add_argument_group("detector overrides (default: the benchmark's one set of settings)")
+    g.add_argument("--max-rows", type=int, help="average blocks of rows so the scored part has at most this many (0 = off)")
+    g.add_argument("--window", type=int)
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--smoothing", type=int, help="EWMA span of the score")
+    g.add_argument("--local-rule", choices=["none", "ksigma", "dynamic", "pot"], help="threshold relative to the scored batch")
+    g.add_argument("--local-k", type=float)
+    g.add_argument("--prune", type=float, help="telemanom pruning: minimum relative drop between event peaks")
+    g.add_argument("--event-padding", type=int, help="rows added on each side of every event")
+    p.add_argument("--quiet", action="store_true", help="no per-series progress")
+    p.set_defaults(func=cmd_bench)
+
+
 # -- main -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -497,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_embed(sub)
     _add_score_batch(sub)
+    _add_bench(sub)
     return parser
 
 

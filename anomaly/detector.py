@@ -100,6 +100,12 @@ class LSTMAutoencoderDetector:
         prediction_weight: float = 1.0,
         reverse: bool = False,
         conditional: bool = False,
+        local_rule: str | None = None,
+        local_window: float = 0.33,
+        local_k: float = 4.0,
+        prune: float = 0.0,
+        event_padding: int = 0,
+        root_score: bool = False,
     ):
         self.window = window
         self.stride = stride
@@ -128,6 +134,13 @@ class LSTMAutoencoderDetector:
         self.prediction_weight = prediction_weight
         self.reverse = reverse
         self.conditional = conditional
+        # Post-processing (anomaly.postprocess): thresholds relative to the scored batch, pruning, padding.
+        self.local_rule = local_rule
+        self.local_window = local_window
+        self.local_k = local_k
+        self.prune = prune
+        self.event_padding = event_padding
+        self.root_score = root_score
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
@@ -181,6 +194,14 @@ class LSTMAutoencoderDetector:
         if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not (np.isfinite(weight) and weight > 0):
             raise ConfigError(f"prediction_weight must be a positive number, not {weight!r}")
         thr.fit_thresholds([1.0], self.quantile, self.k_sigma, self.threshold_rule, self.margin)  # validates the rule values
+        from anomaly.postprocess import LOCAL_RULES
+
+        if self.local_rule is not None and self.local_rule not in LOCAL_RULES:
+            raise ConfigError(f"local_rule must be None or one of {', '.join(LOCAL_RULES)}, not '{self.local_rule}'")
+        if not 0 < self.local_window <= 1 or not self.local_k > 0 or not 0 <= self.prune < 1:
+            raise ConfigError("local_window must be in (0, 1], local_k > 0 and prune in [0, 1)")
+        if not isinstance(self.event_padding, (int, np.integer)) or self.event_padding < 0:
+            raise ConfigError(f"event_padding must be an integer >= 0, not {self.event_padding!r}")
 
     def _horizon(self) -> int:
         """Rows predicted after each window (0 when there is no prediction decoder)."""
@@ -410,6 +431,17 @@ class LSTMAutoencoderDetector:
         limit = self.threshold_for(threshold, quantile)
         out = pd.DataFrame({"score": score, "threshold": limit}, index=X.index)
         out["is_anomaly"] = np.nan_to_num(score, nan=-np.inf) > limit
+        if self._postprocessing() and threshold is None and quantile is None:
+            # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
+            from anomaly.postprocess import flag_scores
+
+            with np.errstate(invalid="ignore"):
+                raw = row_errors.mean(axis=1)
+            floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
+            out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
+                raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
+                floor=floor, prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
+                min_length=self.min_event_length, root=self.root_score)
         for i, name in enumerate(self.columns_):
             out[f"error_{name}"] = row_errors[:, i]
         if recon is not None:
@@ -422,12 +454,21 @@ class LSTMAutoencoderDetector:
     def events(self, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
         """Events from a frame returned by :meth:`score`, optionally at another threshold."""
         self._check_fitted()
-        limit = float(scores["threshold"].iloc[0]) if threshold is None else self.threshold_for(threshold)
         contributions = scores[[f"error_{c}" for c in self.columns_]].to_numpy() / self.error_ref_
+        if self._postprocessing() and threshold is None:  # flags already final (see score)
+            from anomaly.postprocess import events_from_flags
+
+            return events_from_flags(scores.index, scores["score"].to_numpy(), scores["threshold"].to_numpy(),
+                                     scores["is_anomaly"].to_numpy(), contributions, self.columns_)
+        limit = float(scores["threshold"].iloc[0]) if threshold is None else self.threshold_for(threshold)
         return events_mod.find_events(
             scores.index, scores["score"].to_numpy(), limit, contributions, self.columns_,
             min_length=self.min_event_length, merge_gap=self.merge_gap,
         )
+
+    def _postprocessing(self) -> bool:
+        """Whether flags come from :mod:`anomaly.postprocess` (local rule, pruning or padding)."""
+        return getattr(self, "local_rule", None) is not None or getattr(self, "prune", 0) > 0 or getattr(self, "event_padding", 0) > 0 or getattr(self, "root_score", False)
 
     def detect(self, X: pd.DataFrame, *, threshold: float | None = None, quantile: float | None = None) -> pd.DataFrame:
         """Anomaly events (``start, end, peak_score, severity, sensors``) in ``X``."""

@@ -1,0 +1,336 @@
+"""The benchmark runner: fit, score and evaluate every series of a labelled dataset folder.
+
+Two layouts (see ``shared/benchdata/README.md``):
+- NAB's own: ``CATEGORY/*.csv`` (``timestamp,value``) with ``combined_windows.json``
+  (``{"CATEGORY/FILE.csv": [[start, end], ...]}``) in the folder or its parent;
+- ``SERIES.train.parquet`` / ``SERIES.test.parquet`` with ``labels.json`` (``{"SERIES": [[start, end], ...]}``).
+
+Protocols: ``train-test`` fits on the training split (normal operation) and scores the test split;
+``whole`` fits on and scores the whole series (train + test where split); ``probation`` fits on the
+first 15% and scores the rest. Every method (the LSTM detector and two baselines) sees the same
+rows and its score goes through the same post-processing (the detector's own rules), so the
+figures compare the scores, not the thresholds. Counts are summed over series before P/R/F1
+(Orion's leaderboard convention).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from anomaly import metrics
+from anomaly.errors import ConfigError, DataError
+from anomaly.events import flagged_runs
+
+PROTOCOLS = ("train-test", "whole", "probation")
+METHODS = ("lstm", "pca", "zscore")
+PROBATION = 0.15
+CONTEXT_PREFIX = "cmd_"  # SMAP's command flags: context, not sensors to score
+MAX_TRAIN_WINDOWS = 2500  # stride grows on long series so a fit sees at most about this many windows
+MAX_ROWS = 0  # when > 0, series are averaged over blocks of rows so the scored part has at most this many
+
+# The benchmark's detector settings: one set for every dataset, small enough for a CPU. The
+# post-processing was chosen by measurement over all five dataset groups at once (README,
+# "Benchmarks"): RMS error, EWMA span 20, mean + 4 std over sliding thirds of the scored series,
+# telemanom pruning at 13%, events padded by 50 rows.
+BENCH_DETECTOR = dict(
+    window=32, encoder_units=(32,), decoder_units=(32,), latent_dim=16, batch_size=128, epochs=25,
+    patience=4, learning_rate=0.005, validation_fraction=0.2, seed=0, on_constant="keep", verbose=0,
+    root_score=True, smoothing=20, local_rule="ksigma", local_k=4.0, local_window=0.33, prune=0.13,
+    event_padding=50,
+)
+
+
+@dataclass
+class SeriesRef:
+    """One series of a dataset: its name, files and labelled windows (raw, as in the JSON)."""
+
+    name: str
+    files: dict[str, Path]  # "whole" or "train"/"test"
+    labels: list = field(default_factory=list)
+
+
+# -- discovery ---------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise DataError(f'{path}: expected {{"SERIES": [[start, end], ...]}}')
+    return raw
+
+
+def discover(root: str | Path, pattern: str | None = None) -> list[SeriesRef]:
+    """The series of a dataset folder in either layout, filtered by a glob on their names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    refs: list[SeriesRef] = []
+    splits = sorted(root.glob("*.train.parquet"))
+    if splits:
+        labels_path = root / "labels.json"
+        if not labels_path.is_file():
+            raise DataError(f"{root}: has *.train.parquet files but no labels.json")
+        labels = _read_json(labels_path)
+        for train in splits:
+            name = train.name[: -len(".train.parquet")]
+            test = root / f"{name}.test.parquet"
+            if not test.is_file():
+                raise DataError(f"{train}: no matching {test.name}")
+            refs.append(SeriesRef(name, {"train": train, "test": test}, labels.get(name, [])))
+    else:
+        windows = next((p for p in (root / "combined_windows.json", root.parent / "combined_windows.json") if p.is_file()), None)
+        if windows is None:
+            raise DataError(f"{root}: neither *.train.parquet + labels.json nor NAB's combined_windows.json found")
+        labels = _read_json(windows)
+        base = windows.parent
+        for csv in sorted(root.rglob("*.csv")):
+            name = csv.relative_to(base).as_posix()
+            if name in labels:
+                refs.append(SeriesRef(name, {"whole": csv}, labels[name]))
+    if pattern:
+        refs = [r for r in refs if fnmatch.fnmatch(r.name, pattern)]
+    if not refs:
+        raise DataError(f"{root}: no series found" + (f" matching '{pattern}'" if pattern else ""))
+    return refs
+
+
+# -- loading -----------------------------------------------------------------------------------
+def _clean(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    from anomaly.io import clean_frame
+
+    columns = [c for c in raw.columns if c != "timestamp" and not str(c).startswith(CONTEXT_PREFIX)]
+    return clean_frame(raw, source, columns=columns, duplicates="mean", max_gap=3)
+
+
+def load_split(ref: SeriesRef, protocol: str) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """``(fit_frame, score_frame, labels)`` of a series under a protocol (labels inside the scored period)."""
+    from anomaly.io import read_table
+
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, not '{protocol}'")
+    if protocol == "train-test":
+        if "train" not in ref.files:
+            raise ConfigError(f"{ref.name}: the train-test protocol needs a training split; use --protocol whole or probation")
+        fit = _clean(read_table(ref.files["train"]), str(ref.files["train"]))
+        scored = _clean(read_table(ref.files["test"]), str(ref.files["test"]))
+    else:
+        if "whole" in ref.files:
+            raw = read_table(ref.files["whole"])
+            source = str(ref.files["whole"])
+        else:
+            raw = pd.concat([read_table(ref.files["train"]), read_table(ref.files["test"])], ignore_index=True)
+            source = f"{ref.files['train']} + {ref.files['test']}"
+        whole = _clean(raw, source)
+        if protocol == "whole":
+            fit = scored = whole
+        else:
+            cut = int(len(whole) * PROBATION)
+            fit, scored = whole.iloc[:cut], whole.iloc[cut:]
+    try:
+        labels = metrics.parse_labels(ref.labels, scored.index.tz)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{ref.name}: bad label window ({exc})") from None
+    first, last = scored.index[0], scored.index[-1]
+    return fit, scored, [(s, e) for s, e in labels if s <= last and e >= first]
+
+
+# -- aggregation (as Orion's time_segments_aggregate): longer context per window, less CPU ----------
+def aggregation_factor(n_scored: int, max_rows: int) -> int:
+    """Rows per block so that ``n_scored`` rows become at most ``max_rows`` (1: no aggregation)."""
+    return 1 if max_rows <= 0 else max(1, math.ceil(n_scored / max_rows))
+
+
+def aggregate(frame: pd.DataFrame, factor: int) -> pd.DataFrame:
+    """Mean of consecutive blocks of ``factor`` rows, indexed by each block's first timestamp."""
+    if factor <= 1:
+        return frame
+    blocks = np.arange(len(frame)) // factor
+    out = frame.groupby(blocks).mean()
+    out.index = frame.index[::factor]
+    out.index.freq = None
+    return out
+
+
+def expand(flags: np.ndarray, factor: int, n: int) -> np.ndarray:
+    """Block flags back to the ``n`` original rows."""
+    return np.repeat(np.asarray(flags, dtype=bool), factor)[:n]
+
+
+# -- methods -----------------------------------------------------------------------------------
+def auto_stride(n_rows: int, window: int) -> int:
+    """Training/scoring stride so that a fit sees at most about ``MAX_TRAIN_WINDOWS`` windows."""
+    return int(min(max(1, math.ceil(n_rows / MAX_TRAIN_WINDOWS)), max(1, window // 4)))
+
+
+def make_detector(n_rows: int, params: dict | None = None):
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    settings = {**BENCH_DETECTOR, **(params or {})}
+    if "stride" not in (params or {}):
+        settings["stride"] = auto_stride(n_rows, settings["window"])
+    known = set(LSTMAutoencoderDetector._param_names())
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"the detector has no parameter(s) {', '.join(unknown)}")
+    return LSTMAutoencoderDetector(**settings)
+
+
+def post_params(detector) -> dict:
+    """The detector's post-processing settings, applied to every method's score alike."""
+    return {
+        "rule": detector.local_rule, "smoothing": detector.smoothing, "window_frac": detector.local_window,
+        "k": detector.local_k, "prune": detector.prune, "pad": detector.event_padding,
+        "merge_gap": detector.merge_gap, "min_length": detector.min_event_length,
+        "root": getattr(detector, "root_score", False),
+    }
+
+
+def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = None) -> np.ndarray:
+    """Flags of a raw score under the post-processing ``post`` (see :mod:`anomaly.postprocess`)."""
+    from anomaly import postprocess
+
+    return postprocess.flag_scores(score, floor=fixed_threshold if post["rule"] is None else None, **post)[2]
+
+
+def evaluate(index: pd.DatetimeIndex, flags: np.ndarray, labels: list) -> dict:
+    """Overlap-segment, point-wise and point-adjusted (optimistic) counts and scores."""
+    runs = flagged_runs(flags)
+    events = [(index[s], index[e]) for s, e in runs]
+    return {
+        "events": len(events),
+        "overlap_segment": metrics.overlap_segment(events, labels),
+        "pointwise": metrics.pointwise(index, flags, labels),
+        "point_adjusted_optimistic": metrics.point_adjusted(index, flags, labels),
+    }
+
+
+def _baseline(method: str, window: int):
+    from anomaly.baselines import PCABaseline, RollingZScoreBaseline
+
+    return PCABaseline(window=window) if method == "pca" else RollingZScoreBaseline(window=window)
+
+
+def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: dict | None = None,
+               cache_dir: str | Path | None = None, max_rows: int | None = None) -> dict:
+    """Every method on one series: per-method metrics, fit and score seconds.
+
+    With ``max_rows`` > 0 every method fits and scores block means (see :func:`aggregate`); flags
+    go back to the original rows before evaluation, so labels are compared at full resolution.
+    """
+    fit_full, scored_full, labels = load_split(ref, protocol)
+    factor = aggregation_factor(len(scored_full), MAX_ROWS if max_rows is None else max_rows)
+    fit, scored = aggregate(fit_full, factor), aggregate(scored_full, factor)
+    detector = make_detector(len(fit), detector_params)
+    post = post_params(detector)
+    out = {"series": ref.name, "rows_fit": len(fit_full), "rows_scored": len(scored_full), "aggregation": factor,
+           "stride": detector.stride,
+           "labels": len(labels), "methods": {}}
+    cache = {}
+    for method in methods:
+        t0 = time.perf_counter()
+        if method == "lstm":
+            model = detector.fit(fit)
+            fit_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            frame = detector.score(scored)
+            flags = frame["is_anomaly"].to_numpy()
+            raw = frame[[f"error_{c}" for c in detector.columns_]].to_numpy().mean(axis=1)
+            cache[f"{method}_normal"] = detector.normal_scores_
+        else:
+            model = _baseline(method, detector.window).fit(fit)
+            fit_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            raw = model.score(scored)["score"].to_numpy()
+            fixed = None
+            if post["rule"] is None:  # the fixed rule: a threshold from the baseline's scores on its fitting data
+                from anomaly import postprocess, thresholds
+
+                normal = postprocess.ewma(model.score(fit)["score"].to_numpy(), post["smoothing"])
+                fixed = thresholds.fit_thresholds(normal[np.isfinite(normal)], detector.quantile, detector.k_sigma,
+                                                  detector.threshold_rule)["values"][detector.threshold_rule]
+            flags = flags_for(raw, post, fixed)
+        score_s = time.perf_counter() - t0
+        cache[method] = raw
+        flags = expand(flags, factor, len(scored_full))
+        out["methods"][method] = {**evaluate(scored_full.index, flags, labels), "fit_s": round(fit_s, 3), "score_s": round(score_s, 3)}
+    if cache_dir is not None:
+        cache["factor"] = np.array([factor])
+        _write_cache(Path(cache_dir), protocol, ref.name, scored_full.index, labels, cache)
+    return out
+
+
+def _write_cache(root: Path, protocol: str, name: str, index: pd.DatetimeIndex, labels: list, arrays: dict) -> None:
+    """Per-timestamp raw scores, to study post-processing without refitting (npz, no pickle)."""
+    path = root / protocol / (name.replace("/", "__") + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lab = np.array([[s.value, e.value] for s, e in labels], dtype=np.int64).reshape(-1, 2)
+    np.savez(path, index=index.as_unit("ns").asi8, labels=lab, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+
+
+# -- pooling and the whole run -----------------------------------------------------------------
+def pool(per_series: list[dict], methods=METHODS) -> dict:
+    """Counts summed over series, then precision, recall and F1, per method and metric."""
+    pooled = {}
+    for method in methods:
+        rows = [s["methods"][method] for s in per_series if method in s["methods"]]
+        entry = {}
+        for metric in ("overlap_segment", "pointwise", "point_adjusted_optimistic"):
+            tp, fp, fn = (sum(r[metric][k] for r in rows) for k in ("tp", "fp", "fn"))
+            entry[metric] = metrics.prf(tp, fp, fn)
+        entry["fit_s"] = round(sum(r["fit_s"] for r in rows), 3)
+        entry["score_s"] = round(sum(r["score_s"] for r in rows), 3)
+        entry["series"] = len(rows)
+        pooled[method] = entry
+    return pooled
+
+
+def run_bench(root: str | Path, protocol: str | None = None, pattern: str | None = None, methods=METHODS,
+              detector_params: dict | None = None, cache_dir: str | Path | None = None, progress=None,
+              max_rows: int | None = None) -> dict:
+    """Run every method on every series of ``root``; returns per-series and pooled results."""
+    refs = discover(root, pattern)
+    if protocol is None:
+        protocol = "train-test" if "train" in refs[0].files else "whole"
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHODS)})")
+    per_series = []
+    for i, ref in enumerate(refs):
+        per_series.append(run_series(ref, protocol, methods, detector_params, cache_dir, max_rows))
+        if progress is not None:
+            progress(i + 1, len(refs), per_series[-1])
+    return {"dataset": str(root), "protocol": protocol, "series_glob": pattern, "methods": list(methods),
+            "max_rows": MAX_ROWS if max_rows is None else max_rows,
+            "detector_params": {k: list(v) if isinstance(v, tuple) else v for k, v in make_detector(0, detector_params).get_params().items()},
+            "series": per_series, "pooled": pool(per_series, methods)}
+
+
+def format_table(result: dict) -> str:
+    """Per-series and pooled figures as plain text."""
+    lines = [f"dataset {result['dataset']}  protocol {result['protocol']}"]
+    head = f"{'series':<44}{'method':<8}{'labels':>7}{'events':>7}{'tp':>5}{'fp':>5}{'fn':>5}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'fit s':>8}{'score s':>8}"
+    lines.append(head)
+    for s in result["series"]:
+        for method, r in s["methods"].items():
+            seg = r["overlap_segment"]
+            lines.append(f"{s['series'][:43]:<44}{method:<8}{s['labels']:>7}{r['events']:>7}{seg['tp']:>5}{seg['fp']:>5}{seg['fn']:>5}"
+                         f"{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}{r['pointwise']['f1']:>7.3f}"
+                         f"{r['point_adjusted_optimistic']['f1']:>8.3f}{r['fit_s']:>8.1f}{r['score_s']:>8.1f}")
+    lines.append("")
+    lines.append("pooled (TP/FP/FN summed over series before P/R/F1):")
+    lines.append(f"{'method':<8}{'tp':>6}{'fp':>6}{'fn':>6}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'fit s':>9}{'score s':>9}")
+    for method, p in result["pooled"].items():
+        seg = p["overlap_segment"]
+        lines.append(f"{method:<8}{seg['tp']:>6}{seg['fp']:>6}{seg['fn']:>6}{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}"
+                     f"{p['pointwise']['f1']:>7.3f}{p['point_adjusted_optimistic']['f1']:>8.3f}{p['fit_s']:>9.1f}{p['score_s']:>9.1f}")
+    lines.append("F1 = overlap-segment F1 (honest); pw-F1 = point-wise; PA-F1* = point-adjusted, optimistic: never quote alone.")
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""Study post-processing on cached per-timestamp scores, without refitting any model.
+
+``anomaly bench ... --cache DIR`` writes, per series, the raw scores of every method on the scored
+rows and the labelled windows (``.npz``, no pickle). This script applies post-processing settings to
+them with the same functions the benchmark uses (``anomaly.bench.flags_for``/``evaluate``/``pool``) and
+prints pooled figures per method. Usage:
+
+    python bench/postprocess_study.py 'CACHE_DIR[::GLOB]' '{"rule": "ksigma", "k": 4}' ...
+
+Caches written before the z-score baseline returned squared z hold |z|: pass ``--abs-zscore``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from anomaly.bench import METHODS, evaluate, expand, flags_for, pool
+
+DEFAULT_POST = {"rule": "ksigma", "smoothing": 0, "window_frac": 0.33, "k": 4.0, "prune": 0.0, "pad": 0,
+                "merge_gap": 0, "min_length": 1, "root": False}
+
+
+def load(spec: str) -> list[dict]:
+    folder, _, glob = spec.partition("::")
+    out = []
+    for path in sorted(Path(folder).glob(glob or "*.npz")):
+        with np.load(path, allow_pickle=False) as d:
+            item = {k: d[k] for k in d.files}
+        item["name"] = path.stem
+        item["index"] = pd.DatetimeIndex(item["index"].astype("datetime64[ns]"))
+        item["labels"] = [(pd.Timestamp(s), pd.Timestamp(e)) for s, e in item["labels"]]
+        out.append(item)
+    return out
+
+
+def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = False) -> list[dict]:
+    """Per-series results shaped like ``anomaly.bench.run_series`` (without timings)."""
+    out = []
+    for s in series:
+        factor = int(s["factor"][0]) if "factor" in s else 1
+        row = {"series": s["name"], "labels": len(s["labels"]), "methods": {}}
+        for m in methods:
+            score = s[m] ** 2 if (m == "zscore" and abs_zscore) else s[m]
+            flags = expand(flags_for(score, post), factor, len(s["index"]))
+            row["methods"][m] = {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}
+        out.append(row)
+    return out
+
+
+def main(argv: list[str]) -> None:
+    abs_z = "--abs-zscore" in argv
+    argv = [a for a in argv if a != "--abs-zscore"]
+    series = load(argv[0])
+    for text in argv[1:] or ["{}"]:
+        post = {**DEFAULT_POST, **json.loads(text)}
+        pooled = pool(results(series, post, abs_zscore=abs_z))
+        print(json.dumps({k: v for k, v in post.items() if DEFAULT_POST.get(k) != v}), "  ".join(
+            f"{m}: F1 {p['overlap_segment']['f1']:.3f} ({p['overlap_segment']['tp']}/{p['overlap_segment']['fp']}/"
+            f"{p['overlap_segment']['fn']}) pw {p['pointwise']['f1']:.3f} PA* {p['point_adjusted_optimistic']['f1']:.3f}"
+            for m, p in pooled.items()))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

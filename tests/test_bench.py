@@ -1,0 +1,152 @@
+"""The benchmark runner on tiny generated datasets in both layouts (tiny model, two series each)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly.bench import METHODS, discover, load_split, run_bench
+from anomaly.errors import ConfigError, DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(window=8, encoder_units=(4,), decoder_units=(4,), latent_dim=2, epochs=1, batch_size=64, stride=2)
+START = pd.Timestamp("2024-01-01")
+
+
+def _signal(n: int, seed: int, spike: tuple[int, int] | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.sin(np.arange(n) * 2 * np.pi / 24) + 0.05 * rng.standard_normal(n)
+    if spike:
+        x[spike[0] : spike[1]] += 6.0
+    return x
+
+
+@pytest.fixture(scope="module")
+def nab_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("nab")
+    (root / "cat").mkdir()
+    windows = {}
+    for i, name in enumerate(["a.csv", "b.csv"]):
+        idx = pd.date_range(START, periods=400, freq="5min")
+        pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M:%S"), "value": _signal(400, i, (300, 306))}).to_csv(root / "cat" / name, index=False)
+        windows[f"cat/{name}"] = [[str(idx[296]), str(idx[310])]]
+    (root / "combined_windows.json").write_text(json.dumps(windows))
+    return root
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("split")
+    labels = {}
+    for i, name in enumerate(["s1", "s2"]):
+        idx = pd.date_range(START, periods=600, freq="min")
+        x = _signal(600, 10 + i, (450, 456))
+        frame = pd.DataFrame({"timestamp": idx, "telemetry": x, "cmd_1": (np.arange(600) % 50 == 0).astype(float)})
+        frame.iloc[:300].to_parquet(root / f"{name}.train.parquet", index=False)
+        frame.iloc[300:].to_parquet(root / f"{name}.test.parquet", index=False)
+        labels[name] = [[str(idx[445]), str(idx[460])]]
+    labels["s2"].append([str(idx[100]), str(idx[110])])  # inside training: not scored in train-test
+    (root / "labels.json").write_text(json.dumps(labels))
+    return root
+
+
+def test_discover_both_layouts_and_glob(nab_dir, split_dir):
+    assert [r.name for r in discover(nab_dir)] == ["cat/a.csv", "cat/b.csv"]
+    assert [r.name for r in discover(nab_dir / "cat")] == ["cat/a.csv", "cat/b.csv"]  # windows file in the parent
+    assert [r.name for r in discover(split_dir, "*2")] == ["s2"]
+    with pytest.raises(DataError, match="no series found matching 'zzz'"):
+        discover(split_dir, "zzz")
+
+
+def test_protocols_split_rows_and_keep_labels_of_the_scored_period(nab_dir, split_dir):
+    ref = discover(split_dir, "s2")[0]
+    fit, scored, labels = load_split(ref, "train-test")
+    assert list(fit.columns) == ["telemetry"]  # cmd_* are context flags, not scored sensors
+    assert (len(fit), len(scored), len(labels)) == (300, 300, 1)
+    fit, scored, labels = load_split(ref, "whole")
+    assert len(fit) == len(scored) == 600 and len(labels) == 2
+    fit, scored, labels = load_split(ref, "probation")
+    assert (len(fit), len(scored), len(labels)) == (90, 510, 2)  # rows 90.. hold both windows
+    with pytest.raises(ConfigError, match="train-test protocol needs a training split"):
+        load_split(discover(nab_dir)[0], "train-test")
+
+
+@pytest.fixture(scope="module")
+def split_result(split_dir):
+    # Unsmoothed scores: on 300 scored rows an EWMA of span 20 spreads a 6-row spike below mean + 4 std.
+    return run_bench(split_dir, None, None, METHODS, {**TINY, "local_rule": "ksigma", "local_k": 4.0, "smoothing": 0,
+                                                      "prune": 0.0, "event_padding": 2, "root_score": True})
+
+
+def test_result_structure_and_pooling_arithmetic(split_result):
+    r = split_result
+    assert r["protocol"] == "train-test" and [s["series"] for s in r["series"]] == ["s1", "s2"]
+    for s in r["series"]:
+        assert set(s["methods"]) == set(METHODS) and s["labels"] == 1
+        for m in s["methods"].values():
+            assert {"overlap_segment", "pointwise", "point_adjusted_optimistic", "fit_s", "score_s", "events"} <= set(m)
+            seg = m["overlap_segment"]
+            assert seg["tp"] + seg["fn"] == 1
+    for method, pooled in r["pooled"].items():
+        for metric in ("overlap_segment", "pointwise", "point_adjusted_optimistic"):
+            for k in ("tp", "fp", "fn"):
+                assert pooled[metric][k] == sum(s["methods"][method][metric][k] for s in r["series"])
+            p = pooled[metric]
+            expected = 2 * p["tp"] / (2 * p["tp"] + p["fp"] + p["fn"]) if p["tp"] else 0.0
+            assert p["f1"] == pytest.approx(expected)
+    assert r["detector_params"]["window"] == 8
+
+
+def test_a_six_sigma_spike_is_found_by_the_baselines(split_result):
+    # The spike is obvious; the cheap baselines (no training noise) must find both.
+    for method in ("pca", "zscore"):
+        assert split_result["pooled"][method]["overlap_segment"]["tp"] == 2
+
+
+def test_cli_bench_nab_layout_writes_json(nab_dir, tmp_path):
+    out = tmp_path / "r.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "anomaly", "bench", str(nab_dir), "--series", "cat/*", "--json", str(out),
+         "--window", "8", "--epochs", "1", "--local-rule", "ksigma", "--quiet"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "pooled (TP/FP/FN summed over series" in proc.stdout and "optimistic" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "whole" and len(result["series"]) == 2
+    assert result["detector_params"]["local_rule"] == "ksigma"
+
+
+def test_cli_bench_bad_folder_is_one_line_error(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "anomaly", "bench", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "combined_windows.json" in proc.stderr
+
+
+def test_detector_post_processing_matches_the_pure_module(split_dir, tmp_path):
+    from anomaly import postprocess
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    fit, scored, _ = load_split(discover(split_dir, "s1")[0], "train-test")
+    post = dict(local_rule="ksigma", local_k=3.0, prune=0.1, event_padding=3, smoothing=4, root_score=True)
+    det = LSTMAutoencoderDetector(**{**TINY, **post}, verbose=0).fit(fit)
+    out = det.score(scored)
+    raw = out[[c for c in out.columns if c.startswith("error_")]].to_numpy().mean(axis=1)
+    smooth, limit, flags = postprocess.flag_scores(raw, rule="ksigma", k=3.0, prune=0.1, pad=3, smoothing=4, root=True)
+    assert np.array_equal(out["is_anomaly"].to_numpy(), flags)
+    np.testing.assert_allclose(out["threshold"].to_numpy(), limit)
+    events = det.events(out)
+    runs = [(s, e) for s, e in zip(events["start"], events["end"])]
+    expected = [(scored.index[s], scored.index[e]) for s, e in postprocess.flagged_runs(flags)]
+    assert runs == expected and len(runs) >= 1
+    det.save(tmp_path / "m")
+    again = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert {k: again.get_params()[k] for k in post} == post
+    assert np.array_equal(again.score(scored)["is_anomaly"].to_numpy(), flags)
