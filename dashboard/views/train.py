@@ -76,7 +76,16 @@ lr = h[1].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.5f", key="tra
 patience = h[2].number_input("Early-stopping patience", 0, 100, 5, key="train_patience")
 val_frac = h[3].number_input("Held-out fraction", 0.0, 0.9, 0.2, step=0.05, key="train_val")
 h = st.columns(4)
-rule = h[0].selectbox("Threshold rule", ["quantile", "ksigma"], key="train_rule")
+kind = h[0].selectbox("Model kind", ["reconstruction", "prediction", "composite"], key="train_kind",
+                      help="reconstruction: the decoder recreates the window; prediction: it predicts the next "
+                           "points; composite: both decoders, trained together")
+horizon = h[1].number_input("Horizon (points predicted)", 1, 1024, 1, key="train_horizon", disabled=kind == "reconstruction")
+reverse = h[2].checkbox("Reversed target", value=False, key="train_reverse", disabled=kind == "prediction",
+                        help="reconstruct the window in reverse order (Srivastava et al. 2015)")
+conditional = h[3].checkbox("Conditional decoder", value=False, key="train_conditional",
+                            help="the decoder is fed its previous output (teacher forcing in training)")
+h = st.columns(4)
+rule = h[0].selectbox("Threshold rule", ["quantile", "ksigma", "max"], key="train_rule")
 quantile = h[1].number_input("Quantile", 0.5, 0.99999, 0.995, step=0.001, format="%.4f", key="train_q")
 k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, 4.0, key="train_k")
 smoothing = h[3].number_input("Score smoothing (EWMA span)", 0, 1000, 0, key="train_smooth")
@@ -102,6 +111,8 @@ try:
         epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
         validation_fraction=float(val_frac), threshold_rule=rule, quantile=float(quantile), k_sigma=float(k_sigma),
         smoothing=int(smoothing), min_event_length=int(min_len), merge_gap=int(merge_gap), verbose=0,
+        model_kind=kind, horizon=int(horizon), reverse=bool(reverse) and kind != "prediction",
+        conditional=bool(conditional),
     )
     bar = st.progress(0.0, text="Starting…")
     curve = st.empty()

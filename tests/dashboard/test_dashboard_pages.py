@@ -267,6 +267,17 @@ def test_train_page_trains_and_saves_a_tiny_model(own_models):
     assert [e.value for e in at.error] == ["a model named 'fresh' exists; tick 'Replace if it exists' or pick another name"]
 
 
+def test_train_page_trains_a_prediction_model(own_models):
+    at = _train_form(page(app(), "train"), "predictor")
+    at.selectbox(key="train_kind").set_value("prediction").run()
+    at.number_input(key="train_horizon").set_value(3)
+    at.button(key="train_go").click().run(timeout=600)
+    ok(at)
+    saved = LSTMAutoencoderDetector.load(own_models / "predictor")
+    assert saved.model_kind == "prediction" and saved.horizon == 3 and not saved.reverse
+    assert np.isfinite(saved.score(make_series(600, seed=3))["score"].iloc[-100:]).all()
+
+
 def test_train_page_refuses_a_name_outside_the_models_folder(own_models):
     at = _train_form(page(app(), "train"), "../escaped")
     at.button(key="train_go").click().run()
