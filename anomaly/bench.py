@@ -177,6 +177,9 @@ def make_detector(n_rows: int, params: dict | None = None):
     settings = {**BENCH_DETECTOR, **(params or {})}
     if "stride" not in (params or {}):
         settings["stride"] = auto_stride(n_rows, settings["window"])
+    if settings.get("model_kind") == "prediction" and "horizon" not in (params or {}):
+        # A prediction model scores only the rows it predicts: predict at least one stride ahead.
+        settings["horizon"] = max(settings.get("horizon", 1), settings["stride"])
     known = set(LSTMAutoencoderDetector._param_names())
     unknown = sorted(set(settings) - known)
     if unknown:

@@ -150,3 +150,13 @@ def test_detector_post_processing_matches_the_pure_module(split_dir, tmp_path):
     again = LSTMAutoencoderDetector.load(tmp_path / "m")
     assert {k: again.get_params()[k] for k in post} == post
     assert np.array_equal(again.score(scored)["is_anomaly"].to_numpy(), flags)
+
+
+def test_prediction_models_predict_at_least_one_stride_ahead():
+    from anomaly.bench import auto_stride, make_detector
+
+    n = 50_000
+    det = make_detector(n, {"model_kind": "prediction"})
+    assert det.stride == auto_stride(n, det.window) > 1 and det.horizon == det.stride
+    assert make_detector(n, {"model_kind": "prediction", "horizon": 3, "stride": 2}).horizon == 3
+    assert make_detector(n, {"model_kind": "reconstruction"}).horizon == 1
