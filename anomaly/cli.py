@@ -182,6 +182,20 @@ def _add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _add_saved_model_input(p: argparse.ArgumentParser) -> None:
+    """DATA and --model DIR: the inputs of every command that uses a saved model."""
+    p.add_argument("data", metavar="DATA", help="CSV or Parquet file of sensor readings")
+    p.add_argument("--model", required=True, metavar="DIR", help="model directory written by 'anomaly train'")
+
+
+def _add_threshold_overrides(p: argparse.ArgumentParser) -> None:
+    """Options that change a saved model's threshold and event rules for one run."""
+    t = p.add_argument_group("thresholds and events")
+    t.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
+    t.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
+    _add_event_options(t, defaults=False)
+
+
 def _add_event_options(g, defaults: bool) -> None:
     g.add_argument("--min-length", type=int, default=1 if defaults else None, metavar="N",
                    help="drop events shorter than N points" + (" (default: 1)" if defaults else " (default: the model's)"))
@@ -243,15 +257,11 @@ def _add_score(sub) -> None:
     p = sub.add_parser("score", help="score a series with a saved model",
                        description="Score every timestamp of DATA with a saved model and find anomaly events.",
                        epilog=SCORE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", metavar="DATA", help="CSV or Parquet file of sensor readings")
-    p.add_argument("--model", required=True, metavar="DIR", help="model directory written by 'anomaly train'")
+    _add_saved_model_input(p)
     p.add_argument("--out", metavar="FILE", help="scores file (.csv or .parquet): timestamp, score, threshold, is_anomaly, error_<sensor>")
     p.add_argument("--events", metavar="FILE", help="events file (.csv or .parquet): start, end, peak_score, severity, sensors")
     _add_data_options(p)
-    t = p.add_argument_group("thresholds and events")
-    t.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
-    t.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
-    _add_event_options(t, defaults=False)
+    _add_threshold_overrides(p)
     _add_db_options(p)
     p.set_defaults(func=cmd_score)
 
@@ -436,16 +446,12 @@ def _add_evaluate(sub) -> None:
                        description="Score DATA and compare its events with labelled anomaly windows "
                                    "(LABELS.json: {\"KEY\": [[start, end], ...]}).",
                        epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", metavar="DATA", help="CSV or Parquet file of sensor readings")
-    p.add_argument("--model", required=True, metavar="DIR", help="model directory written by 'anomaly train'")
+    _add_saved_model_input(p)
     p.add_argument("--labels", required=True, metavar="LABELS.json", help="labelled windows")
     p.add_argument("--key", help="key of DATA in the labels file (default: matched by file name)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _add_data_options(p)
-    t = p.add_argument_group("thresholds and events")
-    t.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
-    t.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
-    _add_event_options(t, defaults=False)
+    _add_threshold_overrides(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -474,8 +480,7 @@ def _add_embed(sub) -> None:
                        description="Run the encoder of a saved model alone and write one fixed-length vector per "
                                    "window of DATA (start, end, z0, z1, ...), for plots, clustering or a classifier.",
                        epilog=EMBED_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", metavar="DATA", help="CSV or Parquet file of sensor readings")
-    p.add_argument("--model", required=True, metavar="DIR", help="model directory written by 'anomaly train'")
+    _add_saved_model_input(p)
     p.add_argument("--out", required=True, metavar="FILE", help="vectors file (.csv or .parquet)")
     _add_data_options(p)
     p.set_defaults(func=cmd_embed, min_length=None, merge_gap=None)
