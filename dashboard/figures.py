@@ -98,10 +98,12 @@ def histogram_figure(normal_scores: np.ndarray, threshold: float, model_threshol
         s = s[np.isfinite(s)]
         fig.add_trace(go.Histogram(x=np.minimum(s, top), name="scored series (clipped at the right edge)", xbins=bins,
                                    histnorm="probability", marker_color=RECON, opacity=0.5))
-    fig.add_vline(x=threshold, line=dict(color=ANOMALY, width=2), annotation_text="chosen", annotation_position="top right")
+    # Each label on the outer side of its line, so two close lines never print over each other.
+    chosen_side, model_side = ("top left", "top right") if threshold < model_threshold else ("top right", "top left")
+    fig.add_vline(x=threshold, line=dict(color=ANOMALY, width=2), annotation_text="chosen", annotation_position=chosen_side)
     if not np.isclose(threshold, model_threshold):
         fig.add_vline(x=model_threshold, line=dict(color=SCORE, dash="dot", width=1.5), annotation_text="model",
-                      annotation_position="top left")
+                      annotation_position=model_side)
     fig.update_layout(barmode="overlay", height=360, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis_title="anomaly score", yaxis_title="share of points",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))

@@ -174,6 +174,14 @@ def test_histogram_marks_both_thresholds():
     assert len(fig.data) == 2
 
 
+@pytest.mark.parametrize("chosen, model", [(0.5, 0.9), (0.9, 0.5)])
+def test_histogram_threshold_labels_sit_outside_the_pair(chosen, model):
+    fig = figures.histogram_figure(np.linspace(0, 1, 100), chosen, model, None)
+    sides = {a.text: ("left" if a.xanchor == "right" else "right") for a in fig.layout.annotations}
+    left, right = ("chosen", "model") if chosen < model else ("model", "chosen")
+    assert sides == {left: "left", right: "right"}
+
+
 def test_many_events_are_capped_and_fast():
 
     frame, scores = _scores(20_000, slice(0, 0))
