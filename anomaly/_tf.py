@@ -33,12 +33,8 @@ def _stderr_silenced():
         os.close(devnull)
 
 
-if "tensorflow" not in sys.modules:
-    with _stderr_silenced():
-        import tensorflow as tf  # noqa: F401
-        import keras  # noqa: F401
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402,F811
+with _stderr_silenced() if "tensorflow" not in sys.modules else contextlib.nullcontext():
+    import tensorflow as tf
+    import keras
 
 __all__ = ["keras", "tf"]

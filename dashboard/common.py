@@ -241,15 +241,6 @@ def embed(model_key: str, data_key: str, _detector, _frame: pd.DataFrame) -> pd.
     return _detector.embed(_frame)
 
 
-def store_module():
-    """``anomaly.store`` when it is installed, else None (the History page says so)."""
-    try:
-        from anomaly import store
-    except ImportError:
-        return None
-    return store
-
-
 def db_exists(target: str) -> bool:
     """False when the results database is a file that does not exist yet (a URL is assumed to exist)."""
     return "://" in target or Path(target).is_file()
@@ -262,7 +253,9 @@ def db_label(target: str) -> str:
 
 @contextlib.contextmanager
 def _open_store(target: str):
-    store = store_module().open_store(target)
+    from anomaly.store import open_store
+
+    store = open_store(target)
     try:
         yield store
     finally:
@@ -354,9 +347,7 @@ def sidebar() -> None:
     elif kind == "Upload":
         sb.file_uploader("CSV or Parquet file", type=["csv", "parquet"], key="upload", max_upload_size=MAX_UPLOAD_MB)
     else:
-        if store_module() is None:
-            sb.info("The results database module (anomaly.store) is not installed in this version.")
-        elif not db_exists(db_target()):
+        if not db_exists(db_target()):
             sb.info(f"No results database yet at {db_label(db_target())}.")
         else:
             try:
@@ -393,7 +384,7 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 st.info("This page needs the sensor values: pick a data file or an upload in the sidebar.")
                 st.stop()
             source = state.get("db_source")
-            if store_module() is None or not source:
+            if not source:
                 st.info("Pick a scored source of the results database in the sidebar.")
                 st.stop()
             scores = db_scores(db_target(), source)

@@ -39,6 +39,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, **kwargs):
                           capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def pg_url() -> str:
+    """The test PostgreSQL server's URL; in CI a missing server fails the test instead of skipping it."""
+    url = os.environ.get("ANOMALY_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("ANOMALY_TEST_PG_URL is not set: .ci/run must start PostgreSQL before the tests")
+        pytest.skip("no PostgreSQL: run the PostgreSQL block of .ci/run as root and export ANOMALY_TEST_PG_URL")
+    return url
+
+
 @pytest.fixture(scope="session")
 def series() -> pd.DataFrame:
     return make_series()

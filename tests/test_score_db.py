@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import pg_url
 import sqlalchemy as sa
 
 from anomaly.errors import EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK, DataError
@@ -30,15 +31,6 @@ from anomaly.store import make_url, metadata, open_store
 ROOT = Path(__file__).resolve().parents[1]
 N, PART, WINDOW = 700, 550, 8
 LOGFMT = re.compile(r'ts=\S+ level=(\w+) msg=("(?:[^"\\]|\\.)*"|\S+)( \w+=("(?:[^"\\]|\\.)*"|\S*))*')
-
-
-def pg_url() -> str:
-    url = os.environ.get("ANOMALY_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("ANOMALY_TEST_PG_URL is not set: .ci/run must start PostgreSQL before the tests")
-        pytest.skip("no PostgreSQL: run the PostgreSQL block of .ci/run as root and export ANOMALY_TEST_PG_URL")
-    return url
 
 
 def make_data(n: int = N) -> pd.DataFrame:

@@ -7,27 +7,17 @@ PostgreSQL: ``.ci/run`` starts a server on loopback and exports ``ANOMALY_TEST_P
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import pg_url
 import sqlalchemy as sa
 
 from anomaly.errors import DataError
 from anomaly.store import (LockedError, LogfmtFormatter, Store, StoreError, logfmt, make_url, metadata, open_store,
                            schema_version)
-
-
-def pg_url() -> str:
-    url = os.environ.get("ANOMALY_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("ANOMALY_TEST_PG_URL is not set: .ci/run must start PostgreSQL before the tests")
-        pytest.skip("no PostgreSQL: run the PostgreSQL block of .ci/run as root and export ANOMALY_TEST_PG_URL")
-    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

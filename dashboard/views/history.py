@@ -11,10 +11,6 @@ from dashboard import common
 
 st.title("History")
 target = common.db_target()
-if common.store_module() is None:
-    st.info("The results database module (`anomaly.store`) is not part of this installation yet, "
-            "so there is no scoring history to show.")
-    st.stop()
 shown_target = common.db_label(target)  # never show a URL's credentials
 if not common.db_exists(target):
     st.info(f"No results database yet at {shown_target}: the scheduled scorer (`anomaly score … --db`) creates it.")
