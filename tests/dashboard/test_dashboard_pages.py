@@ -135,11 +135,11 @@ def test_series_accepts_a_parquet_upload(dash_env, reference):
 
 def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeypatch):
     """The "Scoring database" source: a clear message while there is no database, its scores after."""
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))  # not created yet
     at = app(source_kind="Scoring database")
     assert not at.exception
     assert any("No results database yet" in i.value for i in at.sidebar.info)
     detector, _, scores = reference
-    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
     fill_store(tmp_path / "results.db", detector, scores)
     at = app(source_kind="Scoring database")
     assert at.sidebar.selectbox(key="db_source").value == "series.csv"
