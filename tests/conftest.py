@@ -49,6 +49,23 @@ def pg_url() -> str:
     return url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path) -> str:
+    """A results database for each backend: an SQLite file path, or the test server's URL on a clean schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "results.db")
+    import sqlalchemy as sa
+
+    from anomaly.store import make_url, metadata
+
+    url = pg_url()
+    engine = sa.create_engine(make_url(url))
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(scope="session")
 def series() -> pd.DataFrame:
     return make_series()

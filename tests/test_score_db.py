@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import pg_url
 import sqlalchemy as sa
 
 from anomaly.errors import EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK, DataError
 from anomaly.scheduled import PAUSE_ENV, Job, JobResult, exit_code, load_jobs, run_batch, run_job
-from anomaly.store import make_url, metadata, open_store
+from anomaly.store import make_url, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 N, PART, WINDOW = 700, 550, 8
@@ -80,18 +79,6 @@ def full_rescore(files):
     data = _load_for_model(job.data, _args(job), detector)
     scores = detector.score(data)
     return scores[np.isfinite(scores["score"])], detector.events(scores)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "results.db")
-    url = pg_url()
-    engine = sa.create_engine(make_url(url))
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-    engine.dispose()
-    return url
 
 
 def job(files, name: str, source: str = "pump") -> Job:

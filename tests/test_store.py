@@ -12,24 +12,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import pg_url
 import sqlalchemy as sa
 
 from anomaly.errors import DataError
-from anomaly.store import (LockedError, LogfmtFormatter, Store, StoreError, logfmt, make_url, metadata, open_store,
+from anomaly.store import (LockedError, LogfmtFormatter, Store, StoreError, logfmt, make_url, open_store,
                            schema_version)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "results.db")
-    url = pg_url()
-    engine = sa.create_engine(make_url(url))
-    with engine.begin() as conn:  # a clean schema for each test
-        metadata.drop_all(conn)
-    engine.dispose()
-    return url
 
 
 def score_frame(stamps, score, threshold=1.0, sensors=("a", "b")) -> pd.DataFrame:
