@@ -1,8 +1,9 @@
-"""The model directory: ``model.keras`` (Keras' own zip) and ``detector.json`` (everything else).
+"""The model directory: ``model.keras`` (Keras' own zip), ``detector.json`` (everything else) and,
+when asked for, ``model.onnx`` (the same inference graph for the ONNX engine, :mod:`anomaly.engine`).
 
 Written atomically: into a hidden temporary directory beside the target, then swapped in by
 rename, so an interrupted save never leaves a half-written model and keeps the previous one.
-Loaded defensively: every field is checked, the Keras file must match the checksum recorded in
+Loaded defensively: every field is checked, the Keras (and ONNX) file must match the checksum recorded in
 the JSON, and Keras loads it with ``safe_mode=True`` (no Lambda layers, no arbitrary code).
 No pickle or joblib anywhere.
 """
@@ -27,6 +28,7 @@ from anomaly.errors import ModelError
 FORMAT = "lstm-anomaly-model"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
+ONNX_FILE = "model.onnx"
 META_FILE = "detector.json"
 MAX_NORMAL_SCORES = 20_000  # a sorted sample is enough to recompute any quantile threshold
 MAX_META_BYTES = 64 * 1024 * 1024  # far above any real detector.json; refuses a planted giant file
@@ -155,8 +157,10 @@ def _owner_alive(path: Path) -> bool:
     return True
 
 
-def save_detector(detector, directory: Path) -> Path:
+def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     """Write ``directory`` atomically; an existing model there is replaced only once the new one is complete.
+
+    With ``onnx``, the inference graph is also exported as ``model.onnx`` (for the ONNX engine).
 
     The new model is written into ``.NAME.tmp-XXXX`` beside the target, flushed to disk, then
     swapped in by one atomic exchange (or, where that is unsupported, two renames, undone by
@@ -176,8 +180,15 @@ def save_detector(detector, directory: Path) -> Path:
         detector.model_.save(tmp / MODEL_FILE)
         meta = metadata(detector)
         meta["model_sha256"] = sha256_file(tmp / MODEL_FILE)
+        files = [tmp / MODEL_FILE, tmp / META_FILE]
+        if onnx:
+            from anomaly.engine import export_onnx
+
+            export_onnx(detector.model_, tmp / ONNX_FILE)
+            meta["onnx_sha256"] = sha256_file(tmp / ONNX_FILE)
+            files.append(tmp / ONNX_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
-        for path in (tmp / MODEL_FILE, tmp / META_FILE, tmp):
+        for path in (*files, tmp):
             _fsync(path)
         if directory.exists():
             if not _exchange(tmp, directory):  # tmp now holds the previous model, removed below
@@ -257,8 +268,11 @@ def _validate(meta: dict, path: Path) -> None:
     need(isinstance(meta.get("history"), dict), "'history'")
     fp = meta.get("fingerprint")
     need(isinstance(fp, dict) and (fp.get("rows") is None or (_finite(fp["rows"]) and fp["rows"] >= 0)), "'fingerprint'")
-    digest = meta.get("model_sha256")
-    need(isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest), "'model_sha256'")
+    for key in ("model_sha256", "onnx_sha256"):
+        digest = meta.get(key)
+        if key == "onnx_sha256" and digest is None:  # optional: only models saved with onnx=True
+            continue
+        need(isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest), f"'{key}'")
 
 
 MAX_INTERVAL_SECONDS = 366 * 86400.0
@@ -282,38 +296,80 @@ def _valid_timezone(name: str) -> bool:
     return True
 
 
-def load_detector(cls, directory: Path):
-    """Rebuild a fitted detector from ``directory``; any inconsistency is a :class:`ModelError`."""
+def _checked_file(directory: Path, name: str, digest: str) -> Path:
+    path = directory / name
+    if not path.exists():
+        raise ModelError(f"{directory}: {name} is missing")
+    if sha256_file(path) != digest:
+        raise ModelError(f"{path}: checksum does not match {META_FILE}: the file is corrupt or was modified")
+    return path
+
+
+def choose_engine(meta: dict, engine: str, directory: Path) -> str:
+    """``tensorflow`` or ``onnx``: ``auto`` takes ONNX where the model has an export and onnxruntime is installed."""
+    from anomaly.engine import ENGINES
+
+    if engine not in ENGINES:
+        raise ModelError(f"engine must be one of {', '.join(ENGINES)}, not '{engine}'")
+    has_onnx = meta.get("onnx_sha256") is not None
+    if engine == "onnx" and not has_onnx:
+        raise ModelError(f"{directory}: has no ONNX export; add one with 'anomaly export-onnx {directory}' "
+                         "(or train with --onnx)")
+    if engine == "auto":
+        import importlib.util
+
+        return "onnx" if has_onnx and importlib.util.find_spec("onnxruntime") is not None else "tensorflow"
+    return engine
+
+
+def _load_onnx(directory: Path, meta: dict):
+    from anomaly.engine import OnnxModel
+
+    return OnnxModel(_checked_file(directory, ONNX_FILE, meta["onnx_sha256"]))
+
+
+def _load_keras(directory: Path, meta: dict):
+    from anomaly._tf import keras
+
+    model_path = _checked_file(directory, MODEL_FILE, meta["model_sha256"])
+    try:
+        # safe_mode=True: Keras refuses Lambda layers and any code hidden in the file.
+        return keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a bad zip, config or unsafe layer
+        raise ModelError(f"{model_path}: cannot load the Keras model ({_one_line(exc)})") from None
+
+
+def load_detector(cls, directory: Path, engine: str = "tensorflow"):
+    """Rebuild a fitted detector from ``directory``; any inconsistency is a :class:`ModelError`.
+
+    ``engine="onnx"`` loads ``model.onnx`` into ONNX Runtime instead of the Keras model: TensorFlow
+    is never imported, and the detector can score but not be saved, refitted from its weights or embed.
+    """
     from sklearn.preprocessing import StandardScaler
 
     from anomaly.errors import AnomalyError
 
     meta = read_metadata(directory)  # before TensorFlow is imported: a bad directory fails fast
-    model_path = directory / MODEL_FILE
-    if not model_path.exists():
-        raise ModelError(f"{directory}: {MODEL_FILE} is missing")
-    if sha256_file(model_path) != meta["model_sha256"]:
-        raise ModelError(f"{model_path}: checksum does not match {META_FILE}: the file is corrupt or was modified")
+    engine = choose_engine(meta, engine, directory)
     params = meta["params"]
     try:
         detector = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
         detector._check_params()
     except (TypeError, ValueError, AnomalyError) as exc:
         raise ModelError(f"{directory / META_FILE}: invalid params ({_one_line(exc)})") from None
-    from anomaly._tf import keras
-
-    try:
-        # safe_mode=True: Keras refuses Lambda layers and any code hidden in the file.
-        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a bad zip, config or unsafe layer
-        raise ModelError(f"{model_path}: cannot load the Keras model ({_one_line(exc)})") from None
+    model_path = directory / (ONNX_FILE if engine == "onnx" else MODEL_FILE)
+    model = _load_onnx(directory, meta) if engine == "onnx" else _load_keras(directory, meta)
     n = len(meta["columns"])
     expected = (None, detector.window, n)
     # each decoder's output: the window (reconstruction) and/or the horizon (prediction); see model_kind
     expected_out = detector._output_shapes(n)
     try:
-        out = model.output_shape
-        out = [tuple(o) for o in out] if isinstance(out, list) else [tuple(out)]
+        if engine == "onnx":  # the export leaves time dimensions symbolic: run it once to see them
+            probe = model(np.zeros((1, detector.window, n), np.float32))
+            out = [(None, *o.shape[1:]) for o in (probe if isinstance(probe, list) else [probe])]
+        else:
+            out = model.output_shape
+            out = [tuple(o) for o in out] if isinstance(out, list) else [tuple(out)]
         shapes = tuple(model.input_shape), out
     except Exception:  # a model with several or no defined inputs is not one of ours
         shapes = None

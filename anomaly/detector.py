@@ -339,7 +339,11 @@ class LSTMAutoencoderDetector:
         return scaled
 
     def _predictor(self):
-        from anomaly.model import Predictor
+        from anomaly.engine import OnnxModel
+
+        if isinstance(self.model_, OnnxModel):  # loaded with engine="onnx": the session is the predictor
+            return self.model_
+        from anomaly.model import Predictor  # imports TensorFlow: only past the ONNX case
 
         cache = getattr(self, "_predictor_cache", None)
         if cache is None or cache.model is not self.model_:  # a new model_ (fit again, load) needs a new one
@@ -488,6 +492,7 @@ class LSTMAutoencoderDetector:
         return out
 
     def _encoder(self):
+        self._check_keras("embedding")
         from anomaly.model import Predictor, encoder_of
 
         if getattr(self, "_encoder_cache", None) is None:
@@ -495,8 +500,18 @@ class LSTMAutoencoderDetector:
         return self._encoder_cache
 
     # -- collections of separate sequences --------------------------------------------------
+    def _check_keras(self, what: str) -> None:
+        from anomaly.engine import OnnxModel
+
+        if isinstance(self.model_, OnnxModel):
+            raise ConfigError(f"{what} needs the Keras model: load this detector with engine='tensorflow', not 'onnx'")
+
     def _is_sequence_model(self) -> bool:
         """Whether the model was fitted by :meth:`fit_sequences` (its input has a Masking layer)."""
+        from anomaly.engine import OnnxModel
+
+        if isinstance(self.model_, OnnxModel):  # only series models are exported (see save)
+            return False
         from anomaly.model import MASK_LAYER
 
         return any(layer.name == MASK_LAYER for layer in self.model_.layers)
@@ -667,19 +682,31 @@ class LSTMAutoencoderDetector:
         return out
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write the model directory atomically (``model.keras`` + ``detector.json``)."""
+    def save(self, directory: str | Path, *, onnx: bool = False) -> Path:
+        """Write the model directory atomically (``model.keras`` + ``detector.json``).
+
+        ``onnx=True`` also exports ``model.onnx``, which ``load(engine="onnx")`` scores with ONNX
+        Runtime, without TensorFlow (series models only).
+        """
         from anomaly.artifacts import save_detector
 
         self._check_fitted()
-        return save_detector(self, Path(directory))
+        self._check_keras("saving")
+        if onnx and self._is_sequence_model():
+            raise ConfigError("ONNX export is for models fitted on one series (fit), not on sequences")
+        return save_detector(self, Path(directory), onnx=onnx)
 
     @classmethod
-    def load(cls, directory: str | Path) -> LSTMAutoencoderDetector:
-        """Load and validate a model directory written by :meth:`save` (Keras ``safe_mode=True``)."""
+    def load(cls, directory: str | Path, *, engine: str = "tensorflow") -> LSTMAutoencoderDetector:
+        """Load and validate a model directory written by :meth:`save` (Keras ``safe_mode=True``).
+
+        ``engine``: ``"tensorflow"`` (the Keras model: everything works), ``"onnx"`` (the ONNX
+        export with ONNX Runtime: scoring only, without importing TensorFlow; starts in about a
+        second) or ``"auto"`` (ONNX where the model has an export and onnxruntime is installed).
+        """
         from anomaly.artifacts import load_detector
 
-        return load_detector(cls, Path(directory))
+        return load_detector(cls, Path(directory), engine)
 
 
 def _check_frame(X) -> pd.DataFrame:

@@ -59,6 +59,7 @@ class Job:
     min_length: int | None = None
     merge_gap: int | None = None
     rescore: bool = False
+    engine: str = "auto"  # see anomaly score --engine
 
     @property
     def source_name(self) -> str:
@@ -94,7 +95,7 @@ def _pause_before_commit() -> None:
 
 
 def _args(job: Job) -> SimpleNamespace:
-    return SimpleNamespace(model=job.model, min_length=job.min_length, merge_gap=job.merge_gap,
+    return SimpleNamespace(model=job.model, engine=job.engine, min_length=job.min_length, merge_gap=job.merge_gap,
                            timestamp_col=job.timestamp_col, columns=job.columns, duplicates=job.duplicates,
                            max_gap=job.max_gap)
 
@@ -243,7 +244,7 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
     data = "pump1.csv"
     model = "models/pump"
     source = "pump1"        # optional; other optional keys: columns, timestamp_col, duplicates,
-    ```                     # max_gap, threshold, quantile, min_length, merge_gap, rescore
+    ```                     # max_gap, threshold, quantile, min_length, merge_gap, rescore, engine
     """
     path = Path(path)
     try:
@@ -287,10 +288,12 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
 
 def _check_types(values: dict, where: str) -> None:
     kinds = {"source": str, "timestamp_col": str, "duplicates": str, "max_gap": int, "threshold": (int, float),
-             "quantile": (int, float), "min_length": int, "merge_gap": int, "rescore": bool}
+             "quantile": (int, float), "min_length": int, "merge_gap": int, "rescore": bool, "engine": str}
     for key, kind in kinds.items():
         if key in values and (not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool))):
             raise DataError(f"{where}: '{key}' has the wrong type ({type(values[key]).__name__})")
+    if values.get("engine", "auto") not in ("auto", "tensorflow", "onnx"):
+        raise DataError(f"{where}: 'engine' must be auto, tensorflow or onnx, not '{values['engine']}'")
     cols = values.get("columns")
     if cols is not None and not (isinstance(cols, list) and cols and all(isinstance(c, str) for c in cols)):
         raise DataError(f"{where}: 'columns' must be a list of names or a comma-separated string")

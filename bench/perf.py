@@ -7,14 +7,15 @@ measures in one run:
   and of the naive baseline of the classic tutorial (all windows materialised with numpy, ReLU
   LSTMs, ``TimeDistributed(Dense)``, ``model.fit`` with the default batch of 32); same window, units
   and latent size. The first epoch (tracing) is excluded for both;
-- scoring throughput (points/s) of ``LSTMAutoencoderDetector.score`` and of the baseline
-  (``model.predict`` with its default batch on all windows + per-window error), each in a fresh
-  subprocess that also reports its peak resident memory (VmHWM), plus one scoring run on a long
-  univariate series (default 1e7 points);
+- scoring throughput (points/s) of ``LSTMAutoencoderDetector.score`` with each engine (TensorFlow,
+  and ONNX Runtime on the model's ONNX export) and of the baseline (``model.predict`` with its
+  default batch on all windows + per-window error), each in a fresh subprocess that also reports
+  its peak resident memory (VmHWM), plus one scoring run per engine on a long univariate series
+  (default 1e7 points);
 - achieved GFLOP/s of our scoring (LSTM and Dense multiply-adds, 2 FLOPs each) against the
   machine's float32 matrix-multiply GFLOP/s (2048x2048, numpy and TensorFlow) measured in the same run;
 - how scoring time grows from the second-largest to the largest size;
-- the start-up cost of ``anomaly score`` on a small incremental batch (200 rows).
+- the start-up cost of ``anomaly score`` on a small incremental batch (200 rows), with each engine.
 
 Prints one table and writes JSON (``bench/results/perf.json``). ``--quick`` runs small sizes only.
 """
@@ -178,13 +179,13 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker_score(model_dir: str, n: int, n_sensors: int) -> dict:
+def worker_score(model_dir: str, n: int, n_sensors: int, engine: str = "tensorflow") -> dict:
     """Run in a fresh process: load the detector, score ``n`` generated points, report time and memory."""
     t0 = time.perf_counter()
     from anomaly.detector import LSTMAutoencoderDetector
 
     t1 = time.perf_counter()
-    det = LSTMAutoencoderDetector.load(model_dir)
+    det = LSTMAutoencoderDetector.load(model_dir, engine=engine)
     t2 = time.perf_counter()
     frame = make_frame(n, n_sensors)
     rss_before = _peak_rss_mib()
@@ -192,9 +193,9 @@ def worker_score(model_dir: str, n: int, n_sensors: int) -> dict:
     scores = det.score(frame)
     t4 = time.perf_counter()
     assert len(scores) == n and np.isfinite(scores["score"].to_numpy()[det.window :]).all()
-    predictor = det._predictor_cache
-    return {"import_s": t1 - t0, "load_s": t2 - t1, "score_s": t4 - t3, "points_per_s": n / (t4 - t3),
-            "xla": bool(predictor.use_xla), "batch": predictor.batch_size,
+    predictor = det._predictor()  # the one score used (cached)
+    return {"engine": engine, "import_s": t1 - t0, "load_s": t2 - t1, "score_s": t4 - t3, "points_per_s": n / (t4 - t3),
+            "xla": bool(predictor.use_xla), "batch": predictor.batch_size, "tensorflow_imported": "tensorflow" in sys.modules,
             "peak_rss_mib": _peak_rss_mib(), "rss_before_score_mib": rss_before}
 
 
@@ -236,7 +237,7 @@ def fit_scoring_model(n_sensors: int, cfg, directory: Path, units: int | None = 
     det = LSTMAutoencoderDetector(window=cfg.window, encoder_units=(units,), decoder_units=(units,),
                                   latent_dim=cfg.latent, epochs=1, batch_size=256, verbose=0)
     det.fit(make_frame(FIT_POINTS, n_sensors))
-    return det.save(directory / f"model_{n_sensors}_{units}")
+    return det.save(directory / f"model_{n_sensors}_{units}", onnx=True)
 
 
 def startup(model_dir: Path, rows: int = 200) -> dict:
@@ -256,13 +257,14 @@ def startup(model_dir: Path, rows: int = 200) -> dict:
             return best
 
         py = sys.executable
+        score = [py, "-m", "anomaly", "score", str(data), "--model", str(model_dir), "--out", str(Path(tmp) / "out.parquet")]
         return {
             "rows": rows,
             "python_s": wall([py, "-c", "pass"]),
             "import_tf_s": wall([py, "-c", "import anomaly._tf"]),
             "import_and_load_s": wall([py, "-c", f"from anomaly.detector import LSTMAutoencoderDetector as D; D.load({str(model_dir)!r})"]),
-            "cli_score_s": wall([py, "-m", "anomaly", "score", str(data), "--model", str(model_dir),
-                                 "--out", str(Path(tmp) / "out.parquet")]),
+            "cli_score_s": wall([*score, "--engine", "tensorflow"]),
+            "cli_score_onnx_s": wall([*score, "--engine", "onnx"]),
         }
 
 
@@ -314,6 +316,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--f", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--engine", default="tensorflow", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     quick = args.quick
     args.sizes = args.sizes or ([2000, 10_000] if quick else [10_000, 100_000, 1_000_000])
@@ -328,7 +331,7 @@ def run(cfg) -> dict:
     from anomaly._tf import tf
 
     started = time.perf_counter()
-    result = {"config": {k: v for k, v in vars(cfg).items() if not k.startswith("worker") and k not in ("model", "n", "f")},
+    result = {"config": {k: v for k, v in vars(cfg).items() if not k.startswith("worker") and k not in ("model", "n", "f", "engine")},
               "device": device_info(), "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                                                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
     print(f"device: {result['device']['device']}; TensorFlow {result['device']['tensorflow']}", flush=True)
@@ -348,25 +351,31 @@ def run(cfg) -> dict:
                 row["train"] = trained[(n_train, f)]
                 row["train_ratio"] = row["train"]["ours"]["windows_per_s"] / row["train"]["naive"]["windows_per_s"]
                 row["score"] = run_worker(["score", "--model", str(models[f]), "--n", str(n), "--f", str(f)])
+                row["score_onnx"] = run_worker(["score", "--model", str(models[f]), "--n", str(n), "--f", str(f), "--engine", "onnx"])
                 n_naive = min(n, cfg.naive_cap)
                 row["naive_score"] = run_worker(["naive", "--n", str(n_naive), "--f", str(f), "--window", str(cfg.window),
                                                  "--units", str(cfg.units), "--latent", str(cfg.latent)])
                 row["naive_score"]["points"] = n_naive
                 row["naive_score"]["extrapolated"] = n_naive < n
                 row["score_ratio"] = row["score"]["points_per_s"] / row["naive_score"]["points_per_s"]
+                row["score_onnx_ratio"] = row["score_onnx"]["points_per_s"] / row["naive_score"]["points_per_s"]
                 windows = n - cfg.window + 1
-                row["gflops"] = windows * flops_per_window(cfg.window, f, cfg.units, cfg.latent) / row["score"]["score_s"] / 1e9
+                fastest = min(row["score"]["score_s"], row["score_onnx"]["score_s"])
+                row["gflops"] = windows * flops_per_window(cfg.window, f, cfg.units, cfg.latent) / fastest / 1e9
                 row["gflops_share"] = row["gflops"] / mm["best"]
                 rows.append(row)
                 print(_row_line(row), flush=True)
                 _save_partial(cfg, result, rows)
         if cfg.big:
             big_model = models[1] if cfg.big_units == cfg.units else fit_scoring_model(1, cfg, Path(tmp), cfg.big_units)
-            big = run_worker(["score", "--model", str(big_model), "--n", str(cfg.big), "--f", "1"])
-            big["points"], big["units"] = cfg.big, cfg.big_units
-            _save_partial(cfg, dict(result, big=big), rows)
-            result["big"] = big
-            print(f"scoring {cfg.big:.0e} univariate points: {big['score_s']:.1f} s, peak RSS {big['peak_rss_mib']:.0f} MiB", flush=True)
+            result["big"] = {}
+            for engine in ("tensorflow", "onnx"):
+                big = run_worker(["score", "--model", str(big_model), "--n", str(cfg.big), "--f", "1", "--engine", engine])
+                big["points"], big["units"] = cfg.big, cfg.big_units
+                result["big"][engine] = big
+                _save_partial(cfg, result, rows)
+                print(f"scoring {cfg.big:.0e} univariate points ({engine}): {big['score_s']:.1f} s, "
+                      f"peak RSS {big['peak_rss_mib']:.0f} MiB", flush=True)
         if not cfg.no_startup:
             result["startup"] = startup(models[1])
     result["rows"] = rows
@@ -390,8 +399,9 @@ def _save_partial(cfg, result: dict, rows: list) -> None:
 
 def _row_line(r: dict) -> str:
     return (f"{r['points']:.0e} x{r['sensors']}: train {r['train']['ours']['windows_per_s']:,.0f} vs {r['train']['naive']['windows_per_s']:,.0f} w/s "
-            f"({r['train_ratio']:.1f}x); score {r['score']['points_per_s']:,.0f} vs {r['naive_score']['points_per_s']:,.0f} pts/s "
-            f"({r['score_ratio']:.1f}x); RSS {r['score']['peak_rss_mib']:.0f} vs {r['naive_score']['peak_rss_mib']:.0f} MiB; "
+            f"({r['train_ratio']:.1f}x); score TF {r['score']['points_per_s']:,.0f}, ONNX {r['score_onnx']['points_per_s']:,.0f} "
+            f"vs {r['naive_score']['points_per_s']:,.0f} pts/s ({r['score_ratio']:.1f}x, {r['score_onnx_ratio']:.1f}x); "
+            f"RSS TF {r['score']['peak_rss_mib']:.0f}, ONNX {r['score_onnx']['peak_rss_mib']:.0f} vs {r['naive_score']['peak_rss_mib']:.0f} MiB; "
             f"{r['gflops']:.1f} GFLOP/s")
 
 
@@ -399,8 +409,8 @@ def table(result: dict) -> str:
     """The Markdown table of a result (also pasted into the README)."""
     mm = result["matmul_gflops"]["best"]
     lines = [
-        "| points | sensors | train ours w/s | train naive w/s | ratio | score ours pts/s | score naive pts/s | ratio "
-        "| peak RSS ours MiB | peak RSS naive MiB | GFLOP/s | % of matmul |",
+        "| points | sensors | train ours w/s | train naive w/s | ratio | score TF pts/s | score ONNX pts/s "
+        "| score naive pts/s | ratio TF / ONNX | peak RSS TF / ONNX / naive MiB | GFLOP/s | % of matmul |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
@@ -410,7 +420,9 @@ def table(result: dict) -> str:
         lines.append(
             f"| {r['points']:.0e} | {r['sensors']} | {r['train']['ours']['windows_per_s']:,.0f} | {r['train']['naive']['windows_per_s']:,.0f} "
             f"| {r['train_ratio']:.1f}x | {r['score']['points_per_s']:,.0f}{' (XLA)' if r['score']['xla'] else ''} "
-            f"| {naive['points_per_s']:,.0f}{star} | {r['score_ratio']:.1f}x{star} | {r['score']['peak_rss_mib']:.0f} | {naive_rss} "
+            f"| {r['score_onnx']['points_per_s']:,.0f} | {naive['points_per_s']:,.0f}{star} "
+            f"| {r['score_ratio']:.1f}x / {r['score_onnx_ratio']:.1f}x{star} "
+            f"| {r['score']['peak_rss_mib']:.0f} / {r['score_onnx']['peak_rss_mib']:.0f} / {naive_rss} "
             f"| {r['gflops']:.1f} | {100 * r['gflops_share']:.0f}% |"
         )
     notes = [f"Device: {result['device']['device']}, TensorFlow {result['device']['tensorflow']}; "
@@ -426,16 +438,16 @@ def table(result: dict) -> str:
                      f"assumed constant beyond them; its memory would grow with the length).")
     for f, g in result.get("growth", {}).items():
         notes.append(f"Scoring time {g['from']:.0e} -> {g['to']:.0e} points, {f} sensor(s): x{g['time_ratio']:.1f} for x{g['size_ratio']:.0f} points.")
-    if "big" in result:
-        b = result["big"]
+    for engine, b in result.get("big", {}).items():
         model = "" if b["units"] == cfg["units"] else f" with a smaller model (LSTM {b['units']} units; memory depends on the length, not the model)"
-        notes.append(f"Scoring {b['points']:.0e} univariate points{model}: {b['score_s']:.0f} s ({b['points_per_s']:,.0f} pts/s), "
+        notes.append(f"Scoring {b['points']:.0e} univariate points with {engine}{model}: {b['score_s']:.0f} s ({b['points_per_s']:,.0f} pts/s), "
                      f"peak RSS {b['peak_rss_mib']:.0f} MiB ({b['rss_before_score_mib']:.0f} MiB before scoring: Python, "
-                     f"TensorFlow, model and the input frame).")
+                     f"{'TensorFlow' if engine == 'tensorflow' else 'ONNX Runtime'}, model and the input frame).")
     if "startup" in result:
         s = result["startup"]
-        notes.append(f"Start-up of `anomaly score` on {s['rows']} rows: {s['cli_score_s']:.1f} s in all; Python {s['python_s']:.1f} s, "
-                     f"+ import TensorFlow {s['import_tf_s']:.1f} s, + load the model {s['import_and_load_s']:.1f} s (cumulative).")
+        notes.append(f"Start-up of `anomaly score` on {s['rows']} rows: {s['cli_score_s']:.1f} s in all with TensorFlow "
+                     f"(Python {s['python_s']:.1f} s, + import TensorFlow {s['import_tf_s']:.1f} s, + load the model "
+                     f"{s['import_and_load_s']:.1f} s, cumulative); {s['cli_score_onnx_s']:.1f} s with `--engine onnx`.")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
@@ -443,7 +455,7 @@ def main(argv=None) -> int:
     cfg = parse_args(argv)
     if cfg.worker:
         if cfg.worker == "score":
-            out = worker_score(cfg.model, cfg.n, cfg.f)
+            out = worker_score(cfg.model, cfg.n, cfg.f, cfg.engine)
         else:
             out = worker_naive_score(cfg.n, cfg.f, cfg.window, cfg.units, cfg.latent)
         Path(cfg.worker_out).write_text(json.dumps(out))
