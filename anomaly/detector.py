@@ -42,6 +42,7 @@ MODEL_KINDS = ("reconstruction", "prediction", "composite")  # same as anomaly.m
 # Fill value of padded steps in collections of sequences; the model's Masking layer skips steps
 # whose every (scaled) feature equals it. A real step equal to it everywhere is refused.
 PAD_VALUE = -1.0e4
+SCALE_BLOCK = 1 << 20  # rows scaled at a time (see _scale)
 
 
 class LSTMAutoencoderDetector:
@@ -330,12 +331,21 @@ class LSTMAutoencoderDetector:
             raise NotFittedError("this detector is not fitted yet: call fit() or load() first")
 
     def _scale(self, X: pd.DataFrame) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = self.scaler_.transform(X.to_numpy(dtype=np.float64)).astype(np.float32)
-        overflow = np.isfinite(X.to_numpy()) & ~np.isfinite(scaled)
-        if overflow.any():
-            row, col = (int(a[0]) for a in np.nonzero(overflow))
-            raise DataError(f"column '{self.columns_[col]}' at {X.index[row]}: value {X.iat[row, col]:g} is too large to score")
+        """Scaled float32 values; a value that overflows float32 once scaled is a :class:`DataError`.
+
+        Scaled in blocks of rows, so a long series needs no float64 copy of its own length.
+        """
+        raw = X.to_numpy(dtype=np.float64)
+        scaled = np.empty(raw.shape, dtype=np.float32)
+        for lo in range(0, len(raw), SCALE_BLOCK):
+            block = raw[lo : lo + SCALE_BLOCK]
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled[lo : lo + SCALE_BLOCK] = self.scaler_.transform(block)
+            overflow = np.isfinite(block) & ~np.isfinite(scaled[lo : lo + SCALE_BLOCK])
+            if overflow.any():
+                row, col = (int(a[0]) for a in np.nonzero(overflow))
+                raise DataError(f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} "
+                                "is too large to score")
         return scaled
 
     def _predictor(self):
@@ -371,7 +381,7 @@ class LSTMAutoencoderDetector:
                 errors.add(at, (y - target) ** 2)
                 if recon is not None:
                     recon.add(at, y)
-        return errors.mean(), (recon.mean() if recon is not None else None)
+        return errors.mean(consume=True), (recon.mean(consume=True) if recon is not None else None)
 
     def _row_errors(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return self._forward(values, starts)[0]
@@ -434,7 +444,8 @@ class LSTMAutoencoderDetector:
         score = self._combine(row_errors, X.index)
         limit = self.threshold_for(threshold, quantile)
         out = pd.DataFrame({"score": score, "threshold": limit}, index=X.index)
-        out["is_anomaly"] = np.nan_to_num(score, nan=-np.inf) > limit
+        with np.errstate(invalid="ignore"):
+            out["is_anomaly"] = score > limit  # NaN (a gap) is never above it
         if self._postprocessing() and threshold is None and quantile is None:
             # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
             from anomaly.postprocess import flag_scores

