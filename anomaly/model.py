@@ -246,17 +246,18 @@ class WindowBatches(keras.utils.PyDataset):
             self._order = self._rng.permutation(len(self.starts))
 
 
-# Scoring batch: 1024 windows per call was the fastest of 1024/4096/16384 with the unrolled XLA
-# predictor on the 2-core CPU (bench/perf.py; see README "Performance"), and it keeps scoring memory
-# at a few MiB per batch whatever the length of the series.
+# Scoring batch: with the unrolled XLA predictor 512-4096 windows per call ran within 6% of each
+# other on one idle core (26.5k, 25.9k, 25.0k, 25.6k windows/s; the plain graph 15-17k from 256 to
+# 1024), and 1024 keeps scoring memory at a few MiB per batch whatever the length of the series.
 SCORE_BATCH = 1024
 # Recurrent layers of at most this many steps are unrolled for XLA: the unrolled, compiled graph ran
 # about 4x faster than the plain while-loop graph on CPU; longer sequences would compile too slowly.
 MAX_UNROLL_STEPS = 128
-# XLA compilation of the unrolled model costs seconds (6-30 s per batch shape on the shared 2-core
-# machine) and saves about 0.3 ms per window, so it pays only on long inputs: below this many
-# windows (e.g. an incremental batch of a scheduled scorer) the plain tf.function is used.
-XLA_MIN_WINDOWS = 50_000
+# XLA compilation of the unrolled model costs 5-7 s per batch shape and saves 20-28 us per window
+# (one idle core, bench/perf.py's model: 15k -> 26k windows/s with 1 sensor, 14k -> 20k with 8), so
+# it pays from about 250,000 windows: below that (e.g. an incremental batch of a scheduled scorer)
+# the plain tf.function is used.
+XLA_MIN_WINDOWS = 250_000
 
 
 def _unrolled(model: keras.Model) -> keras.Model:

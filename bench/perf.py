@@ -283,8 +283,10 @@ def device_info() -> dict:
     for dev in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(dev)
         gpus.append(details.get("device_name", dev.name))
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__,
-            "device": f"GPU ({', '.join(gpus)})" if gpus else f"CPU ({cpu}, {os.cpu_count()} cores)",
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = f"{os.cpu_count()} cores" + (f", this run pinned to {usable}" if usable != os.cpu_count() else "")
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": usable, "gpus": gpus, "tensorflow": tf.__version__,
+            "device": f"GPU ({', '.join(gpus)})" if gpus else f"CPU ({cpu}, {cores})",
             "loadavg_start": os.getloadavg()}
 
 
