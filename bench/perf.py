@@ -9,9 +9,9 @@ measures in one run:
   and latent size. The first epoch (tracing) is excluded for both;
 - scoring throughput (points/s) of ``LSTMAutoencoderDetector.score`` with each engine (TensorFlow,
   and ONNX Runtime on the model's ONNX export) and of the baseline (``model.predict`` with its
-  default batch on all windows + per-window error), each in a fresh subprocess that also reports
-  its peak resident memory (VmHWM), plus one scoring run per engine on a long univariate series
-  (default 1e7 points);
+  default batch on all windows + per-window error, the faster of two runs: our ratios are
+  conservative), each in a fresh subprocess that also reports its peak resident memory (VmHWM),
+  plus one scoring run per engine on a long univariate series (default 1e7 points);
 - achieved GFLOP/s of our scoring (LSTM and Dense multiply-adds, 2 FLOPs each) against the
   machine's float32 matrix-multiply GFLOP/s (2048x2048, numpy and TensorFlow) measured in the same run;
 - how scoring time grows from the second-largest to the largest size;
@@ -135,9 +135,13 @@ class _EpochTimes:
         self.callback = CB()
 
     def rate(self, n_windows: int) -> float:
-        """Windows/s over the epochs after the first (the first one traces the graph)."""
+        """Windows/s of the fastest epoch after the first (the first one traces the graph).
+
+        The fastest, not the mean: on a shared machine a neighbour's burst slows some epochs, and the
+        best one is the closest to what the code can do (as for the matmul reference, best of 5).
+        """
         steady = self.times[1:] or self.times
-        return n_windows * len(steady) / sum(steady)
+        return n_windows / min(steady)
 
 
 def train_ours(values: np.ndarray, cfg) -> dict:
@@ -306,7 +310,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--latent", type=int, default=16)
     p.add_argument("--big-units", type=int, default=8, help="LSTM units of the model in the long memory run (default 8; "
                    "memory grows with the series, not the model, and a smaller model finishes in minutes, not an hour, on 2 cores)")
-    p.add_argument("--epochs", type=int, help="training epochs, the first excluded from the rate (default 2)")
+    p.add_argument("--epochs", type=int, help="training epochs; the rate is the fastest epoch after the first (default 4)")
     p.add_argument("--train-batch", type=int, default=256, help="our training batch size (default 256)")
     p.add_argument("--train-cap", type=lambda t: int(float(t)), help="train on at most this many points (default 1e4; quick: 3e3)")
     p.add_argument("--naive-cap", type=lambda t: int(float(t)),
@@ -323,7 +327,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     quick = args.quick
     args.sizes = args.sizes or ([2000, 10_000] if quick else [10_000, 100_000, 1_000_000])
     args.big = (100_000 if quick else 10_000_000) if args.big is None else args.big
-    args.epochs = args.epochs or 2
+    args.epochs = args.epochs or 4
     args.train_cap = args.train_cap or (3000 if quick else 10_000)
     args.naive_cap = args.naive_cap or (10_000 if quick else 50_000)
     return args
@@ -339,7 +343,7 @@ def run(cfg) -> dict:
     print(f"device: {result['device']['device']}; TensorFlow {result['device']['tensorflow']}", flush=True)
     result["matmul_gflops"] = mm = matmul_gflops()
     print(f"float32 matmul 2048x2048: numpy {mm['numpy']:.1f}, TensorFlow {mm['tensorflow']:.1f} GFLOP/s", flush=True)
-    rows, trained = [], {}
+    rows, trained, naive = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         models = {f: fit_scoring_model(f, cfg, Path(tmp)) for f in sorted(set(cfg.sensors) | {1})}
         for f in cfg.sensors:
@@ -355,10 +359,11 @@ def run(cfg) -> dict:
                 row["score"] = run_worker(["score", "--model", str(models[f]), "--n", str(n), "--f", str(f)])
                 row["score_onnx"] = run_worker(["score", "--model", str(models[f]), "--n", str(n), "--f", str(f), "--engine", "onnx"])
                 n_naive = min(n, cfg.naive_cap)
-                row["naive_score"] = run_worker(["naive", "--n", str(n_naive), "--f", str(f), "--window", str(cfg.window),
-                                                 "--units", str(cfg.units), "--latent", str(cfg.latent)])
-                row["naive_score"]["points"] = n_naive
-                row["naive_score"]["extrapolated"] = n_naive < n
+                if (n_naive, f) not in naive:  # the same points for every longer size: measured once, best of 2
+                    runs = [run_worker(["naive", "--n", str(n_naive), "--f", str(f), "--window", str(cfg.window),
+                                        "--units", str(cfg.units), "--latent", str(cfg.latent)]) for _ in range(2)]
+                    naive[(n_naive, f)] = max(runs, key=lambda r: r["points_per_s"])
+                row["naive_score"] = dict(naive[(n_naive, f)], points=n_naive, extrapolated=n_naive < n)
                 row["score_ratio"] = row["score"]["points_per_s"] / row["naive_score"]["points_per_s"]
                 row["score_onnx_ratio"] = row["score_onnx"]["points_per_s"] / row["naive_score"]["points_per_s"]
                 windows = n - cfg.window + 1
@@ -433,11 +438,12 @@ def table(result: dict) -> str:
              f"{result['device']['loadavg_end'][0]:.1f} at end; total {result['total_s'] / 60:.1f} min."]
     cfg = result["config"]
     notes.append(f"Model: window {cfg['window']}, LSTM {cfg['units']} -> Dense {cfg['latent']} -> LSTM {cfg['units']} -> Dense; "
-                 f"training on the first {cfg['train_cap']:,} points at most, {cfg['epochs']} epochs (first excluded), "
+                 f"training on the first {cfg['train_cap']:,} points at most, fastest of epochs 2-{cfg['epochs']}, "
                  f"ours at batch {cfg['train_batch']}, naive at Keras' default 32.")
     if any(r["naive_score"]["extrapolated"] for r in result["rows"]):
         notes.append(f"\\* naive scoring measured on the first {cfg['naive_cap']:,} points only (its rate per point is "
                      f"assumed constant beyond them; its memory would grow with the length).")
+    notes.append("Naive scoring: the faster of two runs.")
     for f, g in result.get("growth", {}).items():
         notes.append(f"Scoring time {g['from']:.0e} -> {g['to']:.0e} points, {f} sensor(s): x{g['time_ratio']:.1f} for x{g['size_ratio']:.0f} points.")
     for engine, b in result.get("big", {}).items():
