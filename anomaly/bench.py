@@ -243,7 +243,7 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
     detector = make_detector(len(fit), params)
     post = post_params(detector)
     out = {"series": ref.name, "rows_fit": len(fit_full), "rows_scored": len(scored_full), "aggregation": factor,
-           "stride": detector.stride,
+           "stride": detector.stride, "context_columns": list(context_columns),
            "labels": len(labels), "methods": {}}
     cache = {}
     for method in methods:
