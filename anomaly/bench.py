@@ -254,7 +254,7 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
             t0 = time.perf_counter()
             frame = detector.score(scored)
             flags = frame["is_anomaly"].to_numpy()
-            raw = frame[[f"error_{c}" for c in detector.target_columns_]].to_numpy().mean(axis=1)
+            raw = detector._sensor_mean(frame[[f"error_{c}" for c in detector.target_columns_]].to_numpy())
             cache[f"{method}_normal"] = detector.normal_scores_
         else:
             fit_b, scored_b = fit.drop(columns=list(context_columns)), scored.drop(columns=list(context_columns))

@@ -80,6 +80,10 @@ class LSTMAutoencoderDetector:
     ``context_columns`` are inputs only: the encoder reads them (e.g. SMAP's command flags), but
     the decoders rebuild and predict only the other columns (``target_columns_``), and errors,
     scores and events concern those alone. Not with ``conditional`` nor :meth:`fit_sequences`.
+
+    ``normalize_errors`` divides each sensor's error by its mean on the held-out normal windows
+    (``error_ref_``) before the mean over sensors, so a sensor the model rebuilds poorly even in
+    normal operation does not drown the others (one sensor: no effect on relative thresholds).
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class LSTMAutoencoderDetector:
         root_score: bool = False,
         overlap: str = "mean",
         context_columns: tuple[str, ...] = (),
+        normalize_errors: bool = False,
     ):
         self.window = window
         self.stride = stride
@@ -156,6 +161,7 @@ class LSTMAutoencoderDetector:
         self.root_score = root_score
         self.overlap = overlap
         self.context_columns = context_columns
+        self.normalize_errors = normalize_errors
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
@@ -198,7 +204,7 @@ class LSTMAutoencoderDetector:
             raise ConfigError(f"on_constant must be one of {', '.join(CONSTANT_POLICIES)}, not '{self.on_constant}'")
         if self.model_kind not in MODEL_KINDS:
             raise ConfigError(f"model_kind must be one of {', '.join(MODEL_KINDS)}, not {self.model_kind!r}")
-        for name in ("reverse", "conditional"):
+        for name in ("reverse", "conditional", "normalize_errors"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if self.reverse and self.model_kind == "prediction":
@@ -432,10 +438,14 @@ class LSTMAutoencoderDetector:
     def _row_errors(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return self._forward(values, starts)[0]
 
+    def _sensor_mean(self, row_errors: np.ndarray) -> np.ndarray:
+        """Mean error over sensors per row; each sensor's first divided by ``error_ref_`` with ``normalize_errors``."""
+        with np.errstate(invalid="ignore"):
+            return (row_errors / self.error_ref_ if self.normalize_errors else row_errors).mean(axis=1)
+
     def _combine(self, row_errors: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray:
         """One score per row: mean over sensors, optionally EWMA-smoothed over ``smoothing`` rows."""
-        with np.errstate(invalid="ignore"):
-            score = row_errors.mean(axis=1)
+        score = self._sensor_mean(row_errors)
         if self.smoothing > 1:
             score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy(copy=True)
             score[~np.isfinite(row_errors).all(axis=1)] = np.nan
@@ -495,8 +505,7 @@ class LSTMAutoencoderDetector:
             # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
             from anomaly.postprocess import flag_scores
 
-            with np.errstate(invalid="ignore"):
-                raw = row_errors.mean(axis=1)
+            raw = self._sensor_mean(row_errors)
             floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
             out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
                 raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
@@ -686,8 +695,7 @@ class LSTMAutoencoderDetector:
         _, row_errors, _ = self._sequence_forward(inputs[held], lengths[held], futures[held] if futures is not None else None)
         covered = np.isfinite(row_errors).all(axis=1)
         self.error_ref_ = np.maximum(np.nanmean(row_errors[covered], axis=0), 1e-12)
-        with np.errstate(invalid="ignore"):
-            normal_scores = row_errors.mean(axis=1)[covered]
+        normal_scores = self._sensor_mean(row_errors)[covered]
         self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule, self.margin)
         self.normal_scores_ = np.sort(normal_scores)
         self.fingerprint_ = _sequences_fingerprint(self.columns_, scaled, indexes)

@@ -90,3 +90,14 @@ def test_context_columns_checked():
         LSTMAutoencoderDetector(**TINY, context_columns="cmd").fit(frame)
     with pytest.raises(ConfigError, match="overlap"):
         LSTMAutoencoderDetector(**TINY, overlap="mode").fit(frame)
+
+
+def test_normalize_errors_weighs_each_sensor_by_its_normal_error(series):
+    det = LSTMAutoencoderDetector(**TINY, normalize_errors=True).fit(series)
+    scores = det.score(series)
+    errors = scores[["error_s0", "error_s1"]].to_numpy()
+    np.testing.assert_allclose(scores["score"], (errors / det.error_ref_).mean(axis=1))
+    # on the held-out normal windows each sensor's normalised error averages 1, so the normal scores do too
+    assert det.normal_scores_.mean() == pytest.approx(1.0, rel=1e-6)
+    with pytest.raises(ConfigError, match="normalize_errors"):
+        LSTMAutoencoderDetector(**TINY, normalize_errors="yes").fit(series)
