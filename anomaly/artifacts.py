@@ -255,7 +255,9 @@ def _validate(meta: dict, path: Path) -> None:
     need(numbers(scaler.get("mean"), n), "'scaler.mean'")
     need(numbers(scaler.get("scale"), n) and all(s > 0 for s in scaler["scale"]), "'scaler.scale'")
     need(numbers(scaler.get("var"), n), "'scaler.var'")
-    need(numbers(meta.get("error_ref"), n) and all(e > 0 for e in meta["error_ref"]), "'error_ref'")
+    context = meta["params"].get("context_columns") or []
+    need(isinstance(context, list) and all(c in cols for c in context) and len(context) < n, "'params.context_columns'")
+    need(numbers(meta.get("error_ref"), n - len(context)) and all(e > 0 for e in meta["error_ref"]), "'error_ref'")
     need(numbers(meta.get("normal_scores")) and len(meta["normal_scores"]) > 0, "'normal_scores'")
     interval = meta.get("interval_seconds")
     need(_finite(interval) and 1e-9 <= interval <= MAX_INTERVAL_SECONDS, "'interval_seconds'")

@@ -33,6 +33,7 @@ PROTOCOLS = ("train-test", "whole", "probation")
 METHODS = ("lstm", "pca", "zscore")
 PROBATION = 0.15
 CONTEXT_PREFIX = "cmd_"  # SMAP's command flags: context, not sensors to score
+CONTEXT = False  # when True, CONTEXT_PREFIX columns are LSTM inputs (context_columns), not dropped
 MAX_TRAIN_WINDOWS = 2500  # stride grows on long series so a fit sees at most about this many windows
 MAX_ROWS = 0  # when > 0, series are averaged over blocks of rows so the scored part has at most this many
 
@@ -104,15 +105,17 @@ def discover(root: str | Path, pattern: str | None = None) -> list[SeriesRef]:
 
 
 # -- loading -----------------------------------------------------------------------------------
-def _clean(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+def _clean(raw: pd.DataFrame, source: str, context: bool = False) -> pd.DataFrame:
     from anomaly.io import clean_frame
 
-    columns = [c for c in raw.columns if c != "timestamp" and not str(c).startswith(CONTEXT_PREFIX)]
+    columns = [c for c in raw.columns if c != "timestamp" and (context or not str(c).startswith(CONTEXT_PREFIX))]
     return clean_frame(raw, source, columns=columns, duplicates="mean", max_gap=3)
 
 
-def load_split(ref: SeriesRef, protocol: str) -> tuple[pd.DataFrame, pd.DataFrame, list]:
-    """``(fit_frame, score_frame, labels)`` of a series under a protocol (labels inside the scored period)."""
+def load_split(ref: SeriesRef, protocol: str, context: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """``(fit_frame, score_frame, labels)`` of a series under a protocol (labels inside the scored period).
+
+    ``context``: keep the ``CONTEXT_PREFIX`` columns (dropped by default)."""
     from anomaly.io import read_table
 
     if protocol not in PROTOCOLS:
@@ -120,8 +123,8 @@ def load_split(ref: SeriesRef, protocol: str) -> tuple[pd.DataFrame, pd.DataFram
     if protocol == "train-test":
         if "train" not in ref.files:
             raise ConfigError(f"{ref.name}: the train-test protocol needs a training split; use --protocol whole or probation")
-        fit = _clean(read_table(ref.files["train"]), str(ref.files["train"]))
-        scored = _clean(read_table(ref.files["test"]), str(ref.files["test"]))
+        fit = _clean(read_table(ref.files["train"]), str(ref.files["train"]), context)
+        scored = _clean(read_table(ref.files["test"]), str(ref.files["test"]), context)
     else:
         if "whole" in ref.files:
             raw = read_table(ref.files["whole"])
@@ -129,7 +132,7 @@ def load_split(ref: SeriesRef, protocol: str) -> tuple[pd.DataFrame, pd.DataFram
         else:
             raw = pd.concat([read_table(ref.files["train"]), read_table(ref.files["test"])], ignore_index=True)
             source = f"{ref.files['train']} + {ref.files['test']}"
-        whole = _clean(raw, source)
+        whole = _clean(raw, source, context)
         if protocol == "whole":
             fit = scored = whole
         else:
@@ -223,19 +226,24 @@ def _baseline(method: str, window: int):
 
 
 def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: dict | None = None,
-               cache_dir: str | Path | None = None, max_rows: int | None = None) -> dict:
+               cache_dir: str | Path | None = None, max_rows: int | None = None, context: bool | None = None) -> dict:
     """Every method on one series: per-method metrics, fit and score seconds.
 
     With ``max_rows`` > 0 every method fits and scores block means (see :func:`aggregate`); flags
     go back to the original rows before evaluation, so labels are compared at full resolution.
+    With ``context`` (default :data:`CONTEXT`), ``CONTEXT_PREFIX`` columns are the LSTM's
+    ``context_columns`` (inputs, not targets); the baselines never see them.
     """
-    fit_full, scored_full, labels = load_split(ref, protocol)
+    context = CONTEXT if context is None else context
+    fit_full, scored_full, labels = load_split(ref, protocol, context)
     factor = aggregation_factor(len(scored_full), MAX_ROWS if max_rows is None else max_rows)
     fit, scored = aggregate(fit_full, factor), aggregate(scored_full, factor)
-    detector = make_detector(len(fit), detector_params)
+    context_columns = tuple(c for c in fit.columns if str(c).startswith(CONTEXT_PREFIX)) if context else ()
+    params = {**(detector_params or {}), **({"context_columns": context_columns} if context_columns else {})}
+    detector = make_detector(len(fit), params)
     post = post_params(detector)
     out = {"series": ref.name, "rows_fit": len(fit_full), "rows_scored": len(scored_full), "aggregation": factor,
-           "stride": detector.stride,
+           "stride": detector.stride, "context_columns": list(context_columns),
            "labels": len(labels), "methods": {}}
     cache = {}
     for method in methods:
@@ -246,18 +254,19 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
             t0 = time.perf_counter()
             frame = detector.score(scored)
             flags = frame["is_anomaly"].to_numpy()
-            raw = frame[[f"error_{c}" for c in detector.columns_]].to_numpy().mean(axis=1)
+            raw = detector._sensor_mean(frame[[f"error_{c}" for c in detector.target_columns_]].to_numpy())
             cache[f"{method}_normal"] = detector.normal_scores_
         else:
-            model = _baseline(method, detector.window).fit(fit)
+            fit_b, scored_b = fit.drop(columns=list(context_columns)), scored.drop(columns=list(context_columns))
+            model = _baseline(method, detector.window).fit(fit_b)
             fit_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            raw = model.score(scored)["score"].to_numpy()
+            raw = model.score(scored_b)["score"].to_numpy()
             fixed = None
             if post["rule"] is None:  # the fixed rule: a threshold from the baseline's scores on its fitting data
                 from anomaly import postprocess, thresholds
 
-                normal = postprocess.ewma(model.score(fit)["score"].to_numpy(), post["smoothing"])
+                normal = postprocess.ewma(model.score(fit_b)["score"].to_numpy(), post["smoothing"])
                 fixed = thresholds.fit_thresholds(normal[np.isfinite(normal)], detector.quantile, detector.k_sigma,
                                                   detector.threshold_rule)["values"][detector.threshold_rule]
             flags = flags_for(raw, post, fixed)
@@ -298,7 +307,7 @@ def pool(per_series: list[dict], methods=METHODS) -> dict:
 
 def run_bench(root: str | Path, protocol: str | None = None, pattern: str | None = None, methods=METHODS,
               detector_params: dict | None = None, cache_dir: str | Path | None = None, progress=None,
-              max_rows: int | None = None) -> dict:
+              max_rows: int | None = None, context: bool | None = None) -> dict:
     """Run every method on every series of ``root``; returns per-series and pooled results."""
     refs = discover(root, pattern)
     if protocol is None:
@@ -308,11 +317,12 @@ def run_bench(root: str | Path, protocol: str | None = None, pattern: str | None
         raise ConfigError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHODS)})")
     per_series = []
     for i, ref in enumerate(refs):
-        per_series.append(run_series(ref, protocol, methods, detector_params, cache_dir, max_rows))
+        per_series.append(run_series(ref, protocol, methods, detector_params, cache_dir, max_rows, context))
         if progress is not None:
             progress(i + 1, len(refs), per_series[-1])
     return {"dataset": str(root), "protocol": protocol, "series_glob": pattern, "methods": list(methods),
             "max_rows": MAX_ROWS if max_rows is None else max_rows,
+            "context": CONTEXT if context is None else context,
             "detector_params": {k: list(v) if isinstance(v, tuple) else v for k, v in make_detector(0, detector_params).get_params().items()},
             "series": per_series, "pooled": pool(per_series, methods)}
 

@@ -536,7 +536,7 @@ def cmd_bench(args) -> int:
 
             raise ConfigError("--model-kind: this detector has no model kinds")
         params["model_kind"] = args.model_kind
-    for name in ("window", "epochs", "smoothing", "local_rule", "local_k", "prune", "event_padding"):
+    for name in ("window", "epochs", "smoothing", "local_rule", "local_k", "prune", "event_padding", "overlap"):
         value = getattr(args, name)
         if value is not None:
             params[name] = None if value == "none" else value
@@ -547,7 +547,10 @@ def cmd_bench(args) -> int:
             print(f"[{i}/{n}] {row['series']}: " + "  ".join(f"{m} tp={c['tp']} fp={c['fp']} fn={c['fn']}" for m, c in seg.items()),
                   file=sys.stderr, flush=True)
 
-    result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), params, args.cache, progress, args.max_rows)
+    if args.reverse:
+        params["reverse"] = True
+    result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), params, args.cache, progress, args.max_rows,
+                       args.context)
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
@@ -579,6 +582,10 @@ def _add_bench(sub) -> None:
     g.add_argument("--local-k", type=float)
     g.add_argument("--prune", type=float, help="telemanom pruning: minimum relative drop between event peaks")
     g.add_argument("--event-padding", type=int, help="rows added on each side of every event")
+    g.add_argument("--overlap", choices=["mean", "median"], help="join overlapping windows' estimates of a row")
+    g.add_argument("--reverse", action="store_true", help="reconstruct each window reversed in time")
+    g.add_argument("--context", action=argparse.BooleanOptionalAction, default=None,
+                   help="use cmd_* columns (SMAP's command flags) as LSTM inputs, not targets (default: the benchmark's)")
     p.add_argument("--quiet", action="store_true", help="no per-series progress")
     p.set_defaults(func=cmd_bench)
 

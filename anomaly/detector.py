@@ -21,6 +21,7 @@ from anomaly.errors import ConfigError, DataError, NotFittedError
 from anomaly.io import detect_interval
 from anomaly.windows import (
     OverlapMean,
+    OverlapMedian,
     batched,
     future_starts,
     gather,
@@ -38,6 +39,7 @@ MIN_VAL_WINDOWS = 4
 MIN_TRAIN_SEQUENCES = 8
 MIN_VAL_SEQUENCES = 2
 CONSTANT_POLICIES = ("error", "keep")
+OVERLAPS = ("mean", "median")
 MODEL_KINDS = ("reconstruction", "prediction", "composite")  # same as anomaly.model.MODEL_KINDS
 # Fill value of padded steps in collections of sequences; the model's Masking layer skips steps
 # whose every (scaled) feature equals it. A real step equal to it everywhere is refused.
@@ -70,6 +72,19 @@ class LSTMAutoencoderDetector:
     ``prediction``); ``conditional`` feeds each decoder its previous output (teacher forcing in
     training, its own output at scoring) instead of the repeated latent vector alone.
     :meth:`fit_sequences` fits on a collection of separate recordings instead of one series.
+
+    ``overlap`` says how the estimates of one row from overlapping windows are joined: ``mean``
+    (default) averages their squared errors; ``median`` takes the median of the estimates
+    (reconstructions and/or predictions of the row), then its squared error (Orion's way). A
+    collection of separate sequences has one estimate per step, so there both agree.
+
+    ``context_columns`` are inputs only: the encoder reads them (e.g. SMAP's command flags), but
+    the decoders rebuild and predict only the other columns (``target_columns_``), and errors,
+    scores and events concern those alone. Not with ``conditional`` nor :meth:`fit_sequences`.
+
+    ``normalize_errors`` divides each sensor's error by its mean on the held-out normal windows
+    (``error_ref_``) before the mean over sensors, so a sensor the model rebuilds poorly even in
+    normal operation does not drown the others (one sensor: no effect on relative thresholds).
     """
 
     def __init__(
@@ -107,6 +122,9 @@ class LSTMAutoencoderDetector:
         prune: float = 0.0,
         event_padding: int = 0,
         root_score: bool = False,
+        overlap: str = "mean",
+        context_columns: tuple[str, ...] = (),
+        normalize_errors: bool = False,
     ):
         self.window = window
         self.stride = stride
@@ -142,6 +160,9 @@ class LSTMAutoencoderDetector:
         self.prune = prune
         self.event_padding = event_padding
         self.root_score = root_score
+        self.overlap = overlap
+        self.context_columns = context_columns
+        self.normalize_errors = normalize_errors
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
@@ -184,7 +205,7 @@ class LSTMAutoencoderDetector:
             raise ConfigError(f"on_constant must be one of {', '.join(CONSTANT_POLICIES)}, not '{self.on_constant}'")
         if self.model_kind not in MODEL_KINDS:
             raise ConfigError(f"model_kind must be one of {', '.join(MODEL_KINDS)}, not {self.model_kind!r}")
-        for name in ("reverse", "conditional"):
+        for name in ("reverse", "conditional", "normalize_errors"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if self.reverse and self.model_kind == "prediction":
@@ -203,6 +224,30 @@ class LSTMAutoencoderDetector:
             raise ConfigError("local_window must be in (0, 1], local_k > 0 and prune in [0, 1)")
         if not isinstance(self.event_padding, (int, np.integer)) or self.event_padding < 0:
             raise ConfigError(f"event_padding must be an integer >= 0, not {self.event_padding!r}")
+        if self.overlap not in OVERLAPS:
+            raise ConfigError(f"overlap must be one of {', '.join(OVERLAPS)}, not {self.overlap!r}")
+        context = self.context_columns
+        if isinstance(context, str) or not isinstance(context, (tuple, list)) or not all(isinstance(c, str) for c in context):
+            raise ConfigError(f"context_columns must be a list of column names, not {context!r}")
+        if context and self.conditional:
+            raise ConfigError("context_columns do not work with a conditional decoder (it is fed its own targets)")
+
+    @property
+    def target_columns_(self) -> list[str]:
+        """The columns the model rebuilds and scores: every column but the ``context_columns``."""
+        context = set(self.context_columns)
+        return [c for c in self.columns_ if c not in context]
+
+    def _target_index(self) -> np.ndarray | slice:
+        """Positions of the target columns among ``columns_`` (a plain slice when all are targets)."""
+        if not self.context_columns:
+            return slice(None)
+        context = set(self.context_columns)
+        return np.array([i for i, c in enumerate(self.columns_) if c not in context], dtype=np.int64)
+
+    def _target_values(self, values: np.ndarray) -> np.ndarray:
+        """The scaled target columns of ``values`` (``values`` itself when every column is a target)."""
+        return values if not self.context_columns else np.ascontiguousarray(values[:, self._target_index()])
 
     def _horizon(self) -> int:
         """Rows predicted after each window (0 when there is no prediction decoder)."""
@@ -216,13 +261,15 @@ class LSTMAutoencoderDetector:
     def _output_shapes(self, n_features: int) -> list[tuple]:
         """Shape of each output of the saved model, in order (checked when a model directory is loaded)."""
         steps = {"reconstruction": self.window, "prediction": int(self.horizon)}
-        return [(None, steps[name], n_features) for name in self._outputs()]
+        n_targets = n_features - len(self.context_columns)
+        return [(None, steps[name], n_targets) for name in self._outputs()]
 
     def _build(self, pad_value: float | None = None):
         from anomaly.model import build_model
 
         return build_model(
             kind=self.model_kind, window=self.window, n_features=self.n_features_in_,
+            n_outputs=self.n_features_in_ - len(self.context_columns),
             encoder_units=tuple(self.encoder_units), decoder_units=tuple(self.decoder_units),
             latent_dim=self.latent_dim, horizon=int(self.horizon), activation=self.activation,
             dropout=self.dropout, learning_rate=self.learning_rate, conditional=bool(self.conditional),
@@ -254,11 +301,12 @@ class LSTMAutoencoderDetector:
         inputs = (x, *[shift_right(t) for t in targets]) if self.conditional else x
         return inputs, (targets[0] if len(targets) == 1 else tuple(targets))
 
-    def _window_batch(self, values: np.ndarray, starts: np.ndarray):
-        """One training batch of windows at ``starts``: ``(inputs, targets)``."""
+    def _window_batch(self, values: np.ndarray, targets_of: np.ndarray, starts: np.ndarray):
+        """One training batch of windows at ``starts``: ``(inputs, targets)`` (targets from ``targets_of``)."""
         x = gather(values, starts, self.window)
-        targets = [(reverse_steps(x) if self.reverse else x) if name == "reconstruction"
-                   else gather_future(values, starts, self.window, self.horizon) for name in self._outputs()]
+        xt = x if targets_of is values else gather(targets_of, starts, self.window)
+        targets = [(reverse_steps(xt) if self.reverse else xt) if name == "reconstruction"
+                   else gather_future(targets_of, starts, self.window, self.horizon) for name in self._outputs()]
         return self._targets_to_batch(x, targets)
 
     # -- fitting ----------------------------------------------------------------------------
@@ -274,16 +322,23 @@ class LSTMAutoencoderDetector:
         X = _check_frame(X)
         self.columns_ = list(map(str, X.columns))
         self.n_features_in_ = len(self.columns_)
+        unknown = [c for c in self.context_columns if c not in self.columns_]
+        if unknown:
+            raise DataError(f"context column(s) {', '.join(map(repr, unknown))} not in the data (columns: {', '.join(self.columns_)})")
+        if not self.target_columns_:
+            raise DataError("every column is a context column: at least one must be a sensor to rebuild")
         self.interval_ = pd.Timedelta(X.index.freq) if X.index.freq is not None else detect_interval(X.index)
         self.timezone_ = str(X.index.tz) if X.index.tz is not None else None
         self._fit_scaler(X)
         values = self._scale(X)
+        targets_of = self._target_values(values)
         starts = span_starts(np.isfinite(values).all(axis=1), self.window, self._horizon(), self.stride)
         train, val = self._split(starts, len(X))
 
         keras.utils.set_random_seed(self.seed)
         self._train(self._build(), len(train), len(val),
-                    lambda idx: self._window_batch(values, train[idx]), lambda idx: self._window_batch(values, val[idx]),
+                    lambda idx: self._window_batch(values, targets_of, train[idx]),
+                    lambda idx: self._window_batch(values, targets_of, val[idx]),
                     on_epoch=on_epoch)
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
@@ -361,35 +416,50 @@ class LSTMAutoencoderDetector:
         return self._predictor_cache
 
     def _forward(self, values: np.ndarray, starts: np.ndarray, reconstruct: bool = False):
-        """Per-row, per-sensor mean squared error (and mean estimate) over every estimate of the row.
+        """Per-row, per-target squared error and mean estimate over every estimate of the row.
 
         Reconstructions count for the rows of their window, predictions for the rows after it.
+        ``overlap="mean"``: the mean of the estimates' squared errors; ``"median"``: the squared
+        error of the median estimate (which is then the estimate returned).
         """
-        errors = OverlapMean(len(values), values.shape[1])
-        recon = OverlapMean(len(values), values.shape[1]) if reconstruct else None
+        targets_of = self._target_values(values)
+        n_targets = targets_of.shape[1]
+        median = self.overlap == "median"
+        errors = None if median else OverlapMean(len(values), n_targets)
+        recon = OverlapMedian(len(values), n_targets) if median else (OverlapMean(len(values), n_targets) if reconstruct else None)
         predict = self._predictor().plan(len(starts))  # XLA only where it pays (model.XLA_MIN_WINDOWS)
         for batch in batched(starts, predict.batch_size):  # model.SCORE_BATCH, chosen by bench/perf.py
             x = gather(values, batch, self.window)
             outs = predict(x)
             for name, y in zip(self._outputs(), outs if isinstance(outs, list) else [outs]):
                 if name == "reconstruction":
-                    target, at = x, batch
+                    at = batch
                     if self.reverse:
                         y = reverse_steps(y)
+                    target = None if median else (x if targets_of is values else gather(targets_of, batch, self.window))
                 else:
-                    target, at = gather_future(values, batch, self.window, self.horizon), future_starts(batch, self.window)
-                errors.add(at, (y - target) ** 2)
+                    at = future_starts(batch, self.window)
+                    target = None if median else gather_future(targets_of, batch, self.window, self.horizon)
+                if errors is not None:
+                    errors.add(at, (y - target) ** 2)
                 if recon is not None:
                     recon.add(at, y)
+        if median:
+            estimate = recon.median()
+            return (estimate - targets_of) ** 2, (estimate if reconstruct else None)
         return errors.mean(consume=True), (recon.mean(consume=True) if recon is not None else None)
 
     def _row_errors(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return self._forward(values, starts)[0]
 
+    def _sensor_mean(self, row_errors: np.ndarray) -> np.ndarray:
+        """Mean error over sensors per row; each sensor's first divided by ``error_ref_`` with ``normalize_errors``."""
+        with np.errstate(invalid="ignore"):
+            return (row_errors / self.error_ref_ if self.normalize_errors else row_errors).mean(axis=1)
+
     def _combine(self, row_errors: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray:
         """One score per row: mean over sensors, optionally EWMA-smoothed over ``smoothing`` rows."""
-        with np.errstate(invalid="ignore"):
-            score = row_errors.mean(axis=1)
+        score = self._sensor_mean(row_errors)
         if self.smoothing > 1:
             score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy(copy=True)
             score[~np.isfinite(row_errors).all(axis=1)] = np.nan
@@ -450,34 +520,37 @@ class LSTMAutoencoderDetector:
             # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
             from anomaly.postprocess import flag_scores
 
-            with np.errstate(invalid="ignore"):
-                raw = row_errors.mean(axis=1)
+            raw = self._sensor_mean(row_errors)
             floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
             out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
                 raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
                 floor=floor, prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
                 min_length=self.min_event_length, root=self.root_score)
-        for i, name in enumerate(self.columns_):
+        for i, name in enumerate(self.target_columns_):
             out[f"error_{name}"] = row_errors[:, i]
         if recon is not None:
-            original = self.scaler_.inverse_transform(np.nan_to_num(recon))
-            original[~np.isfinite(recon)] = np.nan
-            for i, name in enumerate(self.columns_):
+            original = self._unscale_targets(recon)
+            for i, name in enumerate(self.target_columns_):
                 out[f"recon_{name}"] = original[:, i]
         return out
+
+    def _unscale_targets(self, scaled: np.ndarray) -> np.ndarray:
+        """Scaled estimates of the target columns back in original units (NaN stays NaN)."""
+        tgt = self._target_index()
+        return scaled * self.scaler_.scale_[tgt] + self.scaler_.mean_[tgt]
 
     def events(self, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
         """Events from a frame returned by :meth:`score`, optionally at another threshold."""
         self._check_fitted()
-        contributions = scores[[f"error_{c}" for c in self.columns_]].to_numpy() / self.error_ref_
+        contributions = scores[[f"error_{c}" for c in self.target_columns_]].to_numpy() / self.error_ref_
         if self._postprocessing() and threshold is None:  # flags already final (see score)
             from anomaly.postprocess import events_from_flags
 
             return events_from_flags(scores.index, scores["score"].to_numpy(), scores["threshold"].to_numpy(),
-                                     scores["is_anomaly"].to_numpy(), contributions, self.columns_)
+                                     scores["is_anomaly"].to_numpy(), contributions, self.target_columns_)
         limit = float(scores["threshold"].iloc[0]) if threshold is None else self.threshold_for(threshold)
         return events_mod.find_events(
-            scores.index, scores["score"].to_numpy(), limit, contributions, self.columns_,
+            scores.index, scores["score"].to_numpy(), limit, contributions, self.target_columns_,
             min_length=self.min_event_length, merge_gap=self.merge_gap,
         )
 
@@ -622,6 +695,8 @@ class LSTMAutoencoderDetector:
         from anomaly._tf import keras
 
         self._check_params()
+        if self.context_columns:
+            raise ConfigError("context_columns are not supported by fit_sequences; fit one series with fit()")
         scaled, indexes = self._sequence_values(sequences, fitting=True)
         timed = [ix for ix in indexes if isinstance(ix, pd.DatetimeIndex) and len(ix) > 2]
         self.interval_ = detect_interval(timed[0]) if timed else pd.Timedelta(seconds=1)  # arrays: 1 s per step
@@ -646,8 +721,7 @@ class LSTMAutoencoderDetector:
         _, row_errors, _ = self._sequence_forward(inputs[held], lengths[held], futures[held] if futures is not None else None)
         covered = np.isfinite(row_errors).all(axis=1)
         self.error_ref_ = np.maximum(np.nanmean(row_errors[covered], axis=0), 1e-12)
-        with np.errstate(invalid="ignore"):
-            normal_scores = row_errors.mean(axis=1)[covered]
+        normal_scores = self._sensor_mean(row_errors)[covered]
         self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule, self.margin)
         self.normal_scores_ = np.sort(normal_scores)
         self.fingerprint_ = _sequences_fingerprint(self.columns_, scaled, indexes)

@@ -93,7 +93,7 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
     limit = detector.threshold_for(threshold, quantile)
     covered = coverage(len(X), starts, window) > 0
     idx = np.flatnonzero(np.asarray(rows, dtype=bool) & covered)
-    columns = ["score", "threshold", "is_anomaly"] + [f"error_{c}" for c in detector.columns_]
+    columns = ["score", "threshold", "is_anomaly"] + [f"error_{c}" for c in detector.target_columns_]
     if len(idx) == 0:
         return pd.DataFrame(columns=columns, index=X.index[:0]).astype({"is_anomaly": bool, "score": float})
     first, last = int(idx[0]), int(idx[-1])
@@ -111,7 +111,7 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
     pick = idx - lo
     out = pd.DataFrame({"score": score[pick], "threshold": limit}, index=X.index[idx])
     out["is_anomaly"] = np.nan_to_num(out["score"].to_numpy(), nan=-np.inf) > limit
-    for i, name in enumerate(detector.columns_):
+    for i, name in enumerate(detector.target_columns_):
         out[f"error_{name}"] = row_errors[pick, i]
     return out
 

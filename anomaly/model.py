@@ -65,6 +65,7 @@ def build_model(
     decoder_units: tuple[int, ...],
     latent_dim: int,
     horizon: int = 1,
+    n_outputs: int | None = None,
     activation: str = "tanh",
     dropout: float = 0.0,
     learning_rate: float = 1e-3,
@@ -86,8 +87,10 @@ def build_model(
     the first step; the true previous value during training, i.e. teacher forcing).
     ``pad_value`` adds a Masking layer: input steps whose every feature equals it are skipped by
     the encoder (collections of padded sequences). Built-in layers only, so the saved model loads
-    with ``safe_mode=True``.
+    with ``safe_mode=True``. ``n_outputs`` (default ``n_features``): the features each decoder step
+    outputs, fewer than its inputs when some inputs are context only (the caller picks the targets).
     """
+    n_outputs = n_features if n_outputs is None else n_outputs
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
     inputs = keras.Input(shape=(window, n_features), name="window")
@@ -111,7 +114,7 @@ def build_model(
         decoder = [_decoder_lstm(units, activation, dropout, conditional, f"{prefix[name]}_{i}") for i, units in enumerate(decoder_units)]
         # Dense on a 3-D tensor acts on the last axis with one set of weights for every step: exactly
         # TimeDistributed(Dense), without the wrapper that is slow in Keras 3 (keras-team/keras#21179).
-        head = layers.Dense(n_features, name=name)
+        head = layers.Dense(n_outputs, name=name)
         if not conditional:
             y = layers.RepeatVector(steps, name="repeat" if name == RECONSTRUCTION else f"repeat_{name}")(latent)
             for lstm in decoder:
@@ -120,7 +123,7 @@ def build_model(
             train_outputs.append(out)
             infer_outputs.append(out)
             continue
-        teacher = keras.Input(shape=(steps, n_features), name=f"teacher_{name}")
+        teacher = keras.Input(shape=(steps, n_outputs), name=f"teacher_{name}")
         teachers.append(teacher)
         context = layers.RepeatVector(steps, name=f"context_{name}")(latent)
         y = layers.Concatenate(axis=-1, name=f"teacher_in_{name}")([context, teacher])

@@ -90,6 +90,41 @@ class OverlapMean:
         return out
 
 
+class OverlapMedian:
+    """Per-timestamp median of per-window values (e.g. reconstructions) over overlapping windows.
+
+    Same interface as :class:`OverlapMean`. Every estimate is kept (an array of rows x estimates x
+    features that grows as rows collect more estimates), so memory grows with the number of
+    windows covering a row: ``window / stride`` for reconstructions. The median resists the odd
+    window that reconstructs a row badly because of a burst elsewhere in it (Orion's
+    ``reconstruction_errors`` aggregates overlapping reconstructions the same way).
+    """
+
+    def __init__(self, n_rows: int, n_features: int):
+        self.values = np.full((n_rows, 1, n_features), np.nan, dtype=np.float64)
+        self.count = np.zeros(n_rows, dtype=np.int64)
+
+    def add(self, starts: np.ndarray, values: np.ndarray, lengths: np.ndarray | None = None) -> None:
+        """Keep ``values`` of shape ``(len(starts), steps, n_features)`` for the rows they cover (see OverlapMean.add)."""
+        for k in range(values.shape[1]):
+            keep = slice(None) if lengths is None else lengths > k
+            rows = starts[keep] + k
+            slots = self.count[rows]  # rows are distinct within one offset, so one slot each
+            if len(slots) and slots.max() >= self.values.shape[1]:
+                grow = max(self.values.shape[1], int(slots.max()) + 1 - self.values.shape[1])
+                pad = np.full((self.values.shape[0], grow, self.values.shape[2]), np.nan)
+                self.values = np.concatenate([self.values, pad], axis=1)
+            self.values[rows, slots] = values[keep, k, :]
+            self.count[rows] += 1
+
+    def median(self) -> np.ndarray:
+        """Median over each row's estimates; NaN for rows no window covered."""
+        out = np.full((self.values.shape[0], self.values.shape[2]), np.nan)
+        seen = self.count > 0
+        out[seen] = np.nanmedian(self.values[seen], axis=1)
+        return out
+
+
 # -- prediction: windows followed by the steps they predict -----------------------------------
 def span_starts(finite_rows: np.ndarray, window: int, horizon: int = 0, stride: int = 1) -> np.ndarray:
     """Starts of every ``window`` followed by ``horizon`` more rows, all without a break.

@@ -160,3 +160,38 @@ def test_prediction_models_predict_at_least_one_stride_ahead():
     assert det.stride == auto_stride(n, det.window) > 1 and det.horizon == det.stride
     assert make_detector(n, {"model_kind": "prediction", "horizon": 3, "stride": 2}).horizon == 3
     assert make_detector(n, {"model_kind": "reconstruction"}).horizon == 1
+
+
+def test_context_flags_feed_the_lstm_only(split_dir, tmp_path):
+    from anomaly.bench import run_series
+
+    ref = discover(split_dir, "s1")[0]
+    fit, _, _ = load_split(ref, "train-test", context=True)
+    assert list(fit.columns) == ["telemetry", "cmd_1"]
+    params = {**TINY, "smoothing": 0, "event_padding": 2}
+    with_ctx = run_series(ref, "train-test", ("lstm", "pca"), params, tmp_path / "a", context=True)
+    without = run_series(ref, "train-test", ("lstm", "pca"), params, tmp_path / "b", context=False)
+    assert with_ctx["context_columns"] == ["cmd_1"] and without["context_columns"] == []
+    a = np.load(tmp_path / "a" / "train-test" / "s1.npz")
+    b = np.load(tmp_path / "b" / "train-test" / "s1.npz")
+    np.testing.assert_array_equal(a["pca"], b["pca"])  # the baselines never see the flags
+    assert a["lstm"].shape == b["lstm"].shape and not np.allclose(a["lstm"], b["lstm"])  # the LSTM reads them
+
+
+def test_cli_bench_passes_overlap_reverse_and_context(monkeypatch, split_dir):
+    import anomaly.bench
+    from anomaly.cli import build_parser
+
+    seen = {}
+
+    def fake_run_bench(root, protocol, pattern, methods, params, cache, progress, max_rows, context):
+        seen.update(params=params, context=context)
+        return {"dataset": str(root), "protocol": "train-test", "series": [], "pooled": {}}
+
+    monkeypatch.setattr(anomaly.bench, "run_bench", fake_run_bench)
+    args = build_parser().parse_args(["bench", str(split_dir), "--overlap", "median", "--reverse", "--context", "--quiet"])
+    assert args.func(args) == 0
+    assert seen == {"params": {"overlap": "median", "reverse": True}, "context": True}
+    args = build_parser().parse_args(["bench", str(split_dir), "--no-context", "--quiet"])
+    args.func(args)
+    assert seen == {"params": {}, "context": False}

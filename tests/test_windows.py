@@ -48,3 +48,24 @@ def test_overlap_mean_uncovered_rows_are_nan():
     acc = OverlapMean(4, 2)
     acc.add(np.array([0]), np.ones((1, 2, 2)))
     assert np.isnan(acc.mean()[2:]).all() and (acc.mean()[:2] == 1).all()
+
+
+def test_overlap_median_takes_the_median_of_covering_windows():
+    from anomaly.windows import OverlapMedian
+
+    acc = OverlapMedian(5, 1)
+    # three windows of 3 rows at 0, 1, 2 (one batch), then a fourth at 2 in a second batch
+    acc.add(np.array([0, 1, 2]), np.array([[[1.0]] * 3, [[5.0]] * 3, [[2.0]] * 3]))
+    acc.add(np.array([2]), np.array([[[100.0]] * 3]))
+    # row 0: [1]; row 1: [1, 5]; row 2: [1, 5, 2, 100]; row 3: [5, 2, 100]; row 4: [2, 100]
+    np.testing.assert_allclose(acc.median()[:, 0], [1.0, 3.0, 3.5, 5.0, 51.0])
+    assert acc.count.tolist() == [1, 2, 4, 3, 2]
+
+
+def test_overlap_median_uncovered_rows_are_nan_and_lengths_skip_padding():
+    from anomaly.windows import OverlapMedian
+
+    acc = OverlapMedian(4, 2)
+    acc.add(np.array([0]), np.full((1, 3, 2), 7.0), lengths=np.array([2]))
+    out = acc.median()
+    assert (out[:2] == 7).all() and np.isnan(out[2:]).all()

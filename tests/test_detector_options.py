@@ -1,0 +1,104 @@
+"""Detector options ``overlap`` (median of overlapping estimates) and ``context_columns`` (inputs only)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly.detector import LSTMAutoencoderDetector
+from anomaly.errors import ConfigError, DataError
+from anomaly.windows import gather, window_starts
+from conftest import TINY, make_series
+
+
+@pytest.fixture(scope="module")
+def median_detector(series):
+    return LSTMAutoencoderDetector(**TINY, overlap="median").fit(series)
+
+
+def test_median_overlap_is_the_squared_error_of_the_median_reconstruction(series, median_detector):
+    det = median_detector
+    values = det._scale(series)
+    starts = window_starts(np.ones(len(series), bool), det.window, det.stride)
+    recon = np.asarray(det.model_(gather(values, starts, det.window)))  # (n_windows, window, 2)
+    # by hand: every estimate of row r is recon[i, r - starts[i]] for the windows i covering r
+    expected = np.empty((len(series), 2))
+    for r in range(len(series)):
+        covering = [i for i, s in enumerate(starts) if s <= r < s + det.window]
+        expected[r] = np.median(np.stack([recon[i, r - starts[i]] for i in covering]), axis=0)
+    scores = det.score(series, reconstruct=True)
+    np.testing.assert_allclose(scores[["error_s0", "error_s1"]].to_numpy(), (expected - values) ** 2, rtol=1e-4, atol=1e-6)
+    unscaled = expected * det.scaler_.scale_ + det.scaler_.mean_
+    np.testing.assert_allclose(scores[["recon_s0", "recon_s1"]].to_numpy(), unscaled, rtol=1e-4, atol=1e-5)
+
+
+def test_median_and_mean_differ_and_median_is_saved(series, tiny_detector, median_detector, tmp_path):
+    # tiny_detector: same settings and seed, so the same weights; only the joining of estimates differs
+    np.testing.assert_array_equal(tiny_detector.model_.get_weights()[0], median_detector.model_.get_weights()[0])
+    a, b = tiny_detector.score(series)["score"].to_numpy(), median_detector.score(series)["score"].to_numpy()
+    assert not np.allclose(a, b)
+    # on this data the squared error of the median estimate is lower on average (outlying estimates stop counting)
+    assert b.mean() < a.mean()
+    median_detector.save(tmp_path / "m")
+    loaded = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert loaded.overlap == "median"
+    pd.testing.assert_frame_equal(loaded.score(series), median_detector.score(series))
+
+
+def _with_context(n=400):
+    frame = make_series(n, 1)
+    frame["cmd"] = (np.arange(n) // 50 % 2).astype(float)  # a 0/1 flag the sensor does not follow
+    return frame
+
+
+@pytest.fixture(scope="module")
+def context_detector():
+    return LSTMAutoencoderDetector(**TINY, context_columns=("cmd",)).fit(_with_context())
+
+
+def test_context_columns_are_inputs_not_targets(context_detector, tmp_path):
+    det = context_detector
+    assert det.columns_ == ["s0", "cmd"] and det.target_columns_ == ["s0"]
+    assert tuple(det.model_.input_shape) == (None, TINY["window"], 2)
+    assert tuple(det.model_.output_shape) == (None, TINY["window"], 1)
+    frame = _with_context()
+    scores = det.score(frame, reconstruct=True)
+    assert list(scores.columns) == ["score", "threshold", "is_anomaly", "error_s0", "recon_s0"]
+    np.testing.assert_allclose(scores["score"], scores["error_s0"])
+    assert det.error_ref_.shape == (1,)
+    # the flag is read: changing it changes the sensor's error, though the flag itself is never scored
+    flipped = frame.assign(cmd=1.0 - frame["cmd"])
+    assert not np.allclose(det.score(flipped)["error_s0"], scores["error_s0"])
+    # an anomaly in the sensor is found and named
+    spiked = frame.copy()
+    spiked.iloc[200:210, 0] += 4.0
+    events = det.detect(spiked)
+    assert len(events) >= 1 and events["sensors"].str.contains("s0").all()
+    det.save(tmp_path / "c")
+    loaded = LSTMAutoencoderDetector.load(tmp_path / "c")
+    assert loaded.context_columns == ("cmd",)
+    pd.testing.assert_frame_equal(loaded.score(frame), det.score(frame))
+
+
+def test_context_columns_checked():
+    frame = _with_context()
+    with pytest.raises(DataError, match="'nope'"):
+        LSTMAutoencoderDetector(**TINY, context_columns=("nope",)).fit(frame)
+    with pytest.raises(DataError, match="every column is a context column"):
+        LSTMAutoencoderDetector(**TINY, context_columns=("s0", "cmd")).fit(frame)
+    with pytest.raises(ConfigError, match="conditional"):
+        LSTMAutoencoderDetector(**TINY, context_columns=("cmd",), conditional=True).fit(frame)
+    with pytest.raises(ConfigError, match="context_columns must be a list"):
+        LSTMAutoencoderDetector(**TINY, context_columns="cmd").fit(frame)
+    with pytest.raises(ConfigError, match="overlap"):
+        LSTMAutoencoderDetector(**TINY, overlap="mode").fit(frame)
+
+
+def test_normalize_errors_weighs_each_sensor_by_its_normal_error(series):
+    det = LSTMAutoencoderDetector(**TINY, normalize_errors=True).fit(series)
+    scores = det.score(series)
+    errors = scores[["error_s0", "error_s1"]].to_numpy()
+    np.testing.assert_allclose(scores["score"], (errors / det.error_ref_).mean(axis=1))
+    # on the held-out normal windows each sensor's normalised error averages 1, so the normal scores do too
+    assert det.normal_scores_.mean() == pytest.approx(1.0, rel=1e-6)
+    with pytest.raises(ConfigError, match="normalize_errors"):
+        LSTMAutoencoderDetector(**TINY, normalize_errors="yes").fit(series)
