@@ -6,6 +6,7 @@ Imported by the test modules next to it (pytest puts ``tests/`` on ``sys.path``)
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,9 +59,16 @@ def run_cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _default_sigint() -> None:
+    # A test run started in the background by a non-interactive shell (`cmd &`, nohup) inherits
+    # SIGINT ignored, and so would the CLI under test (Python keeps an inherited SIG_IGN): restore
+    # the default so that the SIGINT tests see what a user's Ctrl-C does.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def popen_cli(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "anomaly", *map(str, args)], cwd=REPO, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> str:
