@@ -403,10 +403,14 @@ class LSTMAutoencoderDetector:
                                 "is too large to score")
         return scaled
 
-    def _predictor(self):
+    def _onnx_loaded(self) -> bool:
+        """Whether ``model_`` is an ONNX Runtime session (``load(engine="onnx")``), not a Keras model."""
         from anomaly.engine import OnnxModel
 
-        if isinstance(self.model_, OnnxModel):  # loaded with engine="onnx": the session is the predictor
+        return isinstance(self.model_, OnnxModel)
+
+    def _predictor(self):
+        if self._onnx_loaded():  # the session is the predictor
             return self.model_
         from anomaly.model import Predictor  # imports TensorFlow: only past the ONNX case
 
@@ -556,7 +560,7 @@ class LSTMAutoencoderDetector:
 
     def _postprocessing(self) -> bool:
         """Whether flags come from :mod:`anomaly.postprocess` (local rule, pruning or padding)."""
-        return getattr(self, "local_rule", None) is not None or getattr(self, "prune", 0) > 0 or getattr(self, "event_padding", 0) > 0 or getattr(self, "root_score", False)
+        return self.local_rule is not None or self.prune > 0 or self.event_padding > 0 or bool(self.root_score)
 
     def detect(self, X: pd.DataFrame, *, threshold: float | None = None, quantile: float | None = None) -> pd.DataFrame:
         """Anomaly events (``start, end, peak_score, severity, sensors``) in ``X``."""
@@ -585,16 +589,12 @@ class LSTMAutoencoderDetector:
 
     # -- collections of separate sequences --------------------------------------------------
     def _check_keras(self, what: str) -> None:
-        from anomaly.engine import OnnxModel
-
-        if isinstance(self.model_, OnnxModel):
+        if self._onnx_loaded():
             raise ConfigError(f"{what} needs the Keras model: load this detector with engine='tensorflow', not 'onnx'")
 
     def _is_sequence_model(self) -> bool:
         """Whether the model was fitted by :meth:`fit_sequences` (its input has a Masking layer)."""
-        from anomaly.engine import OnnxModel
-
-        if isinstance(self.model_, OnnxModel):  # only series models are exported (see save)
+        if self._onnx_loaded():  # only series models are exported (see save)
             return False
         from anomaly.model import MASK_LAYER
 
