@@ -36,6 +36,7 @@ CONTEXT_PREFIX = "cmd_"  # SMAP's command flags: context, not sensors to score
 CONTEXT = False  # when True, CONTEXT_PREFIX columns are LSTM inputs (context_columns), not dropped
 MAX_TRAIN_WINDOWS = 2500  # stride grows on long series so a fit sees at most about this many windows
 MAX_ROWS = 0  # when > 0, series are averaged over blocks of rows so the scored part has at most this many
+MIN_FIT_WINDOWS = 8  # aggregation never leaves the fitting part fewer rows than this many windows
 
 # The benchmark's detector settings: one set for every dataset, small enough for a CPU. The
 # post-processing was chosen by measurement over all five dataset groups at once (README,
@@ -147,9 +148,19 @@ def load_split(ref: SeriesRef, protocol: str, context: bool = False) -> tuple[pd
 
 
 # -- aggregation (as Orion's time_segments_aggregate): longer context per window, less CPU ----------
-def aggregation_factor(n_scored: int, max_rows: int) -> int:
-    """Rows per block so that ``n_scored`` rows become at most ``max_rows`` (1: no aggregation)."""
-    return 1 if max_rows <= 0 else max(1, math.ceil(n_scored / max_rows))
+def aggregation_factor(n_scored: int, max_rows: int, n_fit: int | None = None, window: int = 1) -> int:
+    """Rows per block so that ``n_scored`` rows become at most ``max_rows`` (1: no aggregation).
+
+    With ``n_fit``, the factor is capped so the fitting part keeps at least ``MIN_FIT_WINDOWS *
+    window`` rows: a short training split (SMAP's are often a fraction of the test split) must
+    still hold enough windows to fit, at the price of more scored rows than ``max_rows``.
+    """
+    if max_rows <= 0:
+        return 1
+    factor = max(1, math.ceil(n_scored / max_rows))
+    if n_fit is not None:
+        factor = min(factor, max(1, n_fit // (MIN_FIT_WINDOWS * window)))
+    return factor
 
 
 def aggregate(frame: pd.DataFrame, factor: int) -> pd.DataFrame:
@@ -236,7 +247,8 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
     """
     context = CONTEXT if context is None else context
     fit_full, scored_full, labels = load_split(ref, protocol, context)
-    factor = aggregation_factor(len(scored_full), MAX_ROWS if max_rows is None else max_rows)
+    window = {**BENCH_DETECTOR, **(detector_params or {})}["window"]
+    factor = aggregation_factor(len(scored_full), MAX_ROWS if max_rows is None else max_rows, len(fit_full), window)
     fit, scored = aggregate(fit_full, factor), aggregate(scored_full, factor)
     context_columns = tuple(c for c in fit.columns if str(c).startswith(CONTEXT_PREFIX)) if context else ()
     params = {**(detector_params or {}), **({"context_columns": context_columns} if context_columns else {})}

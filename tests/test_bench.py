@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly.bench import METHODS, discover, load_split, run_bench
+from anomaly.bench import METHODS, aggregate, aggregation_factor, discover, expand, load_split, run_bench
 from anomaly.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,3 +195,25 @@ def test_cli_bench_passes_overlap_reverse_and_context(monkeypatch, split_dir):
     args = build_parser().parse_args(["bench", str(split_dir), "--no-context", "--quiet"])
     args.func(args)
     assert seen == {"params": {}, "context": False}
+
+
+def test_aggregation_blocks_rows_and_keeps_enough_to_fit():
+    assert aggregation_factor(1000, 0) == 1  # off
+    assert aggregation_factor(1000, 100) == 10
+    assert aggregation_factor(1001, 100) == 11  # at most max_rows blocks
+    # A short training split caps the factor: 300 rows keep 8 windows of 8 rows -> at most 4 per block.
+    assert aggregation_factor(3000, 100, n_fit=300, window=8) == 4
+    assert aggregation_factor(3000, 100, n_fit=10, window=8) == 1
+    idx = pd.date_range(START, periods=7, freq="min")
+    frame = pd.DataFrame({"x": np.arange(7.0)}, index=idx)
+    blocks = aggregate(frame, 3)
+    assert blocks["x"].tolist() == [1.0, 4.0, 6.0] and list(blocks.index) == [idx[0], idx[3], idx[6]]
+    assert expand(np.array([False, True, False]), 3, 7).tolist() == [False, False, False, True, True, True, False]
+
+
+def test_max_rows_on_a_short_training_split_still_fits(split_dir):
+    # 300 training rows against max_rows=20: a factor of 15 would leave 20 rows, too few windows of 8.
+    result = run_bench(split_dir, "train-test", "s1", ("lstm", "zscore"), TINY, max_rows=20)
+    series = result["series"][0]
+    assert series["aggregation"] == 4 and series["rows_scored"] == 300
+    assert series["methods"]["lstm"]["overlap_segment"]["tp"] + series["methods"]["lstm"]["overlap_segment"]["fn"] == 1
