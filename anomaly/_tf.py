@@ -8,6 +8,7 @@ descriptor points at /dev/null for the duration of the import and nothing longer
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 
@@ -36,5 +37,22 @@ def _stderr_silenced():
 with _stderr_silenced() if "tensorflow" not in sys.modules else contextlib.nullcontext():
     import tensorflow as tf
     import keras
+
+
+
+class _NewModelNotRetrace(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning.
+
+    Every :class:`anomaly.model.Predictor` wraps its own model in its own ``tf.function``, built
+    from the same line of code. TensorFlow's detector keys on that code, so scoring many models in
+    one process (``anomaly bench``, ``score-batch``) reads to it as one function traced again and
+    again; each trace is in fact the first of a new model, and the warning would only alarm users.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NewModelNotRetrace())
 
 __all__ = ["keras", "tf"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anomaly._tf import keras
-from anomaly.model import Batches, build_autoencoder, build_model, encoder_of, output_names
+from anomaly.model import Batches, Predictor, build_autoencoder, build_model, encoder_of, output_names
 from anomaly.windows import shift_right
 
 W, F, H, LATENT = 6, 2, 3, 4
@@ -140,3 +140,23 @@ def test_xla_predictor_matches_the_plain_one_for_other_kinds(kind, conditional, 
     assert [p.shape for p in plain] == [f.shape for f in fast] == [(7, W if n == "reconstruction" else H, F) for n in built.output_names]
     for p, f in zip(plain, fast):
         np.testing.assert_allclose(p, f, rtol=1e-5, atol=1e-5)
+
+
+def test_scoring_many_models_in_one_process_warns_nothing():
+    # Each Predictor traces its own model once; TensorFlow would count the traces of every model
+    # against one function (same code) and warn about retracing after five: anomaly._tf drops that.
+    import logging
+
+    from anomaly._tf import tf
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    tf.get_logger().addHandler(handler)
+    try:
+        for _ in range(8):
+            model = build_autoencoder(window=8, n_features=1, encoder_units=(2,), decoder_units=(2,), latent_dim=1)
+            Predictor(model, 16)(np.zeros((5, 8, 1)))
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m]
