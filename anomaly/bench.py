@@ -41,12 +41,12 @@ MIN_FIT_WINDOWS = 8  # aggregation never leaves the fitting part fewer rows than
 # The benchmark's detector settings: one set for every dataset, small enough for a CPU. The
 # post-processing was chosen by measurement over all five dataset groups at once (README,
 # "Benchmarks"): RMS error, EWMA span 20, mean + 4 std over sliding thirds of the scored series,
-# telemanom pruning at 13%, events padded by 50 rows.
+# or 3 times the largest held-out normal score, telemanom pruning at 13%, events padded by 50 rows.
 BENCH_DETECTOR = dict(
     window=32, encoder_units=(32,), decoder_units=(32,), latent_dim=16, batch_size=128, epochs=25,
     patience=4, learning_rate=0.005, validation_fraction=0.2, seed=0, on_constant="keep", verbose=0,
-    root_score=True, smoothing=20, local_rule="ksigma", local_k=4.0, local_window=0.33, prune=0.13,
-    event_padding=50,
+    root_score=True, smoothing=20, local_rule="ksigma", local_k=4.0, local_window=0.33, local_cap=3.0,
+    prune=0.13, event_padding=50,
 )
 
 
@@ -207,15 +207,32 @@ def post_params(detector) -> dict:
         "rule": detector.local_rule, "smoothing": detector.smoothing, "window_frac": detector.local_window,
         "k": detector.local_k, "prune": detector.prune, "pad": detector.event_padding,
         "merge_gap": detector.merge_gap, "min_length": detector.min_event_length,
-        "root": getattr(detector, "root_score", False),
+        "root": detector.root_score, "cap": detector.local_cap,
     }
 
 
-def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = None) -> np.ndarray:
-    """Flags of a raw score under the post-processing ``post`` (see :mod:`anomaly.postprocess`)."""
+def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = None,
+              normal: np.ndarray | None = None) -> np.ndarray:
+    """Flags of a raw score under the post-processing ``post`` (see :mod:`anomaly.postprocess`).
+
+    ``normal``: the method's smoothed scores on held-out normal rows, for the cap (``post["cap"]``).
+    """
     from anomaly import postprocess
 
-    return postprocess.flag_scores(score, floor=fixed_threshold if post["rule"] is None else None, **post)[2]
+    post = dict(post)
+    factor = post.pop("cap", 0.0)
+    cap = postprocess.normal_cap(normal, factor, post["root"]) if normal is not None and post["rule"] is not None else None
+    return postprocess.flag_scores(score, floor=fixed_threshold if post["rule"] is None else None, cap=cap, **post)[2]
+
+
+def baseline_normal_scores(model, fit: pd.DataFrame, smoothing: int, validation_fraction: float) -> np.ndarray:
+    """A baseline's smoothed scores on the last ``validation_fraction`` of its fitting rows: the
+    counterpart of the detector's ``normal_scores_`` (held-out windows), for the same cap."""
+    from anomaly import postprocess
+
+    held = fit.iloc[len(fit) - max(1, int(round(len(fit) * validation_fraction))):]
+    normal = postprocess.ewma(model.score(held)["score"].to_numpy(), smoothing)
+    return normal[np.isfinite(normal)]
 
 
 def evaluate(index: pd.DatetimeIndex, flags: np.ndarray, labels: list) -> dict:
@@ -274,14 +291,17 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
             fit_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             raw = model.score(scored_b)["score"].to_numpy()
-            fixed = None
+            fixed = normal = None
             if post["rule"] is None:  # the fixed rule: a threshold from the baseline's scores on its fitting data
                 from anomaly import postprocess, thresholds
 
                 normal = postprocess.ewma(model.score(fit_b)["score"].to_numpy(), post["smoothing"])
                 fixed = thresholds.fit_thresholds(normal[np.isfinite(normal)], detector.quantile, detector.k_sigma,
                                                   detector.threshold_rule)["values"][detector.threshold_rule]
-            flags = flags_for(raw, post, fixed)
+            elif post["cap"]:
+                normal = baseline_normal_scores(model, fit_b, post["smoothing"], detector.validation_fraction)
+                cache[f"{method}_normal"] = normal
+            flags = flags_for(raw, post, fixed, normal)
         score_s = time.perf_counter() - t0
         cache[method] = raw
         flags = expand(flags, factor, len(scored_full))

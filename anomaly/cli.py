@@ -536,7 +536,7 @@ def cmd_bench(args) -> int:
 
             raise ConfigError("--model-kind: this detector has no model kinds")
         params["model_kind"] = args.model_kind
-    for name in ("window", "epochs", "smoothing", "local_rule", "local_k", "prune", "event_padding", "overlap"):
+    for name in ("window", "epochs", "smoothing", "local_rule", "local_k", "local_cap", "prune", "event_padding", "overlap"):
         value = getattr(args, name)
         if value is not None:
             params[name] = None if value == "none" else value
@@ -580,6 +580,8 @@ def _add_bench(sub) -> None:
     g.add_argument("--smoothing", type=int, help="EWMA span of the score")
     g.add_argument("--local-rule", choices=["none", "ksigma", "dynamic", "pot"], help="threshold relative to the scored batch")
     g.add_argument("--local-k", type=float)
+    g.add_argument("--local-cap", type=float,
+                   help="also flag rows over this many times the largest held-out normal score (0 = off)")
     g.add_argument("--prune", type=float, help="telemanom pruning: minimum relative drop between event peaks")
     g.add_argument("--event-padding", type=int, help="rows added on each side of every event")
     g.add_argument("--overlap", choices=["mean", "median"], help="join overlapping windows' estimates of a row")

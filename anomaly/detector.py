@@ -85,6 +85,15 @@ class LSTMAutoencoderDetector:
     ``normalize_errors`` divides each sensor's error by its mean on the held-out normal windows
     (``error_ref_``) before the mean over sensors, so a sensor the model rebuilds poorly even in
     normal operation does not drown the others (one sensor: no effect on relative thresholds).
+
+    Post-processing (:mod:`anomaly.postprocess`; all off by default): ``root_score`` takes the root
+    of the squared error; ``local_rule`` judges each row against the scored batch itself (mean +
+    ``local_k`` std over sliding windows of ``local_window`` of it, Orion's rule) instead of the
+    fixed threshold; ``prune`` drops events whose peak is not clearly above the next (telemanom);
+    ``event_padding`` widens events. ``local_cap`` (with a local rule) also flags every row whose
+    score is ``local_cap`` times the largest score on the held-out normal windows: an anomaly long
+    enough to fill much of the batch raises the batch's own mean + k std above itself, while the
+    normal data still shows how far from normal it is.
     """
 
     def __init__(
@@ -119,6 +128,7 @@ class LSTMAutoencoderDetector:
         local_rule: str | None = None,
         local_window: float = 0.33,
         local_k: float = 4.0,
+        local_cap: float = 0.0,
         prune: float = 0.0,
         event_padding: int = 0,
         root_score: bool = False,
@@ -157,6 +167,7 @@ class LSTMAutoencoderDetector:
         self.local_rule = local_rule
         self.local_window = local_window
         self.local_k = local_k
+        self.local_cap = local_cap
         self.prune = prune
         self.event_padding = event_padding
         self.root_score = root_score
@@ -222,6 +233,9 @@ class LSTMAutoencoderDetector:
             raise ConfigError(f"local_rule must be None or one of {', '.join(LOCAL_RULES)}, not '{self.local_rule}'")
         if not 0 < self.local_window <= 1 or not self.local_k > 0 or not 0 <= self.prune < 1:
             raise ConfigError("local_window must be in (0, 1], local_k > 0 and prune in [0, 1)")
+        cap = self.local_cap
+        if isinstance(cap, bool) or not isinstance(cap, (int, float, np.number)) or not (np.isfinite(cap) and cap >= 0):
+            raise ConfigError(f"local_cap must be a number >= 0 (0: off), not {cap!r}")
         if not isinstance(self.event_padding, (int, np.integer)) or self.event_padding < 0:
             raise ConfigError(f"event_padding must be an integer >= 0, not {self.event_padding!r}")
         if self.overlap not in OVERLAPS:
@@ -524,11 +538,14 @@ class LSTMAutoencoderDetector:
             # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
             from anomaly.postprocess import flag_scores
 
+            from anomaly.postprocess import normal_cap
+
             raw = self._sensor_mean(row_errors)
             floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
+            cap = normal_cap(self.normal_scores_, self.local_cap, self.root_score) if self.local_rule is not None else None
             out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
                 raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
-                floor=floor, prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
+                floor=floor, cap=cap, prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
                 min_length=self.min_event_length, root=self.root_score)
         for i, name in enumerate(self.target_columns_):
             out[f"error_{name}"] = row_errors[:, i]

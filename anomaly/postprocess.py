@@ -7,8 +7,15 @@ flags depend on the extent of the batch scored (Orion issue #288): score whole p
 
 Pipeline (:func:`flag_scores`): optional EWMA smoothing -> threshold per sliding window of the series
 (``ksigma``: mean + k*std, Orion; ``dynamic``: telemanom; ``pot``: extreme value theory), a row is
-flagged when any window covering it flags it -> events pruned when their peak is not clearly above
-the next one (telemanom) -> events padded on both sides and merged.
+flagged when any window covering it flags it, or when it exceeds a cap set from normal data ->
+events pruned when their peak is not clearly above the next one (telemanom) -> events padded on
+both sides and merged.
+
+Why the cap (:func:`normal_cap`): a batch-relative threshold cannot flag an anomaly that fills
+much of the batch. A sensor stuck at a new level for half of the scored period raises every
+window's mean + k*std above its own plateau (SMAP has many such labels). When normal data was
+seen at training time, a score several times the largest normal score is anomalous whatever the
+rest of the batch looks like.
 """
 
 from __future__ import annotations
@@ -79,6 +86,21 @@ def local_thresholds(score: np.ndarray, rule: str = "ksigma", *, window_frac: fl
     return out
 
 
+def normal_cap(normal_scores: np.ndarray, factor: float, root: bool = False) -> float | None:
+    """``factor`` times the largest score on normal data, in the units :func:`flag_scores` compares
+    (its root with ``root``); None when ``factor`` is 0 or there is no finite normal score.
+
+    With ``root`` the normal scores are smoothed squared errors: the root of their largest is at
+    least the largest smoothed root (Jensen), so the cap errs on the high, cautious side.
+    """
+    normal = np.asarray(normal_scores, dtype=np.float64)
+    normal = normal[np.isfinite(normal)]
+    if not factor or len(normal) == 0:
+        return None
+    peak = float(normal.max())
+    return float(factor) * (float(np.sqrt(max(peak, 0.0))) if root else peak)
+
+
 def prune_runs(score: np.ndarray, runs: list[tuple[int, int]], flags: np.ndarray, min_drop: float) -> list[tuple[int, int]]:
     """telemanom's pruning: keep events whose peak stands clearly (``min_drop``, relative) above the next.
 
@@ -122,14 +144,16 @@ def runs_to_flags(runs: list[tuple[int, int]], n: int) -> np.ndarray:
 
 def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: int = 0, window_frac: float = 1 / 3,
                 step_frac: float = 0.1, min_window: int = 200, k: float = 4.0, risk: float = 1e-3,
-                floor: float | None = None, prune: float = 0.0, pad: int = 0, merge_gap: int = 0,
-                min_length: int = 1, root: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                floor: float | None = None, cap: float | None = None, prune: float = 0.0, pad: int = 0,
+                merge_gap: int = 0, min_length: int = 1,
+                root: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Smoothed score, per-row threshold and final flags of a batch of scores (see module doc).
 
     ``root=True`` takes the square root of the score first (squared errors -> RMS errors, whose
     tails are less heavy, so mean + k*std is less dominated by one burst). ``rule=None`` uses the
     fixed threshold ``floor`` (in the units of the score given, e.g. learned on normal data) for
-    every row, then prunes and pads like the local rules.
+    every row, then prunes and pads like the local rules. ``cap`` (see :func:`normal_cap`) bounds the
+    threshold from above: rows over it are flagged whatever the batch.
     """
     score = np.asarray(score, dtype=np.float64)
     if root:
@@ -143,6 +167,8 @@ def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: in
     else:
         limit = local_thresholds(smooth, rule, window_frac=window_frac, step_frac=step_frac, min_window=min_window,
                                  k=k, risk=risk, floor=floor)
+    if cap is not None:
+        limit = np.minimum(limit, cap)
     raw = np.nan_to_num(smooth, nan=-np.inf) > limit
     runs = flagged_runs(raw, merge_gap, min_length)
     runs = prune_runs(smooth, runs, raw, prune)

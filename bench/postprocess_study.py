@@ -22,7 +22,7 @@ import pandas as pd
 from anomaly.bench import METHODS, evaluate, expand, flags_for, pool
 
 DEFAULT_POST = {"rule": "ksigma", "smoothing": 0, "window_frac": 0.33, "k": 4.0, "prune": 0.0, "pad": 0,
-                "merge_gap": 0, "min_length": 1, "root": False}
+                "merge_gap": 0, "min_length": 1, "root": False, "cap": 0.0}
 
 
 def load(spec: str) -> list[dict]:
@@ -46,7 +46,7 @@ def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = 
         row = {"series": s["name"], "labels": len(s["labels"]), "methods": {}}
         for m in methods:
             score = s[m] ** 2 if (m == "zscore" and abs_zscore) else s[m]
-            flags = expand(flags_for(score, post), factor, len(s["index"]))
+            flags = expand(flags_for(score, post, normal=s.get(f"{m}_normal")), factor, len(s["index"]))
             row["methods"][m] = {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}
         out.append(row)
     return out

@@ -135,11 +135,12 @@ def test_detector_post_processing_matches_the_pure_module(split_dir, tmp_path):
     from anomaly.detector import LSTMAutoencoderDetector
 
     fit, scored, _ = load_split(discover(split_dir, "s1")[0], "train-test")
-    post = dict(local_rule="ksigma", local_k=3.0, prune=0.1, event_padding=3, smoothing=4, root_score=True)
+    post = dict(local_rule="ksigma", local_k=3.0, local_cap=2.0, prune=0.1, event_padding=3, smoothing=4, root_score=True)
     det = LSTMAutoencoderDetector(**{**TINY, **post}, verbose=0).fit(fit)
     out = det.score(scored)
     raw = out[[c for c in out.columns if c.startswith("error_")]].to_numpy().mean(axis=1)
-    smooth, limit, flags = postprocess.flag_scores(raw, rule="ksigma", k=3.0, prune=0.1, pad=3, smoothing=4, root=True)
+    cap = postprocess.normal_cap(det.normal_scores_, 2.0, root=True)
+    smooth, limit, flags = postprocess.flag_scores(raw, rule="ksigma", k=3.0, cap=cap, prune=0.1, pad=3, smoothing=4, root=True)
     assert np.array_equal(out["is_anomaly"].to_numpy(), flags)
     np.testing.assert_allclose(out["threshold"].to_numpy(), limit)
     events = det.events(out)
@@ -178,7 +179,7 @@ def test_context_flags_feed_the_lstm_only(split_dir, tmp_path):
     assert a["lstm"].shape == b["lstm"].shape and not np.allclose(a["lstm"], b["lstm"])  # the LSTM reads them
 
 
-def test_cli_bench_passes_overlap_reverse_and_context(monkeypatch, split_dir):
+def test_cli_bench_passes_overlap_reverse_context_and_cap(monkeypatch, split_dir):
     import anomaly.bench
     from anomaly.cli import build_parser
 
@@ -189,9 +190,10 @@ def test_cli_bench_passes_overlap_reverse_and_context(monkeypatch, split_dir):
         return {"dataset": str(root), "protocol": "train-test", "series": [], "pooled": {}}
 
     monkeypatch.setattr(anomaly.bench, "run_bench", fake_run_bench)
-    args = build_parser().parse_args(["bench", str(split_dir), "--overlap", "median", "--reverse", "--context", "--quiet"])
+    args = build_parser().parse_args(["bench", str(split_dir), "--overlap", "median", "--reverse", "--context", "--local-cap", "0",
+                                      "--quiet"])
     assert args.func(args) == 0
-    assert seen == {"params": {"overlap": "median", "reverse": True}, "context": True}
+    assert seen == {"params": {"overlap": "median", "reverse": True, "local_cap": 0.0}, "context": True}
     args = build_parser().parse_args(["bench", str(split_dir), "--no-context", "--quiet"])
     args.func(args)
     assert seen == {"params": {}, "context": False}
@@ -217,3 +219,21 @@ def test_max_rows_on_a_short_training_split_still_fits(split_dir):
     series = result["series"][0]
     assert series["aggregation"] == 4 and series["rows_scored"] == 300
     assert series["methods"]["lstm"]["overlap_segment"]["tp"] + series["methods"]["lstm"]["overlap_segment"]["fn"] == 1
+
+
+def test_baselines_get_the_cap_from_their_own_held_out_scores(split_dir):
+    from anomaly import postprocess
+    from anomaly.baselines import PCABaseline
+    from anomaly.bench import baseline_normal_scores, flags_for
+
+    fit, scored, _ = load_split(discover(split_dir, "s1")[0], "train-test")
+    model = PCABaseline(window=8).fit(fit)
+    normal = baseline_normal_scores(model, fit, smoothing=4, validation_fraction=0.2)
+    expected = postprocess.ewma(model.score(fit.iloc[240:])["score"].to_numpy(), 4)  # the last 20% of 300 rows
+    np.testing.assert_allclose(normal, expected[np.isfinite(expected)])
+    post = {"rule": "ksigma", "smoothing": 4, "window_frac": 0.33, "k": 4.0, "prune": 0.0, "pad": 0, "merge_gap": 0,
+            "min_length": 1, "root": True}
+    score = model.score(scored)["score"].to_numpy()
+    tiny_cap = {**post, "cap": 1e-9}  # below every score: every scored row is flagged
+    assert flags_for(score, tiny_cap, normal=normal)[np.isfinite(score)].all()
+    assert np.array_equal(flags_for(score, {**post, "cap": 0.0}, normal=normal), flags_for(score, {**post, "cap": 0.0}))

@@ -1,4 +1,4 @@
-"""Detector options ``overlap`` (median of overlapping estimates) and ``context_columns`` (inputs only)."""
+"""Detector options: ``overlap`` (median of overlapping estimates), ``context_columns`` (inputs only), ``normalize_errors``, ``local_cap``."""
 
 import numpy as np
 import pandas as pd
@@ -102,3 +102,24 @@ def test_normalize_errors_weighs_each_sensor_by_its_normal_error(series):
     assert det.normal_scores_.mean() == pytest.approx(1.0, rel=1e-6)
     with pytest.raises(ConfigError, match="normalize_errors"):
         LSTMAutoencoderDetector(**TINY, normalize_errors="yes").fit(series)
+
+
+def test_local_cap_flags_a_level_shift_that_fills_half_the_batch(series, tmp_path):
+    # Fitted on normal sines; then half the scored batch sits 5 units up. Mean + 4 std over sliding
+    # thirds of the batch cannot flag the middle of so long a shift; 3x the largest normal score can.
+    det = LSTMAutoencoderDetector(**TINY, local_rule="ksigma", root_score=True).fit(series)
+    shifted = make_series(1200, seed=1)
+    shifted.iloc[600:] += 5.0
+    alone = det.score(shifted)["is_anomaly"].to_numpy()
+    assert not alone[700:1100].any()
+    det.set_params(local_cap=3.0)
+    out = det.score(shifted)
+    assert out["is_anomaly"].to_numpy()[600 + det.window :].all()
+    assert out["threshold"].max() == pytest.approx(3.0 * np.sqrt(det.normal_scores_.max()))
+    det.save(tmp_path / "m")
+    again = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert again.local_cap == 3.0
+    np.testing.assert_array_equal(again.score(shifted)["is_anomaly"].to_numpy(), out["is_anomaly"].to_numpy())
+    for bad in (-1.0, float("nan"), True, "3"):
+        with pytest.raises(ConfigError, match="local_cap"):
+            LSTMAutoencoderDetector(**TINY, local_cap=bad).fit(series)

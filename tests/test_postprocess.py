@@ -77,3 +77,24 @@ def test_events_from_flags_reports_peak_and_severity():
     ev = pp.events_from_flags(index, score, np.full(6, 2.0), flags, np.ones((6, 1)), ["s"])
     assert len(ev) == 1 and ev.loc[0, "start"] == index[1] and ev.loc[0, "end"] == index[3]
     assert ev.loc[0, "peak_score"] == 4.0 and ev.loc[0, "severity"] == 2.0 and ev.loc[0, "sensors"] == "s"
+
+
+def test_normal_cap_is_a_multiple_of_the_largest_normal_score():
+    normal = np.array([0.25, np.nan, 1.0, 0.5])
+    assert pp.normal_cap(normal, 3.0) == 3.0
+    assert pp.normal_cap(normal * 4, 3.0, root=True) == 6.0  # root of the largest squared score: 2, times 3
+    assert pp.normal_cap(normal, 0.0) is None  # off
+    assert pp.normal_cap(np.array([np.nan]), 3.0) is None  # nothing to refer to
+
+
+def test_cap_flags_an_anomaly_that_fills_much_of_the_batch():
+    # Normal noise around 0.1, then a plateau at 1.0 over 40% of the batch: every window's
+    # mean + 4 std sits above the plateau, so the local rule alone flags none of it.
+    score = 0.1 + 0.01 * np.random.default_rng(0).standard_normal(5000)
+    score[3000:] = 1.0
+    _, _, alone = pp.flag_scores(score, rule="ksigma", k=4.0)
+    assert not alone[3100:].any()
+    cap = pp.normal_cap(score[:2000], 3.0)  # about 0.35: three times the largest normal score
+    _, limit, capped = pp.flag_scores(score, rule="ksigma", k=4.0, cap=cap)
+    assert capped[3000:].all() and not capped[:3000].any()
+    assert limit.max() == pytest.approx(cap)
