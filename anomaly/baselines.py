@@ -62,7 +62,10 @@ class PCABaseline:
             starts = starts[np.linspace(0, len(starts) - 1, MAX_PCA_FIT_WINDOWS).astype(int)]
         flat = gather(scaled, starts, self.lag_).reshape(len(starts), -1)
         n_comp = self.variance if flat.shape[1] > 1 else 1
-        self.pca_ = PCA(n_components=n_comp, svd_solver="full", random_state=self.seed).fit(flat)
+        # A constant sensor (SMAP has some) has zero total variance: scikit-learn's explained-variance
+        # ratio then divides 0 by 0 and warns, though the fit (every component, zero error) is right.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.pca_ = PCA(n_components=n_comp, svd_solver="full", random_state=self.seed).fit(flat)
         return self
 
     def score(self, X: pd.DataFrame) -> pd.DataFrame:

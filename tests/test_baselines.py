@@ -43,3 +43,13 @@ def test_rolling_zscore_known_value_and_jump_out_of_a_constant_stretch():
     score = flat.score(_frame(np.array([0.0, 0.0, 3.0]), start=8))["score"].to_numpy()
     # trailing std 0 is floored at 1% of the std seen (4 zeros then 0, 0, 3): 3 / (0.01 * 1.134) squared
     assert score[0] == 0.0 and score[2] == pytest.approx((3 / (0.01 * np.std([0, 0, 0, 0, 0, 0, 3], ddof=1))) ** 2)
+
+
+def test_pca_on_a_constant_sensor_scores_zero_without_warnings():
+    import warnings
+
+    frame = pd.DataFrame({"a": np.ones(200)}, index=pd.date_range("2024-01-01", periods=200, freq="min"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # scikit-learn's 0/0 explained-variance ratio would raise here
+        score = PCABaseline(window=8).fit(frame).score(frame)["score"].to_numpy()
+    assert np.nanmax(score) == 0.0
