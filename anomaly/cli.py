@@ -225,11 +225,13 @@ def _add_kind_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reverse", action="store_true", help="reconstruct the window in reverse order")
     g.add_argument("--conditional", action="store_true",
                    help="feed each decoder its previous output (teacher forcing in training)")
+    g.add_argument("--bidirectional", action="store_true",
+                   help="every LSTM layer reads its input forwards and backwards (not with --conditional)")
 
 
 def _kind_params(args) -> dict:
     return {"model_kind": args.model_kind, "horizon": args.horizon, "prediction_weight": args.prediction_weight,
-            "reverse": args.reverse, "conditional": args.conditional}
+            "reverse": args.reverse, "conditional": args.conditional, "bidirectional": args.bidirectional}
 
 
 # -- score ------------------------------------------------------------------------------------
@@ -547,8 +549,9 @@ def cmd_bench(args) -> int:
             print(f"[{i}/{n}] {row['series']}: " + "  ".join(f"{m} tp={c['tp']} fp={c['fp']} fn={c['fn']}" for m, c in seg.items()),
                   file=sys.stderr, flush=True)
 
-    if args.reverse:
-        params["reverse"] = True
+    for flag in ("reverse", "bidirectional"):
+        if getattr(args, flag):
+            params[flag] = True
     result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), params, args.cache, progress, args.max_rows,
                        args.context)
     print(format_table(result))
@@ -586,6 +589,7 @@ def _add_bench(sub) -> None:
     g.add_argument("--event-padding", type=int, help="rows added on each side of every event")
     g.add_argument("--overlap", choices=["mean", "median"], help="join overlapping windows' estimates of a row")
     g.add_argument("--reverse", action="store_true", help="reconstruct each window reversed in time")
+    g.add_argument("--bidirectional", action="store_true", help="bidirectional LSTM layers")
     g.add_argument("--context", action=argparse.BooleanOptionalAction, default=None,
                    help="use cmd_* columns (SMAP's command flags) as LSTM inputs, not targets (default: the benchmark's)")
     p.add_argument("--quiet", action="store_true", help="no per-series progress")

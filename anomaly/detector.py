@@ -71,6 +71,8 @@ class LSTMAutoencoderDetector:
     ``reverse`` makes the reconstruction target the window reversed in time (not for
     ``prediction``); ``conditional`` feeds each decoder its previous output (teacher forcing in
     training, its own output at scoring) instead of the repeated latent vector alone.
+    ``bidirectional`` reads every LSTM layer's input forwards and backwards (Keras ``Bidirectional``,
+    as AER's encoder and decoder do); twice the recurrent work, not with ``conditional``.
     :meth:`fit_sequences` fits on a collection of separate recordings instead of one series.
 
     ``overlap`` says how the estimates of one row from overlapping windows are joined: ``mean``
@@ -125,6 +127,7 @@ class LSTMAutoencoderDetector:
         prediction_weight: float = 1.0,
         reverse: bool = False,
         conditional: bool = False,
+        bidirectional: bool = False,
         local_rule: str | None = None,
         local_window: float = 0.33,
         local_k: float = 4.0,
@@ -163,6 +166,7 @@ class LSTMAutoencoderDetector:
         self.prediction_weight = prediction_weight
         self.reverse = reverse
         self.conditional = conditional
+        self.bidirectional = bidirectional
         # Post-processing (anomaly.postprocess): thresholds relative to the scored batch, pruning, padding.
         self.local_rule = local_rule
         self.local_window = local_window
@@ -216,9 +220,11 @@ class LSTMAutoencoderDetector:
             raise ConfigError(f"on_constant must be one of {', '.join(CONSTANT_POLICIES)}, not '{self.on_constant}'")
         if self.model_kind not in MODEL_KINDS:
             raise ConfigError(f"model_kind must be one of {', '.join(MODEL_KINDS)}, not {self.model_kind!r}")
-        for name in ("reverse", "conditional", "normalize_errors"):
+        for name in ("reverse", "conditional", "bidirectional", "normalize_errors"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        if self.bidirectional and self.conditional:
+            raise ConfigError("bidirectional does not work with a conditional decoder (it runs forwards one step at a time)")
         if self.reverse and self.model_kind == "prediction":
             raise ConfigError("reverse applies to the reconstruction decoder, which model_kind 'prediction' does not have")
         if self.model_kind == "prediction" and self.stride > self.horizon:
@@ -287,7 +293,7 @@ class LSTMAutoencoderDetector:
             encoder_units=tuple(self.encoder_units), decoder_units=tuple(self.decoder_units),
             latent_dim=self.latent_dim, horizon=int(self.horizon), activation=self.activation,
             dropout=self.dropout, learning_rate=self.learning_rate, conditional=bool(self.conditional),
-            prediction_weight=float(self.prediction_weight), pad_value=pad_value,
+            prediction_weight=float(self.prediction_weight), pad_value=pad_value, bidirectional=bool(self.bidirectional),
         )
 
     def _train(self, built, n_train: int, n_val: int, make_train, make_val, on_epoch=None) -> None:

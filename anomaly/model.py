@@ -72,6 +72,7 @@ def build_model(
     conditional: bool = False,
     prediction_weight: float = 1.0,
     pad_value: float | None = None,
+    bidirectional: bool = False,
 ) -> Built:
     """The compiled LSTM autoencoder of ``kind`` (Srivastava et al. 2015) for ``(window, n_features)`` inputs.
 
@@ -89,17 +90,24 @@ def build_model(
     the encoder (collections of padded sequences). Built-in layers only, so the saved model loads
     with ``safe_mode=True``. ``n_outputs`` (default ``n_features``): the features each decoder step
     outputs, fewer than its inputs when some inputs are context only (the caller picks the targets).
+    ``bidirectional`` wraps every LSTM layer in ``Bidirectional`` (read forwards and backwards, the
+    two outputs concatenated), as AER does (Wong et al. 2022); not with a conditional decoder, which
+    must run forwards one step at a time.
     """
     n_outputs = n_features if n_outputs is None else n_outputs
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
+    if bidirectional and conditional:
+        raise ValueError("a conditional decoder runs forwards one step at a time: it cannot be bidirectional")
     inputs = keras.Input(shape=(window, n_features), name="window")
     x = inputs
     if pad_value is not None:
         x = layers.Masking(mask_value=pad_value, name=MASK_LAYER)(x)
     for i, units in enumerate(encoder_units):
         last = i == len(encoder_units) - 1
-        x = layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=not last, name=f"encoder_{i}")(x)
+        lstm = layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=not last,
+                           name=f"lstm_encoder_{i}" if bidirectional else f"encoder_{i}")
+        x = (layers.Bidirectional(lstm, name=f"encoder_{i}") if bidirectional else lstm)(x)
     latent = layers.Dense(latent_dim, name=LATENT_LAYER)(x)
 
     heads = []  # (output name, steps)
@@ -111,7 +119,8 @@ def build_model(
 
     teachers, train_outputs, infer_outputs = [], [], []
     for name, steps in heads:
-        decoder = [_decoder_lstm(units, activation, dropout, conditional, f"{prefix[name]}_{i}") for i, units in enumerate(decoder_units)]
+        decoder = [_decoder_lstm(units, activation, dropout, conditional, f"{prefix[name]}_{i}", bidirectional)
+                   for i, units in enumerate(decoder_units)]
         # Dense on a 3-D tensor acts on the last axis with one set of weights for every step: exactly
         # TimeDistributed(Dense), without the wrapper that is slow in Keras 3 (keras-team/keras#21179).
         head = layers.Dense(n_outputs, name=name)
@@ -147,10 +156,11 @@ def build_model(
     return Built(train, infer, [name for name, _ in heads])
 
 
-def _decoder_lstm(units: int, activation: str, dropout: float, conditional: bool, name: str):
+def _decoder_lstm(units: int, activation: str, dropout: float, conditional: bool, name: str, bidirectional: bool = False):
     # A conditional decoder is also run one step at a time, carrying its state: it returns it.
-    return layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=True,
-                       return_state=conditional, name=name)
+    lstm = layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=True,
+                       return_state=conditional, name=f"lstm_{name}" if bidirectional else name)
+    return layers.Bidirectional(lstm, name=name) if bidirectional else lstm
 
 
 def _free_running(inputs, latent, decoder, head, steps: int, name: str):

@@ -24,6 +24,7 @@ CONFIGS = {
     "composite": dict(model_kind="composite", horizon=H, reverse=True, conditional=True, prediction_weight=0.5),
     "reconstruction-conditional": dict(model_kind="reconstruction", reverse=True, conditional=True),
     "reconstruction-stacked": dict(encoder_units=(8, 4), decoder_units=(4, 8), dropout=0.1),
+    "composite-bidirectional": dict(model_kind="composite", horizon=H, bidirectional=True),
 }
 
 
@@ -121,6 +122,7 @@ def test_old_model_without_kind_params_loads_as_reconstruction(fitted, data, tmp
     (dict(model_kind="prediction", horizon=2, stride=3), "must not exceed horizon"),
     (dict(model_kind="composite", prediction_weight=0), "prediction_weight must be a positive number"),
     (dict(conditional="yes"), "conditional must be true or false"),
+    (dict(bidirectional=True, conditional=True), "bidirectional does not work with a conditional decoder"),
 ])
 def test_bad_kind_params_are_refused_before_training(data, params, message):
     with pytest.raises(ConfigError, match=message):
@@ -140,7 +142,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("kind,extra,suffix", [
-    ("prediction", ["--horizon", "2"], "parquet"),
+    ("prediction", ["--horizon", "2", "--bidirectional"], "parquet"),
     ("composite", ["--horizon", "2", "--reverse", "--conditional", "--prediction-weight", "0.5"], "csv"),
 ])
 def test_cli_trains_scores_and_embeds_every_kind(tmp_path, data, kind, extra, suffix):
@@ -151,7 +153,7 @@ def test_cli_trains_scores_and_embeds_every_kind(tmp_path, data, kind, extra, su
     r = run_cli("train", str(csv), "--model", str(model), "--model-kind", kind, *extra, *common, "--quiet")
     assert r.returncode == 0, r.stderr
     det = LSTMAutoencoderDetector.load(model)
-    assert det.model_kind == kind and det.horizon == 2
+    assert det.model_kind == kind and det.horizon == 2 and det.bidirectional == ("--bidirectional" in extra)
     assert len(det.history_["loss"]) == 2
 
     r = run_cli("score", str(csv), "--model", str(model), "--out", str(tmp_path / "scores.csv"))

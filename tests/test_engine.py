@@ -26,17 +26,18 @@ def _with_spike(n: int = 400) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Directories of a reconstruction and a composite (two outputs) model, each with model.onnx."""
+    """Directories of a reconstruction, a composite (two outputs) and a bidirectional model, each with model.onnx."""
     train = make_series(400, 2, seed=1)
     root = tmp_path_factory.mktemp("onnx")
     dirs = {}
-    for kind, extra in (("reconstruction", {"smoothing": 5}), ("composite", {"horizon": 3})):
-        det = LSTMAutoencoderDetector(**TINY, model_kind=kind, **extra).fit(train)
-        dirs[kind] = det.save(root / kind, onnx=True)
+    for name, params in (("reconstruction", {"smoothing": 5}), ("composite", {"model_kind": "composite", "horizon": 3}),
+                         ("bidirectional", {"bidirectional": True})):
+        det = LSTMAutoencoderDetector(**TINY, **params).fit(train)
+        dirs[name] = det.save(root / name, onnx=True)
     return dirs
 
 
-@pytest.mark.parametrize("kind", ["reconstruction", "composite"])
+@pytest.mark.parametrize("kind", ["reconstruction", "composite", "bidirectional"])
 def test_onnx_scores_equal_tensorflow_scores(exported, kind):
     data = _with_spike()
     tf_scores = LSTMAutoencoderDetector.load(exported[kind]).score(data)

@@ -160,3 +160,20 @@ def test_scoring_many_models_in_one_process_warns_nothing():
     finally:
         tf.get_logger().removeHandler(handler)
     assert not [m for m in messages if "retracing" in m]
+
+
+def test_bidirectional_layers_wrap_every_lstm_and_load_in_safe_mode(tmp_path):
+    keras.utils.set_random_seed(4)
+    built = build_model(kind="composite", bidirectional=True, pad_value=-1e4, **SMALL)
+    wrapped = {layer.name: type(layer).__name__ for layer in built.infer.layers if "coder" in layer.name or "predictor" in layer.name}
+    assert wrapped == {"encoder_0": "Bidirectional", "decoder_0": "Bidirectional", "predictor_0": "Bidirectional"}
+    assert built.infer.get_layer("decoder_0").output.shape[-1] == 2 * SMALL["decoder_units"][0]  # both directions
+    path = tmp_path / "m.keras"
+    built.infer.save(path)
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    x = windows()
+    for a, b in zip(as_list(built.infer(x, training=False)), as_list(loaded(x, training=False))):
+        np.testing.assert_array_equal(a, b)
+    assert encoder_of(loaded)(x).shape == (len(x), LATENT)
+    with pytest.raises(ValueError, match="cannot be bidirectional"):
+        build_model(kind="reconstruction", bidirectional=True, conditional=True, **SMALL)
