@@ -75,7 +75,7 @@ batch = h[0].number_input("Batch size", 1, 4096, 64, key="train_batch")
 lr = h[1].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.5f", key="train_lr")
 patience = h[2].number_input("Early-stopping patience", 0, 100, 5, key="train_patience")
 val_frac = h[3].number_input("Held-out fraction", 0.0, 0.9, 0.2, step=0.05, key="train_val")
-h = st.columns(4)
+h = st.columns(5)
 kind = h[0].selectbox("Model kind", ["reconstruction", "prediction", "composite"], key="train_kind",
                       help="reconstruction: the decoder recreates the window; prediction: it predicts the next "
                            "points; composite: both decoders, trained together")
@@ -84,6 +84,9 @@ reverse = h[2].checkbox("Reversed target", value=False, key="train_reverse", dis
                         help="reconstruct the window in reverse order (Srivastava et al. 2015)")
 conditional = h[3].checkbox("Conditional decoder", value=False, key="train_conditional",
                             help="the decoder is fed its previous output (teacher forcing in training)")
+bidirectional = h[4].checkbox("Bidirectional layers", value=False, key="train_bidirectional", disabled=conditional,
+                              help="every LSTM layer reads the window forwards and backwards (twice the work; "
+                                   "not with a conditional decoder)")
 h = st.columns(4)
 rule = h[0].selectbox("Threshold rule", ["quantile", "ksigma", "max"], key="train_rule")
 quantile = h[1].number_input("Quantile", 0.5, 0.99999, 0.995, step=0.001, format="%.4f", key="train_q")
@@ -112,7 +115,7 @@ try:
         validation_fraction=float(val_frac), threshold_rule=rule, quantile=float(quantile), k_sigma=float(k_sigma),
         smoothing=int(smoothing), min_event_length=int(min_len), merge_gap=int(merge_gap), verbose=0,
         model_kind=kind, horizon=int(horizon), reverse=bool(reverse) and kind != "prediction",
-        conditional=bool(conditional),
+        conditional=bool(conditional), bidirectional=bool(bidirectional) and not conditional,
     )
     bar = st.progress(0.0, text="Starting…")
     curve = st.empty()

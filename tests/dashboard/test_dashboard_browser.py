@@ -168,6 +168,8 @@ def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> 
 
     go(page, "Train")
     expect(page.get_by_text("Upload a file of sensor readings")).to_be_visible()
+    page.get_by_text("File of the data folder").click()  # the whole form, model options included
+    expect(page.get_by_text("Bidirectional layers")).to_be_visible()
     shot(page, "6_train")
 
     go(page, "History")

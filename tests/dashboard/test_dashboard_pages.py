@@ -266,10 +266,11 @@ def test_train_page_trains_a_prediction_model(own_models):
     at = _train_form(page(app(), "train"), "predictor")
     at.selectbox(key="train_kind").set_value("prediction").run()
     at.number_input(key="train_horizon").set_value(3)
+    at.checkbox(key="train_bidirectional").check()
     at.button(key="train_go").click().run(timeout=600)
     ok(at)
     saved = LSTMAutoencoderDetector.load(own_models / "predictor")
-    assert saved.model_kind == "prediction" and saved.horizon == 3 and not saved.reverse
+    assert saved.model_kind == "prediction" and saved.horizon == 3 and not saved.reverse and saved.bidirectional
     assert np.isfinite(saved.score(make_series(600, seed=3))["score"].iloc[-100:]).all()
 
 
