@@ -8,6 +8,9 @@ prints pooled figures per method. Usage:
     python bench/postprocess_study.py 'CACHE_DIR[::GLOB]' '{"rule": "ksigma", "k": 4}' ...
 
 Caches written before the z-score baseline returned squared z hold |z|: pass ``--abs-zscore``.
+The cap (``{"cap": 3}``, see ``anomaly.postprocess.normal_cap``) needs each method's scores on
+held-out normal rows (``METHOD_normal`` in the cache); a method without them is studied uncapped
+(caches written before the cap existed hold them for the LSTM only).
 """
 
 from __future__ import annotations
