@@ -39,8 +39,7 @@ with _stderr_silenced() if "tensorflow" not in sys.modules else contextlib.nullc
     import keras
 
 
-
-class _NewModelNotRetrace(logging.Filter):
+class _DropRetracingWarning(logging.Filter):
     """Drops TensorFlow's "triggered tf.function retracing" warning.
 
     Every :class:`anomaly.model.Predictor` wraps its own model in its own ``tf.function``, built
@@ -53,6 +52,6 @@ class _NewModelNotRetrace(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-tf.get_logger().addFilter(_NewModelNotRetrace())
+tf.get_logger().addFilter(_DropRetracingWarning())
 
 __all__ = ["keras", "tf"]

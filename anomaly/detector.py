@@ -542,9 +542,7 @@ class LSTMAutoencoderDetector:
             out["is_anomaly"] = score > limit  # NaN (a gap) is never above it
         if self._postprocessing() and threshold is None and quantile is None:
             # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
-            from anomaly.postprocess import flag_scores
-
-            from anomaly.postprocess import normal_cap
+            from anomaly.postprocess import flag_scores, normal_cap
 
             raw = self._sensor_mean(row_errors)
             floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
