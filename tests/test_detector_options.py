@@ -123,3 +123,16 @@ def test_local_cap_flags_a_level_shift_that_fills_half_the_batch(series, tmp_pat
     for bad in (-1.0, float("nan"), True, "3"):
         with pytest.raises(ConfigError, match="local_cap"):
             LSTMAutoencoderDetector(**TINY, local_cap=bad).fit(series)
+
+
+def test_incremental_scoring_refuses_batch_relative_post_processing(series):
+    from anomaly.incremental import score_rows
+
+    det = LSTMAutoencoderDetector(**TINY, local_rule="ksigma", local_cap=3.0).fit(series)
+    rows = np.ones(len(series), dtype=bool)
+    with pytest.raises(ConfigError, match="judges rows against the whole scored batch"):
+        score_rows(det, series, rows)
+    # A fixed threshold given at scoring time means the same thing for a few rows as for all of them.
+    fixed = score_rows(det, series, rows, threshold=1.0)
+    full = det.score(series, threshold=1.0)
+    np.testing.assert_allclose(fixed["score"].to_numpy(), full["score"].to_numpy()[-len(fixed):], rtol=1e-6)
