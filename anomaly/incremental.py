@@ -89,12 +89,12 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
         raise ConfigError(f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
                           "score the whole series with 'anomaly score --out' instead")
     if detector._postprocessing() and threshold is None and quantile is None:
-        # Local thresholds, pruning and padding judge a row against the whole scored batch: a few
-        # new rows scored alone would be judged differently from a full score.
+        # anomaly.postprocess works on the whole scored batch (local thresholds and pruning judge a row
+        # against the rest of it): a few new rows scored alone would not match a full score.
         from anomaly.errors import ConfigError
 
-        raise ConfigError("this model judges rows against the whole scored batch (local_rule, prune, event_padding "
-                          "or root_score), which incremental scoring cannot reproduce; score the whole series with "
+        raise ConfigError("this model's post-processing (local_rule, prune, event_padding or root_score) works on the "
+                          "whole scored batch, which incremental scoring cannot reproduce; score the whole series with "
                           "'anomaly score --out', or give a fixed --threshold")
     X, values, starts = detector._prepare(X)
     window = detector.window
