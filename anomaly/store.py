@@ -235,7 +235,7 @@ def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout:
             raise ConfigError(f"{_display(url)}: needs the {exc.name} driver: pip install 'lstm-anomaly[postgres]'") from None
     store = Store(engine, str(target), url)
     try:
-        store._check_schema(create)
+        _check_schema_patiently(store, create, busy_timeout)
     except AnomalyError:
         engine.dispose()
         raise
@@ -243,6 +243,26 @@ def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout:
         engine.dispose()
         raise StoreError(f"database {_display(url)}: {_first_line(exc)}") from None
     return store
+
+
+def _check_schema_patiently(store: Store, create: bool, busy_timeout: float) -> None:
+    """``store._check_schema``, retried while SQLite answers "database is locked" (up to ``busy_timeout`` s).
+
+    SQLite waits out its busy timeout for ordinary locks, but can answer at once while another
+    process is creating the file or switching it to WAL: two scheduled runs (or two Dask workers)
+    opening a new database together must not fail for that.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.01
+    while True:
+        try:
+            store._check_schema(create)
+            return
+        except sa.exc.OperationalError as exc:
+            if store.dialect != "sqlite" or "locked" not in str(exc.orig) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.5)
 
 
 def _naive_utc(values) -> pd.DatetimeIndex:

@@ -203,3 +203,28 @@ def test_unreachable_server_is_one_line_exit_1():
     with pytest.raises(StoreError, match=r"^database postgresql\+psycopg://anomaly:\*\*\*@127\.0\.0\.1:1/x: ") as err:
         open_store("postgresql://anomaly:secret@127.0.0.1:1/x", create=True)
     assert err.value.exit_code == 1 and "\n" not in str(err.value) and "secret" not in str(err.value)
+
+
+def test_opening_retries_while_sqlite_says_locked_then_gives_up(tmp_path, monkeypatch):
+    # Another process creating the file or switching it to WAL makes SQLite answer "database is
+    # locked" at once, without waiting: opening retries for up to the busy timeout.
+    real = Store._check_schema
+    calls = []
+
+    def flaky(self, create):
+        calls.append(create)
+        if len(calls) <= 2:
+            raise sa.exc.OperationalError("PRAGMA journal_mode=WAL", {}, Exception("database is locked"))
+        return real(self, create)
+
+    monkeypatch.setattr(Store, "_check_schema", flaky)
+    store = open_store(tmp_path / "r.db", create=True, busy_timeout=5.0)
+    assert len(calls) == 3 and store.schema_version() >= 1
+    store.close()
+
+    def always_locked(self, create):
+        raise sa.exc.OperationalError("BEGIN", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(Store, "_check_schema", always_locked)
+    with pytest.raises(StoreError, match="r.db: database is locked"):  # one line, after the busy timeout
+        open_store(tmp_path / "r.db", busy_timeout=0.05)
