@@ -33,7 +33,7 @@ run: demo-model
 		--browser.gatherUsageStats false
 
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15  # the slowest tests, to watch the 15-minute CI budget
 
 bench: $(VENV)/.installed
 	$(PY) bench/perf.py
