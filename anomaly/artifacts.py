@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly import __version__
-from anomaly.errors import ModelError
+from anomaly.errors import ModelError, first_line
 
 FORMAT = "lstm-anomaly-model"
 FORMAT_VERSION = 1
@@ -32,11 +32,6 @@ ONNX_FILE = "model.onnx"
 META_FILE = "detector.json"
 MAX_NORMAL_SCORES = 20_000  # a sorted sample is enough to recompute any quantile threshold
 MAX_META_BYTES = 64 * 1024 * 1024  # far above any real detector.json; refuses a planted giant file
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
 def sha256_file(path: Path) -> str:
@@ -217,7 +212,7 @@ def read_metadata(directory: Path) -> dict:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        raise ModelError(f"{path}: corrupt JSON ({_one_line(exc)})") from None
+        raise ModelError(f"{path}: corrupt JSON ({first_line(exc, 300)})") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -338,7 +333,7 @@ def _load_keras(directory: Path, meta: dict):
         # safe_mode=True: Keras refuses Lambda layers and any code hidden in the file.
         return keras.saving.load_model(model_path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad zip, config or unsafe layer
-        raise ModelError(f"{model_path}: cannot load the Keras model ({_one_line(exc)})") from None
+        raise ModelError(f"{model_path}: cannot load the Keras model ({first_line(exc, 300)})") from None
 
 
 def load_detector(cls, directory: Path, engine: str = "tensorflow"):
@@ -358,7 +353,7 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
         detector = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
         detector._check_params()
     except (TypeError, ValueError, AnomalyError) as exc:
-        raise ModelError(f"{directory / META_FILE}: invalid params ({_one_line(exc)})") from None
+        raise ModelError(f"{directory / META_FILE}: invalid params ({first_line(exc, 300)})") from None
     model_path = directory / (ONNX_FILE if engine == "onnx" else MODEL_FILE)
     model = _load_onnx(directory, meta) if engine == "onnx" else _load_keras(directory, meta)
     n = len(meta["columns"])

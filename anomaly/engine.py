@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anomaly.errors import ModelError
+from anomaly.errors import ModelError, first_line
 
 ENGINES = ("auto", "tensorflow", "onnx")
 # Windows per ONNX Runtime call: 256 ran 19.4k windows/s, 1024 17.1k, 4096 16.0k on one core (window 32,
@@ -37,8 +37,7 @@ def export_onnx(model, path: Path) -> None:
     except ImportError as exc:
         raise ModelError(f"ONNX export needs the 'tf2onnx' and 'onnx' packages ({exc})") from None
     except Exception as exc:  # tf2onnx raises many types for a graph it cannot convert
-        lines = str(exc).strip().splitlines()
-        raise ModelError(f"cannot export the model to ONNX ({lines[0][:300] if lines else type(exc).__name__})") from None
+        raise ModelError(f"cannot export the model to ONNX ({first_line(exc, 300)})") from None
 
 
 class OnnxModel:
@@ -57,8 +56,7 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime raises its own types for a corrupt or foreign file
-            lines = str(exc).strip().splitlines()
-            raise ModelError(f"{path}: cannot load the ONNX model ({lines[0][:300] if lines else type(exc).__name__})") from None
+            raise ModelError(f"{path}: cannot load the ONNX model ({first_line(exc, 300)})") from None
         self.path = Path(path)
         self.batch_size = int(batch_size)
         self.use_xla = False  # Predictor's interface; XLA is a TensorFlow matter

@@ -34,3 +34,10 @@ class ModelError(AnomalyError):
 
 class NotFittedError(AnomalyError, AttributeError):
     """A detector was used before ``fit`` or ``load``."""
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of ``exc``'s message (its type's name if empty), cut at ``limit`` characters:
+    what a one-line error quotes of a library's multi-line exception."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomaly.errors import DataError
+from anomaly.errors import DataError, first_line
 
 log = logging.getLogger("anomaly")
 
@@ -40,7 +40,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         try:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises many types for a broken file
-            raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+            raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
         if any(name is not None for name in frame.index.names):  # pandas stored its index: make it columns
             frame = frame.reset_index()
     else:
@@ -71,7 +71,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: malformed CSV ({_first_line(exc)})") from None
+        raise DataError(f"{path}: malformed CSV ({first_line(exc)})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -81,11 +81,6 @@ def _sniff_delimiter(header: str) -> str:
     counts = {d: header.count(d) for d in _DELIMITERS}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else ","
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _line_of(position: int) -> int:
@@ -366,7 +361,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        raise DataError(f"{path}: cannot write ({exc.strerror or _first_line(exc)})") from None
+        raise DataError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
