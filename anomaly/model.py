@@ -105,9 +105,7 @@ def build_model(
         x = layers.Masking(mask_value=pad_value, name=MASK_LAYER)(x)
     for i, units in enumerate(encoder_units):
         last = i == len(encoder_units) - 1
-        lstm = layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=not last,
-                           name=f"lstm_encoder_{i}" if bidirectional else f"encoder_{i}")
-        x = (layers.Bidirectional(lstm, name=f"encoder_{i}") if bidirectional else lstm)(x)
+        x = _lstm(units, f"encoder_{i}", bidirectional, activation=activation, dropout=dropout, return_sequences=not last)(x)
     latent = layers.Dense(latent_dim, name=LATENT_LAYER)(x)
 
     heads = []  # (output name, steps)
@@ -156,11 +154,17 @@ def build_model(
     return Built(train, infer, [name for name, _ in heads])
 
 
+def _lstm(units: int, name: str, bidirectional: bool, **options):
+    """An LSTM layer named ``name``; a bidirectional one is wrapped, and the wrapper takes the name
+    (so ``encoder_0``, ``decoder_0``... name the same parts of every model)."""
+    lstm = layers.LSTM(units, name=f"lstm_{name}" if bidirectional else name, **options)
+    return layers.Bidirectional(lstm, name=name) if bidirectional else lstm
+
+
 def _decoder_lstm(units: int, activation: str, dropout: float, conditional: bool, name: str, bidirectional: bool = False):
     # A conditional decoder is also run one step at a time, carrying its state: it returns it.
-    lstm = layers.LSTM(units, activation=activation, dropout=dropout, return_sequences=True,
-                       return_state=conditional, name=f"lstm_{name}" if bidirectional else name)
-    return layers.Bidirectional(lstm, name=name) if bidirectional else lstm
+    return _lstm(units, name, bidirectional, activation=activation, dropout=dropout, return_sequences=True,
+                 return_state=conditional)
 
 
 def _free_running(inputs, latent, decoder, head, steps: int, name: str):
