@@ -193,7 +193,9 @@ def _add_saved_model_input(p: argparse.ArgumentParser, engine: bool = True) -> N
 
 
 def _add_engine_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", choices=["auto", "tensorflow", "onnx"], default="auto",
+    from anomaly.engine import ENGINES
+
+    p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="run the model with TensorFlow, or with ONNX Runtime (no TensorFlow import; needs a model "
                         "trained with --onnx or exported with 'anomaly export-onnx'); auto: ONNX where the model "
                         "has it (default: auto)")

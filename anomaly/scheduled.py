@@ -292,8 +292,10 @@ def _check_types(values: dict, where: str) -> None:
     for key, kind in kinds.items():
         if key in values and (not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool))):
             raise DataError(f"{where}: '{key}' has the wrong type ({type(values[key]).__name__})")
-    if values.get("engine", "auto") not in ("auto", "tensorflow", "onnx"):
-        raise DataError(f"{where}: 'engine' must be auto, tensorflow or onnx, not '{values['engine']}'")
+    from anomaly.engine import ENGINES
+
+    if values.get("engine", "auto") not in ENGINES:
+        raise DataError(f"{where}: 'engine' must be {', '.join(ENGINES[:-1])} or {ENGINES[-1]}, not '{values['engine']}'")
     cols = values.get("columns")
     if cols is not None and not (isinstance(cols, list) and cols and all(isinstance(c, str) for c in cols)):
         raise DataError(f"{where}: 'columns' must be a list of names or a comma-separated string")
