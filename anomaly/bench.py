@@ -221,7 +221,7 @@ def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = Non
 
     post = dict(post)
     factor = post.pop("cap", 0.0)
-    cap = postprocess.normal_cap(normal, factor, post["root"]) if normal is not None and post["rule"] is not None else None
+    cap = postprocess.normal_cap(normal, factor, post["root"]) if normal is not None else None
     return postprocess.flag_scores(score, floor=fixed_threshold if post["rule"] is None else None, cap=cap, **post)[2]
 
 

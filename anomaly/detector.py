@@ -546,10 +546,9 @@ class LSTMAutoencoderDetector:
 
             raw = self._sensor_mean(row_errors)
             floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
-            cap = normal_cap(self.normal_scores_, self.local_cap, self.root_score) if self.local_rule is not None else None
             out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
                 raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
-                floor=floor, cap=cap, prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
+                floor=floor, cap=normal_cap(self.normal_scores_, self.local_cap, self.root_score), prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
                 min_length=self.min_event_length, root=self.root_score)
         for i, name in enumerate(self.target_columns_):
             out[f"error_{name}"] = row_errors[:, i]

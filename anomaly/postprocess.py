@@ -152,8 +152,9 @@ def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: in
     ``root=True`` takes the square root of the score first (squared errors -> RMS errors, whose
     tails are less heavy, so mean + k*std is less dominated by one burst). ``rule=None`` uses the
     fixed threshold ``floor`` (in the units of the score given, e.g. learned on normal data) for
-    every row, then prunes and pads like the local rules. ``cap`` (see :func:`normal_cap`) bounds the
-    threshold from above: rows over it are flagged whatever the batch.
+    every row, then prunes and pads like the local rules. ``cap`` (see :func:`normal_cap`) bounds a
+    local rule's threshold from above: rows over it are flagged whatever the batch (the fixed rule
+    ignores it).
     """
     score = np.asarray(score, dtype=np.float64)
     if root:
@@ -167,8 +168,8 @@ def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: in
     else:
         limit = local_thresholds(smooth, rule, window_frac=window_frac, step_frac=step_frac, min_window=min_window,
                                  k=k, risk=risk, floor=floor)
-    if cap is not None:
-        limit = np.minimum(limit, cap)
+        if cap is not None:
+            limit = np.minimum(limit, cap)
     raw = np.nan_to_num(smooth, nan=-np.inf) > limit
     runs = flagged_runs(raw, merge_gap, min_length)
     runs = prune_runs(smooth, runs, raw, prune)
