@@ -66,6 +66,8 @@ def metadata(detector) -> dict:
         "error_ref": detector.error_ref_.tolist(),
         "thresholds": detector.thresholds_,
         "normal_scores": _sorted_sample(detector.normal_scores_, MAX_NORMAL_SCORES),
+        "normal_errors": [float(v) for v in detector.normal_errors_],  # time order: seed of causal flagging
+        "stride": int(detector.stride_),
         "history": detector.history_,
         "fingerprint": detector.fingerprint_,
     }
@@ -254,6 +256,11 @@ def _validate(meta: dict, path: Path) -> None:
     need(isinstance(context, list) and all(c in cols for c in context) and len(context) < n, "'params.context_columns'")
     need(numbers(meta.get("error_ref"), n - len(context)) and all(e > 0 for e in meta["error_ref"]), "'error_ref'")
     need(numbers(meta.get("normal_scores")) and len(meta["normal_scores"]) > 0, "'normal_scores'")
+    # optional: models saved before causal flagging lack them (see load_detector)
+    need("normal_errors" not in meta or (numbers(meta["normal_errors"]) and len(meta["normal_errors"]) > 0),
+         "'normal_errors'")
+    stride = meta.get("stride")
+    need(stride is None or (isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1), "'stride'")
     interval = meta.get("interval_seconds")
     need(_finite(interval) and 1e-9 <= interval <= MAX_INTERVAL_SECONDS, "'interval_seconds'")
     tz = meta.get("timezone")
@@ -390,10 +397,35 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
     detector.error_ref_ = np.array(meta["error_ref"], dtype=float)
     detector.thresholds_ = meta["thresholds"]
     detector.normal_scores_ = np.array(meta["normal_scores"], dtype=float)
+    # Models saved before causal flagging kept only the sorted smoothed scores: the nearest seed there is.
+    detector.normal_errors_ = np.array(meta.get("normal_errors", meta["normal_scores"]), dtype=float)
+    detector.stride_ = int(meta.get("stride", detector.stride if detector.stride != "auto" else 1))
     detector.history_ = meta["history"]
     detector.fingerprint_ = meta["fingerprint"]
     detector.package_version_ = meta.get("package_version")
     return detector
+
+
+FLAGGING_PARAMS = ("local_k", "local_trailing", "local_exclude", "local_cap", "prune", "event_padding")
+
+
+def update_flagging(directory: Path, **params) -> None:
+    """Store new causal-flagging settings (:data:`FLAGGING_PARAMS`) in an existing model directory
+    (atomic JSON rewrite), checked as the constructor checks them."""
+    from anomaly.detector import LSTMAutoencoderDetector
+    from anomaly.errors import AnomalyError
+
+    unknown = sorted(set(params) - set(FLAGGING_PARAMS))
+    if unknown:
+        raise ModelError(f"not a flagging setting: {', '.join(unknown)} (one of {', '.join(FLAGGING_PARAMS)})")
+    meta = read_metadata(directory)
+    merged = {**meta["params"], **params}
+    try:
+        LSTMAutoencoderDetector(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})._check_params()
+    except AnomalyError as exc:
+        raise ModelError(f"invalid flagging setting ({first_line(exc, 300)})") from None
+    meta["params"] = merged
+    write_json_atomic(directory / META_FILE, meta)
 
 
 def update_threshold(directory: Path, value: float, rule: str = "manual") -> None:

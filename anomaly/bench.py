@@ -34,20 +34,11 @@ METHODS = ("lstm", "pca", "zscore")
 PROBATION = 0.15
 CONTEXT_PREFIX = "cmd_"  # SMAP's command flags: context, not sensors to score
 CONTEXT = False  # when True, CONTEXT_PREFIX columns are LSTM inputs (context_columns), not dropped
-MAX_TRAIN_WINDOWS = 2500  # stride grows on long series so a fit sees at most about this many windows
 MAX_ROWS = 0  # when > 0, series are averaged over blocks of rows so the scored part has at most this many
 MIN_FIT_WINDOWS = 8  # aggregation never leaves the fitting part fewer rows than this many windows
 
-# The benchmark's detector settings: one set for every dataset, small enough for a CPU. The
-# post-processing was chosen by measurement over all five dataset groups at once (README,
-# "Benchmarks"): RMS error, EWMA span 20, mean + 4 std over sliding thirds of the scored series,
-# or 3 times the largest held-out normal score, telemanom pruning at 13%, events padded by 50 rows.
-BENCH_DETECTOR = dict(
-    window=32, encoder_units=(32,), decoder_units=(32,), latent_dim=16, batch_size=128, epochs=25,
-    patience=4, learning_rate=0.005, validation_fraction=0.2, seed=0, on_constant="keep", verbose=0,
-    root_score=True, smoothing=20, local_rule="ksigma", local_k=4.0, local_window=0.33, local_cap=3.0,
-    prune=0.13, event_padding=50,
-)
+# The benchmark measures the detector's own defaults (LSTMAutoencoderDetector()), which are what
+# `anomaly train`, the dashboard and the scheduled scorer use: options given to `anomaly bench` override them.
 
 
 @dataclass
@@ -180,20 +171,11 @@ def expand(flags: np.ndarray, factor: int, n: int) -> np.ndarray:
 
 
 # -- methods -----------------------------------------------------------------------------------
-def auto_stride(n_rows: int, window: int) -> int:
-    """Training/scoring stride so that a fit sees at most about ``MAX_TRAIN_WINDOWS`` windows."""
-    return int(min(max(1, math.ceil(n_rows / MAX_TRAIN_WINDOWS)), max(1, window // 4)))
-
-
-def make_detector(n_rows: int, params: dict | None = None):
+def make_detector(params: dict | None = None):
+    """The detector the benchmark fits: the package's defaults, ``params`` overriding them (quietly)."""
     from anomaly.detector import LSTMAutoencoderDetector
 
-    settings = {**BENCH_DETECTOR, **(params or {})}
-    if "stride" not in (params or {}):
-        settings["stride"] = auto_stride(n_rows, settings["window"])
-    if settings.get("model_kind") == "prediction" and "horizon" not in (params or {}):
-        # A prediction model scores only the rows it predicts: predict at least one stride ahead.
-        settings["horizon"] = max(settings.get("horizon", 1), settings["stride"])
+    settings = {"verbose": 0, **(params or {})}
     known = set(LSTMAutoencoderDetector._param_names())
     unknown = sorted(set(settings) - known)
     if unknown:
@@ -207,31 +189,47 @@ def post_params(detector) -> dict:
         "rule": detector.local_rule, "smoothing": detector.smoothing, "window_frac": detector.local_window,
         "k": detector.local_k, "prune": detector.prune, "pad": detector.event_padding,
         "merge_gap": detector.merge_gap, "min_length": detector.min_event_length,
-        "root": detector.root_score, "cap": detector.local_cap,
+        "root": detector.root_score, "cap": detector.local_cap, "trailing": detector.local_trailing,
+        "exclude": detector.local_exclude,
     }
 
 
 def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = None,
-              normal: np.ndarray | None = None) -> np.ndarray:
+              normal: np.ndarray | None = None, normal_raw: np.ndarray | None = None) -> np.ndarray:
     """Flags of a raw score under the post-processing ``post`` (see :mod:`anomaly.postprocess`).
 
-    ``normal``: the method's smoothed scores on held-out normal rows, for the cap (``post["cap"]``).
+    ``normal``: the method's smoothed scores on held-out normal rows, for the cap (``post["cap"]``) of
+    a batch-relative rule; ``normal_raw``: its raw held-out scores in time order, which seed the
+    causal ``trailing`` rule (:mod:`anomaly.flagging`) and set its cap.
     """
-    from anomaly import postprocess
+    from anomaly import flagging, postprocess
 
     post = dict(post)
     factor = post.pop("cap", 0.0)
+    trailing = post.pop("trailing", flagging.TrailingRule.trailing)
+    exclude = post.pop("exclude", True)
+    if post["rule"] == "trailing":
+        rule = flagging.make_rule(normal_raw if normal_raw is not None else np.empty(0), k=post["k"], trailing=trailing,
+                                  cap_factor=factor, prune=post["prune"], pad=post["pad"],
+                                  smoothing=post["smoothing"], root=post["root"], exclude=exclude)
+        return flagging.flag(score, rule, flagging.seed(normal_raw if normal_raw is not None else np.empty(0), rule)).flags
     cap = postprocess.normal_cap(normal, factor, post["root"]) if normal is not None else None
     return postprocess.flag_scores(score, floor=fixed_threshold if post["rule"] is None else None, cap=cap, **post)[2]
 
 
-def baseline_normal_scores(model, fit: pd.DataFrame, smoothing: int, validation_fraction: float) -> np.ndarray:
-    """A baseline's smoothed scores on the last ``validation_fraction`` of its fitting rows: the
-    counterpart of the detector's ``normal_scores_`` (held-out windows), for the same cap."""
+def baseline_normal_raw(model, fit: pd.DataFrame, validation_fraction: float) -> np.ndarray:
+    """A baseline's raw scores on the last ``validation_fraction`` of its fitting rows, in time order:
+    the counterpart of the detector's ``normal_errors_`` (held-out windows), for the same seed and cap."""
+    held = fit.iloc[len(fit) - max(1, int(round(len(fit) * validation_fraction))):]
+    return model.score(held)["score"].to_numpy()
+
+
+def baseline_normal_scores(normal_raw: np.ndarray, smoothing: int) -> np.ndarray:
+    """Smoothed finite ``normal_raw``: the counterpart of the detector's ``normal_scores_``, for a
+    batch-relative rule's cap."""
     from anomaly import postprocess
 
-    held = fit.iloc[len(fit) - max(1, int(round(len(fit) * validation_fraction))):]
-    normal = postprocess.ewma(model.score(held)["score"].to_numpy(), smoothing)
+    normal = postprocess.ewma(normal_raw, smoothing)
     return normal[np.isfinite(normal)]
 
 
@@ -264,12 +262,12 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
     """
     context = CONTEXT if context is None else context
     fit_full, scored_full, labels = load_split(ref, protocol, context)
-    window = {**BENCH_DETECTOR, **(detector_params or {})}["window"]
+    window = make_detector(detector_params).window
     factor = aggregation_factor(len(scored_full), MAX_ROWS if max_rows is None else max_rows, len(fit_full), window)
     fit, scored = aggregate(fit_full, factor), aggregate(scored_full, factor)
     context_columns = tuple(c for c in fit.columns if str(c).startswith(CONTEXT_PREFIX)) if context else ()
     params = {**(detector_params or {}), **({"context_columns": context_columns} if context_columns else {})}
-    detector = make_detector(len(fit), params)
+    detector = make_detector(params)
     post = post_params(detector)
     out = {"series": ref.name, "rows_fit": len(fit_full), "rows_scored": len(scored_full), "aggregation": factor,
            "stride": detector.stride, "context_columns": list(context_columns),
@@ -280,17 +278,20 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
         if method == "lstm":
             model = detector.fit(fit)
             fit_s = time.perf_counter() - t0
+            out["stride"] = detector.stride_
             t0 = time.perf_counter()
             frame = detector.score(scored)
             flags = frame["is_anomaly"].to_numpy()
             raw = detector._sensor_mean(frame[[f"error_{c}" for c in detector.target_columns_]].to_numpy())
             cache[f"{method}_normal"] = detector.normal_scores_
+            cache[f"{method}_normal_raw"] = detector.normal_errors_
         else:
             fit_b, scored_b = fit.drop(columns=list(context_columns)), scored.drop(columns=list(context_columns))
             model = _baseline(method, detector.window).fit(fit_b)
             fit_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             raw = model.score(scored_b)["score"].to_numpy()
+            normal_raw = cache[f"{method}_normal_raw"] = baseline_normal_raw(model, fit_b, detector.validation_fraction)
             fixed = normal = None
             if post["rule"] is None:  # the fixed rule: a threshold from the baseline's scores on its fitting data
                 from anomaly import postprocess, thresholds
@@ -298,10 +299,10 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
                 normal = postprocess.ewma(model.score(fit_b)["score"].to_numpy(), post["smoothing"])
                 fixed = thresholds.fit_thresholds(normal[np.isfinite(normal)], detector.quantile, detector.k_sigma,
                                                   detector.threshold_rule)["values"][detector.threshold_rule]
-            elif post["cap"]:
-                normal = baseline_normal_scores(model, fit_b, post["smoothing"], detector.validation_fraction)
+            elif post["cap"] and post["rule"] != "trailing":
+                normal = baseline_normal_scores(normal_raw, post["smoothing"])
                 cache[f"{method}_normal"] = normal
-            flags = flags_for(raw, post, fixed, normal)
+            flags = flags_for(raw, post, fixed, normal, normal_raw)
         score_s = time.perf_counter() - t0
         cache[method] = raw
         flags = expand(flags, factor, len(scored_full))
@@ -355,7 +356,7 @@ def run_bench(root: str | Path, protocol: str | None = None, pattern: str | None
     return {"dataset": str(root), "protocol": protocol, "series_glob": pattern, "methods": list(methods),
             "max_rows": MAX_ROWS if max_rows is None else max_rows,
             "context": CONTEXT if context is None else context,
-            "detector_params": {k: list(v) if isinstance(v, tuple) else v for k, v in make_detector(0, detector_params).get_params().items()},
+            "detector_params": {k: list(v) if isinstance(v, tuple) else v for k, v in make_detector(detector_params).get_params().items()},
             "series": per_series, "pooled": pool(per_series, methods)}
 
 

@@ -128,17 +128,15 @@ def cmd_train(args) -> int:
         latent_dim=args.latent, activation=args.activation, dropout=args.dropout, learning_rate=args.learning_rate,
         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
         validation_fraction=args.validation_fraction, seed=args.seed, threshold_rule=args.threshold_rule,
-        quantile=args.quantile, k_sigma=args.k_sigma, margin=args.margin, smoothing=args.smoothing,
+        quantile=args.quantile, k_sigma=args.k_sigma, margin=args.margin,
         min_event_length=args.min_length, merge_gap=args.merge_gap, on_constant=args.on_constant,
-        verbose=0 if args.quiet else 1, **_kind_params(args),
+        verbose=0 if args.quiet else 1, **_kind_params(args), **_flagging_params(args),
     )
     log.info("training on %d rows of %s (%d sensor(s): %s)", len(normal), source, normal.shape[1], ", ".join(normal.columns))
     with _naming(source):
         detector.fit(normal)
     path = detector.save(args.model, onnx=args.onnx)
-    t = detector.thresholds_
-    print(f"saved model to {path}  (epochs run: {len(detector.history_.get('loss', []))}, "
-          f"threshold {t['rule']} = {t['values'][t['rule']]:.6g})")
+    print(f"saved model to {path}  (epochs run: {len(detector.history_.get('loss', []))}; {detector.describe_flagging()})")
     return EXIT_OK
 
 
@@ -154,34 +152,111 @@ def _add_train(sub) -> None:
     n.add_argument("--normal-end", metavar="TS", help="last timestamp of the normal period")
     n.add_argument("--normal-frac", type=float, metavar="F", help="the first fraction F of DATA is normal")
     n.add_argument("--normal-data", metavar="FILE", help="a separate file of normal data to fit on")
-    m = p.add_argument_group("model")
-    m.add_argument("--window", type=int, default=32, help="window length in points (default: 32)")
-    m.add_argument("--stride", type=int, default=1, help="step between windows (default: 1)")
-    m.add_argument("--units", type=_int_list, default=(64,), help="encoder LSTM units per layer, e.g. 64 or 64,32 (default: 64)")
+    d = _detector_defaults()
+    m = p.add_argument_group("model (defaults: the configuration 'anomaly bench' measures)")
+    m.add_argument("--window", type=int, default=d["window"], help=f"window length in points (default: {d['window']})")
+    m.add_argument("--stride", type=_stride, default=d["stride"],
+                   help="step between windows, or auto: grows on long normal periods so a fit sees about 2,500 windows "
+                        f"(default: {d['stride']})")
+    m.add_argument("--units", type=_int_list, default=d["encoder_units"],
+                   help=f"encoder LSTM units per layer, e.g. 64 or 64,32 (default: {_ints(d['encoder_units'])})")
     m.add_argument("--decoder-units", type=_int_list, help="decoder LSTM units per layer (default: the encoder's, reversed)")
-    m.add_argument("--latent", type=int, default=16, help="size of the latent vector (default: 16)")
-    m.add_argument("--activation", default="tanh", help="LSTM activation (default: tanh)")
-    m.add_argument("--dropout", type=float, default=0.0, help="dropout on LSTM inputs (default: 0)")
-    m.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
-    m.add_argument("--batch-size", type=int, default=64, help="training batch size (default: 64)")
-    m.add_argument("--epochs", type=int, default=30, help="maximum epochs (default: 30)")
-    m.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default: 5)")
-    m.add_argument("--validation-fraction", type=float, default=0.2, help="last fraction of normal windows held out (default: 0.2)")
-    m.add_argument("--seed", type=int, default=0, help="random seed: same seed, same model (default: 0)")
-    m.add_argument("--on-constant", choices=["error", "keep"], default="error", help="a constant sensor: refuse (default) or keep it")
+    m.add_argument("--latent", type=int, default=d["latent_dim"], help=f"size of the latent vector (default: {d['latent_dim']})")
+    m.add_argument("--activation", default=d["activation"], help=f"LSTM activation (default: {d['activation']})")
+    m.add_argument("--dropout", type=float, default=d["dropout"], help=f"dropout on LSTM inputs (default: {d['dropout']:g})")
+    m.add_argument("--learning-rate", type=float, default=d["learning_rate"],
+                   help=f"Adam learning rate (default: {d['learning_rate']:g})")
+    m.add_argument("--batch-size", type=int, default=d["batch_size"], help=f"training batch size (default: {d['batch_size']})")
+    m.add_argument("--epochs", type=int, default=d["epochs"], help=f"maximum epochs (default: {d['epochs']})")
+    m.add_argument("--patience", type=int, default=d["patience"],
+                   help=f"early-stopping patience in epochs (default: {d['patience']})")
+    m.add_argument("--validation-fraction", type=float, default=d["validation_fraction"],
+                   help=f"last fraction of normal windows held out (default: {d['validation_fraction']:g})")
+    m.add_argument("--seed", type=int, default=d["seed"], help=f"random seed: same seed, same model (default: {d['seed']})")
+    m.add_argument("--on-constant", choices=["error", "keep"], default=d["on_constant"],
+                   help="a sensor constant in the normal period: keep it (a warning; any change in it then scores as "
+                        f"anomalous) or refuse it (default: {d['on_constant']})")
     _add_kind_options(p)
-    t = p.add_argument_group("thresholds and events")
-    t.add_argument("--threshold-rule", choices=["quantile", "ksigma", "max"], default="quantile",
-                   help="rule in force: quantile of held-out normal scores, mean + k*std, or margin * max (default: quantile)")
-    t.add_argument("--quantile", type=float, default=0.995, help="quantile of held-out normal scores (default: 0.995)")
-    t.add_argument("--k-sigma", type=float, default=4.0, help="k of the mean + k*std rule (default: 4)")
-    t.add_argument("--margin", type=float, default=1.0, help="multiplier of the max rule (default: 1)")
-    t.add_argument("--smoothing", type=int, default=0, help="EWMA span of the score in points, 0 = off (default: 0)")
+    f = p.add_argument_group("flagging (see 'How it flags' in the README)")
+    _add_flagging_options(f, d)
+    t = p.add_argument_group("fixed thresholds (in force with --local-rule none, or via score --quantile)")
+    t.add_argument("--threshold-rule", choices=["quantile", "ksigma", "max"], default=d["threshold_rule"],
+                   help="rule in force: quantile of held-out normal scores, mean + k*std, or margin * max "
+                        f"(default: {d['threshold_rule']})")
+    t.add_argument("--quantile", type=float, default=d["quantile"],
+                   help=f"quantile of held-out normal scores (default: {d['quantile']:g})")
+    t.add_argument("--k-sigma", type=float, default=d["k_sigma"], help=f"k of the mean + k*std rule (default: {d['k_sigma']:g})")
+    t.add_argument("--margin", type=float, default=d["margin"], help=f"multiplier of the max rule (default: {d['margin']:g})")
     _add_event_options(t, defaults=True)
     p.add_argument("--onnx", action="store_true",
                    help="also export model.onnx, so 'anomaly score' can run without TensorFlow (starts in about a second)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
+
+
+def _detector_defaults() -> dict:
+    """The detector's constructor defaults: the one source of every default the CLI shows."""
+    from anomaly.detector import LSTMAutoencoderDetector  # no TensorFlow import
+
+    return LSTMAutoencoderDetector().get_params()
+
+
+def _ints(values) -> str:
+    return ",".join(map(str, values))
+
+
+def _stride(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, not {text!r}") from None
+
+
+def _add_flagging_options(g, defaults: dict | None) -> None:
+    """How rows are flagged, for train (``defaults`` shown) and bench (overrides of the defaults)."""
+    d = defaults or _detector_defaults()
+    shown = (lambda name, fmt="{}": f" (default: {fmt.format(d[name])})") if defaults else (lambda name, fmt="{}": "")
+    val = (lambda name: d[name]) if defaults else (lambda name: None)
+    g.add_argument("--local-rule", choices=["trailing", "none", "ksigma", "dynamic", "pot"],
+                   default=(d["local_rule"] or "none") if defaults else None,
+                   help="trailing: each row against the scores before it (causal, scores incrementally); none: the fixed "
+                        "threshold; ksigma, dynamic, pot: against the whole scored batch" + shown("local_rule"))
+    g.add_argument("--local-k", type=float, default=val("local_k"),
+                   help="k of the trailing (or ksigma) mean + k*std" + shown("local_k", "{:g}"))
+    g.add_argument("--trailing", type=int, default=val("local_trailing"), metavar="N",
+                   help="scores before a row that its threshold comes from" + shown("local_trailing"))
+    g.add_argument("--exclude-flagged", action=argparse.BooleanOptionalAction, default=val("local_exclude"),
+                   help="keep flagged rows out of the trailing scores, so a long anomaly stays flagged"
+                        + shown("local_exclude", "{!s:.5}"))
+    g.add_argument("--local-cap", type=float, default=val("local_cap"),
+                   help="also flag rows over this many times the largest held-out normal score (0 = off)"
+                        + shown("local_cap", "{:g}"))
+    g.add_argument("--prune", type=float, default=val("prune"),
+                   help="trailing: also require (1 + P) times the trailing maximum; batch rules: telemanom's pruning"
+                        + shown("prune", "{:g}"))
+    g.add_argument("--event-padding", type=int, default=val("event_padding"), metavar="N",
+                   help="rows flagged after each flagged row (batch rules: on each side)" + shown("event_padding"))
+    g.add_argument("--smoothing", type=int, default=val("smoothing"), metavar="SPAN",
+                   help="EWMA span of the score in points, 0 = off" + shown("smoothing"))
+    g.add_argument("--root-score", action=argparse.BooleanOptionalAction, default=val("root_score"),
+                   help="compare the root of the squared error (RMS), whose tails are lighter" + shown("root_score"))
+
+
+FLAGGING_OPTIONS = {"local_rule": "local_rule", "local_k": "local_k", "trailing": "local_trailing",
+                    "exclude_flagged": "local_exclude", "local_cap": "local_cap", "prune": "prune",
+                    "event_padding": "event_padding", "smoothing": "smoothing", "root_score": "root_score"}
+
+
+def _flagging_params(args) -> dict:
+    """Detector parameters from the flagging options that were given (None: not given)."""
+    out = {}
+    for dest, param in FLAGGING_OPTIONS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            out[param] = None if value == "none" else value
+    return out
 
 
 def _add_saved_model_input(p: argparse.ArgumentParser, engine: bool = True) -> None:
@@ -540,10 +615,11 @@ def cmd_bench(args) -> int:
 
             raise ConfigError("--model-kind: this detector has no model kinds")
         params["model_kind"] = args.model_kind
-    for name in ("window", "epochs", "smoothing", "local_rule", "local_k", "local_cap", "prune", "event_padding", "overlap"):
+    for name in ("window", "epochs", "overlap", "seed"):
         value = getattr(args, name)
         if value is not None:
-            params[name] = None if value == "none" else value
+            params[name] = value
+    params.update(_flagging_params(args))
 
     def progress(i, n, row):
         if not args.quiet:
@@ -576,19 +652,14 @@ def _add_bench(sub) -> None:
     p.add_argument("--json", metavar="OUT", help="also write every figure as JSON to OUT")
     p.add_argument("--methods", type=_name_list, default=["lstm", "pca", "zscore"], help="comma-separated: lstm,pca,zscore (default: all)")
     p.add_argument("--model-kind", choices=["reconstruction", "prediction", "composite"],
-                   help="detector model kind (default: the benchmark's, reconstruction)")
+                   help="detector model kind (default: the detector's, reconstruction)")
     p.add_argument("--cache", metavar="DIR", help="save per-timestamp raw scores (npz) under DIR to study post-processing")
-    g = p.add_argument_group("detector overrides (default: the benchmark's one set of settings)")
+    g = p.add_argument_group("detector overrides (default: the detector's defaults, as 'anomaly train' uses them)")
     g.add_argument("--max-rows", type=int, help="average blocks of rows so the scored part has at most this many (0 = off)")
     g.add_argument("--window", type=int)
     g.add_argument("--epochs", type=int)
-    g.add_argument("--smoothing", type=int, help="EWMA span of the score")
-    g.add_argument("--local-rule", choices=["none", "ksigma", "dynamic", "pot"], help="threshold relative to the scored batch")
-    g.add_argument("--local-k", type=float)
-    g.add_argument("--local-cap", type=float,
-                   help="also flag rows over this many times the largest held-out normal score (0 = off)")
-    g.add_argument("--prune", type=float, help="telemanom pruning: minimum relative drop between event peaks")
-    g.add_argument("--event-padding", type=int, help="rows added on each side of every event")
+    g.add_argument("--seed", type=int, help="random seed of the LSTM's weights (report the mean of several)")
+    _add_flagging_options(g, None)
     g.add_argument("--overlap", choices=["mean", "median"], help="join overlapping windows' estimates of a row")
     g.add_argument("--reverse", action="store_true", help="reconstruct each window reversed in time")
     g.add_argument("--bidirectional", action="store_true", help="bidirectional LSTM layers")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
 from anomaly import events as events_mod
+from anomaly import flagging
 from anomaly import thresholds as thr
 from anomaly.errors import ConfigError, DataError, NotFittedError
 from anomaly.io import detect_interval
@@ -34,6 +37,8 @@ from anomaly.windows import (
     window_starts,
 )
 
+log = logging.getLogger("anomaly")
+
 MIN_TRAIN_WINDOWS = 16
 MIN_VAL_WINDOWS = 4
 MIN_TRAIN_SEQUENCES = 8
@@ -43,6 +48,9 @@ OVERLAPS = ("mean", "median")
 MODEL_KINDS = ("reconstruction", "prediction", "composite")  # same as anomaly.model.MODEL_KINDS
 # Fill value of padded steps in collections of sequences; the model's Masking layer skips steps
 # whose every (scaled) feature equals it. A real step equal to it everywhere is refused.
+MAX_TRAIN_WINDOWS = 2500  # stride="auto" grows the stride on long series so a fit sees about this many windows
+MAX_NORMAL_ERRORS = 20000  # held-out row scores kept (the latest) to seed and cap causal flagging
+TRAILING_RULE = flagging.TRAILING  # the causal rule; the others (postprocess.LOCAL_RULES) judge the whole batch
 PAD_VALUE = -1.0e4
 SCALE_BLOCK = 1 << 20  # rows scaled at a time (see _scale)
 
@@ -88,39 +96,43 @@ class LSTMAutoencoderDetector:
     (``error_ref_``) before the mean over sensors, so a sensor the model rebuilds poorly even in
     normal operation does not drown the others (one sensor: no effect on relative thresholds).
 
-    Post-processing (:mod:`anomaly.postprocess`; all off by default): ``root_score`` takes the root
-    of the squared error; ``local_rule`` judges each row against the scored batch itself (mean +
-    ``local_k`` std over sliding windows of ``local_window`` of it, Orion's rule) instead of the
-    fixed threshold; ``prune`` drops events whose peak is not clearly above the next (telemanom);
-    ``event_padding`` widens events. ``local_cap`` (with a local rule) also flags every row whose
-    score is ``local_cap`` times the largest score on the held-out normal windows: an anomaly long
-    enough to fill much of the batch raises the batch's own mean + k std above itself, while the
-    normal data still shows how far from normal it is.
+    Flagging (the defaults are the configuration ``anomaly bench`` measures): the score compared is
+    the root of the squared error (``root_score``), EWMA-smoothed over ``smoothing`` rows. With
+    ``local_rule="trailing"`` (default, :mod:`anomaly.flagging`) a row is flagged when it exceeds
+    mean + ``local_k`` std of the ``local_trailing`` scores before it (only the unflagged ones with
+    ``local_exclude``), seeded with the held-out normal scores, or ``local_cap`` times the largest
+    held-out normal score; ``prune`` > 0 also requires (1 + prune) times the trailing maximum; the
+    ``event_padding`` rows after a flagged row are flagged too. It depends only on the past, so a
+    series scored at once, in chunks or incrementally gets the same flags. ``local_rule=None`` uses
+    the fixed threshold learned at fit time (``threshold_rule``); ``ksigma``, ``dynamic`` and ``pot``
+    judge each row against the whole scored batch (Orion's and telemanom's rules: results depend on
+    how much is scored at once, so they cannot score incrementally) with telemanom's pruning and
+    padding on both sides.
     """
 
     def __init__(
         self,
         window: int = 32,
-        stride: int = 1,
-        encoder_units: tuple[int, ...] = (64,),
-        decoder_units: tuple[int, ...] = (64,),
+        stride: int | str = "auto",
+        encoder_units: tuple[int, ...] = (32,),
+        decoder_units: tuple[int, ...] = (32,),
         latent_dim: int = 16,
         activation: str = "tanh",
         dropout: float = 0.0,
-        learning_rate: float = 1e-3,
-        batch_size: int = 64,
-        epochs: int = 30,
-        patience: int = 5,
+        learning_rate: float = 5e-3,
+        batch_size: int = 128,
+        epochs: int = 25,
+        patience: int = 4,
         validation_fraction: float = 0.2,
         seed: int = 0,
         threshold_rule: str = "quantile",
         quantile: float = 0.995,
         k_sigma: float = 4.0,
         margin: float = 1.0,
-        smoothing: int = 0,
+        smoothing: int = 20,
         min_event_length: int = 1,
         merge_gap: int = 0,
-        on_constant: str = "error",
+        on_constant: str = "keep",
         verbose: int = 1,
         model_kind: str = "reconstruction",
         horizon: int = 1,
@@ -128,13 +140,15 @@ class LSTMAutoencoderDetector:
         reverse: bool = False,
         conditional: bool = False,
         bidirectional: bool = False,
-        local_rule: str | None = None,
+        local_rule: str | None = "trailing",
         local_window: float = 0.33,
-        local_k: float = 4.0,
-        local_cap: float = 0.0,
+        local_k: float = 7.0,
+        local_trailing: int = 2000,
+        local_exclude: bool = True,
+        local_cap: float = 3.0,
         prune: float = 0.0,
-        event_padding: int = 0,
-        root_score: bool = False,
+        event_padding: int = 100,
+        root_score: bool = True,
         overlap: str = "mean",
         context_columns: tuple[str, ...] = (),
         normalize_errors: bool = False,
@@ -171,6 +185,8 @@ class LSTMAutoencoderDetector:
         self.local_rule = local_rule
         self.local_window = local_window
         self.local_k = local_k
+        self.local_trailing = local_trailing
+        self.local_exclude = local_exclude
         self.local_cap = local_cap
         self.prune = prune
         self.event_padding = event_padding
@@ -196,14 +212,17 @@ class LSTMAutoencoderDetector:
         return self
 
     def _check_params(self) -> None:
-        ints = {"window": 2, "stride": 1, "latent_dim": 1, "batch_size": 1, "epochs": 1, "patience": 0,
+        ints = {"window": 2, "latent_dim": 1, "batch_size": 1, "epochs": 1, "patience": 0,
                 "smoothing": 0, "min_event_length": 1, "merge_gap": 0, "horizon": 1}
         for name, low in ints.items():
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, not {value!r}")
-        if self.stride > self.window:
-            raise ConfigError(f"stride ({self.stride}) must not exceed window ({self.window}), or rows go unscored")
+        stride = self.stride
+        if stride != "auto" and (not isinstance(stride, (int, np.integer)) or isinstance(stride, bool) or stride < 1):
+            raise ConfigError(f"stride must be 'auto' or an integer >= 1, not {stride!r}")
+        if stride != "auto" and stride > self.window:
+            raise ConfigError(f"stride ({stride}) must not exceed window ({self.window}), or rows go unscored")
         for name in ("encoder_units", "decoder_units"):
             units = tuple(getattr(self, name))
             if not units or any(not isinstance(u, (int, np.integer)) or u < 1 for u in units):
@@ -220,23 +239,27 @@ class LSTMAutoencoderDetector:
             raise ConfigError(f"on_constant must be one of {', '.join(CONSTANT_POLICIES)}, not '{self.on_constant}'")
         if self.model_kind not in MODEL_KINDS:
             raise ConfigError(f"model_kind must be one of {', '.join(MODEL_KINDS)}, not {self.model_kind!r}")
-        for name in ("reverse", "conditional", "bidirectional", "normalize_errors"):
+        for name in ("reverse", "conditional", "bidirectional", "normalize_errors", "local_exclude"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if self.bidirectional and self.conditional:
             raise ConfigError("bidirectional does not work with a conditional decoder (it runs forwards one step at a time)")
         if self.reverse and self.model_kind == "prediction":
             raise ConfigError("reverse applies to the reconstruction decoder, which model_kind 'prediction' does not have")
-        if self.model_kind == "prediction" and self.stride > self.horizon:
-            raise ConfigError(f"stride ({self.stride}) must not exceed horizon ({self.horizon}) for prediction, or rows go unscored")
+        if self.model_kind == "prediction" and stride != "auto" and stride > self.horizon:
+            raise ConfigError(f"stride ({stride}) must not exceed horizon ({self.horizon}) for prediction, or rows go unscored")
         weight = self.prediction_weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not (np.isfinite(weight) and weight > 0):
             raise ConfigError(f"prediction_weight must be a positive number, not {weight!r}")
         thr.fit_thresholds([1.0], self.quantile, self.k_sigma, self.threshold_rule, self.margin)  # validates the rule values
         from anomaly.postprocess import LOCAL_RULES
 
-        if self.local_rule is not None and self.local_rule not in LOCAL_RULES:
-            raise ConfigError(f"local_rule must be None or one of {', '.join(LOCAL_RULES)}, not '{self.local_rule}'")
+        if self.local_rule is not None and self.local_rule not in (TRAILING_RULE, *LOCAL_RULES):
+            raise ConfigError(f"local_rule must be None or one of {', '.join((TRAILING_RULE, *LOCAL_RULES))}, "
+                              f"not '{self.local_rule}'")
+        trailing = self.local_trailing
+        if not isinstance(trailing, (int, np.integer)) or isinstance(trailing, bool) or trailing < 2:
+            raise ConfigError(f"local_trailing must be an integer >= 2, not {trailing!r}")
         if not 0 < self.local_window <= 1 or not self.local_k > 0 or not 0 <= self.prune < 1:
             raise ConfigError("local_window must be in (0, 1], local_k > 0 and prune in [0, 1)")
         cap = self.local_cap
@@ -352,7 +375,8 @@ class LSTMAutoencoderDetector:
         self._fit_scaler(X)
         values = self._scale(X)
         targets_of = self._target_values(values)
-        starts = span_starts(np.isfinite(values).all(axis=1), self.window, self._horizon(), self.stride)
+        self.stride_ = self._resolve_stride(len(X))
+        starts = span_starts(np.isfinite(values).all(axis=1), self.window, self._horizon(), self.stride_)
         train, val = self._split(starts, len(X))
 
         keras.utils.set_random_seed(self.seed)
@@ -367,10 +391,19 @@ class LSTMAutoencoderDetector:
         covered = np.isfinite(row_errors).all(axis=1)
         self.error_ref_ = np.maximum(np.nanmean(row_errors[covered], axis=0), 1e-12)
         normal_scores = self._combine(row_errors, X.index)[covered]
+        self.normal_errors_ = self._sensor_mean(row_errors)[covered][-MAX_NORMAL_ERRORS:]  # time order: seeds flagging
         self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule, self.margin)
         self.normal_scores_ = np.sort(normal_scores)
         self.fingerprint_ = fingerprint(X)
         return self
+
+    def _resolve_stride(self, n_rows: int) -> int:
+        """The stride in force: ``stride``, or with ``"auto"`` the smallest that gives a fit on ``n_rows``
+        about :data:`MAX_TRAIN_WINDOWS` windows (at most a quarter window; a prediction's horizon)."""
+        if self.stride != "auto":
+            return int(self.stride)
+        stride = min(max(1, math.ceil(n_rows / MAX_TRAIN_WINDOWS)), max(1, self.window // 4))
+        return min(stride, self.horizon) if self.model_kind == "prediction" else stride
 
     def _fit_scaler(self, X: pd.DataFrame) -> None:
         finite = X[np.isfinite(X.to_numpy()).all(axis=1)]
@@ -381,9 +414,12 @@ class LSTMAutoencoderDetector:
             col = self.columns_[int(np.flatnonzero(~np.isfinite(self.scaler_.mean_ + self.scaler_.scale_))[0])]
             raise DataError(f"column '{col}': values too large to scale (overflow)")
         constant = self.scaler_.var_ == 0
+        names = ", ".join(repr(self.columns_[i]) for i in np.flatnonzero(constant))
         if constant.any() and self.on_constant == "error":
-            names = ", ".join(repr(self.columns_[i]) for i in np.flatnonzero(constant))
             raise DataError(f"sensor {names} is constant in the normal period; drop it with --columns or use --on-constant keep")
+        if constant.any():
+            log.warning("sensor %s is constant in the normal period: kept unscaled, so any change in it scores as "
+                        "anomalous (drop it with --columns, or refuse it with --on-constant error)", names)
 
     def _split(self, starts: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Training and held-out window starts: the last windows are held out, one window apart."""
@@ -503,7 +539,7 @@ class LSTMAutoencoderDetector:
         X = X[self.columns_]
         values = self._scale(X)
         span = self.window + self._horizon() if span is None else span
-        starts = window_starts(np.isfinite(values).all(axis=1), span, self.stride)
+        starts = window_starts(np.isfinite(values).all(axis=1), span, self.stride_)
         if len(starts) == 0:
             need = f"one window ({self.window} rows)" if span == self.window else f"one window plus the horizon ({span} rows)"
             raise DataError(
@@ -540,7 +576,11 @@ class LSTMAutoencoderDetector:
         out = pd.DataFrame({"score": score, "threshold": limit}, index=X.index)
         with np.errstate(invalid="ignore"):
             out["is_anomaly"] = score > limit  # NaN (a gap) is never above it
-        if self._postprocessing() and threshold is None and quantile is None:
+        if self.local_rule == TRAILING_RULE and threshold is None and quantile is None:
+            # anomaly.flagging owns the rest: root, EWMA, trailing threshold, cap, padding forward.
+            flagged = flagging.flag(self._sensor_mean(row_errors), self.flag_rule(), self.flag_seed())
+            out["score"], out["threshold"], out["is_anomaly"] = flagged.score, flagged.threshold, flagged.flags
+        elif self._postprocessing() and threshold is None and quantile is None:
             # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
             from anomaly.postprocess import flag_scores, normal_cap
 
@@ -558,6 +598,39 @@ class LSTMAutoencoderDetector:
                 out[f"recon_{name}"] = original[:, i]
         return out
 
+    def flag_rule(self) -> flagging.TrailingRule:
+        """The causal flagging rule in force (``local_rule="trailing"``), its cap set from the held-out normal scores."""
+        self._check_fitted()
+        return flagging.make_rule(self.normal_errors_, k=self.local_k, trailing=self.local_trailing,
+                                  cap_factor=self.local_cap, prune=self.prune, pad=self.event_padding,
+                                  smoothing=self.smoothing, root=bool(self.root_score), exclude=bool(self.local_exclude))
+
+    def describe_flagging(self) -> str:
+        """How this fitted detector flags rows, in one line (for the CLI and the dashboard)."""
+        if self.local_rule == TRAILING_RULE:
+            cap = self.flag_rule().cap
+            return (f"flags rows over mean + {self.local_k:g} std of the last {self.local_trailing} scores"
+                    + (f" or over {cap:.6g}" if cap is not None else "")
+                    + (f", and the {self.event_padding} rows after each" if self.event_padding else ""))
+        t = self.thresholds_
+        if self.local_rule is None:
+            return f"threshold {t['rule']} = {t['values'][t['rule']]:.6g}"
+        return f"local rule {self.local_rule}, relative to each scored batch"
+
+    def reflag(self, scores: pd.DataFrame) -> pd.DataFrame:
+        """``scores`` (from :meth:`score`) with ``score, threshold, is_anomaly`` recomputed from their
+        ``error_<sensor>`` columns under this detector's causal flagging settings: tune ``local_k``,
+        ``local_trailing``, ``local_cap``... with :meth:`set_params` on a copy, without rescoring."""
+        if self.local_rule != TRAILING_RULE:
+            raise ConfigError(f"reflag needs local_rule '{TRAILING_RULE}', not {self.local_rule!r}")
+        raw = self._sensor_mean(scores[[f"error_{c}" for c in self.target_columns_]].to_numpy(dtype=np.float64))
+        flagged = flagging.flag(raw, self.flag_rule(), self.flag_seed())
+        return scores.assign(score=flagged.score, threshold=flagged.threshold, is_anomaly=flagged.flags)
+
+    def flag_seed(self) -> flagging.FlagState:
+        """The flagging state a scored series starts from: the latest held-out normal scores."""
+        return flagging.seed(self.normal_errors_, self.flag_rule())
+
     def _unscale_targets(self, scaled: np.ndarray) -> np.ndarray:
         """Scaled estimates of the target columns back in original units (NaN stays NaN)."""
         tgt = self._target_index()
@@ -570,8 +643,12 @@ class LSTMAutoencoderDetector:
         if self._postprocessing() and threshold is None:  # flags already final (see score)
             from anomaly.postprocess import events_from_flags
 
+            # the causal rule leaves merging and minimum length to the events; the batch rules applied them
+            causal = self.local_rule == TRAILING_RULE
             return events_from_flags(scores.index, scores["score"].to_numpy(), scores["threshold"].to_numpy(),
-                                     scores["is_anomaly"].to_numpy(), contributions, self.target_columns_)
+                                     scores["is_anomaly"].to_numpy(), contributions, self.target_columns_,
+                                     merge_gap=self.merge_gap if causal else 0,
+                                     min_length=self.min_event_length if causal else 1)
         limit = float(scores["threshold"].iloc[0]) if threshold is None else self.threshold_for(threshold)
         return events_mod.find_events(
             scores.index, scores["score"].to_numpy(), limit, contributions, self.target_columns_,
@@ -744,6 +821,8 @@ class LSTMAutoencoderDetector:
         normal_scores = self._sensor_mean(row_errors)[covered]
         self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule, self.margin)
         self.normal_scores_ = np.sort(normal_scores)
+        self.normal_errors_ = normal_scores[-MAX_NORMAL_ERRORS:]  # saved with every model (recordings: one score each)
+        self.stride_ = 1  # a recording is one window
         self.fingerprint_ = _sequences_fingerprint(self.columns_, scaled, indexes)
         return self
 

@@ -1,5 +1,9 @@
 """Incremental scoring: which rows a new run must (re)write, and their scores from the windows they need.
 
+Models with causal flagging (``local_rule="trailing"``, the default) go through :func:`score_causal`:
+each run flags the rows after the stored checkpoint from the state saved there, so the database
+holds exactly the flags of a one-shot score. The rest of this doc is the fixed-threshold path.
+
 A detector's score for a timestamp is the mean error of every window covering it, optionally
 EWMA-smoothed (``smoothing``) over all earlier rows. So when new rows arrive:
 
@@ -93,9 +97,10 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
         # against the rest of it): a few new rows scored alone would not match a full score.
         from anomaly.errors import ConfigError
 
-        raise ConfigError("this model's post-processing (local_rule, prune, event_padding or root_score) works on the "
-                          "whole scored batch, which incremental scoring cannot reproduce; score the whole series with "
-                          "'anomaly score --out', or give a fixed --threshold")
+        raise ConfigError(f"this model's local_rule '{detector.local_rule}' judges each row against the whole scored "
+                          "batch, which incremental scoring cannot reproduce; score the whole series with "
+                          "'anomaly score --out', give a fixed --threshold, or train with the default causal rule "
+                          "(local_rule 'trailing')")
     X, values, starts = detector._prepare(X)
     window = detector.window
     limit = detector.threshold_for(threshold, quantile)
@@ -124,6 +129,53 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
     return out
 
 
+def score_causal(detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | None
+                 ) -> tuple[pd.DataFrame, tuple[pd.Timestamp, dict] | None]:
+    """The rows of ``X`` after the checkpoint ``saved`` (``(at, state)``; None: from the first row,
+    seeded like a one-shot score), scored and flagged from its state, and the new checkpoint.
+
+    A row's score is final once every window covering it is in ``X``: all but the last ``window - 1``
+    rows (``window`` with a stride above 1). The checkpoint moves to the last final row; the rows after it are written too
+    (as a one-shot score of ``X`` would give them) and flagged again by the next run.
+    """
+    from anomaly import flagging
+
+    kind = getattr(detector, "model_kind", "reconstruction")
+    if kind != "reconstruction":
+        from anomaly.errors import ConfigError
+
+        raise ConfigError(f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
+                          "score the whole series with 'anomaly score --out' instead")
+    X, values, starts = detector._prepare(X)
+    n, window = len(X), detector.window
+    if saved is None:
+        first, state = 0, detector.flag_seed()
+    else:
+        first, state = int(X.index.searchsorted(saved[0], side="right")), flagging.FlagState.from_dict(saved[1])
+    covered = coverage(n, starts, window) > 0
+    need = starts[starts + window - 1 >= first]
+    columns = ["score", "threshold", "is_anomaly"] + [f"error_{c}" for c in detector.target_columns_]
+    if len(need) == 0:
+        return pd.DataFrame(columns=columns, index=X.index[:0]).astype({"is_anomaly": bool, "score": float}), saved
+    lo, hi = int(need[0]), int(need[-1]) + window
+    first = max(first, lo)  # rows in a gap before the first window have no score
+    row_errors, _ = detector._forward(values[lo:hi], need - lo)
+    row_errors = row_errors[first - lo :]  # rows first .. hi-1 (the rows before first lack some windows)
+    raw = detector._sensor_mean(row_errors)
+    # rows before `last` have all their windows (with stride > 1 the segment's last window moves as rows arrive)
+    last = n - window + (1 if detector.stride_ == 1 else 0)
+    final = max(0, min(last, hi) - first)  # rows first .. first+final-1
+    rule = detector.flag_rule()
+    head = flagging.flag(raw[:final], rule, state)
+    tail = flagging.flag(raw[final:], rule, head.state.copy())
+    out = pd.DataFrame({"score": np.r_[head.score, tail.score], "threshold": np.r_[head.threshold, tail.threshold],
+                        "is_anomaly": np.r_[head.flags, tail.flags]}, index=X.index[first:hi])
+    for i, name in enumerate(detector.target_columns_):
+        out[f"error_{name}"] = row_errors[:, i]
+    checkpoint = (X.index[first + final - 1], head.state.to_dict()) if final else saved
+    return out[covered[first:hi]], checkpoint
+
+
 def event_cutoff(first_written, stored_events: pd.DataFrame, interval: pd.Timedelta, min_length: int,
                  merge_gap: int) -> pd.Timestamp:
     """Earliest timestamp from which events must be recomputed when rows from ``first_written`` change.
@@ -141,12 +193,15 @@ def event_cutoff(first_written, stored_events: pd.DataFrame, interval: pd.Timede
     return cutoff
 
 
-def event_frame(stored: pd.DataFrame, new: pd.DataFrame, interval: pd.Timedelta, limit: float) -> pd.DataFrame:
+def event_frame(stored: pd.DataFrame, new: pd.DataFrame, interval: pd.Timedelta, limit: float | None) -> pd.DataFrame:
     """Stored scores overlaid with new ones on the regular time grid (missing rows NaN), for event finding.
 
     ``stored`` has a ``timestamp`` column (as :meth:`Store.scores` returns), ``new`` a timestamp index.
+    ``limit``: the fixed threshold for every row; None keeps each row's own threshold and flag
+    (causal flagging), missing rows unflagged.
     """
-    keep = [c for c in new.columns if c == "score" or c.startswith("error_")]
+    keep = [c for c in new.columns if c == "score" or c.startswith("error_")
+            or (limit is None and c in ("threshold", "is_anomaly"))]
     old = stored.set_index("timestamp")[[c for c in keep if c in stored.columns]]
     old = old[~old.index.isin(new.index)]
     frame = pd.concat([old, new[keep]]).sort_index()
@@ -154,5 +209,8 @@ def event_frame(stored: pd.DataFrame, new: pd.DataFrame, interval: pd.Timedelta,
         grid = pd.date_range(frame.index[0], frame.index[-1], freq=interval)
         if frame.index.isin(grid).all():
             frame = frame.reindex(grid)
-    frame["threshold"] = float(limit)
+    if limit is None:
+        frame["is_anomaly"] = frame["is_anomaly"].astype("boolean").fillna(False).astype(bool)
+    else:
+        frame["threshold"] = float(limit)
     return frame

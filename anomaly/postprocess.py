@@ -178,10 +178,11 @@ def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: in
 
 
 def events_from_flags(index, score: np.ndarray, threshold: np.ndarray, flags: np.ndarray,
-                      contributions: np.ndarray, sensors: list[str]):
+                      contributions: np.ndarray, sensors: list[str], *, merge_gap: int = 0, min_length: int = 1):
     """Events (as :func:`anomaly.events.find_events`) from final flags and per-row thresholds.
 
-    Severity is the peak score over the threshold in force at the peak.
+    Runs of flags at most ``merge_gap`` rows apart are one event; runs shorter than ``min_length``
+    are none. Severity is the peak score over the threshold in force at the peak.
     """
     import pandas as pd
 
@@ -189,7 +190,7 @@ def events_from_flags(index, score: np.ndarray, threshold: np.ndarray, flags: np
 
     score = np.asarray(score, dtype=np.float64)
     rows = []
-    for s, e in flagged_runs(flags):
+    for s, e in flagged_runs(flags, merge_gap, min_length):
         part = np.nan_to_num(score[s : e + 1], nan=-np.inf)
         at = s + int(np.argmax(part))
         peak, limit = float(score[at]), float(threshold[at])

@@ -28,6 +28,7 @@ import numpy as np
 
 from anomaly.errors import (EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_ERROR, EXIT_LOCKED, EXIT_OK, AnomalyError, ConfigError,
                             DataError)
+from anomaly.flagging import TRAILING
 from anomaly.store import LockedError, Store, _naive_utc, open_store, use_logfmt
 
 log = logging.getLogger("anomaly")
@@ -108,12 +109,14 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     source, model = job.source_name, job.model_name
     detector = _load_detector(_args(job))
     data = _load_for_model(job.data, _args(job), detector)
+    if detector.local_rule == TRAILING and job.threshold is None and job.quantile is None:
+        return _score_run_causal(store, run_id, job, fields, detector, data)
     stamps = _naive_utc(data.index)
     finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
     stored = np.isin(stamps.asi8, known.asi8)
     plan = np.zeros(len(data), dtype=bool) if job.rescore else stored
-    rows = rows_to_write(finite, plan, detector.window, detector.stride, detector.smoothing)
+    rows = rows_to_write(finite, plan, detector.window, detector.stride_, detector.smoothing)
     if not rows.any():
         store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
@@ -126,10 +129,59 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     cutoff = event_cutoff(new.index[0], store.events_touching(source, model, lookback), interval,
                           detector.min_event_length, detector.merge_gap)
     region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
-    found = detector.events(region)
+    found = detector.events(region, threshold=limit)  # the fixed threshold, whatever the model's own rule
     added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit)
     rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
     fields.update(threshold=limit, events_found=len(found))
+    return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, added)
+
+
+def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detector, data) -> JobResult:
+    """A run of a model with causal flagging: the rows after the stored checkpoint, flagged from its state."""
+    from anomaly.incremental import event_cutoff, event_frame, score_causal
+
+    source, model = job.source_name, job.model_name
+    stamps = _naive_utc(data.index)  # the database's clock: naive UTC
+    saved = None if job.rescore else store.flag_state(source, model)
+    if saved is not None and saved[0] < stamps[0] + (detector.window - 1) * detector.interval_:
+        log.warning("DATA starts only %d rows before the first row to write (the model needs %d for full context); "
+                    "keep older rows in DATA for scores equal to a full re-score"
+                    % (max(0, int((saved[0] - stamps[0]) / detector.interval_)), detector.window - 1),
+                    extra={"fields": {"source": source}})
+    known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
+    if saved is not None:
+        from anomaly.incremental import coverage
+        from anomaly.windows import window_starts
+
+        finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
+        scorable = coverage(len(data), window_starts(finite, detector.window, detector.stride_), detector.window) > 0
+        waiting = scorable & ~stamps.isin(known)
+        if not waiting.any():  # nothing new: the rows after the state's row are stored as this DATA gives them
+            store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)
+            return JobResult(source, model, "success", EXIT_OK, run_id)
+        late = int((waiting & (stamps <= saved[0])).sum())
+        if late:  # a hole filled before the state's row: flags after it may change, so start again
+            log.warning("%d late row(s) at or before the last final row (%s): scoring and flagging DATA from its start"
+                        % (late, saved[0]), extra={"fields": {"source": source}})
+            saved = None
+    at = None if saved is None else saved[0]
+    if at is not None and data.index.tz is not None:
+        at = at.tz_localize("UTC").tz_convert(data.index.tz)
+    new, checkpoint = score_causal(detector, data, None if saved is None else (at, saved[1]))
+    new.index = _naive_utc(new.index)
+    if not len(new):
+        store.commit_run(run_id, source, model, new, before_commit=_pause_before_commit)
+        return JobResult(source, model, "success", EXIT_OK, run_id)
+    interval = detector.interval_
+    lookback = new.index[0] - (detector.min_event_length + detector.merge_gap + 2) * interval
+    cutoff = event_cutoff(new.index[0], store.events_touching(source, model, lookback), interval,
+                          detector.min_event_length, detector.merge_gap)
+    region = event_frame(store.scores(source, model, since=cutoff), new, interval, None)
+    found = detector.events(region)
+    added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit,
+                             state=checkpoint)
+    rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
+    fields.update(threshold=float(new["threshold"].iloc[-1]), events_found=len(found))
     return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, added)
 
 

@@ -16,6 +16,9 @@ Tables (schema version :data:`SCHEMA_VERSION`, created and checked by :func:`ope
 - ``events(source, model, start, end, peak_score, severity, sensors, run_id)``: unique on
   ``(source, model, start)``; ``sensors`` is ``;``-separated; ``run_id`` is the run that first
   found the event (later runs may extend it without changing ``run_id``).
+- ``flag_state(source, model, at, state, run_id)`` (version 2): one row per ``(source, model)``
+  scored with causal flagging (:mod:`anomaly.flagging`): the state after the last row whose score
+  is final (``at``), as JSON, from which the next run flags the rows after it.
 
 Timestamps are stored without time zone: in UTC when the data had one, as read otherwise.
 
@@ -51,7 +54,7 @@ from sqlalchemy import event as sa_event
 
 from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, ConfigError, DataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RUN_COLUMNS = ["id", "started", "finished", "model", "source", "rows_scored", "status", "error"]
 EVENT_COLUMNS = ["source", "model", "start", "end", "peak_score", "severity", "sensors"]
 LOCK_POLL_S = 0.1
@@ -103,8 +106,22 @@ events = sa.Table(
     sa.PrimaryKeyConstraint("source", "model", "start", name="pk_events"),
 )
 
-# Migrations from version N-1 to N, applied in order inside the schema transaction.
-MIGRATIONS: dict[int, list[str]] = {}
+flag_state = sa.Table(
+    "flag_state", metadata,
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("source", "model", name="pk_flag_state"),
+)
+
+# Migrations from version N-1 to N, applied in order inside the schema transaction (SQL that both
+# SQLite and PostgreSQL accept).
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["CREATE TABLE flag_state (source TEXT NOT NULL, model TEXT NOT NULL, at TIMESTAMP NOT NULL, "
+        "state TEXT NOT NULL, run_id INTEGER NOT NULL, CONSTRAINT pk_flag_state PRIMARY KEY (source, model))"],
+}
 
 
 class StoreError(AnomalyError):
@@ -399,18 +416,24 @@ class Store:
                          .values(status="failed", error=error, finished=_now()))
 
     def commit_run(self, run_id: int, source: str, model: str, new_scores: pd.DataFrame,
-                   new_events: pd.DataFrame | None = None, events_since=None, before_commit=None) -> list[dict]:
+                   new_events: pd.DataFrame | None = None, events_since=None, before_commit=None,
+                   state: tuple | None = None) -> list[dict]:
         """Write a run in one transaction: scores and events upserted, the run marked ``success``.
 
         ``new_scores`` is indexed by timestamp with ``score, threshold, is_anomaly, error_<sensor>``.
         ``new_events`` (``start, end, peak_score, severity, sensors``) replaces the stored events of
-        ``(source, model)`` starting at or after ``events_since``. Returns the events whose start was
-        not stored before (the new ones), as JSON-ready dicts.
+        ``(source, model)`` starting at or after ``events_since``. ``state`` (``(at, dict)``) replaces
+        the flagging state of ``(source, model)``. Returns the events whose start was not stored
+        before (the new ones), as JSON-ready dicts.
         """
         rows = _score_rows(new_scores, source, model, run_id)
         with self._write() as conn:
             for i in range(0, len(rows), WRITE_CHUNK):
                 conn.execute(self._upsert(scores, ["source", "model", "timestamp"]), rows[i : i + WRITE_CHUNK])
+            if state is not None:
+                conn.execute(self._upsert(flag_state, ["source", "model"]), [{
+                    "source": source, "model": model, "at": _py(_naive_utc([state[0]])[0]),
+                    "state": json.dumps(state[1], allow_nan=False), "run_id": run_id}])
             added: list[dict] = []
             if new_events is not None and events_since is not None:
                 added = self._replace_events(conn, run_id, source, model, new_events, events_since)
@@ -461,6 +484,14 @@ class Store:
         with self.engine.connect() as conn:
             values = conn.execute(query.order_by(scores.c.timestamp)).scalars().all()
         return _naive_utc(values)
+
+    def flag_state(self, source: str, model: str) -> tuple[pd.Timestamp, dict] | None:
+        """``(at, state)``: the causal flagging state after the last final row ``at``, or None."""
+        query = sa.select(flag_state.c.at, flag_state.c.state).where(flag_state.c.source == source,
+                                                                     flag_state.c.model == model)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (pd.Timestamp(row[0]), json.loads(row[1]))
 
     def has_scores_before(self, source: str, model: str, when) -> bool:
         """Whether ``(source, model)`` has a stored score earlier than ``when``."""

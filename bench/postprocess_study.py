@@ -49,7 +49,8 @@ def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = 
         row = {"series": s["name"], "labels": len(s["labels"]), "methods": {}}
         for m in methods:
             score = s[m] ** 2 if (m == "zscore" and abs_zscore) else s[m]
-            flags = expand(flags_for(score, post, normal=s.get(f"{m}_normal")), factor, len(s["index"]))
+            flags = expand(flags_for(score, post, normal=s.get(f"{m}_normal"), normal_raw=s.get(f"{m}_normal_raw")),
+                           factor, len(s["index"]))
             row["methods"][m] = {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}
         out.append(row)
     return out

@@ -7,20 +7,23 @@ user types: the models folder (``ANOMALY_MODELS_DIR``, default ``models/``), the
 (symlinks and ``..`` included) and refuses anything outside its folder.
 
 Pages call the package only (``anomaly.*``), never Keras. Models are cached with
-``st.cache_resource`` (one shared object per model directory version); data, scores, events and
-embeddings with ``st.cache_data`` keyed by the file's path and modification time, or by the
-upload's digest, so nothing is scored twice.
+``st.cache_resource`` (one shared object per model directory version, never modified: settings
+tried on the Threshold page go to a copy); data, scores, events and embeddings with
+``st.cache_data`` keyed by the file's path and modification time, or by the upload's digest, so
+nothing is scored twice. Flags and events are re-derived from the scores' error columns under the
+rule in force (:class:`Loaded`), so tuning the rule never re-runs the model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -228,12 +231,85 @@ def score(model_key: str, data_key: str, _detector, _frame: pd.DataFrame) -> pd.
     return _detector.score(_frame, reconstruct=True)
 
 
-@st.cache_data(max_entries=64)
-def events_at(model_key: str, data_key: str, threshold: float, _detector, _scores: pd.DataFrame) -> pd.DataFrame:
-    """Events re-flagged at ``threshold`` (cheap, but cached so every page sees the same table)."""
-    events = _detector.events(_scores, threshold=threshold)
+def _with_duration(events: pd.DataFrame) -> pd.DataFrame:
     events.insert(2, "duration", events["end"] - events["start"])
     return events
+
+
+# -- the flagging rule in force ------------------------------------------------------------------
+TRAILING, FIXED, BATCH = "trailing", "fixed", "batch"
+# The causal rule's settings the Threshold page tunes (a subset of anomaly.artifacts.FLAGGING_PARAMS)
+# and their Python types (as written into detector.json).
+TUNABLE = {"local_k": float, "local_trailing": int, "local_cap": float, "local_exclude": bool, "event_padding": int}
+
+
+def rule_kind(detector) -> str:
+    """How the model flags rows: ``trailing`` (causal rule, tuned by its settings), ``fixed`` (one
+    threshold, ``local_rule=None``) or ``batch`` (ksigma/dynamic/pot: flags as scored, not tuned here)."""
+    if detector.local_rule == TRAILING:
+        return TRAILING
+    return FIXED if detector.local_rule is None else BATCH
+
+
+def plain_fixed(detector) -> bool:
+    """Whether a fixed-threshold model compares its score column with the threshold as it is (models
+    saved before the causal rule). With a root score, padding or pruning (``--local-rule none`` today)
+    the score column is in other units and the flags come from :mod:`anomaly.postprocess`."""
+    return not (detector.root_score or detector.event_padding > 0 or detector.prune > 0)
+
+
+def saved_flagging(detector) -> dict:
+    """The model's own values of the :data:`TUNABLE` settings, as plain Python values."""
+    return {name: kind(getattr(detector, name)) for name, kind in TUNABLE.items()}
+
+
+def trailing_rule(detector, settings: dict):
+    """The :class:`anomaly.flagging.TrailingRule` ``detector`` would use with ``settings`` (its cap absolute)."""
+    return copy.copy(detector).set_params(**settings).flag_rule()
+
+
+@st.cache_data(show_spinner="Flagging…", max_entries=64)
+def reflag(model_key: str, data_key: str, settings: tuple, _detector,
+           _scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores re-flagged by the causal rule with ``settings`` (``(name, value)`` pairs) and their
+    events, from the error columns (no model run). A copy of the shared detector takes the settings."""
+    alt = copy.copy(_detector).set_params(**dict(settings))
+    flagged = alt.reflag(_scores)
+    return flagged, _with_duration(alt.events(flagged))
+
+
+@st.cache_data(show_spinner="Flagging…", max_entries=64)
+def fixed_flags(model_key: str, data_key: str, threshold: float, _detector,
+                _scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores flagged at the fixed ``threshold`` (the model's units, as ``threshold_for``) and their events.
+
+    Plain models compare the score column with it (``score > threshold``). Otherwise this is what
+    ``LSTMAutoencoderDetector.score`` does for ``local_rule=None``, redone from the error columns:
+    the sensor mean, root, EWMA, compared with the threshold's root, then pruning and padding.
+    """
+    detector = _detector
+    if plain_fixed(detector):
+        with np.errstate(invalid="ignore"):
+            flags = _scores["score"].to_numpy(dtype=float) > threshold  # NaN (a gap) is never above it
+        flagged = _scores.assign(threshold=float(threshold), is_anomaly=flags)
+        return flagged, _with_duration(detector.events(_scores, threshold=threshold))
+    from anomaly.postprocess import flag_scores
+
+    errors = _scores[[f"error_{c}" for c in detector.target_columns_]].to_numpy(dtype=np.float64)
+    if detector.normalize_errors:
+        errors = errors / np.asarray(detector.error_ref_, dtype=np.float64)
+    floor = float(np.sqrt(threshold)) if detector.root_score else float(threshold)
+    score, limit, flags = flag_scores(errors.mean(axis=1), rule=None, smoothing=detector.smoothing, floor=floor,
+                                      prune=detector.prune, pad=detector.event_padding, merge_gap=detector.merge_gap,
+                                      min_length=detector.min_event_length, root=bool(detector.root_score))
+    flagged = _scores.assign(score=score, threshold=limit, is_anomaly=flags)
+    return flagged, _with_duration(detector.events(flagged))
+
+
+@st.cache_data(max_entries=16)
+def batch_flags(model_key: str, data_key: str, _detector, _scores: pd.DataFrame) -> pd.DataFrame:
+    """Events of a batch-rule model (ksigma, dynamic, pot) from its flags as scored."""
+    return _with_duration(_detector.events(_scores))
 
 
 @st.cache_data(show_spinner="Encoding windows…", max_entries=4)
@@ -294,7 +370,12 @@ def db_events(target: str, source: str | None) -> pd.DataFrame:
 # -- the selection made in the sidebar ---------------------------------------------------------
 @dataclass
 class Loaded:
-    """What the analysis pages work on: a model, its data (None for database scores) and scores."""
+    """What the analysis pages work on: a model, its data (None for database scores) and scores.
+
+    ``flagged`` and ``events()`` follow the rule in force for this model version, including what
+    was tuned, not yet saved, on the Threshold page (kept in ``st.session_state`` per model version):
+    the causal rule's settings (``flagging``), or a fixed model's one ``threshold``.
+    """
 
     model_name: str
     detector: object
@@ -303,23 +384,94 @@ class Loaded:
     source: str
     frame: pd.DataFrame | None
     scores: pd.DataFrame
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def rule(self) -> str:
+        """``trailing``, ``fixed`` or ``batch`` (see :func:`rule_kind`)."""
+        return rule_kind(self.detector)
+
+    # -- fixed threshold (local_rule None) -------------------------------------------------------
     @property
     def default_threshold(self) -> float:
         return float(self.detector.threshold_for())
 
     @property
     def threshold(self) -> float:
-        """The threshold chosen on the Threshold page for this model version, else the model's."""
+        """A fixed model's threshold chosen on the Threshold page for this model version, else the model's."""
         return float(st.session_state.get(threshold_key(self.model_key), self.default_threshold))
 
+    # -- causal rule (local_rule "trailing") ------------------------------------------------------
+    @property
+    def saved_flagging(self) -> dict:
+        return saved_flagging(self.detector)
+
+    @property
+    def flagging(self) -> dict:
+        """The causal rule's settings in force: the model's, with those tuned on the Threshold page."""
+        return {**self.saved_flagging, **st.session_state.get(flagging_key(self.model_key), {})}
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the rule in force differs from the one saved in the model."""
+        if self.rule == TRAILING:
+            return self.flagging != self.saved_flagging
+        return self.rule == FIXED and self.threshold != self.default_threshold
+
+    def cap(self, settings: dict | None = None) -> float | None:
+        """The causal rule's cap as an absolute score (None when off)."""
+        return trailing_rule(self.detector, self.flagging if settings is None else settings).cap
+
+    # -- flags and events ---------------------------------------------------------------------------
+    def flag(self, settings: dict | None = None, threshold: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(scores, events)`` under the rule in force, or under other causal ``settings`` / another
+        fixed ``threshold``: the scores with ``score, threshold, is_anomaly`` as that rule sets them."""
+        rule = self.rule
+        if rule == TRAILING:
+            chosen = self.flagging if settings is None else {**self.saved_flagging, **settings}
+            key = (TRAILING, tuple(sorted(chosen.items())))
+            if key not in self._memo:
+                self._memo[key] = reflag(self.model_key, self.data_key, key[1], self.detector, self.scores)
+        elif rule == FIXED:
+            t = self.threshold if threshold is None else float(threshold)
+            key = (FIXED, t)
+            if key not in self._memo:
+                self._memo[key] = fixed_flags(self.model_key, self.data_key, t, self.detector, self.scores)
+        else:
+            key = (BATCH,)
+            if key not in self._memo:
+                self._memo[key] = (self.scores, batch_flags(self.model_key, self.data_key, self.detector, self.scores))
+        return self._memo[key]
+
+    @property
+    def flagged(self) -> pd.DataFrame:
+        """The scores with the per-row ``threshold`` and the ``is_anomaly`` flags of the rule in force."""
+        return self.flag()[0]
+
     def events(self, threshold: float | None = None) -> pd.DataFrame:
-        t = self.threshold if threshold is None else float(threshold)
-        return events_at(self.model_key, self.data_key, t, self.detector, self.scores)
+        """Events under the rule in force (a fixed model: at ``threshold`` when given)."""
+        return self.flag(threshold=threshold)[1]
+
+    def rule_summary(self, settings: dict | None = None) -> str:
+        """The rule in force in a few words, for captions: ``threshold 0.123`` or ``mean + 7 std of ...``."""
+        if self.rule == FIXED:
+            return f"threshold {self.threshold:.4g}"
+        if self.rule == BATCH:
+            return f"batch rule {self.detector.local_rule}"
+        s = self.flagging if settings is None else settings
+        cap = self.cap(s)
+        return (f"mean + {s['local_k']:g} std of the last {s['local_trailing']:,} scores"
+                + (f", capped at {cap:.4g}" if cap is not None else "")
+                + (f", {s['event_padding']:,} points padding" if s["event_padding"] else ""))
 
 
 def threshold_key(model_key: str) -> str:
     return f"threshold::{model_key}"
+
+
+def flagging_key(model_key: str) -> str:
+    """Session key of the causal-rule settings tuned on the Threshold page (only those that differ)."""
+    return f"flagging::{model_key}"
 
 
 def sidebar() -> None:

@@ -22,12 +22,12 @@ SCORE = "#444444"
 
 
 def _line(series: pd.Series, name: str, color: str, *, dash: str | None = None, legendgroup: str | None = None,
-          showlegend: bool = True, buckets: int = DRAW_POINTS) -> go.Scatter:
+          showlegend: bool = True, buckets: int = DRAW_POINTS, width: float = 1.2) -> go.Scatter:
     # SVG traces: with at most 2 * DRAW_POINTS points each they stay fast, and unlike WebGL
     # (Scattergl) they draw in every browser, including ones without a GPU.
     drawn = downsample(series.astype(float), buckets)
     return go.Scatter(x=drawn.index, y=drawn.to_numpy(), name=name, mode="lines", connectgaps=False,
-                        line=dict(color=color, width=1.2, dash=dash), legendgroup=legendgroup or name,
+                        line=dict(color=color, width=width, dash=dash), legendgroup=legendgroup or name,
                         showlegend=showlegend)
 
 
@@ -57,14 +57,50 @@ def _shade(fig: go.Figure, events: pd.DataFrame, step: pd.Timedelta) -> int:
     return len(chosen)
 
 
-def series_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, events: pd.DataFrame, threshold: float,
+def flat_threshold(scores: pd.DataFrame, threshold: float | None = None) -> float | None:
+    """The one threshold to draw as a flat line: ``threshold`` when given, else the scores' ``threshold``
+    column when it holds one value (a fixed rule); None when it varies per row (the causal rule)."""
+    if threshold is not None:
+        return float(threshold)
+    limit = scores["threshold"].to_numpy(dtype=float)
+    limit = limit[np.isfinite(limit)]
+    return float(limit[0]) if len(limit) and np.all(limit == limit[0]) else None
+
+
+def flags_of(scores: pd.DataFrame, threshold: float | None = None) -> np.ndarray:
+    """Flagged rows: ``score > threshold`` for a given number, else the scores' own ``is_anomaly``."""
+    if threshold is None:
+        return scores["is_anomaly"].to_numpy(dtype=bool)
+    return np.nan_to_num(scores["score"].to_numpy(dtype=float), nan=-np.inf) > threshold
+
+
+def _threshold(fig: go.Figure, scores: pd.DataFrame, threshold: float | None, row: int | None = None, *,
+               per_row: bool = False) -> None:
+    """The threshold on the score's row: a flat dashed line with its value, or (``per_row``, or a
+    threshold column that varies) a dashed line that follows the per-row ``threshold`` column (rows
+    with no finite threshold are left blank)."""
+    where = dict(row=row, col=1) if row is not None else {}
+    flat = None if per_row else flat_threshold(scores, threshold)
+    if flat is not None:
+        fig.add_hline(y=flat, line=dict(color=ANOMALY, dash="dash", width=1.5), annotation_text=f"threshold {flat:.4g}",
+                      annotation_position="top left", **where)
+        return
+    limit = scores["threshold"].astype(float).where(np.isfinite(scores["threshold"].astype(float)))
+    fig.add_trace(_line(limit, "threshold", ANOMALY, dash="dash", width=1.5), **where)
+
+
+def series_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, events: pd.DataFrame, threshold: float | None,
                   sensors: list[str], *, reconstruction: bool = False) -> go.Figure:
-    """Sensors (or, without a frame, their errors) above the anomaly score, on one shared time axis."""
+    """Sensors (or, without a frame, their errors) above the anomaly score, on one shared time axis.
+
+    ``threshold`` None: the threshold line follows the scores' per-row ``threshold`` column and the
+    flagged points are their ``is_anomaly`` (any rule); a number: a flat line, flagged = above it.
+    """
     rows = len(sensors) + 1
     titles = [s if frame is not None else f"error of {s}" for s in sensors] + ["anomaly score"]
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06 / max(rows - 1, 1) + 0.02,
                         subplot_titles=titles)
-    flags = np.nan_to_num(scores["score"].to_numpy(dtype=float), nan=-np.inf) > threshold
+    flags = flags_of(scores, threshold)
     for i, sensor in enumerate(sensors, start=1):
         first = i == 1
         values = frame[sensor] if frame is not None else scores[f"error_{sensor}"]
@@ -73,8 +109,7 @@ def series_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, events: pd.D
             fig.add_trace(_line(scores[f"recon_{sensor}"], "reconstruction", RECON, showlegend=first), row=i, col=1)
         fig.add_trace(_flag_markers(values.reindex(scores.index), flags, showlegend=first), row=i, col=1)
     fig.add_trace(_line(scores["score"], "score", SCORE), row=rows, col=1)
-    fig.add_hline(y=threshold, line=dict(color=ANOMALY, dash="dash", width=1.5), row=rows, col=1,
-                  annotation_text=f"threshold {threshold:.4g}", annotation_position="top left")
+    _threshold(fig, scores, threshold, rows)
     step = scores.index[1] - scores.index[0] if len(scores) > 1 else pd.Timedelta(0)
     _shade(fig, events, step)
     fig.update_xaxes(rangeslider=dict(visible=True, thickness=0.06), row=rows, col=1)
@@ -110,17 +145,19 @@ def histogram_figure(normal_scores: np.ndarray, threshold: float, model_threshol
     return fig
 
 
-def event_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, event, sensors: list[str], threshold: float,
+def event_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, event, sensors: list[str], threshold: float | None,
                  pad_rows: int) -> go.Figure:
-    """A zoom on one event: each sensor against its reconstruction, and the per-sensor errors."""
+    """A zoom on one event: each sensor against its reconstruction, the per-sensor errors, and the
+    anomaly score against its threshold (``threshold`` as in :func:`series_figure`)."""
     index = scores.index
     first = int(index.searchsorted(event.start))
     last = int(index.searchsorted(event.end))
     lo = index[max(first - pad_rows, 0)]
     hi = index[min(last + pad_rows, len(index) - 1)]
     part = scores.loc[lo:hi]
-    rows = (len(sensors) if frame is not None else 0) + 1
-    titles = ([f"{s}: original vs reconstruction" for s in sensors] if frame is not None else []) + ["error per sensor"]
+    rows = (len(sensors) if frame is not None else 0) + 2
+    titles = ([f"{s}: original vs reconstruction" for s in sensors] if frame is not None else []) + [
+        "error per sensor", "anomaly score"]
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08 / max(rows - 1, 1) + 0.03,
                         subplot_titles=titles)
     if frame is not None:
@@ -130,11 +167,35 @@ def event_figure(frame: pd.DataFrame | None, scores: pd.DataFrame, event, sensor
                 fig.add_trace(_line(part[f"recon_{sensor}"], "reconstruction", RECON, dash="dot", showlegend=i == 1), row=i, col=1)
     palette = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#1f77b4"]
     for j, sensor in enumerate(sensors):
-        fig.add_trace(_line(part[f"error_{sensor}"], f"error {sensor}", palette[j % len(palette)]), row=rows, col=1)
+        fig.add_trace(_line(part[f"error_{sensor}"], f"error {sensor}", palette[j % len(palette)]), row=rows - 1, col=1)
+    fig.add_trace(_line(part["score"], "score", SCORE), row=rows, col=1)
+    _threshold(fig, part, threshold, rows)
     fig.add_vrect(x0=event.start, x1=event.end, row="all", col=1, fillcolor=ANOMALY, opacity=0.15, line_width=0, layer="below")
     fig.update_xaxes(range=[lo, hi])
-    fig.update_layout(height=max(360, 230 * rows + 100), margin=dict(l=10, r=10, t=70, b=10),
+    fig.update_layout(height=max(420, 200 * rows + 100), margin=dict(l=10, r=10, t=70, b=10),
                       legend=dict(orientation="h", yanchor="top", y=0.995, x=0, yref="container"), hovermode="x unified")
+    return fig
+
+
+def rule_figure(scores: pd.DataFrame, events: pd.DataFrame, cap: float | None,
+                saved_threshold: pd.Series | None = None) -> go.Figure:
+    """The anomaly score against the per-row threshold of the rule in force: its cap as a flat line,
+    the flagged points and events, and the saved rule's threshold (dotted) while another is tried."""
+    fig = go.Figure()
+    fig.add_trace(_line(scores["score"], "score", SCORE))
+    if saved_threshold is not None:
+        saved = saved_threshold.astype(float)
+        fig.add_trace(_line(saved.where(np.isfinite(saved)), "threshold (saved)", "#7f7f7f", dash="dot"))
+    _threshold(fig, scores, None, per_row=True)  # even when capped flat: the rule's own line, beside the cap
+    if cap is not None:
+        fig.add_hline(y=cap, line=dict(color=ANOMALY, dash="dot", width=1), annotation_text=f"cap {cap:.4g}",
+                      annotation_position="top left")
+    fig.add_trace(_flag_markers(scores["score"], flags_of(scores), showlegend=True))
+    step = scores.index[1] - scores.index[0] if len(scores) > 1 else pd.Timedelta(0)
+    _shade(fig, events, step)
+    fig.update_xaxes(rangeslider=dict(visible=True, thickness=0.08))
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=40, b=10), uirevision="rule", yaxis_title="anomaly score",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), hovermode="x unified")
     return fig
 
 

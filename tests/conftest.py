@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TINY = dict(window=8, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=2, batch_size=32, verbose=0)
+# The plain score (mean squared error over sensors, unsmoothed) against one fixed threshold: for tests
+# of the score's arithmetic and of the fixed-threshold path, not of the default causal flagging.
+FIXED = dict(local_rule=None, root_score=False, smoothing=0, event_padding=0, local_cap=0.0)
 
 
 def make_series(n: int = 400, n_sensors: int = 2, seed: int = 0, start: str = "2024-01-01", freq: str = "1min") -> pd.DataFrame:

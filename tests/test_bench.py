@@ -153,14 +153,24 @@ def test_detector_post_processing_matches_the_pure_module(split_dir, tmp_path):
     assert np.array_equal(again.score(scored)["is_anomaly"].to_numpy(), flags)
 
 
-def test_prediction_models_predict_at_least_one_stride_ahead():
-    from anomaly.bench import auto_stride, make_detector
+def test_bench_fits_the_detector_defaults_with_overrides():
+    from anomaly.bench import make_detector
+    from anomaly.detector import LSTMAutoencoderDetector
 
-    n = 50_000
-    det = make_detector(n, {"model_kind": "prediction"})
-    assert det.stride == auto_stride(n, det.window) > 1 and det.horizon == det.stride
-    assert make_detector(n, {"model_kind": "prediction", "horizon": 3, "stride": 2}).horizon == 3
-    assert make_detector(n, {"model_kind": "reconstruction"}).horizon == 1
+    defaults = LSTMAutoencoderDetector().get_params()
+    assert make_detector().get_params() == {**defaults, "verbose": 0}
+    assert make_detector({"window": 16, "local_k": 5.0}).get_params() == {**defaults, "verbose": 0, "window": 16, "local_k": 5.0}
+    with pytest.raises(ConfigError, match="no parameter"):
+        make_detector({"nope": 1})
+
+
+def test_auto_stride_grows_on_long_normal_periods_and_stays_under_a_prediction_horizon():
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    det = LSTMAutoencoderDetector()  # window 32
+    assert [det._resolve_stride(n) for n in (100, 2500, 2501, 10_000, 50_000)] == [1, 1, 2, 4, 8]
+    assert LSTMAutoencoderDetector(model_kind="prediction", horizon=3)._resolve_stride(50_000) == 3
+    assert LSTMAutoencoderDetector(stride=5)._resolve_stride(50_000) == 5
 
 
 def test_context_flags_feed_the_lstm_only(split_dir, tmp_path):
@@ -224,12 +234,15 @@ def test_max_rows_on_a_short_training_split_still_fits(split_dir):
 def test_baselines_get_the_cap_from_their_own_held_out_scores(split_dir):
     from anomaly import postprocess
     from anomaly.baselines import PCABaseline
-    from anomaly.bench import baseline_normal_scores, flags_for
+    from anomaly import flagging
+    from anomaly.bench import baseline_normal_raw, baseline_normal_scores, flags_for
 
     fit, scored, _ = load_split(discover(split_dir, "s1")[0], "train-test")
     model = PCABaseline(window=8).fit(fit)
-    normal = baseline_normal_scores(model, fit, smoothing=4, validation_fraction=0.2)
-    expected = postprocess.ewma(model.score(fit.iloc[240:])["score"].to_numpy(), 4)  # the last 20% of 300 rows
+    normal_raw = baseline_normal_raw(model, fit, validation_fraction=0.2)
+    np.testing.assert_array_equal(normal_raw, model.score(fit.iloc[240:])["score"].to_numpy())  # the last 20% of 300 rows
+    normal = baseline_normal_scores(normal_raw, smoothing=4)
+    expected = postprocess.ewma(normal_raw, 4)
     np.testing.assert_allclose(normal, expected[np.isfinite(expected)])
     post = {"rule": "ksigma", "smoothing": 4, "window_frac": 0.33, "k": 4.0, "prune": 0.0, "pad": 0, "merge_gap": 0,
             "min_length": 1, "root": True}
@@ -237,3 +250,40 @@ def test_baselines_get_the_cap_from_their_own_held_out_scores(split_dir):
     tiny_cap = {**post, "cap": 1e-9}  # below every score: every scored row is flagged
     assert flags_for(score, tiny_cap, normal=normal)[np.isfinite(score)].all()
     assert np.array_equal(flags_for(score, {**post, "cap": 0.0}, normal=normal), flags_for(score, {**post, "cap": 0.0}))
+    # the causal rule: seeded and capped by the same held-out scores, in time order
+    trailing = {**post, "rule": "trailing", "k": 7.0, "pad": 5, "cap": 3.0, "trailing": 50}
+    rule = flagging.make_rule(normal_raw, k=7.0, trailing=50, cap_factor=3.0, prune=0.0, pad=5, smoothing=4, root=True)
+    expected = flagging.flag(score, rule, flagging.seed(normal_raw, rule)).flags
+    assert np.array_equal(flags_for(score, trailing, normal_raw=normal_raw), expected)
+    assert rule.cap == pytest.approx(3.0 * np.sqrt(np.nanmax(normal_raw)), rel=0.5)  # near 3x the largest RMS
+
+
+def test_bench_figures_equal_train_then_evaluate_through_the_cli(tmp_path):
+    """`anomaly bench` measures what a user gets: the same defaults through `anomaly train` + `evaluate`."""
+    from anomaly.bench import run_series
+
+    idx = pd.date_range(START, periods=900, freq="min")
+    x = _signal(900, 5, (700, 706))
+    x[830:890] += 2.0  # and a long shift (beyond the spike's padding of 100 rows)
+    frame = pd.DataFrame({"timestamp": idx, "value": x})
+    frame.iloc[:500].to_parquet(tmp_path / "m.train.parquet", index=False)
+    frame.iloc[500:].to_parquet(tmp_path / "m.test.parquet", index=False)
+    labels = {"m": [[str(idx[695]), str(idx[712])], [str(idx[830]), str(idx[889])], [str(idx[550]), str(idx[560])]]}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    small = dict(window=8, encoder_units=(4,), decoder_units=(4,), latent_dim=2, epochs=2)
+    bench = run_series(discover(tmp_path)[0], "train-test", ("lstm",), small)["methods"]["lstm"]
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cli = [sys.executable, "-m", "anomaly"]
+    train = subprocess.run([*cli, "train", str(tmp_path / "m.train.parquet"), "--model", str(tmp_path / "model"),
+                            "--window", "8", "--units", "4", "--latent", "2", "--epochs", "2", "--quiet"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    proc = subprocess.run([*cli, "evaluate", str(tmp_path / "m.test.parquet"), "--model", str(tmp_path / "model"),
+                           "--labels", str(tmp_path / "labels.json"), "--key", "m", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["events"] == bench["events"] >= 2
+    for metric in ("overlap_segment", "pointwise"):
+        assert got[metric] == bench[metric], metric

@@ -246,15 +246,18 @@ def test_too_few_normal_windows(tmp_path):
     train_fails(tmp_path, data, "too few normal windows")
 
 
-def test_constant_sensor_is_an_error_by_default(tmp_path):
+def test_constant_sensor_is_an_error_on_request(tmp_path):
     data = write_csv(series().assign(b=2.5), tmp_path / "data.csv")
-    train_fails(tmp_path, data, "sensor 'b' is constant", "--on-constant keep")
+    train_fails(tmp_path, data, "sensor 'b' is constant", "--on-constant keep", extra=("--on-constant", "error"))
 
 
-def test_constant_sensor_kept_on_request(tmp_path):
+def test_constant_sensor_kept_by_default_with_a_warning(tmp_path):
     data = write_csv(series().assign(b=2.5), tmp_path / "data.csv")
-    proc = run_cli("train", data, "--model", tmp_path / "model", *TRAIN, "--on-constant", "keep")
+    proc = run_cli("train", data, "--model", tmp_path / "model", *TRAIN)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["WARNING: sensor 'b' is constant in the normal period: kept unscaled, so any "
+                                        "change in it scores as anomalous (drop it with --columns, or refuse it with "
+                                        "--on-constant error)"]
     assert json.loads((tmp_path / "model" / "detector.json").read_text())["columns"] == ["a", "b"]
 
 

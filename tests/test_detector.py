@@ -10,7 +10,7 @@ from anomaly import load_series
 from anomaly.detector import LSTMAutoencoderDetector
 from anomaly.errors import ConfigError, DataError, NotFittedError
 from anomaly.events import EVENT_COLUMNS
-from conftest import ROOT, TINY, make_series
+from conftest import FIXED, ROOT, TINY, make_series
 
 
 def test_constructor_stores_params_unchanged():
@@ -30,12 +30,26 @@ def test_fit_returns_self_and_learns_state(series, tiny_detector):
 
 
 def test_score_columns_and_threshold(series, tiny_detector):
+    """By default the score is the smoothed RMS error, flagged causally (anomaly.flagging)."""
+    from anomaly import flagging
+
     scores = tiny_detector.score(series)
     assert list(scores.columns) == ["score", "threshold", "is_anomaly", "error_s0", "error_s1"]
     assert scores.index.equals(series.index)
+    raw = scores[["error_s0", "error_s1"]].mean(axis=1).to_numpy()
+    expected = flagging.flag(raw, tiny_detector.flag_rule(), tiny_detector.flag_seed())
+    np.testing.assert_allclose(scores["score"], expected.score)
+    np.testing.assert_allclose(scores["threshold"], expected.threshold)
+    assert np.array_equal(scores["is_anomaly"].to_numpy(), expected.flags)
+    assert scores["is_anomaly"][scores["score"] > scores["threshold"]].all()  # (padding flags more)
+
+
+def test_fixed_threshold_rule(series):
+    det = LSTMAutoencoderDetector(**TINY, **FIXED).fit(series)
+    scores = det.score(series)
     np.testing.assert_allclose(scores["score"], scores[["error_s0", "error_s1"]].mean(axis=1))
     assert (scores["is_anomaly"] == (scores["score"] > scores["threshold"])).all()
-    assert scores["threshold"].iloc[0] == pytest.approx(tiny_detector.threshold_for())
+    np.testing.assert_allclose(scores["threshold"], det.threshold_for())
 
 
 def test_threshold_overrides(series, tiny_detector):
@@ -93,11 +107,13 @@ def test_unfitted_detector_refuses(series):
         LSTMAutoencoderDetector().score(series)
 
 
-def test_constant_sensor_is_refused_or_kept():
+def test_constant_sensor_is_kept_by_default_or_refused(caplog):
     frame = make_series(300).assign(s1=5.0)
     with pytest.raises(DataError, match="'s1' is constant"):
-        LSTMAutoencoderDetector(**TINY).fit(frame)
-    det = LSTMAutoencoderDetector(**TINY, on_constant="keep").fit(frame)
+        LSTMAutoencoderDetector(**TINY, on_constant="error").fit(frame)
+    with caplog.at_level("WARNING", logger="anomaly"):
+        det = LSTMAutoencoderDetector(**TINY).fit(frame)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["sensor 's1' is constant in the normal period"]
     assert np.isfinite(det.score(frame)["score"]).all()
 
 

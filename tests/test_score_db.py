@@ -152,7 +152,8 @@ def test_late_data_filling_a_hole_equals_a_full_rescore(files, tmp_path, full_re
     assert first.rows_new == N - 50
     second = run_job(job(files, "full.csv"), db)
     assert second.rows_new == 50
-    assert second.rows_scored < N - 300  # only the neighbourhood of the hole (with the EWMA's horizon)
+    # the hole lies before the flagging state's row: flags after it may change, so DATA is flagged from its start
+    assert second.rows_scored == N
     assert_equals_full_rescore(db, full_rescore)
 
 
@@ -355,3 +356,25 @@ def test_readme_cron_line_works_as_written(files, tmp_path):
         assert store.runs()["status"].tolist() == ["success"]
     log = (repo / "results.log").read_text().splitlines()
     assert len(log) == 2 and all(LOGFMT.fullmatch(x) for x in log) and 'msg="run finished"' in log[1]
+
+
+def test_a_fixed_threshold_scores_only_new_rows_and_equals_a_full_rescore(files, tmp_path):
+    """`--threshold` (or a `--local-rule none` model) takes the fixed-threshold incremental path."""
+    from anomaly.cli import _load_detector, _load_for_model
+    from anomaly.scheduled import _args
+
+    db = str(tmp_path / "r.db")
+    part = dataclasses.replace(job(files, "part.csv"), threshold=0.05)
+    full = dataclasses.replace(job(files, "full.csv"), threshold=0.05)
+    assert run_job(part, db).rows_new == PART
+    second = run_job(full, db)
+    assert second.rows_new == N - PART and second.rows_scored < N - PART + 2 * WINDOW
+    detector = _load_detector(_args(full))
+    expected = detector.score(_load_for_model(full.data, _args(full), detector), threshold=0.05)
+    with open_store(db) as store:
+        got = store.scores("pump")
+        assert store.flag_state("pump", full.model_name) is None
+    assert got["timestamp"].tolist() == expected.index.tolist()
+    assert np.allclose(got["score"], expected["score"], rtol=1e-6, atol=1e-12)
+    assert (got["is_anomaly"].to_numpy() == expected["is_anomaly"].to_numpy()).all() and got["is_anomaly"].any()
+    assert (got["threshold"] == 0.05).all()

@@ -32,7 +32,8 @@ def _frame(n: int = 600, n_sensors: int = 2, gap: tuple[int, int] | None = (300,
 @pytest.fixture(scope="module")
 def detector() -> LSTMAutoencoderDetector:
     det = LSTMAutoencoderDetector(window=WINDOW, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=1,
-                                  batch_size=32, verbose=0, seed=1)
+                                  batch_size=32, verbose=0, seed=1, local_rule=None, root_score=False, smoothing=0,
+                                  event_padding=0, local_cap=0.0)  # the plain score: the mean squared error
     return det.fit(_frame(gap=None).iloc[:400])
 
 

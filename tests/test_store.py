@@ -37,11 +37,32 @@ def test_open_store_creates_schema_only_when_asked(tmp_path):
         open_store(path)
     assert not path.exists()
     with open_store(path, create=True) as store:
-        assert store.schema_version() == 1
+        assert store.schema_version() == 2
         assert store.runs().columns.tolist() == ["id", "started", "finished", "model", "source", "rows_scored",
                                                  "status", "error"]
     with open_store(path) as store:  # a reader opens it without create
         assert store.sources() == []
+
+
+def test_a_version_1_database_is_upgraded_with_the_flag_state_table(tmp_path):
+    import sqlalchemy as sa
+
+    path = tmp_path / "r.db"
+    with open_store(path, create=True):
+        pass
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # back to what version 1 created
+        conn.exec_driver_sql("DROP TABLE flag_state")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 1")
+    engine.dispose()
+    with pytest.raises(DataError, match="schema version 1; open it once with 'anomaly score --db' to upgrade it"):
+        open_store(path)
+    with open_store(path, create=True) as store:
+        assert store.schema_version() == 2 and store.flag_state("s", "m") is None
+        run = store.begin_run("s", "m")
+        store.commit_run(run, "s", "m", pd.DataFrame(columns=["score", "threshold", "is_anomaly"]),
+                         state=(pd.Timestamp("2024-03-01 00:05"), {"ewm_num": 1.5, "trail": [0.25]}))
+        assert store.flag_state("s", "m") == (pd.Timestamp("2024-03-01 00:05"), {"ewm_num": 1.5, "trail": [0.25]})
 
 
 def test_other_sqlite_file_and_newer_schema_are_refused(tmp_path):

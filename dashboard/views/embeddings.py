@@ -28,9 +28,10 @@ def project(model_key: str, data_key: str, _vectors: pd.DataFrame) -> tuple[np.n
 
 
 xy, explained = project(ld.model_key, ld.data_key, vectors)
-score = ld.scores["score"].reindex(pd.DatetimeIndex(vectors["end"])).to_numpy()
+ends = pd.DatetimeIndex(vectors["end"])
+score = ld.flagged["score"].reindex(ends).to_numpy()
 points = pd.DataFrame({"start": vectors["start"], "end": vectors["end"], "pc1": xy[:, 0], "pc2": xy[:, 1], "score": score})
-flagged = np.nan_to_num(score, nan=-np.inf) > ld.threshold
+flagged = ld.flagged["is_anomaly"].reindex(ends, fill_value=False).to_numpy(dtype=bool)  # the rule in force
 if len(points) > MAX_DRAWN:
     keep = flagged.copy()
     keep[np.linspace(0, len(points) - 1, MAX_DRAWN).round().astype(int)] = True

@@ -11,14 +11,14 @@ from dashboard import common, figures
 st.title("Events")
 ld = common.load_selected()
 detector = ld.detector
-threshold = ld.threshold
-events = ld.events(threshold).reset_index(drop=True)
+events = ld.events().reset_index(drop=True)
 
-st.caption(f"Model **{ld.model_name}** on **{ld.source}**, threshold {threshold:.4g} "
-           f"({'set on the Threshold page' if threshold != ld.default_threshold else 'the model’s'}): "
+st.caption(f"Model **{ld.model_name}** on **{ld.source}**, {ld.rule_summary()} "
+           f"({'set on the Threshold page' if ld.tuned else 'the model’s'}): "
            f"{len(events)} event(s). Click a column header to sort, a row to zoom on it.")
 if events.empty:
-    st.info("No event at this threshold. Lower it on the Threshold page to see weaker anomalies.")
+    lower = "lower k or the cap" if ld.rule == common.TRAILING else "lower it"
+    st.info(f"No event at this threshold. On the Threshold page, {lower} to see weaker anomalies.")
     st.stop()
 
 table = events.assign(duration=events["duration"].map(common.fmt_duration),
@@ -42,7 +42,8 @@ st.dataframe(
         "start": st.column_config.DatetimeColumn("start", format="YYYY-MM-DD HH:mm"),
         "end": st.column_config.DatetimeColumn("end", format="YYYY-MM-DD HH:mm"),
         "peak_score": st.column_config.NumberColumn("peak score", format="%.4g"),
-        "severity": st.column_config.NumberColumn("severity", format="%.2f", help="peak score ÷ threshold"),
+        "severity": st.column_config.NumberColumn("severity", format="%.2f",
+                                                  help="peak score ÷ the threshold in force at the peak"),
         "sensors": st.column_config.TextColumn("top sensors"),
     },
 )
@@ -54,7 +55,7 @@ c2.download_button("Download events (CSV)", events.to_csv(index=False).encode(),
 event = events.iloc[pick]
 pad = max(int(round((event.end - event.start) / detector.interval_)), 2 * int(detector.window), 10)
 sensors = list(detector.columns_)
-fig = figures.event_figure(ld.frame, ld.scores, event, sensors, threshold, pad)
+fig = figures.event_figure(ld.frame, ld.flagged, event, sensors, None, pad)
 left, right = st.columns([3, 1])
 left.plotly_chart(fig, key="event_chart", config={"displaylogo": False})
 inside = ld.scores.loc[event.start:event.end]

@@ -22,15 +22,25 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Sensors", len(detector.columns_))
 m2.metric("Sampling interval", common.fmt_interval(detector.interval_))
 m3.metric("Epochs run", len(history.get("loss", [])))
-m4.metric(f"Threshold ({t['rule']})", f"{t['values'][t['rule']]:.4g}")
+kind = common.rule_kind(detector)
+if kind == common.TRAILING:
+    m4.metric("Threshold", f"trailing, k = {detector.local_k:g}",
+              help=f"Each point's own threshold: mean + {detector.local_k:g} std of the last "
+                   f"{detector.local_trailing:,} scores before it (see the Threshold page).")
+elif kind == common.FIXED:
+    m4.metric(f"Threshold ({t['rule']})", f"{t['values'][t['rule']]:.4g}")
+else:
+    m4.metric("Threshold", f"batch rule {detector.local_rule}")
 
 left, right = st.columns(2)
 with left:
     st.markdown("**Training and validation loss**")
     st.plotly_chart(figures.loss_figure(history), key="model_loss", config={"displaylogo": False})
-    st.markdown("**Thresholds** (fitted on held-out normal scores)")
+    st.markdown("**Thresholds** (fitted on held-out normal scores"
+                + ("; in force only with local_rule none)" if kind != common.FIXED else ")"))
     st.dataframe(pd.DataFrame({"rule": list(t["values"]), "value": list(t["values"].values()),
-                               "in force": [r == t["rule"] for r in t["values"]]}), hide_index=True)
+                               "in force": [kind == common.FIXED and r == t["rule"] for r in t["values"]]}),
+                 hide_index=True)
     settings = {k: v for k, v in t.items() if k not in ("rule", "values", "n_normal_scores")}
     st.caption(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items())
                + f"; {t.get('n_normal_scores', len(detector.normal_scores_))} normal scores")

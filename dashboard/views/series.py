@@ -9,8 +9,7 @@ from dashboard import common, figures
 st.title("Series")
 ld = common.load_selected()
 detector = ld.detector
-threshold = ld.threshold
-scores = ld.scores
+scores = ld.flagged  # score, per-row threshold and flags of the rule in force
 
 sensors = list(detector.columns_)
 c1, c2 = st.columns([3, 1])
@@ -28,19 +27,30 @@ if part.empty:
     st.warning("No data in this time range.")
     st.stop()
 
-events = ld.events(threshold)
+events = ld.events()
 visible = events[(events["end"] >= part.index[0]) & (events["start"] <= part.index[-1])]
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Points scored", f"{int(scores['score'].notna().sum()):,}")
-m2.metric("Threshold", f"{threshold:.4g}",
-          delta=None if threshold == ld.default_threshold else f"model: {ld.default_threshold:.4g}", delta_color="off", delta_arrow="off")
+if ld.rule == common.FIXED:
+    threshold = ld.threshold
+    m2.metric("Threshold", f"{threshold:.4g}",
+              delta=None if threshold == ld.default_threshold else f"model: {ld.default_threshold:.4g}",
+              delta_color="off", delta_arrow="off")
+elif ld.rule == common.TRAILING:
+    m2.metric("Threshold", f"k = {ld.flagging['local_k']:g}", delta="tuned, not saved" if ld.tuned else None,
+              delta_color="off", delta_arrow="off",
+              help=f"Each point's own threshold: {ld.rule_summary()} (see the Threshold page).")
+else:
+    m2.metric("Threshold", detector.local_rule, help="Set per point from the whole scored batch.")
 m3.metric("Events", len(events))
-m4.metric("Flagged points", f"{int((scores['score'] > threshold).sum()):,}")
+m4.metric("Flagged points", f"{int(scores['is_anomaly'].sum()):,}")
 
-fig = figures.series_figure(frame, part, visible, threshold, shown or sensors[:1], reconstruction=recon)
+fig = figures.series_figure(frame, part, visible, None, shown or sensors[:1], reconstruction=recon)
 st.plotly_chart(fig, key="series_chart", config={"scrollZoom": True, "displaylogo": False})
+rule = ("the current threshold" if ld.rule == common.FIXED
+        else "the threshold of each point (dashed: " + ld.rule_summary() + ")")
 st.caption(
     f"Model **{ld.model_name}** on **{ld.source}**: {len(part):,} of {len(scores):,} points in view, "
     f"drawn with at most {2 * common.DRAW_POINTS:,} points per line (min and max of each bucket). "
-    "Shaded: events at the current threshold (set it on the Threshold page). Drag the range slider below the score to zoom."
+    f"Shaded: events at {rule}; set it on the Threshold page. Drag the range slider below the score to zoom."
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from anomaly.detector import LSTMAutoencoderDetector  # no TensorFlow import: fitting imports it
 from anomaly.errors import AnomalyError, ConfigError
 from anomaly.io import select_period
 from dashboard import common, figures
@@ -64,17 +65,19 @@ st.caption(f"{len(frame):,} rows of {', '.join(sensors)} every {common.fmt_inter
            f"{len(normal):,} in the normal period.")
 
 # -- hyperparameters ----------------------------------------------------------------------------
+# Every default is the detector's own: the configuration `anomaly train` and `anomaly bench` use.
+d = LSTMAutoencoderDetector().get_params()
 st.subheader("3. Model")
 h = st.columns(4)
-window = h[0].number_input("Window (points)", 2, 1024, 32, key="train_window")
-units = h[1].number_input("LSTM units", 1, 512, 32, key="train_units")
-latent = h[2].number_input("Latent size", 1, 256, 8, key="train_latent")
-epochs = h[3].number_input("Epochs (max)", 1, 500, 10, key="train_epochs")
+window = h[0].number_input("Window (points)", 2, 1024, d["window"], key="train_window")
+units = h[1].number_input("LSTM units", 1, 512, d["encoder_units"][0], key="train_units")
+latent = h[2].number_input("Latent size", 1, 256, d["latent_dim"], key="train_latent")
+epochs = h[3].number_input("Epochs (max)", 1, 500, d["epochs"], key="train_epochs")
 h = st.columns(4)
-batch = h[0].number_input("Batch size", 1, 4096, 64, key="train_batch")
-lr = h[1].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.5f", key="train_lr")
-patience = h[2].number_input("Early-stopping patience", 0, 100, 5, key="train_patience")
-val_frac = h[3].number_input("Held-out fraction", 0.0, 0.9, 0.2, step=0.05, key="train_val")
+batch = h[0].number_input("Batch size", 1, 4096, d["batch_size"], key="train_batch")
+lr = h[1].number_input("Learning rate", 1e-5, 1.0, d["learning_rate"], format="%.5f", key="train_lr")
+patience = h[2].number_input("Early-stopping patience", 0, 100, d["patience"], key="train_patience")
+val_frac = h[3].number_input("Held-out fraction", 0.0, 0.9, d["validation_fraction"], step=0.05, key="train_val")
 h = st.columns(5)
 kind = h[0].selectbox("Model kind", ["reconstruction", "prediction", "composite"], key="train_kind",
                       help="reconstruction: the decoder recreates the window; prediction: it predicts the next "
@@ -87,11 +90,31 @@ conditional = h[3].checkbox("Conditional decoder", value=False, key="train_condi
 bidirectional = h[4].checkbox("Bidirectional layers", value=False, key="train_bidirectional", disabled=conditional,
                               help="every LSTM layer reads the window forwards and backwards (twice the work; "
                                    "not with a conditional decoder)")
+st.subheader("4. Flagging")
 h = st.columns(4)
-rule = h[0].selectbox("Threshold rule", ["quantile", "ksigma", "max"], key="train_rule")
-quantile = h[1].number_input("Quantile", 0.5, 0.99999, 0.995, step=0.001, format="%.4f", key="train_q")
-k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, 4.0, key="train_k")
-smoothing = h[3].number_input("Score smoothing (EWMA span)", 0, 1000, 0, key="train_smooth")
+causal = h[0].selectbox("Rule", ["trailing", "fixed"], key="train_flagging",
+                        help="trailing: each point against the scores before it (mean + k std of the trailing "
+                             "scores, or the cap); fixed: one threshold learned on the normal period")
+local_k = h[1].number_input("k (trailing std)", 0.5, 50.0, float(d["local_k"]), key="train_local_k",
+                            disabled=causal != "trailing")
+trailing = h[2].number_input("Trailing scores", 2, 1_000_000, d["local_trailing"], key="train_trailing",
+                             disabled=causal != "trailing")
+cap = h[3].number_input("Cap (x largest normal score, 0 = off)", 0.0, 100.0, float(d["local_cap"]), key="train_cap",
+                        disabled=causal != "trailing")
+h = st.columns(4)
+exclude = h[0].checkbox("Exclude flagged points", value=d["local_exclude"], key="train_exclude",
+                        disabled=causal != "trailing",
+                        help="keep flagged points out of the trailing scores, so a long anomaly stays flagged")
+padding = h[1].number_input("Points flagged after each flagged point", 0, 100_000, d["event_padding"],
+                            key="train_padding")
+smoothing = h[2].number_input("Score smoothing (EWMA span)", 0, 1000, d["smoothing"], key="train_smooth")
+root = h[3].checkbox("Root of the squared error", value=d["root_score"], key="train_root")
+h = st.columns(4)
+rule = h[0].selectbox("Fixed threshold rule", ["quantile", "ksigma", "max"], key="train_rule",
+                      disabled=causal != "fixed")
+quantile = h[1].number_input("Quantile", 0.5, 0.99999, d["quantile"], step=0.001, format="%.4f", key="train_q",
+                             disabled=causal != "fixed")
+k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, d["k_sigma"], key="train_k", disabled=causal != "fixed")
 h = st.columns(4)
 min_len = h[0].number_input("Min event length (points)", 1, 10_000, 1, key="train_minlen")
 merge_gap = h[1].number_input("Merge events closer than (points)", 0, 10_000, 0, key="train_gap")
@@ -107,8 +130,6 @@ try:
     target = common.inside(common.models_dir(), common.check_model_name(name))
     if target.exists() and not replace:
         raise ConfigError(f"a model named '{name}' exists; tick 'Replace if it exists' or pick another name")
-    from anomaly.detector import LSTMAutoencoderDetector
-
     detector = LSTMAutoencoderDetector(
         window=int(window), encoder_units=(int(units),), decoder_units=(int(units),), latent_dim=int(latent),
         epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
@@ -116,6 +137,8 @@ try:
         smoothing=int(smoothing), min_event_length=int(min_len), merge_gap=int(merge_gap), verbose=0,
         model_kind=kind, horizon=int(horizon), reverse=bool(reverse) and kind != "prediction",
         conditional=bool(conditional), bidirectional=bool(bidirectional) and not conditional,
+        local_rule="trailing" if causal == "trailing" else None, local_k=float(local_k), local_trailing=int(trailing),
+        local_cap=float(cap), local_exclude=bool(exclude), event_padding=int(padding), root_score=bool(root),
     )
     bar = st.progress(0.0, text="Starting…")
     curve = st.empty()
@@ -140,11 +163,10 @@ except AnomalyError as exc:
     st.stop()
 
 bar.progress(1.0, text="Done")
-t = detector.thresholds_
 st.session_state["_select_model"] = target.name
 st.session_state["train_done"] = {
     "message": f"Saved model '{target.name}' to {path} after {len(detector.history_.get('loss', []))} epoch(s); "
-               f"threshold ({t['rule']}) {t['values'][t['rule']]:.4g}. It is now selected in the sidebar.",
+               f"it {detector.describe_flagging()}. It is now selected in the sidebar.",
     "history": detector.history_,
 }
 st.rerun()

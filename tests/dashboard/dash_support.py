@@ -53,12 +53,21 @@ def fill_store(db, detector, scores) -> None:
         store.close()
 
 
+# Variants of 'tiny' with other flagging rules, same weights: flagging settings do not touch training,
+# so these are the models `--local-rule none` / `--local-rule ksigma` would train. Names sort after
+# 'tiny', which stays the sidebar's first pick.
+VARIANTS = {
+    "tiny_fixed": dict(local_rule=None, root_score=False, event_padding=0),  # as saved before the causal rule
+    "tiny_fixed_root": dict(local_rule=None),  # --local-rule none today: root score, padding 100
+    "tiny_ksigma": dict(local_rule="ksigma"),  # judged against the whole scored batch
+}
+
 _DIRS: dict = {}  # built once per test process, shared by every module that imports the fixture
 
 
 @pytest.fixture(scope="session")
 def dash_dirs(tmp_path_factory):
-    """Folders models/ (holding model 'tiny'), data/ (holding series.csv) and a results DB path."""
+    """Folders models/ (holding model 'tiny' and its VARIANTS), data/ (holding series.csv) and a results DB path."""
     if not _DIRS:
         from anomaly.detector import LSTMAutoencoderDetector
 
@@ -69,6 +78,8 @@ def dash_dirs(tmp_path_factory):
         frame = make_series()
         (data / "series.csv").write_bytes(csv_bytes(frame))
         LSTMAutoencoderDetector(**TINY).fit(frame.iloc[:500]).save(models / "tiny")
+        for name, params in VARIANTS.items():
+            LSTMAutoencoderDetector.load(models / "tiny").set_params(**params).save(models / name)
         _DIRS.update(base=base, models=models, data=data, db=base / "results.db")
     return _DIRS
 

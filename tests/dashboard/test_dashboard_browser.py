@@ -6,6 +6,7 @@ tests/artifacts/ (ignored by git) for a person to look at.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import socket
@@ -112,13 +113,13 @@ def test_dashboard_in_a_real_browser(browser_page: Page, server, dash_dirs, tmp_
     scores = detector.score(load_series(dash_dirs["data"] / "series.csv"))
     fill_store(dash_dirs["db"], detector, scores)  # what the scheduled scorer would have written
     try:
-        _walk_through(browser_page, server, tmp_path, detector, scores)
+        _walk_through(browser_page, server, tmp_path, dash_dirs, detector, scores)
     except BaseException:
         browser_page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)  # what the browser showed
         raise
 
 
-def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> None:
+def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, detector, scores) -> None:
     page.goto(server)
     idle(page)
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
@@ -126,35 +127,36 @@ def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> 
     assert metric(page, "Points scored") == "800"
     shot(page, "1_series")
 
-    # Threshold: arrow keys on the slider re-flag the series and change the event count.
+    # Threshold: the causal rule explained with the model's numbers; Home on the k slider (k = 2)
+    # re-flags the series, exactly as the package re-flags it.
     go(page, "Threshold")
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    expect(page.get_by_text("How points are flagged")).to_be_visible()
+    expect(page.get_by_text(f"of the last {detector.local_trailing:,} scores", exact=False)).to_be_visible()
     before = metric(page, "Events")
-    thumb = page.get_by_role("slider").first
-    thumb.focus()
-    changed = None
-    for _ in range(30):
-        for _ in range(3):
-            page.keyboard.press("ArrowLeft")
-        page.wait_for_timeout(1500)  # the slider sends its value after a short pause
-        idle(page)
-        now = metric(page, "Events")
-        if now != before:
-            changed = now
-            break
-    assert changed is not None, f"event count stayed at {before}"
-    # Once the reruns have settled, the count shown is exactly what the package finds at the slider's value.
-    page.wait_for_timeout(1500)
-    idle(page)
-    changed = metric(page, "Events")
-    value = float(thumb.input_value())
-    assert value < detector.threshold_for()
-    assert int(changed) == len(detector.events(scores, threshold=value))
+    assert int(before) == len(detector.events(scores))
+    assert metric(page, "Cap") == f"{detector.flag_rule().cap:.4g}"
     shot(page, "2_threshold")
+    thumb = page.get_by_role("slider").first  # k, the first setting
+    assert float(thumb.input_value()) == detector.local_k
+    thumb.focus()
+    page.keyboard.press("Home")  # the slider's minimum
+    expect(thumb).to_have_value(re.compile(r"^2(\.0*)?$"))
+    alt = copy.copy(detector).set_params(local_k=2.0)
+    flagged = alt.reflag(scores)
+    changed = str(len(alt.events(flagged)))
+    assert changed != before
+    box = page.locator("[data-testid='stMetric']", has=page.locator("[data-testid='stMetricLabel']", has_text="Events"))
+    expect(box.first.locator("[data-testid='stMetricValue']")).to_have_text(changed)
+    idle(page)
+    assert metric(page, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
+    expect(page.get_by_text("threshold (saved)")).to_be_visible()  # the saved rule's line, in the legend
+    shot(page, "2b_threshold_tuned")
 
     go(page, "Events")
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
-    assert page.get_by_text(re.compile(rf"threshold [0-9.e+-]+ \(set on the Threshold page\): {changed} event")).count() == 1
+    assert page.get_by_text(re.compile(rf"mean \+ 2 std of the last [0-9,]+ scores.*\(set on the Threshold page\): "
+                                       rf"{changed} event")).count() == 1
     shot(page, "3_events")
 
     go(page, "Embeddings")
@@ -177,12 +179,21 @@ def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> 
     assert metric(page, "Runs") == "2" and metric(page, "Failed runs") == "1"
     shot(page, "7_history")
 
-    # Back to the model's threshold, then upload on the Series page: a broken file first (an error,
-    # no traceback), then a good one.
+    # Back to the model's settings; then a fixed-threshold model's Threshold page; then upload on the
+    # Series page: a broken file first (an error, no traceback), then a good one.
     go(page, "Threshold")
-    page.get_by_role("button", name="Reset to the model's threshold").click()
+    page.get_by_role("button", name="Reset to the model's settings").click()
     idle(page)
     expect(page.locator("[data-testid='stMetric']", has_text="Events").locator("[data-testid='stMetricValue']")).to_have_text(before)
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="tiny_fixed", exact=True).click()
+    idle(page)
+    expect(page.get_by_text("one fixed threshold", exact=False)).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    fixed = LSTMAutoencoderDetector.load(dash_dirs["models"] / "tiny_fixed")
+    assert metric(page, "Threshold") == f"{fixed.threshold_for():.4g}"
+    assert metric(page, "Events") == str(len(fixed.events(fixed.score(load_series(dash_dirs["data"] / "series.csv")))))
+    shot(page, "2c_threshold_fixed")
     go(page, "Series")
     page.locator("[data-testid='stSidebar'] label", has_text="Upload").first.click()
     idle(page)
@@ -201,6 +212,6 @@ def _walk_through(page: Page, server: str, tmp_path: Path, detector, scores) -> 
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     expect(page.locator("[data-testid='stMetric']", has_text="Points scored").locator("[data-testid='stMetricValue']")).to_have_text("400")
     shot(page, "9_series_upload")
-    for name in ("1_series", "2_threshold", "3_events", "4_embeddings", "5_model", "6_train", "7_history",
-                 "8_bad_upload", "9_series_upload"):
+    for name in ("1_series", "2_threshold", "2b_threshold_tuned", "2c_threshold_fixed", "3_events", "4_embeddings",
+                 "5_model", "6_train", "7_history", "8_bad_upload", "9_series_upload"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000

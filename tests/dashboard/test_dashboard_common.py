@@ -167,6 +167,65 @@ def test_event_figure_range_is_the_padded_event():
     assert len(fig.data[0].x) == 50
 
 
+def _per_row(n: int = 300) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Scores whose threshold rises along the series and whose flags outlast the peak (padding)."""
+    frame, scores = _scores(n, slice(100, 105))
+    limit = np.linspace(1.0, 2.0, n)
+    limit[:3] = np.inf  # no threshold yet: drawn as a gap, never as an infinite value
+    flags = np.zeros(n, dtype=bool)
+    flags[100:120] = True
+    return frame, scores.assign(threshold=limit, is_anomaly=flags), limit
+
+
+def test_series_figure_follows_a_per_row_threshold():
+    frame, scores, limit = _per_row()
+    no_events = scores.iloc[:0].assign(severity=[])
+    fig = figures.series_figure(frame, scores, no_events, None, ["a"])
+    line = [t for t in fig.data if t.name == "threshold"]
+    assert len(line) == 1 and line[0].yaxis == "y2" and line[0].line.dash == "dash"
+    assert np.isnan(np.asarray(line[0].y[:3], dtype=float)).all()
+    assert np.asarray(line[0].y[3:], dtype=float) == pytest.approx(limit[3:])
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert list(markers[0].x) == list(scores.index[100:120])  # the flags, not score > one number
+    assert not [s for s in fig.layout.shapes if s.type == "line"]
+
+
+def test_series_figure_draws_a_constant_threshold_column_flat():
+    frame, scores = _scores(300, slice(100, 105))
+    fig = figures.series_figure(frame, scores.assign(threshold=0.75), scores.iloc[:0].assign(severity=[]), None, ["a"])
+    assert [s.y0 for s in fig.layout.shapes if s.type == "line"] == [0.75]
+    assert "threshold 0.75" in [a.text for a in fig.layout.annotations]
+    assert "threshold" not in [t.name for t in fig.data]
+
+
+def test_rule_figure_shows_threshold_saved_threshold_cap_and_events():
+    _, scores, limit = _per_row()
+    events = pd.DataFrame({"start": [scores.index[100]], "end": [scores.index[119]], "peak_score": [5.0],
+                           "severity": [2.5], "sensors": ["a"]})
+    fig = figures.rule_figure(scores, events, 3.0, pd.Series(1.5, index=scores.index))
+    names = [t.name for t in fig.data]
+    assert names == ["score", "threshold (saved)", "threshold", "flagged"]
+    assert np.asarray(fig.data[2].y[3:], dtype=float) == pytest.approx(limit[3:])
+    assert set(np.asarray(fig.data[1].y, dtype=float)) == {1.5}
+    assert [s.y0 for s in fig.layout.shapes if s.type == "line"] == [3.0]
+    assert "cap 3" in [a.text for a in fig.layout.annotations]
+    assert len(fig.data[3].x) == 20
+    assert sum(1 for s in fig.layout.shapes if s.type == "rect") == 1
+    flat = figures.rule_figure(scores.assign(threshold=0.5), events.iloc[:0], None)
+    assert [t.name for t in flat.data] == ["score", "threshold", "flagged"]  # the rule's line even when capped flat
+    assert not [s for s in flat.layout.shapes if s.type == "line"]
+
+
+def test_event_figure_ends_with_the_score_and_its_threshold():
+    frame, scores, limit = _per_row(1000)
+    event = pd.Series({"start": scores.index[500], "end": scores.index[509]})
+    fig = figures.event_figure(frame, scores, event, ["a", "b"], None, pad_rows=20)
+    assert [a.text for a in fig.layout.annotations] == ["a: original vs reconstruction", "b: original vs reconstruction",
+                                                        "error per sensor", "anomaly score"]
+    line = [t for t in fig.data if t.name == "threshold"][0]
+    assert line.yaxis == "y4" and np.asarray(line.y, dtype=float) == pytest.approx(limit[480:530])
+
+
 def test_histogram_marks_both_thresholds():
     fig = figures.histogram_figure(np.linspace(0, 1, 100), 0.5, 0.9, np.linspace(0, 3, 10))
     xs = sorted(s.x0 for s in fig.layout.shapes)

@@ -6,6 +6,7 @@ models/ and data/ folders; tests that write (save a threshold, train) get their 
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import shutil
@@ -57,12 +58,46 @@ def figure(at: AppTest, i: int = 0) -> dict:
     return json.loads(at.get("plotly_chart")[i].proto.spec)
 
 
-@pytest.fixture(scope="module")
-def reference(dash_dirs):
-    """The tiny model's own scores of the bundled series, computed without the app."""
-    detector = LSTMAutoencoderDetector.load(dash_dirs["models"] / "tiny")
+def trace(spec: dict, name: str) -> dict:
+    """The first trace called ``name`` of a Plotly figure's JSON."""
+    found = [t for t in spec["data"] if t.get("name") == name]
+    assert found, f"no trace {name!r} in {[t.get('name') for t in spec['data']]}"
+    return found[0]
+
+
+def times(values) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(list(values)))
+
+
+def tuned(detector, scores: pd.DataFrame, **settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the dashboard must show for causal-rule settings: the package's own re-flagging, on a copy."""
+    alt = copy.copy(detector).set_params(**settings)
+    flagged = alt.reflag(scores)
+    return flagged, alt.events(flagged)
+
+
+def explanation(at: AppTest) -> str:
+    texts = [m.value for m in at.markdown if "How points are flagged" in m.value]
+    assert len(texts) == 1, [m.value for m in at.markdown]
+    return texts[0]
+
+
+def _reference(dash_dirs, name: str):
+    detector = LSTMAutoencoderDetector.load(dash_dirs["models"] / name)
     frame = load_series(dash_dirs["data"] / "series.csv")
     return detector, frame, detector.score(frame, reconstruct=True)
+
+
+@pytest.fixture(scope="module")
+def reference(dash_dirs):
+    """The tiny model's own scores of the bundled series (causal rule), computed without the app."""
+    return _reference(dash_dirs, "tiny")
+
+
+@pytest.fixture(scope="module")
+def fixed_reference(dash_dirs):
+    """The same for 'tiny_fixed': one fixed threshold, scores compared as they are (a pre-causal model)."""
+    return _reference(dash_dirs, "tiny_fixed")
 
 
 @pytest.fixture()
@@ -92,6 +127,43 @@ def test_series_page_plots_the_bundled_data(dash_env, reference):
     at.toggle(key="series_recon").set_value(True).run()
     ok(at)
     assert [t.get("name") for t in figure(at)["data"]].count("reconstruction") == 2
+
+
+def test_series_threshold_line_follows_the_per_row_threshold(dash_env, reference):
+    """The causal rule gives every point its own threshold: the dashed line is that column, the
+    flagged points are the model's flags (not ``score > one number``)."""
+    detector, _, scores = reference
+    limit = scores["threshold"].to_numpy()
+    assert np.ptp(limit) > 0.01 and np.isfinite(limit).all()  # really per row
+    at = app()
+    ok(at)
+    assert metric(at, "Threshold") == f"k = {detector.local_k:g}"
+    assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
+    spec = figure(at)
+    line = trace(spec, "threshold")
+    assert line["yaxis"] == trace(spec, "score")["yaxis"] == "y3"  # on the score's row, below both sensors
+    assert (times(line["x"]) == scores.index).all()
+    np.testing.assert_allclose(array(line["y"]).astype(float), limit, rtol=1e-12)
+    assert not [a for a in spec["layout"]["annotations"] if a["text"].startswith("threshold")]  # no flat line
+    flagged = scores.index[scores["is_anomaly"].to_numpy()]
+    markers = [t for t in spec["data"] if t.get("name") == "flagged"]
+    assert len(markers) == 2 and all((times(m["x"]) == flagged).all() for m in markers)
+    assert not (scores["score"] > scores["threshold"]).to_numpy()[scores["is_anomaly"].to_numpy()].all()  # padding
+
+
+def test_series_fixed_model_draws_one_flat_threshold(dash_env, fixed_reference):
+    detector, _, scores = fixed_reference
+    at = app(model="tiny_fixed")
+    ok(at)
+    t = detector.threshold_for()
+    assert metric(at, "Threshold") == f"{t:.4g}"
+    assert metric(at, "Events") == str(len(detector.events(scores)))
+    assert metric(at, "Flagged points") == f"{int((scores['score'] > t).sum()):,}"
+    spec = figure(at)
+    assert "threshold" not in [tr.get("name") for tr in spec["data"]]
+    lines = [s for s in spec["layout"]["shapes"] if s["type"] == "line"]
+    assert [s["y0"] for s in lines] == [pytest.approx(t)]
+    assert f"threshold {t:.4g}" in [a["text"] for a in spec["layout"]["annotations"]]
 
 
 def test_series_time_range_narrows_what_is_drawn(dash_env, reference):
@@ -148,11 +220,144 @@ def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeyp
     assert metric(at, "Events") == str(len(detector.events(scores)))
 
 
-# -- Threshold ----------------------------------------------------------------------------------
-def test_moving_the_threshold_changes_the_event_count(dash_env, reference):
+# -- Threshold: the causal rule -----------------------------------------------------------------
+def test_threshold_page_explains_the_rule_with_the_models_numbers(dash_env, reference):
     detector, _, scores = reference
+    cap = detector.flag_rule().cap
+    normal_peak = copy.copy(detector).set_params(local_cap=1.0).flag_rule().cap
     at = page(app(), "threshold")
     ok(at)
+    text = explanation(at)
+    assert (f"**mean + {detector.local_k:g} × std** of the last **{detector.local_trailing:,}** scores "
+            "(flagged points left out, so a long anomaly cannot raise its own bar)") in text
+    assert (f"{detector.local_cap:g} × the largest held-out normal score ({normal_peak:.4g}) = **{cap:.4g}**") in text
+    assert f"the next **{detector.event_padding:,}** points are flagged too" in text
+    assert "root of the mean squared reconstruction error, smoothed over about 20 points" in text
+    assert metric(at, "Cap") == f"{cap:.4g}"
+    assert metric(at, "Events") == str(len(detector.events(scores)))
+    assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
+    assert metric(at, "Threshold at the last point") == f"{scores['threshold'].iloc[-1]:.4g}"
+    assert (at.slider(key="flag_k").value, at.slider(key="flag_trailing").value, at.slider(key="flag_cap").value,
+            at.number_input(key="flag_pad").value, at.toggle(key="flag_exclude").value) == (7.0, 2000, 3.0, 100, True)
+    assert at.button(key="flag_save").disabled and at.button(key="flag_reset").disabled
+    spec = figure(at)
+    np.testing.assert_allclose(array(trace(spec, "threshold")["y"]).astype(float), scores["threshold"], rtol=1e-12)
+    assert "threshold (saved)" not in [t.get("name") for t in spec["data"]]  # nothing tuned yet
+    assert [s["y0"] for s in spec["layout"]["shapes"] if s["type"] == "line"] == [pytest.approx(cap)]
+    assert f"cap {cap:.4g}" in [a["text"] for a in spec["layout"]["annotations"]]
+    assert len([s for s in spec["layout"]["shapes"] if s["type"] == "rect"]) == len(detector.events(scores))
+
+
+def test_moving_k_reflags_as_the_package_does_on_every_page(dash_env, reference):
+    detector, frame, scores = reference
+    base_flagged, base_events = tuned(detector, scores)
+    flagged, events = tuned(detector, scores, local_k=2.0)
+    assert (len(base_events), len(events)) == (1, 2)  # a lower k finds the weaker anomaly too
+    at = page(app(), "threshold")
+    at.slider(key="flag_k").set_value(2.0).run()
+    ok(at)
+    assert metric(at, "Events") == "2"
+    assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
+    assert "mean + 2 × std" in explanation(at)
+    assert not at.button(key="flag_save").disabled and not at.button(key="flag_reset").disabled
+    spec = figure(at)
+    np.testing.assert_allclose(array(trace(spec, "threshold")["y"]).astype(float), flagged["threshold"], rtol=1e-12)
+    np.testing.assert_allclose(array(trace(spec, "threshold (saved)")["y"]).astype(float), scores["threshold"], rtol=1e-12)
+    assert (times(trace(spec, "flagged")["x"]) == flagged.index[flagged["is_anomaly"].to_numpy()]).all()
+    # The tried settings follow the user to the other pages until saved or reset.
+    at = page(at, "series")
+    assert metric(at, "Events") == "2"
+    assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
+    np.testing.assert_allclose(array(trace(figure(at), "threshold")["y"]).astype(float), flagged["threshold"], rtol=1e-12)
+    at = page(at, "events")
+    ok(at)
+    assert "(set on the Threshold page): 2 event(s)" in at.caption[0].value
+    table = at.dataframe[0].value
+    assert list(table["start"]) == list(events["start"]) and list(table["end"]) == list(events["end"])
+    at = page(at, "embeddings")
+    ends = frame.index[detector.window - 1:]
+    assert metric(at, "Windows ending on a flagged point") == f"{int(flagged['is_anomaly'].loc[ends].sum()):,}"
+    at = page(at, "threshold")
+    assert at.slider(key="flag_k").value == 2.0
+    at.button(key="flag_reset").click().run()
+    ok(at)
+    assert at.slider(key="flag_k").value == 7.0
+    assert metric(at, "Events") == str(len(base_events))
+    assert metric(at, "Flagged points") == f"{int(base_flagged['is_anomaly'].sum()):,}"
+    assert at.button(key="flag_reset").disabled
+
+
+def test_every_setting_reflags_as_the_package_does(dash_env, reference):
+    detector, _, scores = reference
+    settings = dict(local_trailing=100, local_cap=1.0, event_padding=0, local_exclude=False)
+    flagged, events = tuned(detector, scores, **settings)
+    assert int(flagged["is_anomaly"].sum()) != int(scores["is_anomaly"].sum())
+    at = page(app(), "threshold")
+    at.slider(key="flag_trailing").set_value(100)
+    at.slider(key="flag_cap").set_value(1.0)
+    at.number_input(key="flag_pad").set_value(0)
+    at.toggle(key="flag_exclude").set_value(False)
+    at.run()
+    ok(at)
+    assert metric(at, "Events") == str(len(events))
+    assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
+    cap = copy.copy(detector).set_params(local_cap=1.0).flag_rule().cap
+    assert metric(at, "Cap") == f"{cap:.4g}"
+    text = explanation(at)
+    assert "of the last **100** scores (flagged points included" in text and "no padding" in text
+    np.testing.assert_allclose(array(trace(figure(at), "threshold")["y"]).astype(float), flagged["threshold"], rtol=1e-12)
+    assert "cap factor 3 → 1" in at.caption[-1].value and "leave flagged points out on → off" in at.caption[-1].value
+
+
+def test_no_event_when_k_is_high_and_the_events_page_says_so(dash_env, reference):
+    detector, _, scores = reference
+    assert tuned(detector, scores, local_k=12.0)[1].empty
+    at = page(app(), "threshold")
+    at.slider(key="flag_k").set_value(12.0).run()
+    assert metric(at, "Events") == "0" and metric(at, "Flagged points") == "0"
+    at = page(at, "events")
+    ok(at)
+    assert [i.value for i in at.info] == ["No event at this threshold. On the Threshold page, lower k or the cap "
+                                          "to see weaker anomalies."]
+
+
+def test_save_writes_the_settings_into_the_model_and_reset_restores(own_models, reference):
+    detector, frame, scores = reference
+    flagged, events = tuned(detector, scores, local_k=4.0, event_padding=20)
+    at = page(app(), "threshold")
+    at.slider(key="flag_k").set_value(4.0)
+    at.number_input(key="flag_pad").set_value(20)
+    at.run()
+    assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
+    at.button(key="flag_reset").click().run()  # Reset: the model's settings and flags again
+    assert (at.slider(key="flag_k").value, at.number_input(key="flag_pad").value) == (7.0, 100)
+    assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
+    before = json.loads((own_models / "tiny" / "detector.json").read_text())
+    at.slider(key="flag_k").set_value(4.0)
+    at.number_input(key="flag_pad").set_value(20)
+    at.run()
+    at.button(key="flag_save").click().run()
+    ok(at)
+    after = json.loads((own_models / "tiny" / "detector.json").read_text())
+    assert after["params"] == {**before["params"], "local_k": 4.0, "event_padding": 20}
+    assert {k: v for k, v in after.items() if k != "params"} == {k: v for k, v in before.items() if k != "params"}
+    saved = LSTMAutoencoderDetector.load(own_models / "tiny")
+    rescored = saved.score(frame)  # the saved model flags with the new settings when it scores
+    assert (rescored["is_anomaly"] == flagged["is_anomaly"]).all()
+    assert [s.value for s in at.success] == ["Saved mean + 4 std of the last 2,000 scores, capped at "
+                                             f"{saved.flag_rule().cap:.4g}, 20 points padding into model 'tiny'."]
+    assert (at.slider(key="flag_k").value, at.number_input(key="flag_pad").value) == (4.0, 20)
+    assert at.button(key="flag_save").disabled and at.button(key="flag_reset").disabled  # now the model's own
+    assert metric(at, "Events") == str(len(events))
+    assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
+
+
+# -- Threshold: one fixed threshold (local_rule None) ----------------------------------------------
+def test_moving_the_threshold_changes_the_event_count(dash_env, fixed_reference):
+    detector, _, scores = fixed_reference
+    at = page(app(model="tiny_fixed"), "threshold")
+    ok(at)
+    assert explanation(at).endswith("learned from its held-out normal scores (rule **quantile**).")
     assert metric(at, "Events") == str(len(detector.events(scores)))
     slider = at.slider(key="thr_abs")
     low = float(np.quantile(detector.normal_scores_, 0.5))
@@ -167,14 +372,15 @@ def test_moving_the_threshold_changes_the_event_count(dash_env, reference):
     # The chosen threshold follows the user to the other pages until saved or reset.
     at = page(at, "series")
     assert metric(at, "Events") == str(expected)
+    assert metric(at, "Flagged points") == f"{int((scores['score'] > low).sum()):,}"
     at = page(at, "threshold")
     at.button(key="thr_reset").click().run()
     assert metric(at, "Events") == str(len(detector.events(scores)))
 
 
-def test_quantile_mode_sets_the_threshold_from_normal_scores(dash_env, reference):
-    detector, _, scores = reference
-    at = page(app(), "threshold")
+def test_quantile_mode_sets_the_threshold_from_normal_scores(dash_env, fixed_reference):
+    detector, _, scores = fixed_reference
+    at = page(app(model="tiny_fixed"), "threshold")
     at.radio(key="thr_mode").set_value("quantile of normal scores").run()
     at.slider(key="thr_q").set_value(0.9).run()
     ok(at)
@@ -183,16 +389,20 @@ def test_quantile_mode_sets_the_threshold_from_normal_scores(dash_env, reference
     assert metric(at, "Events") == str(len(detector.events(scores, threshold=value)))
 
 
-def test_save_threshold_writes_it_into_the_model(own_models, reference):
-    detector, _, scores = reference
+def test_save_threshold_writes_it_into_the_model(dash_env, fixed_reference, tmp_path, monkeypatch):
+    detector, _, scores = fixed_reference
+    models = tmp_path / "models"
+    shutil.copytree(dash_env["models"] / "tiny_fixed", models / "tiny_fixed")
+    monkeypatch.setenv("ANOMALY_MODELS_DIR", str(models))
     at = page(app(), "threshold")
+    assert at.sidebar.selectbox(key="model").value == "tiny_fixed"
     assert at.button(key="thr_save").disabled
     slider = at.slider(key="thr_abs")
     value = round(detector.threshold_for() * 0.5 / slider.step) * slider.step
     slider.set_value(value).run()
     at.button(key="thr_save").click().run()
     ok(at)
-    saved = LSTMAutoencoderDetector.load(own_models / "tiny")
+    saved = LSTMAutoencoderDetector.load(models / "tiny_fixed")
     assert saved.thresholds_["rule"] == "manual"
     assert saved.threshold_for() == pytest.approx(value)
     assert any("Saved threshold" in s.value for s in at.success)
@@ -200,39 +410,78 @@ def test_save_threshold_writes_it_into_the_model(own_models, reference):
     assert at.button(key="thr_save").disabled  # the saved value is now the model's own
 
 
+def test_fixed_threshold_with_a_root_score_flags_as_the_model_would(dash_env, dash_dirs):
+    """``--local-rule none`` models compare the root of the score with the root of the threshold, then
+    pad: the dashboard's flags at any threshold are those of the model scoring with that threshold saved."""
+    detector, frame, scores = _reference(dash_dirs, "tiny_fixed_root")
+    at = app(model="tiny_fixed_root")
+    ok(at)
+    assert metric(at, "Events") == str(len(detector.events(scores)))
+    assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
+    assert f"threshold {scores['threshold'].iloc[0]:.4g}" in [a["text"] for a in figure(at)["layout"]["annotations"]]
+    at = page(at, "threshold")
+    assert ("(rule **quantile**): compared as square roots (the Series page draws the roots); each event widened "
+            "by **100** points on both sides.") in explanation(at)
+    slider = at.slider(key="thr_abs")
+    value = round(float(np.quantile(detector.normal_scores_, 0.99)) / slider.step) * slider.step
+    slider.set_value(value).run()
+    ok(at)
+    alt = copy.copy(detector)
+    alt.thresholds_ = {**detector.thresholds_, "rule": "manual", "values": {**detector.thresholds_["values"], "manual": value}}
+    expected = alt.score(frame)
+    assert len(alt.events(expected)) != len(detector.events(scores))
+    assert metric(at, "Events") == str(len(alt.events(expected)))
+    at = page(at, "series")
+    assert metric(at, "Flagged points") == f"{int(expected['is_anomaly'].sum()):,}"
+
+
+# -- Threshold: a batch rule (ksigma, dynamic, pot) ------------------------------------------------
+def test_batch_rule_is_explained_and_shown_as_scored(dash_env, dash_dirs):
+    detector, _, scores = _reference(dash_dirs, "tiny_ksigma")
+    at = page(app(model="tiny_ksigma"), "threshold")
+    ok(at)
+    assert "against the whole scored batch (rule **ksigma**" in explanation(at)
+    assert not at.slider and not at.button  # nothing to tune here
+    assert metric(at, "Events") == str(len(detector.events(scores)))
+    assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
+    np.testing.assert_allclose(array(trace(figure(at), "threshold")["y"]).astype(float), scores["threshold"], rtol=1e-12)
+    at = page(at, "series")
+    assert metric(at, "Threshold") == "ksigma"
+    assert metric(at, "Events") == str(len(detector.events(scores)))
+
+
 # -- Events -------------------------------------------------------------------------------------
 def test_picking_an_event_changes_the_zoomed_range(dash_env, reference):
     detector, _, scores = reference
-    events = detector.events(scores)
+    flagged, events = tuned(detector, scores, local_k=2.0)
     assert len(events) >= 2
-    at = page(app(), "events")
+    at = page(app(), "threshold")
+    at.slider(key="flag_k").set_value(2.0).run()
+    at = page(at, "events")
     ok(at)
     table = at.dataframe[0].value
     assert len(table) == len(events)
     assert list(table.columns) == ["start", "end", "duration", "peak_score", "severity", "sensors"]
+    assert table["severity"].to_numpy() == pytest.approx(events["severity"].to_numpy())
     assert at.get("download_button")
     ranges = {}
     for i in (0, 1):
         at.selectbox(key="event_pick").set_value(i).run()
         ok(at)
         lo, hi = (pd.Timestamp(x) for x in figure(at)["layout"]["xaxis"]["range"])
-        assert lo < events["start"][i] and hi > events["end"][i]
+        start, end = (flagged.index.get_loc(events[c][i]) for c in ("start", "end"))
+        pad = max(end - start, 2 * detector.window, 10)  # the event's length on each side, at least 2 windows
+        assert (lo, hi) == (flagged.index[max(start - pad, 0)], flagged.index[min(end + pad, len(flagged) - 1)])
         ranges[i] = (lo, hi)
     assert ranges[0] != ranges[1]
     spec = figure(at)
     names = [t.get("name") for t in spec["data"]]
     assert names.count("original") == 2 and names.count("reconstruction") == 2
-    assert {"error a", "error b"} <= set(names)
-
-
-def test_events_page_with_no_event_says_so(dash_env, reference):
-    detector, _, _ = reference
-    at = page(app(), "threshold")
-    at.slider(key="thr_abs").set_value(at.slider(key="thr_abs").max).run()
-    assert metric(at, "Events") == "0"
-    at = page(at, "events")
-    ok(at)
-    assert any("No event" in i.value for i in at.info)
+    assert {"error a", "error b", "score"} <= set(names)
+    line = trace(spec, "threshold")  # the zoom's score row: the per-row threshold of the rule in force
+    part = flagged.loc[ranges[1][0]:ranges[1][1], "threshold"]
+    assert (times(line["x"]) == part.index).all()
+    np.testing.assert_allclose(array(line["y"]).astype(float), part, rtol=1e-12)
 
 
 # -- Train --------------------------------------------------------------------------------------
@@ -256,10 +505,36 @@ def test_train_page_trains_and_saves_a_tiny_model(own_models):
     assert saved.window == 8 and saved.encoder_units == (8,) and saved.columns_ == ["a", "b"]
     assert len(saved.history_["loss"]) == 2
     assert saved.fingerprint_["rows"] == 361  # 60% of 600 rows: rows 0..360 form the default normal period
-    assert any("Saved model 'fresh'" in s.value for s in at.success)
+    assert any("Saved model 'fresh'" in s.value and "flags rows over mean + 7 std" in s.value for s in at.success)
     assert at.sidebar.selectbox(key="model").value == "fresh"
+    # untouched widgets keep the detector's defaults: the configuration `anomaly train` and the bench use
+    untouched = {"window", "encoder_units", "decoder_units", "latent_dim", "epochs", "verbose"}
+    defaults = LSTMAutoencoderDetector().get_params()
+    assert {k: v for k, v in saved.get_params().items() if k not in untouched} == \
+        {k: v for k, v in defaults.items() if k not in untouched}
     at.button(key="train_go").click().run()  # same name again: refused without "replace"
     assert [e.value for e in at.error] == ["a model named 'fresh' exists; tick 'Replace if it exists' or pick another name"]
+
+
+def test_train_page_sets_the_flagging_rule(own_models):
+    at = _train_form(page(app(), "train"), "tuned")
+    at.number_input(key="train_local_k").set_value(5.0)
+    at.number_input(key="train_trailing").set_value(300)
+    at.number_input(key="train_cap").set_value(0.0)
+    at.checkbox(key="train_exclude").uncheck()
+    at.number_input(key="train_padding").set_value(7)
+    at.button(key="train_go").click().run(timeout=600)
+    ok(at)
+    saved = LSTMAutoencoderDetector.load(own_models / "tuned")
+    assert (saved.local_rule, saved.local_k, saved.local_trailing, saved.local_cap, saved.local_exclude,
+            saved.event_padding) == ("trailing", 5.0, 300, 0.0, False, 7)
+    at = _train_form(page(app(), "train"), "fixed")
+    at.selectbox(key="train_flagging").set_value("fixed").run()
+    at.selectbox(key="train_rule").set_value("max")
+    at.button(key="train_go").click().run(timeout=600)
+    ok(at)
+    saved = LSTMAutoencoderDetector.load(own_models / "fixed")
+    assert saved.local_rule is None and saved.thresholds_["rule"] == "max"
 
 
 def test_train_page_trains_a_prediction_model(own_models):
@@ -295,6 +570,8 @@ def test_model_page_shows_the_model_card(dash_env, reference):
     detector, _, _ = reference
     at = page(app(), "model")
     ok(at)
+    assert metric(at, "Threshold") == "trailing, k = 7"
+    assert not at.dataframe[0].value["in force"].any()  # the fixed thresholds are not what flags
     assert metric(at, "Sensors") == "2"
     assert metric(at, "Epochs run") == "2"
     assert metric(at, "Sampling interval") == "5min"
@@ -305,6 +582,9 @@ def test_model_page_shows_the_model_card(dash_env, reference):
     params = frames[1].set_index("parameter")["value"]
     assert params["window"] == "8" and params["encoder_units"] == "8"
     assert frames[2].set_index("field")["value"]["sha256"] == detector.fingerprint_["sha256"]
+    at.sidebar.selectbox(key="model").set_value("tiny_fixed").run()
+    assert metric(at, "Threshold (quantile)") == f"{detector.threshold_for():.4g}"
+    assert at.dataframe[0].value.set_index("rule")["in force"].to_dict() == {"quantile": True, "ksigma": False, "max": False}
 
 
 # -- Embeddings ---------------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""Choose the causal (trailing) flagging settings by leave-one-group-out on cached bench scores.
+
+``anomaly bench ... --cache DIR`` keeps every method's raw per-timestamp score and its raw held-out
+normal scores. This script puts them through :func:`anomaly.bench.flags_for` with ``rule="trailing"``
+over a grid, pools TP/FP/FN per group, and for each group picks the setting best on the *other*
+groups (mean F1), reporting that group's F1 under it: the honest estimate for unseen data. Usage:
+
+    python bench/trailing_study.py NAME=CACHE_DIR::GLOB ... [--methods lstm,pca,zscore] [--grid JSON]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+import numpy as np
+
+sys.path.insert(0, ".")
+from postprocess_study import load  # noqa: E402  (bench/ is not a package)
+
+from anomaly.bench import evaluate, expand, flags_for, pool  # noqa: E402
+
+GRID = {"k": [3.0, 4.0, 5.0, 6.0], "trailing": [500, 1000, 2000, 5000], "prune": [0.0, 0.13], "cap": [3.0],
+        "pad": [50], "smoothing": [20], "root": [True], "exclude": [True]}
+TOP = 12  # settings printed, best first
+BASE = {"rule": "trailing", "window_frac": 0.33, "merge_gap": 0, "min_length": 1}
+
+
+def group_f1(series: list[dict], post: dict, method: str) -> tuple[float, tuple[int, int, int], float]:
+    """Pooled overlap-segment F1, its TP/FP/FN, and the point-wise F1 of ``method`` on a group."""
+    rows = []
+    for s in series:
+        factor = int(s["factor"][0]) if "factor" in s else 1
+        flags = expand(flags_for(s[method], post, normal_raw=s.get(f"{method}_normal_raw")), factor, len(s["index"]))
+        rows.append({"methods": {method: {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
+    pooled = pool(rows, (method,))[method]
+    seg = pooled["overlap_segment"]
+    return seg["f1"], (seg["tp"], seg["fp"], seg["fn"]), pooled["pointwise"]["f1"]
+
+
+def main(argv: list[str]) -> None:
+    methods, grid = ["lstm"], GRID
+    groups = {}
+    for arg in argv:
+        if arg.startswith("--methods="):
+            methods = arg.split("=", 1)[1].split(",")
+        elif arg.startswith("--grid="):
+            grid = {**GRID, **json.loads(arg.split("=", 1)[1])}
+        else:
+            name, spec = arg.split("=", 1)
+            groups[name] = load(spec)
+    keys = list(grid)
+    configs = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    for method in methods:
+        table = {}
+        for c in configs:
+            post = {**BASE, **c}
+            table[json.dumps(c)] = {g: group_f1(series, post, method) for g, series in groups.items()}
+        names = list(groups)
+        mean = {c: float(np.mean([table[c][g][0] for g in names])) for c in table}
+        best = max(mean, key=mean.get)
+        print(f"== {method}: best over all groups (mean F1 {mean[best]:.3f}): {best}")
+        print("   " + "  ".join(f"{g} {table[best][g][0]:.3f} {table[best][g][1]}" for g in names))
+        logo = []
+        for g in names:
+            others = {c: np.mean([table[c][h][0] for h in names if h != g]) for c in table}
+            pick = max(others, key=others.get)
+            logo.append(table[pick][g][0])
+            print(f"   leave out {g}: pick {pick} -> {g} F1 {table[pick][g][0]:.3f} {table[pick][g][1]}")
+        print(f"   leave-one-group-out mean F1 {np.mean(logo):.3f}")
+        for c in sorted(mean, key=mean.get, reverse=True)[:TOP]:
+            print(f"   {mean[c]:.3f} {c} " + " ".join(f"{table[c][g][0]:.3f}" for g in names)
+                  + "  point-wise " + " ".join(f"{table[c][g][2]:.3f}" for g in names))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

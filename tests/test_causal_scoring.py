@@ -1,0 +1,133 @@
+"""The default, causal flagging through the detector, incremental scoring and the database.
+
+One tiny model is fitted on the normal first part of a two-sensor series that later holds a long
+anomaly (sensor ``a`` stuck 2.5 higher for 150 rows) and a spike. Whatever way the series is scored
+(at once, in ten growing chunks, incrementally into a database run after run) every row gets the
+same flag, and appending rows never changes a flag already final.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly.detector import LSTMAutoencoderDetector
+from anomaly.incremental import score_causal
+from anomaly.scheduled import Job, run_job
+
+N, NORMAL, WINDOW = 900, 400, 8
+TINY = dict(window=WINDOW, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=2, batch_size=32, verbose=0,
+            local_trailing=200, event_padding=10)
+
+
+def make_data() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    t = np.arange(N)
+    frame = pd.DataFrame({"a": np.sin(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(N),
+                          "b": np.cos(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(N)},
+                         index=pd.date_range("2024-03-01", periods=N, freq="min", name="timestamp"))
+    frame.iloc[550:700, 0] += 2.5  # a long anomaly: a batch-relative threshold rises over it
+    frame.iloc[800:803, 1] += 4.0  # a spike
+    return frame
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    data = make_data()
+    detector = LSTMAutoencoderDetector(**TINY).fit(data.iloc[:NORMAL])
+    folder = tmp_path_factory.mktemp("causal")
+    detector.save(folder / "model")
+    data.reset_index().to_csv(folder / "full.csv", index=False)
+    return detector, data, folder
+
+
+def test_defaults_are_the_causal_rule():
+    det = LSTMAutoencoderDetector()
+    assert det.local_rule == "trailing" and det.root_score and det.local_cap > 0 and det.on_constant == "keep"
+    assert det.stride == "auto"
+
+
+def test_long_anomaly_is_flagged_and_normal_rows_are_not(fitted):
+    detector, data, _ = fitted
+    out = detector.score(data)
+    flags = out["is_anomaly"].to_numpy()
+    assert flags[560:700].mean() > 0.9  # the plateau stays flagged to its end
+    assert flags[801:813].all()  # the spike (its first row is diluted by the windows before it) and padding
+    assert not flags[NORMAL:540].any()
+    events = detector.events(out)
+    assert len(events) == 2 and events["start"].iloc[0] <= data.index[560]
+
+
+def test_ten_chunks_equal_one_call_flags_and_events(fitted):
+    detector, data, _ = fitted
+    whole = detector.score(data)
+    saved, parts = None, []
+    for end in np.linspace(NORMAL // 2, N, 10).astype(int):
+        new, saved = score_causal(detector, data.iloc[:end], saved)
+        parts.append(new)
+    merged = pd.concat(parts)
+    merged = merged[~merged.index.duplicated(keep="last")]  # a later chunk re-flags the rows after its checkpoint
+    assert merged.index.equals(whole.index[whole["score"].notna()])
+    kept = whole.loc[merged.index]
+    assert np.array_equal(merged["is_anomaly"].to_numpy(), kept["is_anomaly"].to_numpy())
+    np.testing.assert_allclose(merged["score"], kept["score"], rtol=1e-6)
+    np.testing.assert_allclose(merged["threshold"], kept["threshold"], rtol=1e-6)
+    pd.testing.assert_frame_equal(detector.events(merged), detector.events(whole), check_exact=False, rtol=1e-6)
+
+
+def test_appending_rows_never_changes_a_final_flag(fitted):
+    detector, data, _ = fitted
+    full = detector.score(data)["is_anomaly"].to_numpy()
+    for end in (NORMAL + 100, 560, 620, 700, 805):
+        part = detector.score(data.iloc[:end])["is_anomaly"].to_numpy()
+        final = end - WINDOW  # rows whose every window is already in the prefix
+        assert np.array_equal(part[:final], full[:final]), end
+
+
+def test_incremental_database_runs_equal_one_call(fitted, tmp_path):
+    detector, data, folder = fitted
+    db = tmp_path / "results.db"
+    whole = detector.score(data)
+    for end in (500, 560, 640, 700, 780, 810, N):
+        data.iloc[:end].reset_index().to_csv(tmp_path / "live.csv", index=False)
+        result = run_job(Job(str(tmp_path / "live.csv"), str(folder / "model"), source="live"), str(db))
+        assert result.status == "success", result
+    from anomaly.store import open_store
+
+    with open_store(db) as store:
+        stored = store.scores("live").set_index("timestamp")
+        events = store.events("live")
+        at, state = store.flag_state("live", str((folder / "model").resolve()))
+    expected = whole[whole["score"].notna()]
+    assert stored.index.equals(expected.index.tz_localize(None) if expected.index.tz else expected.index)
+    assert np.array_equal(stored["is_anomaly"].to_numpy(), expected["is_anomaly"].to_numpy())
+    np.testing.assert_allclose(stored["threshold"], expected["threshold"], rtol=1e-6)
+    found = detector.events(whole)
+    assert list(events["start"]) == list(found["start"]) and list(events["end"]) == list(found["end"])
+    assert at == data.index[N - WINDOW] and len(state["trail"]) <= TINY["local_trailing"]  # window - 1 rows provisional
+
+
+def test_rescore_flags_from_the_start_again(fitted, tmp_path):
+    detector, data, folder = fitted
+    db = tmp_path / "results.db"
+    data.reset_index().to_csv(tmp_path / "live.csv", index=False)
+    job = Job(str(tmp_path / "live.csv"), str(folder / "model"), source="live")
+    first = run_job(job, str(db))
+    again = run_job(dataclasses.replace(job, rescore=True), str(db))
+    assert first.status == again.status == "success" and again.rows_scored == first.rows_scored
+
+
+def test_a_constant_sensor_is_kept_with_a_warning_and_its_change_flagged(caplog):
+    data = make_data().iloc[:700].copy()
+    data["valve"] = 1.0
+    data.iloc[600:620, 2] = 0.0  # the sensor that never moved moves
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        detector = LSTMAutoencoderDetector(**TINY).fit(data.iloc[:NORMAL])
+    assert any("'valve' is constant in the normal period" in r.getMessage() for r in caplog.records)
+    out = detector.score(data)
+    assert out["is_anomaly"].to_numpy()[600:620].all()
+    assert detector.events(out)["sensors"].str.contains("valve").any()
