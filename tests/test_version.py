@@ -1,4 +1,4 @@
-"""One version source (anomaly.__version__), read by pyproject.toml and printed by the CLI; the licence."""
+"""One version source (anomaly.__version__), read by pyproject.toml and printed by the CLI; licence and changelog."""
 
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ def test_cli_prints_the_version():
     assert out.stdout.strip() == f"anomaly {anomaly.__version__}"
 
 
-def test_licence():
+def test_licence_and_changelog():
     licence = (ROOT / "LICENSE").read_text()
     assert licence.startswith("MIT License\n\nCopyright (c) 2026 lstm-anomaly contributors\n")
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license-files"] == ["LICENSE"]
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    headings = re.findall(r"(?m)^## \[([^\]]+)\]", changelog)
+    assert headings[:2] == ["Unreleased", anomaly.__version__]
