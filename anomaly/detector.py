@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.preprocessing import StandardScaler
 
 from anomaly import events as events_mod
@@ -55,7 +56,7 @@ PAD_VALUE = -1.0e4
 SCALE_BLOCK = 1 << 20  # rows scaled at a time (see _scale)
 
 
-class LSTMAutoencoderDetector:
+class LSTMAutoencoderDetector(BaseEstimator):
     """LSTM autoencoder anomaly detector for uni- and multivariate sensor series.
 
     ``fit(X)`` takes a frame of *normal* operation indexed by timestamp (see :func:`anomaly.load_series`):
@@ -200,11 +201,16 @@ class LSTMAutoencoderDetector:
     def _param_names(cls) -> list[str]:
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
-    def get_params(self) -> dict:
-        """Hyperparameters as given to the constructor (JSON-friendly: tuples become lists on save)."""
+    def get_params(self, deep: bool = True) -> dict:
+        """Hyperparameters as given to the constructor, in its order (JSON-friendly: tuples become lists on save).
+
+        ``deep`` is scikit-learn's flag to include nested estimators' parameters; no parameter here
+        is an estimator, so both give the same dict.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params) -> LSTMAutoencoderDetector:
+        """Change hyperparameters; an unknown name is a :class:`ConfigError` (scikit-learn raises ValueError)."""
         for name, value in params.items():
             if name not in self._param_names():
                 raise ConfigError(f"unknown parameter '{name}'")
@@ -891,6 +897,19 @@ class LSTMAutoencoderDetector:
         from anomaly.artifacts import load_detector
 
         return load_detector(cls, Path(directory), engine)
+
+    # -- scikit-learn / PyOD conventions ----------------------------------------------------
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """The anomaly score of every row of ``X`` (higher: more anomalous), NaN where no window covers it.
+
+        ``score(X)["score"]`` as a float array aligned with ``X``'s rows, for tools that expect an
+        estimator's scores (PyOD's sign; scikit-learn's own outlier detectors use the opposite one).
+        """
+        return self.score(X)["score"].to_numpy(dtype=np.float64)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 for every anomalous row of ``X``, else 0: ``score(X)["is_anomaly"]`` as ints (PyOD's labels)."""
+        return self.score(X)["is_anomaly"].to_numpy(dtype=np.int64)
 
 
 def _check_frame(X) -> pd.DataFrame:
