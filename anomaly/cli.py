@@ -336,7 +336,9 @@ def cmd_score(args) -> int:
     if args.events:
         write_table(events, args.events)
     flagged = int(scores["is_anomaly"].sum())
-    print(f"scored {len(scores)} rows ({scores.index[0]} .. {scores.index[-1]}); threshold {scores['threshold'].iloc[0]:.6g}; "
+    fixed = args.threshold is not None or args.quantile is not None
+    rule = f"threshold {scores['threshold'].iloc[0]:.6g}" if fixed else f"the model {detector.describe_flagging()}"
+    print(f"scored {len(scores)} rows ({scores.index[0]} .. {scores.index[-1]}); {rule}; "
           f"{flagged} anomalous rows in {len(events)} event(s)")
     if not args.events and len(events):
         print(events.to_string(index=False))

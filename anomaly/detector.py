@@ -143,8 +143,8 @@ class LSTMAutoencoderDetector(BaseEstimator):
         bidirectional: bool = False,
         local_rule: str | None = "trailing",
         local_window: float = 0.33,
-        local_k: float = 7.0,
-        local_trailing: int = 2000,
+        local_k: float = 6.0,
+        local_trailing: int = 3000,
         local_exclude: bool = True,
         local_cap: float = 3.0,
         prune: float = 0.0,
@@ -577,16 +577,18 @@ class LSTMAutoencoderDetector(BaseEstimator):
         """
         X, values, starts = self._prepare(X)
         row_errors, recon = self._forward(values, starts, reconstruct)
+        if self.local_rule == TRAILING_RULE and threshold is None and quantile is None:
+            # anomaly.flagging owns the rest: root, EWMA, trailing threshold, cap, padding forward.
+            flagged = flagging.flag(self._sensor_mean(row_errors), self.flag_rule(), self.flag_seed())
+            out = pd.DataFrame({"score": flagged.score, "threshold": flagged.threshold, "is_anomaly": flagged.flags},
+                               index=X.index)
+            return self._with_sensor_columns(out, row_errors, recon)
         score = self._combine(row_errors, X.index)
         limit = self.threshold_for(threshold, quantile)
         out = pd.DataFrame({"score": score, "threshold": limit}, index=X.index)
         with np.errstate(invalid="ignore"):
             out["is_anomaly"] = score > limit  # NaN (a gap) is never above it
-        if self.local_rule == TRAILING_RULE and threshold is None and quantile is None:
-            # anomaly.flagging owns the rest: root, EWMA, trailing threshold, cap, padding forward.
-            flagged = flagging.flag(self._sensor_mean(row_errors), self.flag_rule(), self.flag_seed())
-            out["score"], out["threshold"], out["is_anomaly"] = flagged.score, flagged.threshold, flagged.flags
-        elif self._postprocessing() and threshold is None and quantile is None:
+        if self._postprocessing() and threshold is None and quantile is None:
             # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
             from anomaly.postprocess import flag_scores, normal_cap
 
@@ -596,6 +598,10 @@ class LSTMAutoencoderDetector(BaseEstimator):
                 raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
                 floor=floor, cap=normal_cap(self.normal_scores_, self.local_cap, self.root_score), prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
                 min_length=self.min_event_length, root=self.root_score)
+        return self._with_sensor_columns(out, row_errors, recon)
+
+    def _with_sensor_columns(self, out: pd.DataFrame, row_errors: np.ndarray, recon: np.ndarray | None) -> pd.DataFrame:
+        """``out`` with the ``error_<sensor>`` columns (and ``recon_<sensor>`` in original units)."""
         for i, name in enumerate(self.target_columns_):
             out[f"error_{name}"] = row_errors[:, i]
         if recon is not None:

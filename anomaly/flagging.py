@@ -30,6 +30,7 @@ from scipy.signal import lfilter
 
 TRAILING = "trailing"  # the detector's name for this rule (local_rule="trailing")
 CHUNK = 4096  # rows judged per vectorised step (the work per flagged run is at most this + trailing)
+BLOCK = 1 << 18  # rows transformed and flagged at a time: temporaries stay small whatever the series' length
 
 
 @dataclass(frozen=True)
@@ -201,11 +202,19 @@ def _flag_finite(s: np.ndarray, state: FlagState, rule: TrailingRule) -> tuple[n
 def flag(raw: np.ndarray, rule: TrailingRule, state: FlagState | None = None) -> FlagResult:
     """Score, threshold and flag every row of ``raw`` (per-row mean squared error, NaN in gaps),
     continuing from ``state`` (default: nothing seen; use :func:`seed`). Gaps are skipped: never
-    flagged, and they neither count down padding nor enter the trail."""
+    flagged, and they neither count down padding nor enter the trail.
+
+    Works through :data:`BLOCK` rows at a time, each resumed from the previous one's state (the
+    property this module guarantees), so memory beyond the three outputs stays small.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
     state = FlagState() if state is None else state
-    score, num, den = transform(raw, rule, state.ewm_num, state.ewm_den)
-    finite = np.isfinite(score)
-    limits, flags = np.full(len(score), np.nan), np.zeros(len(score), dtype=bool)
-    lim, flg, trail, pad_left = _flag_finite(score[finite], state, rule)
-    limits[finite], flags[finite] = lim, flg
+    score, limits, flags = np.empty(len(raw)), np.full(len(raw), np.nan), np.zeros(len(raw), dtype=bool)
+    num, den, trail, pad_left = state.ewm_num, state.ewm_den, state.trail, state.pad_left
+    for lo in range(0, len(raw), BLOCK):
+        part = slice(lo, lo + BLOCK)
+        score[part], num, den = transform(raw[part], rule, num, den)
+        finite = np.isfinite(score[part])
+        lim, flg, trail, pad_left = _flag_finite(score[part][finite], FlagState(trail=trail, pad_left=pad_left), rule)
+        limits[part][finite], flags[part][finite] = lim, flg
     return FlagResult(score, limits, flags, FlagState(num, den, trail, pad_left))

@@ -86,9 +86,8 @@ def test_missing_model_dir_is_one_line_error(trained, tmp_path):
 def test_machine_temperature_demo_with_the_defaults(tmp_path):
     """The demo (`make run`) as a user gets it: CLI defaults, trained before the first labelled window.
 
-    Measured: 2 of the 4 failures found (the others are missed: one narrowly, one invisible to the
-    model's error), 2 false alarms. Issue 13 asked for 3 of 4 with at most 3 false alarms; the
-    defaults chosen by leave-one-group-out on the benchmarks do not reach it (k = 6 finds 3 with 4-5).
+    Measured: 3 of the 4 failures found (the third is invisible in this model's error), 4 false
+    alarms. Issue 13 asked for at most 3; the defaults were chosen on the benchmarks, not on this file.
     """
     data = ROOT / "data" / "machine_temperature_system_failure.csv"
     model = tmp_path / "demo"
@@ -100,4 +99,4 @@ def test_machine_temperature_demo_with_the_defaults(tmp_path):
                      "--duplicates", "mean", "--json")
     assert result.returncode == 0, result.stderr
     seg = json.loads(result.stdout)["overlap_segment"]
-    assert seg["tp"] >= 2 and seg["fp"] <= 2, seg
+    assert seg["tp"] >= 3 and seg["fp"] <= 4, seg

@@ -137,3 +137,14 @@ def test_seed_starts_from_the_latest_normal_scores():
     assert state.trail.tolist() == [3.0, 4.0, 5.0] and state.pad_left == 0
     assert fg.normal_cap(np.array([1.0, 4.0]), 0, rule) is None
     assert fg.normal_cap(np.array([1.0, 4.0]), 2.0, rule) == 4.0
+
+
+def test_long_series_are_flagged_block_by_block_exactly(monkeypatch):
+    rng = np.random.default_rng(11)
+    raw, rule, start = random_case(rng, 3)
+    score, limits, flags = reference(raw, rule, start)
+    monkeypatch.setattr(fg, "BLOCK", 37)  # many blocks, each resumed from the previous one's state
+    out = fg.flag(raw, rule, start)
+    assert np.array_equal(out.flags, flags)
+    np.testing.assert_allclose(out.threshold, limits, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(out.score, score, rtol=1e-12, equal_nan=True)

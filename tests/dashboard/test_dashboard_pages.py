@@ -238,7 +238,7 @@ def test_threshold_page_explains_the_rule_with_the_models_numbers(dash_env, refe
     assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
     assert metric(at, "Threshold at the last point") == f"{scores['threshold'].iloc[-1]:.4g}"
     assert (at.slider(key="flag_k").value, at.slider(key="flag_trailing").value, at.slider(key="flag_cap").value,
-            at.number_input(key="flag_pad").value, at.toggle(key="flag_exclude").value) == (7.0, 2000, 3.0, 100, True)
+            at.number_input(key="flag_pad").value, at.toggle(key="flag_exclude").value) == (6.0, 3000, 3.0, 100, True)
     assert at.button(key="flag_save").disabled and at.button(key="flag_reset").disabled
     spec = figure(at)
     np.testing.assert_allclose(array(trace(spec, "threshold")["y"]).astype(float), scores["threshold"], rtol=1e-12)
@@ -281,7 +281,7 @@ def test_moving_k_reflags_as_the_package_does_on_every_page(dash_env, reference)
     assert at.slider(key="flag_k").value == 2.0
     at.button(key="flag_reset").click().run()
     ok(at)
-    assert at.slider(key="flag_k").value == 7.0
+    assert at.slider(key="flag_k").value == 6.0
     assert metric(at, "Events") == str(len(base_events))
     assert metric(at, "Flagged points") == f"{int(base_flagged['is_anomaly'].sum()):,}"
     assert at.button(key="flag_reset").disabled
@@ -330,7 +330,7 @@ def test_save_writes_the_settings_into_the_model_and_reset_restores(own_models, 
     at.run()
     assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
     at.button(key="flag_reset").click().run()  # Reset: the model's settings and flags again
-    assert (at.slider(key="flag_k").value, at.number_input(key="flag_pad").value) == (7.0, 100)
+    assert (at.slider(key="flag_k").value, at.number_input(key="flag_pad").value) == (6.0, 100)
     assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
     before = json.loads((own_models / "tiny" / "detector.json").read_text())
     at.slider(key="flag_k").set_value(4.0)
@@ -344,7 +344,7 @@ def test_save_writes_the_settings_into_the_model_and_reset_restores(own_models, 
     saved = LSTMAutoencoderDetector.load(own_models / "tiny")
     rescored = saved.score(frame)  # the saved model flags with the new settings when it scores
     assert (rescored["is_anomaly"] == flagged["is_anomaly"]).all()
-    assert [s.value for s in at.success] == ["Saved mean + 4 std of the last 2,000 scores, capped at "
+    assert [s.value for s in at.success] == ["Saved mean + 4 std of the last 3,000 scores, capped at "
                                              f"{saved.flag_rule().cap:.4g}, 20 points padding into model 'tiny'."]
     assert (at.slider(key="flag_k").value, at.number_input(key="flag_pad").value) == (4.0, 20)
     assert at.button(key="flag_save").disabled and at.button(key="flag_reset").disabled  # now the model's own
@@ -505,7 +505,7 @@ def test_train_page_trains_and_saves_a_tiny_model(own_models):
     assert saved.window == 8 and saved.encoder_units == (8,) and saved.columns_ == ["a", "b"]
     assert len(saved.history_["loss"]) == 2
     assert saved.fingerprint_["rows"] == 361  # 60% of 600 rows: rows 0..360 form the default normal period
-    assert any("Saved model 'fresh'" in s.value and "flags rows over mean + 7 std" in s.value for s in at.success)
+    assert any("Saved model 'fresh'" in s.value and "flags rows over mean + 6 std" in s.value for s in at.success)
     assert at.sidebar.selectbox(key="model").value == "fresh"
     # untouched widgets keep the detector's defaults: the configuration `anomaly train` and the bench use
     untouched = {"window", "encoder_units", "decoder_units", "latent_dim", "epochs", "verbose"}
@@ -570,7 +570,7 @@ def test_model_page_shows_the_model_card(dash_env, reference):
     detector, _, _ = reference
     at = page(app(), "model")
     ok(at)
-    assert metric(at, "Threshold") == "trailing, k = 7"
+    assert metric(at, "Threshold") == "trailing, k = 6"
     assert not at.dataframe[0].value["in force"].any()  # the fixed thresholds are not what flags
     assert metric(at, "Sensors") == "2"
     assert metric(at, "Epochs run") == "2"
