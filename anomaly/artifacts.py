@@ -200,6 +200,16 @@ def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     return directory
 
 
+def model_version(directory: Path) -> str:
+    """The first 12 hex digits of the SHA-256 of ``directory``'s detector.json: it holds the weights'
+    checksum, the settings and the thresholds, so a model retrained into the same folder, or given new
+    settings, is a new version. ``unreadable`` when the file cannot be read (loading then says why)."""
+    try:
+        return hashlib.sha256((Path(directory) / META_FILE).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "unreadable"
+
+
 def read_metadata(directory: Path) -> dict:
     """The validated ``detector.json`` of a model directory."""
     if not directory.exists():

@@ -69,7 +69,12 @@ class Job:
 
     @property
     def model_name(self) -> str:
-        return str(Path(self.model).expanduser().resolve())
+        """``FOLDER@VERSION``: the model folder's absolute path and :func:`anomaly.artifacts.model_version`,
+        so the scores of a model retrained into the same folder are kept apart (a new model in the store)."""
+        from anomaly.artifacts import model_version
+
+        folder = Path(self.model).expanduser().resolve()
+        return f"{folder}@{model_version(folder)}"
 
 
 @dataclass

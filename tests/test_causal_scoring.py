@@ -102,7 +102,7 @@ def test_incremental_database_runs_equal_one_call(fitted, tmp_path):
     with open_store(db) as store:
         stored = store.scores("live").set_index("timestamp")
         events = store.events("live")
-        at, state = store.flag_state("live", str((folder / "model").resolve()))
+        at, state = store.flag_state("live", Job(str(tmp_path / "live.csv"), str(folder / "model")).model_name)
     expected = whole[whole["score"].notna()]
     assert stored.index.equals(expected.index.tz_localize(None) if expected.index.tz else expected.index)
     assert np.array_equal(stored["is_anomaly"].to_numpy(), expected["is_anomaly"].to_numpy())
@@ -132,3 +132,27 @@ def test_a_constant_sensor_is_kept_with_a_warning_and_its_change_flagged(caplog)
     out = detector.score(data)
     assert out["is_anomaly"].to_numpy()[600:620].all()
     assert detector.events(out)["sensors"].str.contains("valve").any()
+
+
+def test_a_model_retrained_into_the_same_folder_is_a_new_version_in_the_database(fitted, tmp_path):
+    import shutil
+
+    from anomaly.store import open_store
+
+    detector, data, folder = fitted
+    model, db = tmp_path / "model", str(tmp_path / "results.db")
+    shutil.copytree(folder / "model", model)
+    data.iloc[:700].reset_index().to_csv(tmp_path / "live.csv", index=False)
+    job = Job(str(tmp_path / "live.csv"), str(model), source="live")
+    first = job.model_name
+    assert run_job(job, db).status == "success"
+    LSTMAutoencoderDetector(**{**TINY, "seed": 1}).fit(data.iloc[:NORMAL]).save(model)  # retrained in place
+    second = job.model_name
+    assert first != second and first.rsplit("@", 1)[0] == second.rsplit("@", 1)[0] == str(model.resolve())
+    again = run_job(job, db)
+    assert again.status == "success" and again.rows_new == again.rows_scored == 700  # all of it, for the new version
+    with open_store(db) as store:
+        assert store.runs()["model"].tolist() == [first, second]
+        old, new = store.scores("live", first), store.scores("live", second)
+        assert len(old) == len(new) == 700 and not np.allclose(old["score"], new["score"])
+        assert store.flag_state("live", first) != store.flag_state("live", second)

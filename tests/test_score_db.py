@@ -192,7 +192,7 @@ def test_bad_input_is_a_failed_run_and_exit_2(files, tmp_path):
     with open_store(db) as store:
         runs = store.runs()
         assert runs["status"].tolist() == ["failed"] and runs["error"].tolist() == [result.error]
-        assert store.scores("pump", str(files / "model")).empty
+        assert store.scores("pump", job(files, "full.csv").model_name).empty
 
 
 def test_run_killed_midway_leaves_the_database_as_it_was(files, tmp_path, full_rescore):

@@ -64,6 +64,14 @@ with right:
         fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10))
         st.plotly_chart(fig, key="hist_events", config={"displaylogo": False})
 
+st.markdown("**Model versions**")
+# A model is FOLDER@VERSION (anomaly.scheduled.Job.model_name): a retrained model is a new row here.
+versions = (runs.groupby("model", sort=False)
+            .agg(first_run=("started", "min"), last_run=("started", "max"), runs=("id", "count"))
+            .reset_index().sort_values("last_run", ascending=False))
+st.dataframe(versions, hide_index=True, key="hist_versions",
+             column_config={"first_run": st.column_config.DatetimeColumn("first run", format="YYYY-MM-DD HH:mm"),
+                            "last_run": st.column_config.DatetimeColumn("last run", format="YYYY-MM-DD HH:mm")})
 st.markdown("**Runs**")
 st.dataframe(runs.sort_values("started", ascending=False), hide_index=True, height=260, key="hist_runs_table")
 st.markdown("**Events**")

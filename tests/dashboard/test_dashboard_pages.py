@@ -629,6 +629,8 @@ def test_history_page(dash_env, reference, tmp_path, monkeypatch):
     assert metric(at, "Runs") == "2"
     assert metric(at, "Failed runs") == "1"
     assert metric(at, "Events") == str(len(detector.events(scores)))
+    versions = at.dataframe[0].value  # the first table: model versions
+    assert versions["model"].tolist() == ["tiny@0123456789ab", "tiny"] and versions["runs"].tolist() == [1, 1]
     assert len(at.get("plotly_chart")) == 2
 
 
