@@ -109,7 +109,7 @@ def _args(job: Job) -> SimpleNamespace:
 def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     # The same loading as `anomaly score`, so a run and a full score read identical frames.
     from anomaly.cli import _load_detector, _load_for_model
-    from anomaly.incremental import event_cutoff, event_frame, rows_to_write, score_rows
+    from anomaly.incremental import rows_to_write, score_rows
 
     source, model = job.source_name, job.model_name
     detector = _load_detector(_args(job))
@@ -128,22 +128,13 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     _warn_short_context(store, job, detector, rows, stamps)
     new = score_rows(detector, data, rows, threshold=job.threshold, quantile=job.quantile)
     new.index = _naive_utc(new.index)
-    limit = float(new["threshold"].iloc[0])
-    interval = detector.interval_
-    lookback = new.index[0] - (detector.min_event_length + detector.merge_gap + 2) * interval
-    cutoff = event_cutoff(new.index[0], store.events_touching(source, model, lookback), interval,
-                          detector.min_event_length, detector.merge_gap)
-    region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
-    found = detector.events(region, threshold=limit)  # the fixed threshold, whatever the model's own rule
-    added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit)
-    rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
-    fields.update(threshold=limit, events_found=len(found))
-    return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, added)
+    return _commit(store, run_id, job, fields, detector, new, known, float(new["threshold"].iloc[0]))
 
 
 def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detector, data) -> JobResult:
     """A run of a model with causal flagging: the rows after the stored checkpoint, flagged from its state."""
-    from anomaly.incremental import event_cutoff, event_frame, score_causal
+    from anomaly.incremental import coverage, score_causal
+    from anomaly.windows import window_starts
 
     source, model = job.source_name, job.model_name
     stamps = _naive_utc(data.index)  # the database's clock: naive UTC
@@ -155,9 +146,6 @@ def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detecto
                     extra={"fields": {"source": source}})
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
     if saved is not None:
-        from anomaly.incremental import coverage
-        from anomaly.windows import window_starts
-
         finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
         scorable = coverage(len(data), window_starts(finite, detector.window, detector.stride_), detector.window) > 0
         waiting = scorable & ~stamps.isin(known)
@@ -177,16 +165,26 @@ def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detecto
     if not len(new):
         store.commit_run(run_id, source, model, new, before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
-    interval = detector.interval_
+    return _commit(store, run_id, job, fields, detector, new, known, None, checkpoint)
+
+
+def _commit(store: Store, run_id: int, job: Job, fields: dict, detector, new, known, limit: float | None,
+            state: tuple | None = None) -> JobResult:
+    """Recompute the events near the ``new`` rows from the stored scores, and write it all in one transaction.
+
+    ``limit``: a fixed threshold for every row; None: each row's own threshold and flag (causal flagging).
+    """
+    from anomaly.incremental import event_cutoff, event_frame
+
+    source, model, interval = job.source_name, job.model_name, detector.interval_
     lookback = new.index[0] - (detector.min_event_length + detector.merge_gap + 2) * interval
     cutoff = event_cutoff(new.index[0], store.events_touching(source, model, lookback), interval,
                           detector.min_event_length, detector.merge_gap)
-    region = event_frame(store.scores(source, model, since=cutoff), new, interval, None)
-    found = detector.events(region)
-    added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit,
-                             state=checkpoint)
+    region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
+    found = detector.events(region, threshold=limit)  # a fixed threshold whatever the model's rule; None: its flags
+    added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit, state=state)
     rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
-    fields.update(threshold=float(new["threshold"].iloc[-1]), events_found=len(found))
+    fields.update(threshold=float(new["threshold"].iloc[-1]) if limit is None else limit, events_found=len(found))
     return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, added)
 
 
