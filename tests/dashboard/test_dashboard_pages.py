@@ -238,7 +238,7 @@ def test_threshold_page_explains_the_rule_with_the_models_numbers(dash_env, refe
     assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
     assert metric(at, "Threshold at the last point") == f"{scores['threshold'].iloc[-1]:.4g}"
     assert (at.slider(key="flag_k").value, at.slider(key="flag_trailing").value, at.slider(key="flag_cap").value,
-            at.number_input(key="flag_pad").value, at.toggle(key="flag_exclude").value) == (6.0, 2000, 3.0, 100, False)
+            at.number_input(key="flag_pad").value, at.toggle(key="flag_exclude").value) == (6.0, 3000, 3.0, 100, True)
     assert at.button(key="flag_save").disabled and at.button(key="flag_reset").disabled
     spec = figure(at)
     np.testing.assert_allclose(array(trace(spec, "threshold")["y"]).astype(float), scores["threshold"], rtol=1e-12)
@@ -289,14 +289,14 @@ def test_moving_k_reflags_as_the_package_does_on_every_page(dash_env, reference)
 
 def test_every_setting_reflags_as_the_package_does(dash_env, reference):
     detector, _, scores = reference
-    settings = dict(local_trailing=100, local_cap=1.0, event_padding=0, local_exclude=True)
+    settings = dict(local_trailing=100, local_cap=1.0, event_padding=0, local_exclude=False)
     flagged, events = tuned(detector, scores, **settings)
     assert int(flagged["is_anomaly"].sum()) != int(scores["is_anomaly"].sum())
     at = page(app(), "threshold")
     at.slider(key="flag_trailing").set_value(100)
     at.slider(key="flag_cap").set_value(1.0)
     at.number_input(key="flag_pad").set_value(0)
-    at.toggle(key="flag_exclude").set_value(True)
+    at.toggle(key="flag_exclude").set_value(False)
     at.run()
     ok(at)
     assert metric(at, "Events") == str(len(events))
@@ -344,7 +344,7 @@ def test_save_writes_the_settings_into_the_model_and_reset_restores(own_models, 
     saved = LSTMAutoencoderDetector.load(own_models / "tiny")
     rescored = saved.score(frame)  # the saved model flags with the new settings when it scores
     assert (rescored["is_anomaly"] == flagged["is_anomaly"]).all()
-    assert [s.value for s in at.success] == ["Saved mean + 4 std of the last 2,000 scores, capped at "
+    assert [s.value for s in at.success] == ["Saved mean + 4 std of the last 3,000 scores, capped at "
                                              f"{saved.flag_rule().cap:.4g}, 20 points padding into model 'tiny'."]
     assert (at.slider(key="flag_k").value, at.number_input(key="flag_pad").value) == (4.0, 20)
     assert at.button(key="flag_save").disabled and at.button(key="flag_reset").disabled  # now the model's own
@@ -521,13 +521,13 @@ def test_train_page_sets_the_flagging_rule(own_models):
     at.number_input(key="train_local_k").set_value(5.0)
     at.number_input(key="train_trailing").set_value(300)
     at.number_input(key="train_cap").set_value(0.0)
-    at.checkbox(key="train_exclude").check()
+    at.checkbox(key="train_exclude").uncheck()
     at.number_input(key="train_padding").set_value(7)
     at.button(key="train_go").click().run(timeout=600)
     ok(at)
     saved = LSTMAutoencoderDetector.load(own_models / "tuned")
     assert (saved.local_rule, saved.local_k, saved.local_trailing, saved.local_cap, saved.local_exclude,
-            saved.event_padding) == ("trailing", 5.0, 300, 0.0, True, 7)
+            saved.event_padding) == ("trailing", 5.0, 300, 0.0, False, 7)
     at = _train_form(page(app(), "train"), "fixed")
     at.selectbox(key="train_flagging").set_value("fixed").run()
     at.selectbox(key="train_rule").set_value("max")
