@@ -577,15 +577,24 @@ class LSTMAutoencoderDetector(BaseEstimator):
         """
         X, values, starts = self._prepare(X)
         row_errors, recon = self._forward(values, starts, reconstruct)
+        return self._with_sensor_columns(self._flag_rows(row_errors, X.index, threshold, quantile), row_errors, recon)
+
+    def _flag_rows(self, row_errors: np.ndarray, index: pd.Index, threshold: float | None = None,
+                   quantile: float | None = None, fixed: float | None = None) -> pd.DataFrame:
+        """``score, threshold, is_anomaly`` of rows from their per-sensor squared errors.
+
+        The rule in force, unless ``threshold``/``quantile`` asks for that one fixed threshold on the
+        plain score. ``fixed`` (``local_rule=None``): the model's own rule with this threshold value
+        instead of the fitted one (what the dashboard's Threshold page tries).
+        """
         if self.local_rule == TRAILING_RULE and threshold is None and quantile is None:
             # anomaly.flagging owns the rest: root, EWMA, trailing threshold, cap, padding forward.
             flagged = flagging.flag(self._sensor_mean(row_errors), self.flag_rule(), self.flag_seed())
-            out = pd.DataFrame({"score": flagged.score, "threshold": flagged.threshold, "is_anomaly": flagged.flags},
-                               index=X.index)
-            return self._with_sensor_columns(out, row_errors, recon)
-        score = self._combine(row_errors, X.index)
-        limit = self.threshold_for(threshold, quantile)
-        out = pd.DataFrame({"score": score, "threshold": limit}, index=X.index)
+            return pd.DataFrame({"score": flagged.score, "threshold": flagged.threshold, "is_anomaly": flagged.flags},
+                                index=index)
+        score = self._combine(row_errors, index)
+        limit = self.threshold_for(threshold if fixed is None else fixed, quantile)
+        out = pd.DataFrame({"score": score, "threshold": limit}, index=index)
         with np.errstate(invalid="ignore"):
             out["is_anomaly"] = score > limit  # NaN (a gap) is never above it
         if self._postprocessing() and threshold is None and quantile is None:
@@ -598,7 +607,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
                 raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
                 floor=floor, cap=normal_cap(self.normal_scores_, self.local_cap, self.root_score), prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
                 min_length=self.min_event_length, root=self.root_score)
-        return self._with_sensor_columns(out, row_errors, recon)
+        return out
 
     def _with_sensor_columns(self, out: pd.DataFrame, row_errors: np.ndarray, recon: np.ndarray | None) -> pd.DataFrame:
         """``out`` with the ``error_<sensor>`` columns (and ``recon_<sensor>`` in original units)."""
@@ -629,15 +638,18 @@ class LSTMAutoencoderDetector(BaseEstimator):
             return f"threshold {t['rule']} = {t['values'][t['rule']]:.6g}"
         return f"local rule {self.local_rule}, relative to each scored batch"
 
-    def reflag(self, scores: pd.DataFrame) -> pd.DataFrame:
+    def reflag(self, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
         """``scores`` (from :meth:`score`) with ``score, threshold, is_anomaly`` recomputed from their
-        ``error_<sensor>`` columns under this detector's causal flagging settings: tune ``local_k``,
-        ``local_trailing``, ``local_cap``... with :meth:`set_params` on a copy, without rescoring."""
-        if self.local_rule != TRAILING_RULE:
-            raise ConfigError(f"reflag needs local_rule '{TRAILING_RULE}', not {self.local_rule!r}")
-        raw = self._sensor_mean(scores[[f"error_{c}" for c in self.target_columns_]].to_numpy(dtype=np.float64))
-        flagged = flagging.flag(raw, self.flag_rule(), self.flag_seed())
-        return scores.assign(score=flagged.score, threshold=flagged.threshold, is_anomaly=flagged.flags)
+        ``error_<sensor>`` columns under this detector's settings, without running the model: tune
+        ``local_k``, ``local_trailing``, ``local_cap``... with :meth:`set_params` on a copy. For a
+        fixed-threshold model (``local_rule=None``), ``threshold`` replaces the fitted value in its rule."""
+        self._check_fitted()
+        if threshold is not None and self.local_rule is not None:
+            raise ConfigError(f"a threshold replaces the fitted one of a fixed-threshold model only, not of "
+                              f"local_rule {self.local_rule!r}")
+        errors = scores[[f"error_{c}" for c in self.target_columns_]].to_numpy(dtype=np.float64)
+        flagged = self._flag_rows(errors, scores.index, fixed=threshold)
+        return scores.assign(**{c: flagged[c] for c in ("score", "threshold", "is_anomaly")})
 
     def flag_seed(self) -> flagging.FlagState:
         """The flagging state a scored series starts from: the latest held-out normal scores."""

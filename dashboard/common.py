@@ -251,13 +251,6 @@ def rule_kind(detector) -> str:
     return FIXED if detector.local_rule is None else BATCH
 
 
-def plain_fixed(detector) -> bool:
-    """Whether a fixed-threshold model compares its score column with the threshold as it is (models
-    saved before the causal rule). With a root score, padding or pruning (``--local-rule none`` today)
-    the score column is in other units and the flags come from :mod:`anomaly.postprocess`."""
-    return not (detector.root_score or detector.event_padding > 0 or detector.prune > 0)
-
-
 def saved_flagging(detector) -> dict:
     """The model's own values of the :data:`TUNABLE` settings, as plain Python values."""
     return {name: kind(getattr(detector, name)) for name, kind in TUNABLE.items()}
@@ -281,29 +274,10 @@ def reflag(model_key: str, data_key: str, settings: tuple, _detector,
 @st.cache_data(show_spinner="Flagging…", max_entries=64)
 def fixed_flags(model_key: str, data_key: str, threshold: float, _detector,
                 _scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores flagged at the fixed ``threshold`` (the model's units, as ``threshold_for``) and their events.
-
-    Plain models compare the score column with it (``score > threshold``). Otherwise this is what
-    ``LSTMAutoencoderDetector.score`` does for ``local_rule=None``, redone from the error columns:
-    the sensor mean, root, EWMA, compared with the threshold's root, then pruning and padding.
-    """
-    detector = _detector
-    if plain_fixed(detector):
-        with np.errstate(invalid="ignore"):
-            flags = _scores["score"].to_numpy(dtype=float) > threshold  # NaN (a gap) is never above it
-        flagged = _scores.assign(threshold=float(threshold), is_anomaly=flags)
-        return flagged, _with_duration(detector.events(_scores, threshold=threshold))
-    from anomaly.postprocess import flag_scores
-
-    errors = _scores[[f"error_{c}" for c in detector.target_columns_]].to_numpy(dtype=np.float64)
-    if detector.normalize_errors:
-        errors = errors / np.asarray(detector.error_ref_, dtype=np.float64)
-    floor = float(np.sqrt(threshold)) if detector.root_score else float(threshold)
-    score, limit, flags = flag_scores(errors.mean(axis=1), rule=None, smoothing=detector.smoothing, floor=floor,
-                                      prune=detector.prune, pad=detector.event_padding, merge_gap=detector.merge_gap,
-                                      min_length=detector.min_event_length, root=bool(detector.root_score))
-    flagged = _scores.assign(score=score, threshold=limit, is_anomaly=flags)
-    return flagged, _with_duration(detector.events(flagged))
+    """Scores flagged by a fixed-threshold model's own rule at ``threshold`` (the units of
+    ``threshold_for``) instead of its fitted value, and their events (``LSTMAutoencoderDetector.reflag``)."""
+    flagged = _detector.reflag(_scores, threshold=threshold)
+    return flagged, _with_duration(_detector.events(flagged))
 
 
 @st.cache_data(max_entries=16)

@@ -151,3 +151,21 @@ def test_generated_sample_each_anomaly_found_with_its_sensor():
         assert len(hits), f"{anomaly['kind']} not found"
         strongest = hits.sort_values("peak_score").iloc[-1]
         assert strongest["sensors"].split(";")[0] == anomaly["sensor"], (anomaly, strongest.to_dict())
+
+
+def test_reflag_recomputes_flags_from_the_error_columns(series, tiny_detector):
+    import copy
+
+    scores = tiny_detector.score(series)
+    pd.testing.assert_frame_equal(tiny_detector.reflag(scores), scores)
+    strict = copy.copy(tiny_detector).set_params(local_k=50.0, local_cap=0.0)
+    assert not strict.reflag(scores)["is_anomaly"].any()
+    with pytest.raises(ConfigError, match="fixed-threshold model only"):
+        tiny_detector.reflag(scores, threshold=1.0)
+    # a fixed-threshold model with the default root score and padding: its own rule at another value
+    fixed = copy.copy(tiny_detector).set_params(local_rule=None)
+    own = fixed.score(series)
+    pd.testing.assert_frame_equal(fixed.reflag(own, threshold=fixed.threshold_for()), own)
+    higher = fixed.reflag(own, threshold=4 * fixed.threshold_for())
+    np.testing.assert_allclose(higher["threshold"], 2 * np.sqrt(fixed.threshold_for()))  # compared as a root
+    assert higher["is_anomaly"].sum() <= own["is_anomaly"].sum()
