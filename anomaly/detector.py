@@ -589,7 +589,8 @@ class LSTMAutoencoderDetector(BaseEstimator):
         """
         if self.local_rule == TRAILING_RULE and threshold is None and quantile is None:
             # anomaly.flagging owns the rest: root, EWMA, trailing threshold, cap, padding forward.
-            flagged = flagging.flag(self._sensor_mean(row_errors), self.flag_rule(), self.flag_seed())
+            rule = self.flag_rule()
+            flagged = flagging.flag(self._sensor_mean(row_errors), rule, self.flag_seed(rule))
             return pd.DataFrame({"score": flagged.score, "threshold": flagged.threshold, "is_anomaly": flagged.flags},
                                 index=index)
         score = self._combine(row_errors, index)
@@ -651,9 +652,10 @@ class LSTMAutoencoderDetector(BaseEstimator):
         flagged = self._flag_rows(errors, scores.index, fixed=threshold)
         return scores.assign(**{c: flagged[c] for c in ("score", "threshold", "is_anomaly")})
 
-    def flag_seed(self) -> flagging.FlagState:
-        """The flagging state a scored series starts from: the latest held-out normal scores."""
-        return flagging.seed(self.normal_errors_, self.flag_rule())
+    def flag_seed(self, rule: flagging.TrailingRule | None = None) -> flagging.FlagState:
+        """The flagging state a scored series starts from: the latest held-out normal scores
+        (``rule``: :meth:`flag_rule`, when the caller has it already)."""
+        return flagging.seed(self.normal_errors_, self.flag_rule() if rule is None else rule)
 
     def _unscale_targets(self, scaled: np.ndarray) -> np.ndarray:
         """Scaled estimates of the target columns back in original units (NaN stays NaN)."""

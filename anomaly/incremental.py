@@ -148,8 +148,9 @@ def score_causal(detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | N
                           "score the whole series with 'anomaly score --out' instead")
     X, values, starts = detector._prepare(X)
     n, window = len(X), detector.window
+    rule = detector.flag_rule()
     if saved is None:
-        first, state = 0, detector.flag_seed()
+        first, state = 0, detector.flag_seed(rule)
     else:
         first, state = int(X.index.searchsorted(saved[0], side="right")), flagging.FlagState.from_dict(saved[1])
     covered = coverage(n, starts, window) > 0
@@ -165,7 +166,6 @@ def score_causal(detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | N
     # rows before `last` have all their windows (with stride > 1 the segment's last window moves as rows arrive)
     last = n - window + (1 if detector.stride_ == 1 else 0)
     final = max(0, min(last, hi) - first)  # rows first .. first+final-1
-    rule = detector.flag_rule()
     head = flagging.flag(raw[:final], rule, state)
     tail = flagging.flag(raw[final:], rule, head.state.copy())
     out = pd.DataFrame({"score": np.r_[head.score, tail.score], "threshold": np.r_[head.threshold, tail.threshold],
