@@ -209,10 +209,10 @@ def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = Non
     trailing = post.pop("trailing", flagging.TrailingRule.trailing)
     exclude = post.pop("exclude", True)
     if post["rule"] == "trailing":
-        rule = flagging.make_rule(normal_raw if normal_raw is not None else np.empty(0), k=post["k"], trailing=trailing,
-                                  cap_factor=factor, prune=post["prune"], pad=post["pad"],
-                                  smoothing=post["smoothing"], root=post["root"], exclude=exclude)
-        return flagging.flag(score, rule, flagging.seed(normal_raw if normal_raw is not None else np.empty(0), rule)).flags
+        normal_raw = np.empty(0) if normal_raw is None else normal_raw
+        rule = flagging.make_rule(normal_raw, k=post["k"], trailing=trailing, cap_factor=factor, prune=post["prune"],
+                                  pad=post["pad"], smoothing=post["smoothing"], root=post["root"], exclude=exclude)
+        return flagging.flag(score, rule, flagging.seed(normal_raw, rule)).flags
     cap = postprocess.normal_cap(normal, factor, post["root"]) if normal is not None else None
     return postprocess.flag_scores(score, floor=fixed_threshold if post["rule"] is None else None, cap=cap, **post)[2]
 
