@@ -28,8 +28,7 @@ demo-model: $(DEMO_MODEL)/detector.json
 		--out models/demo_scores.csv --events models/demo_events.csv
 
 run: demo-model
-	$(PY) -m streamlit run dashboard/app.py --server.address $(ADDRESS) --server.port $(PORT) \
-		--browser.gatherUsageStats false
+	$(PY) -m anomaly dashboard --address $(ADDRESS) --port $(PORT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest --durations=15  # the slowest tests, to watch the 15-minute CI budget

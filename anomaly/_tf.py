@@ -34,9 +34,15 @@ def _stderr_silenced():
         os.close(devnull)
 
 
-with _stderr_silenced() if "tensorflow" not in sys.modules else contextlib.nullcontext():
-    import tensorflow as tf
-    import keras
+try:
+    with _stderr_silenced() if "tensorflow" not in sys.modules else contextlib.nullcontext():
+        import tensorflow as tf
+        import keras
+except ImportError as exc:  # the core install scores ONNX exports only
+    from anomaly.errors import MissingExtraError
+
+    raise MissingExtraError(f"this needs TensorFlow, which is not installed ({exc.name or exc}): pip install "
+                            "'lstm-anomaly[train]'; scoring a model saved with its ONNX export (the default) does not") from None
 
 
 class _DropRetracingWarning(logging.Filter):

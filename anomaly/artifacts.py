@@ -327,12 +327,19 @@ def choose_engine(meta: dict, engine: str, directory: Path) -> str:
         raise ModelError(f"engine must be one of {', '.join(ENGINES)}, not '{engine}'")
     has_onnx = meta.get("onnx_sha256") is not None
     if engine == "onnx" and not has_onnx:
-        raise ModelError(f"{directory}: has no ONNX export; add one with 'anomaly export-onnx {directory}' "
-                         "(or train with --onnx)")
+        raise ModelError(f"{directory}: has no ONNX export (trained with --no-onnx, or a sequence model); "
+                         f"add one with 'anomaly export-onnx {directory}'")
     if engine == "auto":
         import importlib.util
 
-        return "onnx" if has_onnx and importlib.util.find_spec("onnxruntime") is not None else "tensorflow"
+        if has_onnx and importlib.util.find_spec("onnxruntime") is not None:
+            return "onnx"
+        if importlib.util.find_spec("tensorflow") is None:
+            from anomaly.errors import MissingExtraError
+
+            raise MissingExtraError(f"{directory}: has no ONNX export and TensorFlow is not installed: pip install "
+                                    f"'lstm-anomaly[train]', or run 'anomaly export-onnx {directory}' where it is")
+        return "tensorflow"
     return engine
 
 

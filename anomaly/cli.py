@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported anywhere
 
 from anomaly import __version__  # noqa: E402
-from anomaly.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, AnomalyError, DataError  # noqa: E402
+from anomaly.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, AnomalyError, DataError, MissingExtraError  # noqa: E402
 
 log = logging.getLogger("anomaly")
 
@@ -120,6 +120,7 @@ def cmd_train(args) -> int:
         normal, source = data, args.data
     if len(normal) == 0:
         raise DataError(f"{args.data}: the normal period selects no rows")
+    import anomaly._tf  # noqa: F401 (a missing TensorFlow fails here, before any work)
     from anomaly.detector import LSTMAutoencoderDetector  # after the data checks: bad data fails fast
 
     decoder = args.decoder_units or tuple(reversed(args.units))
@@ -188,8 +189,9 @@ def _add_train(sub) -> None:
     t.add_argument("--k-sigma", type=float, default=d["k_sigma"], help=f"k of the mean + k*std rule (default: {d['k_sigma']:g})")
     t.add_argument("--margin", type=float, default=d["margin"], help=f"multiplier of the max rule (default: {d['margin']:g})")
     _add_event_options(t, defaults=True)
-    p.add_argument("--onnx", action="store_true",
-                   help="also export model.onnx, so 'anomaly score' can run without TensorFlow (starts in about a second)")
+    p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
+                   help="also export model.onnx, which 'anomaly score' runs without TensorFlow: about a second to "
+                        "start and under half the memory (default: on; --no-onnx to skip)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -597,6 +599,53 @@ def _add_export_onnx(sub) -> None:
     p.set_defaults(func=cmd_export_onnx)
 
 
+# -- dashboard --------------------------------------------------------------------------------
+def cmd_dashboard(args) -> int:
+    import importlib.util
+
+    missing = [name for name in ("streamlit", "plotly") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtraError(f"the dashboard needs {' and '.join(missing)}: pip install 'lstm-anomaly[dashboard]'")
+    from anomaly import dashboard
+
+    app = Path(dashboard.__file__).parent / "app.py"
+    db = args.db if "://" in args.db else str(Path(args.db).expanduser().resolve())
+    env = dict(os.environ, ANOMALY_MODELS_DIR=str(Path(args.models).expanduser().resolve()),
+               ANOMALY_DATA_DIR=str(Path(args.data).expanduser().resolve()), ANOMALY_DB=db)
+    for option, folder in (("--models", env["ANOMALY_MODELS_DIR"]), ("--data", env["ANOMALY_DATA_DIR"])):
+        if not Path(folder).is_dir():
+            log.warning("%s %s: no such folder yet (the dashboard lists nothing there)", option, folder)
+    # The server settings the checkout's .streamlit/config.toml holds, given on the command line so an
+    # installed package behaves the same from any working directory.
+    command = [sys.executable, "-m", "streamlit", "run", str(app),
+               "--server.address", args.address, "--server.port", str(args.port), "--server.headless", "true",
+               "--server.maxUploadSize", str(dashboard.MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
+               "--client.showErrorDetails", "type", "--client.toolbarMode", "minimal"]
+    print(f"serving the dashboard on http://{args.address}:{args.port} (models: {env['ANOMALY_MODELS_DIR']}, "
+          f"data: {env['ANOMALY_DATA_DIR']}, database: {dashboard.db_label(db)}); Ctrl+C stops it", flush=True)
+    return _exec(command, env)
+
+
+def _exec(command: list[str], env: dict) -> int:
+    """Become the Streamlit server (exec, not a child): Ctrl+C and SIGTERM reach it directly."""
+    os.execve(command[0], command, env)
+    return EXIT_ERROR  # not reached: execve returns only by raising
+
+
+def _add_dashboard(sub) -> None:
+    p = sub.add_parser("dashboard", help="serve the Streamlit dashboard (needs the 'dashboard' extra)",
+                       description="Serve the dashboard: explore a series and its scores, tune the flagging rule, "
+                                   "train models, and follow the scheduled runs of a results database. It reads and "
+                                   "writes only inside --models, --data and --db.")
+    p.add_argument("--models", default="models", metavar="DIR", help="models folder (default: ./models)")
+    p.add_argument("--data", default="data", metavar="DIR", help="data folder (default: ./data)")
+    p.add_argument("--db", default="results.db", metavar="TARGET",
+                   help="results database: an SQLite file or an SQLAlchemy URL (default: ./results.db)")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    p.set_defaults(func=cmd_dashboard)
+
+
 # -- bench ------------------------------------------------------------------------------------
 BENCH_EXAMPLES = """examples:
   anomaly bench ../shared/benchdata/smap --protocol train-test --json smap.json
@@ -689,6 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_onnx(sub)
     _add_score_batch(sub)
     _add_bench(sub)
+    _add_dashboard(sub)
     return parser
 
 

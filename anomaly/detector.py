@@ -892,11 +892,12 @@ class LSTMAutoencoderDetector(BaseEstimator):
         return out
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, directory: str | Path, *, onnx: bool = False) -> Path:
-        """Write the model directory atomically (``model.keras`` + ``detector.json``).
+    def save(self, directory: str | Path, *, onnx: bool | None = None) -> Path:
+        """Write the model directory atomically (``model.keras`` + ``detector.json`` + ``model.onnx``).
 
-        ``onnx=True`` also exports ``model.onnx``, which ``load(engine="onnx")`` scores with ONNX
-        Runtime, without TensorFlow (series models only).
+        ``model.onnx`` is the same inference graph for ONNX Runtime, which scores without
+        TensorFlow (``load(engine="auto")``, what the CLI uses). ``onnx``: None exports it where it
+        can (models fitted with ``fit``; sequence models are not exported), True insists, False skips.
         """
         from anomaly.artifacts import save_detector
 
@@ -904,7 +905,8 @@ class LSTMAutoencoderDetector(BaseEstimator):
         self._check_keras("saving")
         if onnx and self._is_sequence_model():
             raise ConfigError("ONNX export is for models fitted on one series (fit), not on sequences")
-        return save_detector(self, Path(directory), onnx=onnx)
+        export = not self._is_sequence_model() if onnx is None else onnx
+        return save_detector(self, Path(directory), onnx=export)
 
     @classmethod
     def load(cls, directory: str | Path, *, engine: str = "tensorflow") -> LSTMAutoencoderDetector:

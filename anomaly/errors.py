@@ -32,6 +32,15 @@ class ModelError(AnomalyError):
     """A model directory is missing, corrupt, tampered with or incompatible."""
 
 
+class MissingExtraError(AnomalyError, ImportError):
+    """An optional dependency is not installed (TensorFlow for training, Streamlit for the dashboard).
+
+    Also an ImportError, which is what a notebook user expects of a missing package.
+    """
+
+    exit_code = EXIT_ERROR  # the environment, not the input
+
+
 class NotFittedError(AnomalyError, AttributeError):
     """A detector was used before ``fit`` or ``load``."""
 

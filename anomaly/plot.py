@@ -39,7 +39,7 @@ def _plotly():
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
     except ImportError as exc:
-        raise ImportError(f"anomaly.plot needs plotly, which is not installed ({exc}): pip install 'plotly>=5.20'") from exc
+        raise ImportError(f"anomaly.plot needs plotly, which is not installed ({exc}): pip install 'lstm-anomaly[dashboard]' (or plotly alone)") from exc
     return go, make_subplots
 
 

@@ -15,7 +15,7 @@ import pytest
 from reliability_support import REPO, TINY, entries, series
 
 from anomaly import artifacts
-from anomaly.artifacts import META_FILE, MODEL_FILE, read_metadata, sha256_file
+from anomaly.artifacts import META_FILE, MODEL_FILE, ONNX_FILE, read_metadata, sha256_file
 from anomaly.errors import ModelError
 from anomaly.io import clean_frame
 
@@ -69,7 +69,7 @@ def test_save_load_gives_identical_scores(fitted):
     frame = clean_frame(series(seed=1))
     again = LSTMAutoencoderDetector.load(directory)
     np.testing.assert_array_equal(again.score(frame)["score"].to_numpy(), detector.score(frame)["score"].to_numpy())
-    assert entries(directory) == {MODEL_FILE, META_FILE}
+    assert entries(directory) == {MODEL_FILE, META_FILE, ONNX_FILE}  # the ONNX export by default
 
 
 # -- atomic saves --------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def test_save_over_a_previous_model_swaps_it_in_whole(fitted, copy):
     old_inode = (copy / MODEL_FILE).stat().st_ino
     (copy / "stray.txt").write_text("belongs to the old model directory")
     detector.save(copy)
-    assert entries(copy) == {MODEL_FILE, META_FILE}  # the old directory went away as a whole
+    assert entries(copy) == {MODEL_FILE, META_FILE, ONNX_FILE}  # the old directory went away as a whole
     # A new file, not the old one rewritten (its bytes may match: the zip's clock has 2 s resolution).
     assert (copy / MODEL_FILE).stat().st_ino != old_inode
     assert read_metadata(copy)["model_sha256"] == sha256_file(copy / MODEL_FILE)

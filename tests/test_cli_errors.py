@@ -41,9 +41,10 @@ def train_fails(tmp_path: Path, data: Path, *fragments: str, extra=()) -> str:
     return line
 
 
-def score_fails(tmp_path: Path, data: Path, model: Path, *fragments: str, code: int = 2) -> str:
+def score_fails(tmp_path: Path, data: Path, model: Path, *fragments: str, code: int = 2, extra: tuple = ()) -> str:
     before = entries(tmp_path)
-    proc = run_cli("score", data, "--model", model, "--out", tmp_path / "scores.csv", "--events", tmp_path / "events.csv")
+    proc = run_cli("score", data, "--model", model, "--out", tmp_path / "scores.csv", "--events", tmp_path / "events.csv",
+                   *extra)
     line = assert_one_line_error(proc, *fragments, code=code)
     assert entries(tmp_path) == before, "an output file appeared"
     return line
@@ -299,10 +300,14 @@ def test_model_directory_missing(tmp_path):
     score_fails(tmp_path, data, tmp_path / "no_model", "no_model", "model directory not found")
 
 
-def test_model_keras_truncated(tmp_path, copy):
-    keras_file = copy / "model.keras"
-    keras_file.write_bytes(keras_file.read_bytes()[: keras_file.stat().st_size // 2])
-    score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "checksum does not match")
+KERAS = ("--engine", "tensorflow")  # the ONNX export (the default engine) never reads model.keras
+
+
+@pytest.mark.parametrize("name, extra", [("model.keras", KERAS), ("model.onnx", ())])
+def test_model_file_truncated(tmp_path, copy, name, extra):
+    file = copy / name
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    score_fails(tmp_path, tmp_path / "data.csv", copy, name, "checksum does not match", extra=extra)
 
 
 def test_model_keras_corrupted_with_matching_checksum(tmp_path, copy):
@@ -311,7 +316,7 @@ def test_model_keras_corrupted_with_matching_checksum(tmp_path, copy):
     keras_file = copy / "model.keras"
     keras_file.write_bytes(b"PK\x03\x04" + b"\x00garbage" * 500)
     _edit_json(copy, lambda m: m.update(model_sha256=sha256_file(keras_file)))
-    score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "cannot load the Keras model")
+    score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "cannot load the Keras model", extra=KERAS)
 
 
 def test_model_json_not_json(tmp_path, copy):
@@ -346,4 +351,4 @@ def test_model_with_a_lambda_layer_is_refused(tmp_path, copy):
     outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
     keras.Model(inputs, outputs).save(copy / "model.keras")
     _edit_json(copy, lambda m: m.update(model_sha256=sha256_file(copy / "model.keras")))
-    score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "cannot load the Keras model", "Lambda")
+    score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "cannot load the Keras model", "Lambda", extra=KERAS)

@@ -92,7 +92,7 @@ def test_save_load_scores_identically(series, tiny_detector, tmp_path):
     loaded = LSTMAutoencoderDetector.load(tmp_path / "m")
     assert loaded.get_params() == tiny_detector.get_params()
     pd.testing.assert_frame_equal(loaded.score(series), tiny_detector.score(series))
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["detector.json", "model.keras"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["detector.json", "model.keras", "model.onnx"]
 
 
 def test_scoring_needs_the_model_columns(series, tiny_detector):

@@ -67,10 +67,10 @@ def test_onnx_model_batches_and_empty_input(exported):
 
 def test_auto_engine_takes_onnx_only_where_exported(exported, tiny_detector, tmp_path):
     assert type(LSTMAutoencoderDetector.load(exported["reconstruction"], engine="auto").model_).__name__ == "OnnxModel"
-    plain = tiny_detector.save(tmp_path / "plain")
+    plain = tiny_detector.save(tmp_path / "plain", onnx=False)
     assert not (plain / "model.onnx").exists()
     assert type(LSTMAutoencoderDetector.load(plain, engine="auto").model_).__name__ != "OnnxModel"
-    with pytest.raises(ModelError, match="no ONNX export; add one with 'anomaly export-onnx"):
+    with pytest.raises(ModelError, match=r"no ONNX export \(trained with --no-onnx, or a sequence model\); add one with 'anomaly export-onnx"):
         LSTMAutoencoderDetector.load(plain, engine="onnx")
     with pytest.raises(ModelError, match="engine must be one of auto, tensorflow, onnx"):
         LSTMAutoencoderDetector.load(plain, engine="torch")
@@ -142,11 +142,12 @@ def test_cli_scores_with_onnx_without_importing_tensorflow(exported, tmp_path):
 
 def test_cli_train_onnx_and_export_onnx(tiny_detector, tmp_path):
     data = write_csv(make_series(300, 2), tmp_path / "d.csv")
-    plain = tiny_detector.save(tmp_path / "m")
+    plain = tiny_detector.save(tmp_path / "m", onnx=False)
+    assert not (plain / "model.onnx").exists()
     missing = run_cli("score", data, "--model", plain, "--engine", "onnx")
     assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines() == [f"error: {plain}: has no ONNX export; add one with "
-                                                   f"'anomaly export-onnx {plain}' (or train with --onnx)"]
+    assert missing.stderr.strip().splitlines() == [f"error: {plain}: has no ONNX export (trained with --no-onnx, or a "
+                                                   f"sequence model); add one with 'anomaly export-onnx {plain}'"]
     before = LSTMAutoencoderDetector.load(plain).score(make_series(300, 2))
     out = run_cli("export-onnx", plain)
     assert out.returncode == 0, out.stderr
@@ -155,10 +156,13 @@ def test_cli_train_onnx_and_export_onnx(tiny_detector, tmp_path):
     np.testing.assert_allclose(after["score"], before["score"], rtol=1e-5, atol=1e-7)
     bad = run_cli("export-onnx", tmp_path / "nowhere")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
-    trained = run_cli("train", data, "--model", tmp_path / "t", "--window", "8", "--units", "8", "--latent", "4",
-                      "--epochs", "1", "--quiet", "--onnx")
+    tiny = ("--window", "8", "--units", "8", "--latent", "4", "--epochs", "1", "--quiet")
+    trained = run_cli("train", data, "--model", tmp_path / "t", *tiny)  # exported by default
     assert trained.returncode == 0, trained.stderr
     assert {p.name for p in (tmp_path / "t").iterdir()} == {"model.keras", "model.onnx", "detector.json"}
+    skipped = run_cli("train", data, "--model", tmp_path / "n", *tiny, "--no-onnx")
+    assert skipped.returncode == 0, skipped.stderr
+    assert {p.name for p in (tmp_path / "n").iterdir()} == {"model.keras", "detector.json"}
 
 
 def test_job_engine_is_checked(tmp_path):

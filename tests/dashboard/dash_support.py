@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "dashboard" / "app.py")
+APP = str(ROOT / "anomaly" / "dashboard" / "app.py")
 ANOMALY_ROWS = (600, 630)  # rows where sensor "a" is pushed off its pattern
 TINY = dict(window=8, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=2, batch_size=32, seed=0, verbose=0)
 

@@ -1,4 +1,4 @@
-"""End to end: `streamlit run` on a free localhost port, driven by Playwright in headless Chromium.
+"""End to end: `anomaly dashboard` on a free localhost port, driven by Playwright in headless Chromium.
 
 Needs /usr/bin/chromium (`.ci/run` installs Debian's package). Screenshots of every page go to
 tests/artifacts/ (ignored by git) for a person to look at.
@@ -41,14 +41,12 @@ def free_port() -> int:
 def server(dash_dirs):
     """The dashboard served on 127.0.0.1 with the temp models/data folders; stopped afterwards."""
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), ANOMALY_MODELS_DIR=str(dash_dirs["models"]),
-               ANOMALY_DATA_DIR=str(dash_dirs["data"]), ANOMALY_DB=str(dash_dirs["db"]))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMLIT_SERVER_FILE_WATCHER_TYPE="none")
     log = open(dash_dirs["base"] / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(  # the command a user runs; it execs the Streamlit server in this same process
+        [sys.executable, "-m", "anomaly", "dashboard", "--port", str(port), "--models", str(dash_dirs["models"]),
+         "--data", str(dash_dirs["data"]), "--db", str(dash_dirs["db"])],
+        cwd=dash_dirs["base"], env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from anomaly.errors import ConfigError
-from dashboard import common, figures
-from dashboard.common import check_model_name, inside, minmax_indices
+from anomaly.dashboard import common, figures
+from anomaly.dashboard.common import check_model_name, inside, minmax_indices
 
 
 # -- minmax_indices -----------------------------------------------------------------------------
@@ -97,17 +97,18 @@ def test_model_name_ok():
 
 
 def test_folders_from_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative folders are relative to where the app was started
     monkeypatch.setenv("ANOMALY_MODELS_DIR", str(tmp_path / "m"))
     monkeypatch.setenv("ANOMALY_DATA_DIR", "rel/data")
     monkeypatch.setenv("ANOMALY_DB", "postgresql+psycopg://u:secret@h/db")
     assert common.models_dir() == (tmp_path / "m").resolve()
-    assert common.data_dir() == (common.ROOT / "rel" / "data").resolve()
+    assert common.data_dir() == (tmp_path / "rel" / "data").resolve()
     assert common.db_target() == "postgresql+psycopg://u:secret@h/db"
     assert "secret" not in common.db_label(common.db_target())
     monkeypatch.delenv("ANOMALY_MODELS_DIR")
     monkeypatch.delenv("ANOMALY_DB")
-    assert common.models_dir() == common.ROOT / "models"
-    assert common.db_target() == str(common.ROOT / "results.db")
+    assert common.models_dir() == (tmp_path / "models").resolve()
+    assert common.db_target() == str((tmp_path / "results.db").resolve())
 
 
 def test_listings(tmp_path):

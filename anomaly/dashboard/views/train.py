@@ -8,7 +8,7 @@ import streamlit as st
 from anomaly.detector import LSTMAutoencoderDetector  # no TensorFlow import: fitting imports it
 from anomaly.errors import AnomalyError, ConfigError
 from anomaly.io import select_period
-from dashboard import common, figures
+from anomaly.dashboard import common, figures
 
 st.title("Train a model")
 

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 from sklearn.decomposition import PCA
 
-from dashboard import common, figures
+from anomaly.dashboard import common, figures
 
 MAX_DRAWN = 20_000  # beyond this, normal windows are thinned for drawing; flagged ones are all kept
 

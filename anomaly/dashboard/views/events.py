@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures
+from anomaly.dashboard import common, figures
 
 st.title("Events")
 ld = common.load_selected()

@@ -1,6 +1,6 @@
 """Plotly figures of the dashboard: data in, figure out (no Streamlit here, so they test alone).
 
-Long traces are drawn through :func:`dashboard.common.minmax_indices` (min-max per bucket), never
+Long traces are drawn through :func:`anomaly.dashboard.common.minmax_indices` (min-max per bucket), never
 the scored data itself; markers of flagged points and event shading are capped for the same reason.
 """
 
@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.common import DRAW_POINTS, downsample
+from anomaly.dashboard.common import DRAW_POINTS, downsample
 
 MAX_SHADED_EVENTS = 300  # the most severe events are shaded; more shapes make Plotly sluggish
 MAX_MARKERS = 1500  # flagged points drawn (evenly picked); SVG markers beyond this slow the browser

@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from anomaly.errors import AnomalyError
-from dashboard import common
+from anomaly.dashboard import common
 
 st.title("History")
 target = common.db_target()

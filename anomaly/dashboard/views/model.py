@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures
+from anomaly.dashboard import common, figures
 
 st.title("Model")
 name = st.session_state.get("model")

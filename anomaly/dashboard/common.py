@@ -3,7 +3,8 @@
 The app reads and writes only inside three places, all fixed by the environment, never by what a
 user types: the models folder (``ANOMALY_MODELS_DIR``, default ``models/``), the data folder
 (``ANOMALY_DATA_DIR``, default ``data/``) and the results database (``ANOMALY_DB``, default
-``results.db``). Every path built from user input goes through :func:`inside`, which resolves it
+``results.db``); relative ones are relative to the working directory the app was started in
+(``anomaly dashboard`` passes absolute ones). Every path built from user input goes through :func:`inside`, which resolves it
 (symlinks and ``..`` included) and refuses anything outside its folder.
 
 Pages call the package only (``anomaly.*``), never Keras. Models are cached with
@@ -30,13 +31,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from anomaly.dashboard import MAX_UPLOAD_MB, db_label  # noqa: F401 (the pages' names for them)
 from anomaly.errors import AnomalyError, ConfigError, DataError
 
 log = logging.getLogger("anomaly.dashboard")
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
-MAX_UPLOAD_MB = 200  # also server.maxUploadSize in .streamlit/config.toml
 DRAW_POINTS = 2000  # min-max buckets per drawn trace: about one per pixel column of a wide screen
 DEMO_DATA = "machine_temperature_system_failure.csv"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -47,10 +47,7 @@ SOURCE_KINDS = ("Data file", "Upload", DB_SOURCE_KIND)
 # -- folders and the path guard ---------------------------------------------------------------
 def _folder(env: str, default: str) -> Path:
     value = os.environ.get(env)
-    path = Path(value) if value else ROOT / default
-    if not path.is_absolute():
-        path = ROOT / path
-    return path.resolve()
+    return Path(value or default).resolve()  # a relative path: from the working directory
 
 
 def models_dir() -> Path:
@@ -62,12 +59,11 @@ def data_dir() -> Path:
 
 
 def db_target() -> str:
-    """The results database: an SQLAlchemy URL as given, or a file path resolved from the repo root."""
+    """The results database: an SQLAlchemy URL as given, or a file path resolved from the working directory."""
     value = os.environ.get("ANOMALY_DB", "results.db")
     if "://" in value:
         return value
-    path = Path(value)
-    return str((path if path.is_absolute() else ROOT / path).resolve())
+    return str(Path(value).resolve())
 
 
 def inside(base: Path, name: str) -> Path:
@@ -294,11 +290,6 @@ def embed(model_key: str, data_key: str, _detector, _frame: pd.DataFrame) -> pd.
 def db_exists(target: str) -> bool:
     """False when the results database is a file that does not exist yet (a URL is assumed to exist)."""
     return "://" in target or Path(target).is_file()
-
-
-def db_label(target: str) -> str:
-    """The database for display: a file path, or a URL's scheme only (never its credentials)."""
-    return target if "://" not in target else target.split("://", 1)[0] + "://…"
 
 
 @contextlib.contextmanager

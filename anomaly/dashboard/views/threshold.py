@@ -13,7 +13,7 @@ import streamlit as st
 
 from anomaly.artifacts import update_flagging, update_threshold
 from anomaly.errors import AnomalyError
-from dashboard import common, figures
+from anomaly.dashboard import common, figures
 
 # Widget keys of the causal rule's settings, by detector parameter, and their names in the text.
 WIDGETS = {"local_k": "flag_k", "local_trailing": "flag_trailing", "local_cap": "flag_cap",

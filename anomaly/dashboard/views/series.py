@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import common, figures
+from anomaly.dashboard import common, figures
 
 st.title("Series")
 ld = common.load_selected()

@@ -1,1 +1,0 @@
-"""The Streamlit dashboard: ``streamlit run dashboard/app.py`` (or ``make run``)."""
