@@ -599,6 +599,92 @@ def _add_export_onnx(sub) -> None:
     p.set_defaults(func=cmd_export_onnx)
 
 
+# -- feedback and events ----------------------------------------------------------------------
+FEEDBACK_EXAMPLES = """examples:
+  anomaly events --db results.db --source pump-7                # stored events and their verdicts, as CSV
+  anomaly feedback --db results.db --source pump-7 --start '2024-03-02 10:15' --verdict false --by ana
+  anomaly feedback --db results.db --source pump-7 --start '2024-03-02 10:15' --verdict ack --by ana \\
+      --mute-until '2024-03-03 08:00' --note 'valve maintenance'
+"""
+
+
+def _timestamp(text: str, option: str):
+    import pandas as pd
+
+    try:
+        return pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise DataError(f"{option}: cannot read '{text}' as a timestamp (e.g. 2024-03-02 10:15)") from None
+
+
+def cmd_feedback(args) -> int:
+    from anomaly.feedback import VERDICT_LABELS
+    from anomaly.store import open_store
+
+    start = _timestamp(args.start, "--start")
+    mute = None if args.mute_until is None else _timestamp(args.mute_until, "--mute-until")
+    with open_store(args.db) as store:
+        found = store.events_starting(args.source, start)
+        if args.model is not None:  # FOLDER@VERSION as stored, or the FOLDER of every version
+            folder = str(Path(args.model).expanduser().resolve()) if "@" not in args.model else args.model
+            found = found[(found["model"] == args.model) | (found["model"].str.rsplit("@", n=1).str[0] == folder)]
+        if found.empty:
+            raise DataError(f"{args.db}: no stored event of source '{args.source}' starts at {start}"
+                            + (f" for model {args.model}" if args.model else "") + " (see 'anomaly events')")
+        if len(found) > 1:
+            raise DataError(f"{args.db}: {len(found)} model versions stored an event of '{args.source}' at {start}; "
+                            f"choose one with --model ({', '.join(found['model'])})")
+        row = store.mark_event(args.source, found["model"].iloc[0], start, args.verdict, args.by, args.note, mute)
+    muted = f", alerts muted until {row['mute_until']}" if row["mute_until"] is not None else ""
+    print(f"marked the event of {args.source} at {row['start']} as {VERDICT_LABELS[row['verdict']]}{muted}")
+    return EXIT_OK
+
+
+def _add_feedback(sub) -> None:
+    p = sub.add_parser("feedback", help="mark a stored event as a true alarm, a false alarm or acknowledged",
+                       description="Record a verdict on an event of the results database, with who gave it and when. "
+                                   "A false alarm or an acknowledged event also silences the alerts (--on-event, exit "
+                                   "code 4) of new events of the source that overlap it, or start before --mute-until.",
+                       epilog=FEEDBACK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--db", required=True, metavar="TARGET", help="results database: an SQLite file or an SQLAlchemy URL")
+    p.add_argument("--source", required=True, help="the event's source, as stored (see 'anomaly events')")
+    p.add_argument("--start", required=True, metavar="TS", help="the event's start, as stored (UTC)")
+    p.add_argument("--verdict", required=True, choices=["true", "false", "ack"],
+                   help="true alarm, false alarm, or acknowledged (seen, being handled)")
+    p.add_argument("--by", required=True, metavar="NAME", help="who gives the verdict")
+    p.add_argument("--note", default="", help="a short note kept with the verdict")
+    p.add_argument("--mute-until", metavar="TS", help="also silence the source's alerts until TS (false or ack only)")
+    p.add_argument("--model", metavar="MODEL", help="the model (FOLDER or FOLDER@VERSION) when several found the event")
+    p.set_defaults(func=cmd_feedback)
+
+
+def cmd_events(args) -> int:
+    from anomaly.feedback import with_feedback
+    from anomaly.store import open_store
+
+    with open_store(args.db) as store:
+        table = with_feedback(store.events(args.source), store.feedback(args.source))
+    if args.out:
+        from anomaly.io import write_table
+
+        write_table(table, args.out)
+        print(f"wrote {len(table)} event(s) to {args.out}")
+    else:
+        table.to_csv(sys.stdout, index=False)
+    return EXIT_OK
+
+
+def _add_events(sub) -> None:
+    p = sub.add_parser("events", help="list the events of a results database with their verdicts (CSV)",
+                       description="Print (or write to --out) the stored events and their operators' verdicts, "
+                                   "oldest first per source, as CSV.",
+                       epilog=FEEDBACK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--db", required=True, metavar="TARGET", help="results database: an SQLite file or an SQLAlchemy URL")
+    p.add_argument("--source", help="only this source's events")
+    p.add_argument("--out", metavar="FILE", help="write to FILE (.csv or .parquet) instead of standard output")
+    p.set_defaults(func=cmd_events)
+
+
 # -- dashboard --------------------------------------------------------------------------------
 def cmd_dashboard(args) -> int:
     import importlib.util
@@ -738,6 +824,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_onnx(sub)
     _add_score_batch(sub)
     _add_bench(sub)
+    _add_events(sub)
+    _add_feedback(sub)
     _add_dashboard(sub)
     return parser
 

@@ -29,6 +29,7 @@ import numpy as np
 from anomaly.errors import (EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_ERROR, EXIT_LOCKED, EXIT_OK, AnomalyError, ConfigError,
                             DataError)
 from anomaly.flagging import TRAILING
+from anomaly.feedback import split_silenced
 from anomaly.store import LockedError, Store, _naive_utc, open_store, use_logfmt
 
 log = logging.getLogger("anomaly")
@@ -86,7 +87,8 @@ class JobResult:
     run_id: int | None = None
     rows_scored: int = 0
     rows_new: int = 0
-    new_events: list[dict] = field(default_factory=list)
+    new_events: list[dict] = field(default_factory=list)  # the new events to alert on
+    silenced: list[dict] = field(default_factory=list)  # new events an operator's verdict silenced
     error: str | None = None
     seconds: float = 0.0
 
@@ -183,9 +185,12 @@ def _commit(store: Store, run_id: int, job: Job, fields: dict, detector, new, kn
     region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
     found = detector.events(region, threshold=limit)  # a fixed threshold whatever the model's rule; None: its flags
     added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit, state=state)
+    alert, silenced = split_silenced(added, store.feedback(source)) if added else ([], [])
+    for event in silenced:
+        log.info("alert silenced by feedback", extra={"fields": {"source": source, "start": event["start"]}})
     rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
     fields.update(threshold=float(new["threshold"].iloc[-1]) if limit is None else limit, events_found=len(found))
-    return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, added)
+    return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, alert, silenced)
 
 
 def _warn_short_context(store: Store, job: Job, detector, rows: np.ndarray, stamps) -> None:
@@ -212,7 +217,7 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
     def done(result: JobResult) -> JobResult:
         result.seconds = round(time.monotonic() - began, 3)
         extra = {"run": result.run_id, **fields, "status": result.status, "rows": result.rows_scored,
-                 "new": result.rows_new, "events_new": len(result.new_events),
+                 "new": result.rows_new, "events_new": len(result.new_events), "events_silenced": len(result.silenced),
                  "exit": result.exit_code if result.status != "success" else None, "duration_s": result.seconds}
         if result.status == "success":
             log.info("run finished", extra={"fields": extra})

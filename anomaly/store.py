@@ -54,7 +54,7 @@ from sqlalchemy import event as sa_event
 
 from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, ConfigError, DataError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RUN_COLUMNS = ["id", "started", "finished", "model", "source", "rows_scored", "status", "error"]
 EVENT_COLUMNS = ["source", "model", "start", "end", "peak_score", "severity", "sensors"]
 LOCK_POLL_S = 0.1
@@ -116,11 +116,28 @@ flag_state = sa.Table(
     sa.PrimaryKeyConstraint("source", "model", name="pk_flag_state"),
 )
 
+feedback = sa.Table(  # operators' verdicts on events (anomaly.feedback); kept when events are recomputed
+    "feedback", metadata,
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("end", sa.DateTime, nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("mute_until", sa.DateTime),
+    sa.PrimaryKeyConstraint("source", "model", "start", name="pk_feedback"),
+)
+
 # Migrations from version N-1 to N, applied in order inside the schema transaction (SQL that both
 # SQLite and PostgreSQL accept).
 MIGRATIONS: dict[int, list[str]] = {
     2: ["CREATE TABLE flag_state (source TEXT NOT NULL, model TEXT NOT NULL, at TIMESTAMP NOT NULL, "
         "state TEXT NOT NULL, run_id INTEGER NOT NULL, CONSTRAINT pk_flag_state PRIMARY KEY (source, model))"],
+    3: ['CREATE TABLE feedback (source TEXT NOT NULL, model TEXT NOT NULL, start TIMESTAMP NOT NULL, '
+        '"end" TIMESTAMP NOT NULL, verdict VARCHAR(16) NOT NULL, author TEXT NOT NULL, at TIMESTAMP NOT NULL, '
+        'note TEXT NOT NULL, mute_until TIMESTAMP, CONSTRAINT pk_feedback PRIMARY KEY (source, model, start))'],
 }
 
 
@@ -509,6 +526,63 @@ class Store:
             rows = conn.execute(query).all()
         return pd.DataFrame({"start": _naive_utc([r[0] for r in rows]), "end": _naive_utc([r[1] for r in rows])})
 
+    # -- feedback -------------------------------------------------------------------------------
+    def mark_event(self, source: str, model: str, start, verdict: str, author: str, note: str = "",
+                   mute_until=None) -> dict:
+        """Record a verdict on the stored event of ``(source, model)`` that starts at ``start``.
+
+        ``verdict``: see :func:`anomaly.feedback.parse_verdict`. A new verdict on the same event
+        replaces the previous one. ``mute_until`` (false alarms and acknowledged events only) also
+        silences alerts of the source until then. Returns the row written.
+        """
+        from anomaly.feedback import SILENCING, parse_verdict
+
+        verdict = parse_verdict(verdict)
+        author = str(author or "").strip()
+        if not author:
+            raise ConfigError("a verdict needs the name of who gives it")
+        mute = None if mute_until is None or pd.isna(mute_until) else _py(_naive_utc([mute_until])[0])
+        if mute is not None and verdict not in SILENCING:
+            raise ConfigError("only a false alarm or an acknowledged event can mute a source")
+        at = _py(_naive_utc([start])[0])
+        with self._write() as conn:
+            end = conn.execute(sa.select(events.c.end).where(events.c.source == source, events.c.model == model,
+                                                             events.c.start == at)).scalar()
+            if end is None:
+                raise DataError(f"no stored event of source '{source}' and model '{model}' starts at {at}")
+            row = {"source": source, "model": model, "start": at, "end": end, "verdict": verdict, "author": author,
+                   "at": _now(), "note": str(note or "").strip(), "mute_until": mute}
+            conn.execute(self._upsert(feedback, ["source", "model", "start"]), [row])
+        return row
+
+    def events_starting(self, source: str, start) -> pd.DataFrame:
+        """Stored events of ``source`` that start at ``start`` (one per model version that found it)."""
+        at = _py(_naive_utc([start])[0])
+        return self._frame(sa.select(*[events.c[c] for c in EVENT_COLUMNS])
+                           .where(events.c.source == source, events.c.start == at).order_by(events.c.model), EVENT_COLUMNS)
+
+    def feedback(self, source: str | None = None) -> pd.DataFrame:
+        """Verdicts (of one source or all), by source and start, in :data:`anomaly.feedback.FEEDBACK_COLUMNS`."""
+        from anomaly.feedback import FEEDBACK_COLUMNS
+
+        query = sa.select(*[feedback.c[c] for c in FEEDBACK_COLUMNS]).order_by(feedback.c.source, feedback.c.start)
+        if source is not None:
+            query = query.where(feedback.c.source == source)
+        return self._frame(query, FEEDBACK_COLUMNS)
+
+    def _frame(self, query, columns: list[str]) -> pd.DataFrame:
+        """Rows of ``query`` as a frame with datetime and float columns typed (also when empty)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+        for col in ("start", "end", "at", "mute_until"):
+            if col in frame.columns:
+                frame[col] = pd.to_datetime(frame[col])
+        for col in ("peak_score", "severity"):
+            if col in frame.columns:
+                frame[col] = frame[col].astype("float64")
+        return frame
+
     # -- the read API (the dashboard's) ---------------------------------------------------------
     def runs(self) -> pd.DataFrame:
         """Every run, oldest first: ``id, started, finished, model, source, rows_scored, status, error``."""
@@ -526,14 +600,7 @@ class Store:
         query = sa.select(*[events.c[c] for c in EVENT_COLUMNS]).order_by(events.c.source, events.c.start)
         if source is not None:
             query = query.where(events.c.source == source)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        frame = pd.DataFrame([tuple(r) for r in rows], columns=EVENT_COLUMNS)
-        for col in ("start", "end"):
-            frame[col] = pd.to_datetime(frame[col])
-        for col in ("peak_score", "severity"):
-            frame[col] = frame[col].astype("float64")
-        return frame
+        return self._frame(query, EVENT_COLUMNS)
 
     def scores(self, source: str, model: str | None = None, since=None) -> pd.DataFrame:
         """Scores of ``source`` by time: ``timestamp, score, threshold, is_anomaly, error_<sensor>...``.

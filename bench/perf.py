@@ -11,7 +11,9 @@ measures in one run:
   and ONNX Runtime on the model's ONNX export) and of the baseline (``model.predict`` with its
   default batch on all windows + per-window error, the faster of two runs: our ratios are
   conservative), each in a fresh subprocess that also reports its peak resident memory (VmHWM),
-  plus one scoring run per engine on a long univariate series (default 1e7 points);
+  plus one scoring run per engine on a long univariate series (default 1e7 points), and one with a
+  model trained and saved with the defaults, loaded as ``anomaly score`` loads it (engine ``auto``:
+  its ONNX export) — the memory a user gets (target: under 1 GiB);
 - achieved GFLOP/s of our scoring (LSTM and Dense multiply-adds, 2 FLOPs each) against the
   machine's float32 matrix-multiply GFLOP/s (2048x2048, numpy and TensorFlow) measured in the same run;
 - how scoring time grows from the second-largest to the largest size;
@@ -201,6 +203,7 @@ def worker_score(model_dir: str, n: int, n_sensors: int, engine: str = "tensorfl
     t4 = time.perf_counter()
     assert len(scores) == n and np.isfinite(scores["score"].to_numpy()[det.window :]).all()
     predictor = det._predictor()  # the one score used (cached)
+    engine = "onnx" if type(det.model_).__name__ == "OnnxModel" else "tensorflow"  # what "auto" chose
     return {"engine": engine, "import_s": t1 - t0, "load_s": t2 - t1, "score_s": t4 - t3, "points_per_s": n / (t4 - t3),
             "xla": bool(predictor.use_xla), "batch": predictor.batch_size, "tensorflow_imported": "tensorflow" in sys.modules,
             "peak_rss_mib": _peak_rss_mib(), "rss_before_score_mib": rss_before}
@@ -245,6 +248,14 @@ def fit_scoring_model(n_sensors: int, cfg, directory: Path, units: int | None = 
                                   latent_dim=cfg.latent, epochs=1, batch_size=256, verbose=0)
     det.fit(make_frame(FIT_POINTS, n_sensors))
     return det.save(directory / f"model_{n_sensors}_{units}", onnx=True)
+
+
+def fit_default_model(directory: Path) -> Path:
+    """A model as ``anomaly train`` makes it: every default (one epoch: weights do not change the cost), saved by default."""
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    det = LSTMAutoencoderDetector(epochs=1, verbose=0).fit(make_frame(FIT_POINTS, 1))
+    return det.save(directory / "model_default")
 
 
 def startup(model_dir: Path, rows: int = 200) -> dict:
@@ -319,6 +330,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--naive-cap", type=lambda t: int(float(t)),
                    help="score the baseline on at most this many points; larger sizes are extrapolated, and labelled so (default 5e4; quick: 1e4)")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement of 'anomaly score'")
+    p.add_argument("--only-big", action="store_true", help="only the long memory runs (no table rows, no start-up)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "perf.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -349,7 +361,7 @@ def run(cfg) -> dict:
     rows, trained, naive = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         models = {f: fit_scoring_model(f, cfg, Path(tmp)) for f in sorted(set(cfg.sensors) | {1})}
-        for f in cfg.sensors:
+        for f in [] if cfg.only_big else cfg.sensors:
             for n in cfg.sizes:
                 row = {"points": n, "sensors": f}
                 n_train = min(n, cfg.train_cap)
@@ -386,10 +398,20 @@ def run(cfg) -> dict:
                 _save_partial(cfg, result, rows)
                 print(f"scoring {cfg.big:.0e} univariate points ({engine}): {big['score_s']:.1f} s, "
                       f"peak RSS {big['peak_rss_mib']:.0f} MiB", flush=True)
-        if not cfg.no_startup:
+            from anomaly.detector import LSTMAutoencoderDetector
+
+            big = run_worker(["score", "--model", str(fit_default_model(Path(tmp))), "--n", str(cfg.big), "--f", "1",
+                              "--engine", "auto"])
+            big["points"], big["units"] = cfg.big, LSTMAutoencoderDetector().encoder_units[0]
+            result["big"]["default"] = big
+            _save_partial(cfg, result, rows)
+            print(f"scoring {cfg.big:.0e} univariate points with a default-trained model ({big['engine']}, TensorFlow "
+                  f"imported: {big['tensorflow_imported']}): {big['score_s']:.1f} s, peak RSS {big['peak_rss_mib']:.0f} MiB "
+                  f"(target < 1024 MiB)", flush=True)
+        if not cfg.no_startup and not cfg.only_big:
             result["startup"] = startup(models[1])
     result["rows"] = rows
-    if len(cfg.sizes) >= 2:
+    if len(cfg.sizes) >= 2 and rows:
         small, large = sorted(cfg.sizes)[-2:]
         result["growth"] = {}
         for f in cfg.sensors:
@@ -450,6 +472,13 @@ def table(result: dict) -> str:
     for f, g in result.get("growth", {}).items():
         notes.append(f"Scoring time {g['from']:.0e} -> {g['to']:.0e} points, {f} sensor(s): x{g['time_ratio']:.1f} for x{g['size_ratio']:.0f} points.")
     for engine, b in result.get("big", {}).items():
+        if engine == "default":
+            notes.append(f"Scoring {b['points']:.0e} univariate points with a model trained and saved with the defaults "
+                         f"(LSTM {b['units']} units; loaded as `anomaly score` loads it: the {b['engine']} engine, TensorFlow "
+                         f"{'imported' if b['tensorflow_imported'] else 'never imported'}): {b['score_s']:.0f} s "
+                         f"({b['points_per_s']:,.0f} pts/s), peak RSS {b['peak_rss_mib']:.0f} MiB "
+                         f"({'under' if b['peak_rss_mib'] < 1024 else 'over'} the 1 GiB target).")
+            continue
         model = "" if b["units"] == cfg["units"] else f" with a smaller model (LSTM {b['units']} units; memory depends on the length, not the model)"
         notes.append(f"Scoring {b['points']:.0e} univariate points with {engine}{model}: {b['score_s']:.0f} s ({b['points_per_s']:,.0f} pts/s), "
                      f"peak RSS {b['peak_rss_mib']:.0f} MiB ({b['rss_before_score_mib']:.0f} MiB before scoring: Python, "

@@ -8,6 +8,7 @@ anomaly`` subprocesses where it does: a SIGKILL midway, two concurrent runs, the
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
@@ -247,6 +248,53 @@ def test_two_concurrent_runs_write_once_and_alert_once(files, tmp_path, full_res
     for _, err in outs:  # every stderr line is logfmt
         assert err.strip() and all(LOGFMT.fullmatch(line) for line in err.strip().splitlines()), err
     assert_equals_full_rescore(str(db), full_rescore)
+
+
+def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_events(files, tmp_path):
+    db, alerts = tmp_path / "r.db", tmp_path / "alerts.jsonl"
+
+    def score(model):
+        return run_cli("score", files / "full.csv", "--model", model, "--db", db, "--source", "pump",
+                       "--exit-code-on-anomaly", "--on-event", f"cat >> '{alerts}'")
+
+    first = score(files / "model")
+    assert first.returncode == EXIT_ANOMALIES, first.stderr
+    sent = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert sent
+    for i, event in enumerate(sent):  # an operator reviews every alert
+        marked = run_cli("feedback", "--db", db, "--source", "pump", "--start", event["start"],
+                         "--verdict", "false" if i == 0 else "ack", "--by", "ana", "--note", "valve test")
+        assert marked.returncode == 0, marked.stderr
+        assert marked.stdout.startswith("marked the event of pump at ")
+    listed = run_cli("events", "--db", db, "--source", "pump")
+    assert listed.returncode == 0, listed.stderr
+    table = pd.read_csv(io.StringIO(listed.stdout))
+    assert table["verdict"].tolist() == ["false_alarm"] + ["acknowledged"] * (len(sent) - 1)
+    assert set(table["author"]) == {"ana"} and set(table["note"]) == {"valve test"}
+    # The same model in another folder is another model: its events are new, and they overlap the reviewed ones.
+    again = score(shutil.copytree(files / "model", tmp_path / "model-copy"))
+    assert again.returncode == EXIT_OK, again.stderr
+    assert len(alerts.read_text().splitlines()) == len(sent)  # nothing more was sent
+    assert again.stderr.count("msg=\"alert silenced by feedback\"") == len(sent)
+    assert f"events_new=0 events_silenced={len(sent)}" in again.stderr
+    with open_store(db) as store:
+        assert len(store.events("pump")) == 2 * len(sent)  # silenced events are still stored
+    wrong = run_cli("feedback", "--db", db, "--source", "pump", "--start", sent[0]["start"], "--verdict", "true",
+                    "--by", "ana")
+    assert wrong.returncode == EXIT_BAD_INPUT  # two model versions stored an event there
+    assert "choose one with --model" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+    chosen = run_cli("feedback", "--db", db, "--source", "pump", "--start", sent[0]["start"], "--verdict", "true",
+                     "--by", "ana", "--model", str(files / "model"))
+    assert chosen.returncode == 0, chosen.stderr
+    for args, message in [
+        (("--start", "2023-01-01", "--verdict", "true"), "no stored event of source 'pump' starts at 2023-01-01"),
+        (("--start", "soon", "--verdict", "true"), "--start: cannot read 'soon' as a timestamp"),
+        (("--start", sent[0]["start"], "--verdict", "true", "--mute-until", "2030-01-01", "--model", str(files / "model")),
+         "only a false alarm or an acknowledged event can mute a source"),
+    ]:
+        bad = run_cli("feedback", "--db", db, "--source", "pump", "--by", "ana", *args)
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == EXIT_BAD_INPUT and len(lines) == 1 and message in lines[0], bad.stderr
 
 
 def test_busy_lock_exits_3_with_one_line(files, tmp_path):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from anomaly.errors import DataError
+from anomaly.errors import ConfigError, DataError
 from anomaly.store import (LockedError, LogfmtFormatter, Store, StoreError, logfmt, make_url, open_store,
                            schema_version)
 
@@ -37,7 +37,7 @@ def test_open_store_creates_schema_only_when_asked(tmp_path):
         open_store(path)
     assert not path.exists()
     with open_store(path, create=True) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         assert store.runs().columns.tolist() == ["id", "started", "finished", "model", "source", "rows_scored",
                                                  "status", "error"]
     with open_store(path) as store:  # a reader opens it without create
@@ -53,16 +53,69 @@ def test_a_version_1_database_is_upgraded_with_the_flag_state_table(tmp_path):
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:  # back to what version 1 created
         conn.exec_driver_sql("DROP TABLE flag_state")
+        conn.exec_driver_sql("DROP TABLE feedback")
         conn.exec_driver_sql("UPDATE schema_version SET version = 1")
     engine.dispose()
     with pytest.raises(DataError, match="schema version 1; open it once with 'anomaly score --db' to upgrade it"):
         open_store(path)
     with open_store(path, create=True) as store:
-        assert store.schema_version() == 2 and store.flag_state("s", "m") is None
+        assert store.schema_version() == 3 and store.flag_state("s", "m") is None
         run = store.begin_run("s", "m")
         store.commit_run(run, "s", "m", pd.DataFrame(columns=["score", "threshold", "is_anomaly"]),
                          state=(pd.Timestamp("2024-03-01 00:05"), {"ewm_num": 1.5, "trail": [0.25]}))
         assert store.flag_state("s", "m") == (pd.Timestamp("2024-03-01 00:05"), {"ewm_num": 1.5, "trail": [0.25]})
+
+
+def test_a_version_2_database_gets_the_feedback_table_and_keeps_its_events(target):
+    with open_store(target, create=True) as store:
+        run = store.begin_run("s", "m")
+        store.commit_run(run, "s", "m", score_frame(T[:3], [1, 3, 1]), pd.DataFrame([event(1, 1)]), T[0])
+    engine = sa.create_engine(make_url(target))
+    with engine.begin() as conn:  # back to what version 2 created
+        conn.exec_driver_sql("DROP TABLE feedback")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 2")
+    engine.dispose()
+    with pytest.raises(DataError, match="schema version 2; open it once with 'anomaly score --db' to upgrade it"):
+        open_store(target)
+    with open_store(target, create=True) as store:
+        assert store.schema_version() == 3 and store.feedback().empty
+        assert store.events("s")["start"].tolist() == [T[1]]
+        store.mark_event("s", "m", T[1], "false", "ana")
+        assert store.feedback()["verdict"].tolist() == ["false_alarm"]
+
+
+def event(s: int, e: int, peak: float = 3.0) -> dict:
+    return {"start": T[s], "end": T[e], "peak_score": peak, "severity": peak / 2, "sensors": "a;b"}
+
+
+def test_verdicts_are_kept_with_who_and_when_and_replaced_not_duplicated(target):
+    with open_store(target, create=True) as store:
+        run = store.begin_run("src", "m@1")
+        store.commit_run(run, "src", "m@1", score_frame(T[:6], [1, 3, 1, 1, 3, 1]),
+                         pd.DataFrame([event(1, 2), event(4, 4)]), T[0])
+        before = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+        row = store.mark_event("src", "m@1", T[1], "true", " ana ", note=" pump was off ")
+        assert (row["verdict"], row["author"], row["note"], row["end"]) == ("true_alarm", "ana", "pump was off", T[2])
+        store.mark_event("src", "m@1", T[4], "ack", "bo", mute_until=T[9])
+        store.mark_event("src", "m@1", T[1], "false", "cy")  # a second opinion replaces the first
+        got = store.feedback("src")
+        assert got.columns.tolist() == ["source", "model", "start", "end", "verdict", "author", "at", "note", "mute_until"]
+        assert got["start"].tolist() == [T[1], T[4]]
+        assert got["verdict"].tolist() == ["false_alarm", "acknowledged"] and got["author"].tolist() == ["cy", "bo"]
+        assert got["mute_until"].tolist()[1] == T[9] and pd.isna(got["mute_until"].tolist()[0])
+        assert (got["at"] >= before).all()
+        assert store.feedback("other").empty
+        assert store.events_starting("src", T[4])["model"].tolist() == ["m@1"]
+        for args, kwargs, message in [
+            (("src", "m@1", T[0], "true", "ana"), {}, "no stored event of source 'src' and model 'm@1' starts at"),
+            (("src", "m@2", T[1], "true", "ana"), {}, "no stored event"),
+            (("src", "m@1", T[1], "maybe", "ana"), {}, "verdict must be one of"),
+            (("src", "m@1", T[1], "true", "  "), {}, "needs the name of who gives it"),
+            (("src", "m@1", T[1], "true", "ana"), {"mute_until": T[9]}, "only a false alarm or an acknowledged"),
+        ]:
+            with pytest.raises((DataError, ConfigError), match=message):
+                store.mark_event(*args, **kwargs)
+        assert len(store.feedback()) == 2
 
 
 def test_other_sqlite_file_and_newer_schema_are_refused(tmp_path):

@@ -332,6 +332,92 @@ def db_events(target: str, source: str | None) -> pd.DataFrame:
         return store.events(source=source)
 
 
+@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+def db_feedback(target: str, source: str | None) -> pd.DataFrame:
+    with _open_store(target) as store:
+        return store.feedback(source=source)
+
+
+def reviewed_events(target: str, source: str | None) -> pd.DataFrame:
+    """The stored events of ``source`` (or all) with their verdicts (:func:`anomaly.feedback.with_feedback`)."""
+    from anomaly.feedback import with_feedback
+
+    return with_feedback(db_events(target, source), db_feedback(target, source))
+
+
+def stored_match(stored: pd.DataFrame, start, end) -> int | None:
+    """Position of the stored event that overlaps ``[start, end]`` the most (the latest on a tie), or None."""
+    if stored.empty:
+        return None
+    lo = np.maximum(pd.to_datetime(stored["start"]).to_numpy(), np.datetime64(pd.Timestamp(start)))
+    hi = np.minimum(pd.to_datetime(stored["end"]).to_numpy(), np.datetime64(pd.Timestamp(end)))
+    overlap = (hi - lo).astype("timedelta64[ns]").astype(np.int64)
+    if overlap.max() < 0:
+        return None
+    return int(len(overlap) - 1 - np.argmax(overlap[::-1]))
+
+
+def event_label(event) -> str:
+    """One stored event, as the review pickers list it (its verdict is shown beside, not in the label:
+    Streamlit's browser side keeps showing a keyed selectbox's old label when only the label changes)."""
+    return f"{event['source']}: {fmt_time(event['start'])} → {fmt_time(event['end'])} (severity {event['severity']:.2f})"
+
+
+def review_form(target: str, event, key: str) -> None:
+    """Mark one stored ``event`` as a true alarm, a false alarm or acknowledged.
+
+    ``event`` is a row of :func:`reviewed_events`, read by item (``event.at`` is pandas' indexer).
+
+    The verdict goes to the results database with the reviewer's name and the time. A false alarm or
+    an acknowledged event also silences the scorer's alerts for new events that overlap it, or that
+    start before the optional mute time (:mod:`anomaly.feedback`).
+    """
+    from anomaly.feedback import VERDICT_LABELS, VERDICTS
+
+    current = event.get("verdict")
+    current = current if isinstance(current, str) else None
+    if current:
+        note = event["note"] if isinstance(event["note"], str) else ""
+        st.caption(f"Marked **{VERDICT_LABELS[current]}** by {event['author']} on {fmt_time(event['at'])}"
+                   + (f": “{note}”" if note else ""))
+    else:
+        st.caption("Not reviewed yet.")
+    with st.form(f"{key}_form", clear_on_submit=False, border=True):
+        verdict = st.radio("Verdict", VERDICTS, index=VERDICTS.index(current) if current else 0,
+                           format_func=VERDICT_LABELS.get, horizontal=True, key=f"{key}_verdict")
+        author = st.text_input("Your name", key="reviewer", help="Kept with the verdict: who said so, and when.")
+        note = st.text_input("Note (optional)", key=f"{key}_note")
+        mute = st.checkbox("Also mute this source's alerts until…", key=f"{key}_mute",
+                           help="False alarms and acknowledged events always silence new events that overlap them.")
+        c1, c2 = st.columns(2)
+        day = c1.date_input("Mute until (day)", value=pd.Timestamp(event["end"]).date(), key=f"{key}_mute_day")
+        hour = c2.time_input("time", value=pd.Timestamp(event["end"]).time(), key=f"{key}_mute_time")
+        sent = st.form_submit_button("Save verdict", type="primary")
+    if not sent:
+        return
+    mute_until = pd.Timestamp.combine(day, hour) if mute else None
+    if mute_until is not None and verdict == "true_alarm":
+        st.error("A true alarm silences nothing: mark it a false alarm or acknowledged to mute the source.")
+        return
+    try:
+        with _open_store(target) as store:
+            store.mark_event(event["source"], event["model"], event["start"], verdict, author, note=note,
+                             mute_until=mute_until)
+    except AnomalyError as exc:
+        st.error(str(exc))
+        return
+    db_feedback.clear()
+    st.session_state["_review_saved"] = f"Saved: {VERDICT_LABELS[verdict]} ({event['source']}, {fmt_time(event['start'])})."
+    st.rerun()
+
+
+def review_saved_message() -> None:
+    """Show, once, the confirmation of the verdict saved before the last rerun."""
+    message = st.session_state.pop("_review_saved", None)
+    if message:
+        st.success(message)
+
+
 # -- the selection made in the sidebar ---------------------------------------------------------
 @dataclass
 class Loaded:

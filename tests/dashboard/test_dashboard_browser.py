@@ -175,7 +175,22 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
     go(page, "History")
     expect(page.locator(".js-plotly-plot")).to_have_count(2)
     assert metric(page, "Runs") == "2" and metric(page, "Failed runs") == "1"
+    assert metric(page, "Precision (feedback)") == "–"
     shot(page, "7_history")
+    # Review the latest stored event: a false alarm, with a name; the verdict lands in the database.
+    page.get_by_text("false alarm", exact=True).click()
+    page.get_by_role("textbox", name="Your name").fill("ana")
+    page.get_by_role("textbox", name="Note (optional)").fill("sensor swap")
+    page.get_by_role("button", name="Save verdict").click()
+    expect(page.get_by_text("Saved: false alarm (series.csv,", exact=False)).to_be_visible()
+    idle(page)
+    assert metric(page, "Precision (feedback)") == "0%"
+    from anomaly.store import open_store
+
+    with open_store(dash_dirs["db"]) as store:
+        fb = store.feedback()
+    assert fb[["verdict", "author", "note"]].values.tolist() == [["false_alarm", "ana", "sensor swap"]]
+    shot(page, "7b_history_review")
 
     # Back to the model's settings; then a fixed-threshold model's Threshold page; then upload on the
     # Series page: a broken file first (an error, no traceback), then a good one.
@@ -211,5 +226,5 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
     expect(page.locator("[data-testid='stMetric']", has_text="Points scored").locator("[data-testid='stMetricValue']")).to_have_text("400")
     shot(page, "9_series_upload")
     for name in ("1_series", "2_threshold", "2b_threshold_tuned", "2c_threshold_fixed", "3_events", "4_embeddings",
-                 "5_model", "6_train", "7_history", "8_bad_upload", "9_series_upload"):
+                 "5_model", "6_train", "7_history", "7b_history_review", "8_bad_upload", "9_series_upload"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000

@@ -632,6 +632,78 @@ def test_history_page(dash_env, reference, tmp_path, monkeypatch):
     versions = at.dataframe[0].value  # the first table: model versions
     assert versions["model"].tolist() == ["tiny@0123456789ab", "tiny"] and versions["runs"].tolist() == [1, 1]
     assert len(at.get("plotly_chart")) == 2
+    assert metric(at, "Precision (feedback)") == "–"
+
+
+def submit_verdict(at: AppTest, key: str, verdict: str, name: str = "ana", note: str = "", mute: bool = False) -> AppTest:
+    """Fill the review form ``key`` and press Save verdict."""
+    at.radio(key=f"{key}_verdict").set_value(verdict)
+    at.checkbox(key=f"{key}_mute").set_value(mute)
+    at.text_input(key="reviewer").set_value(name)
+    at.text_input(key=f"{key}_note").set_value(note)
+    [b for b in at.button if b.label == "Save verdict"][0].click()
+    return at.run()
+
+
+def test_history_page_reviews_events_and_shows_precision(dash_env, reference, tmp_path, monkeypatch):
+    from anomaly.store import open_store
+
+    detector, _, scores = reference
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
+    fill_store(tmp_path / "results.db", detector, scores)
+    stored = detector.events(scores)
+    at = page(app(), "history")
+    ok(at)
+    assert at.selectbox(key="hist_review_pick").value == 0  # the latest event first
+    at.text_input(key="reviewer").set_value("")
+    [b for b in at.button if b.label == "Save verdict"][0].click()
+    at.run()
+    assert [e.value for e in at.error] == ["a verdict needs the name of who gives it"]
+    at = submit_verdict(at, "hist_review", "false_alarm", note="sensor swap")
+    ok(at)
+    assert [m.value for m in at.success] == [f"Saved: false alarm (series.csv, {stored['start'].iloc[-1]:%Y-%m-%d %H:%M})."]
+    assert metric(at, "Precision (feedback)") == "0%"
+    with open_store(tmp_path / "results.db") as store:
+        fb = store.feedback()
+    assert fb[["source", "model", "verdict", "author", "note"]].values.tolist() == [
+        ["series.csv", "tiny", "false_alarm", "ana", "sensor swap"]]
+    assert fb["start"].tolist() == [stored["start"].iloc[-1]]
+    tables = [d.value for d in at.dataframe]  # model versions, feedback by version, runs, events
+    events_table = tables[3]
+    assert events_table["verdict"].tolist()[-1] == "false alarm"
+    assert events_table["author"].tolist()[-1] == "ana"
+    precision_table = tables[1]
+    assert precision_table[["model", "reviewed", "true_alarms", "false_alarms"]].values.tolist() == [["tiny", 1, 0, 1]]
+    at = submit_verdict(at, "hist_review", "true_alarm")  # a second opinion replaces the first
+    ok(at)
+    assert metric(at, "Precision (feedback)") == "100%"
+    assert any(c.value.startswith("Marked **true alarm** by ana on ") for c in at.caption)
+    at = submit_verdict(at, "hist_review", "true_alarm", mute=True)
+    assert [e.value for e in at.error] == ["A true alarm silences nothing: mark it a false alarm or acknowledged to "
+                                           "mute the source."]
+
+
+def test_events_page_reviews_the_stored_event_of_the_selected_one(dash_env, reference, tmp_path, monkeypatch):
+    from anomaly.store import open_store
+
+    detector, _, scores = reference
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
+    fill_store(tmp_path / "results.db", detector, scores)
+    at = page(app(source_kind="Data file"), "events")  # a file's events are not stored: nothing to review
+    ok(at)
+    assert any("pick “Scoring database” in the sidebar to review them" in c.value for c in at.caption)
+    at = page(app(source_kind="Scoring database"), "events")
+    ok(at)
+    table = at.dataframe[0].value
+    assert table["verdict"].tolist() == ["not reviewed"] * len(detector.events(scores))
+    at = submit_verdict(at, "event_review", "acknowledged")
+    ok(at)
+    pick = at.selectbox(key="event_pick").value
+    with open_store(tmp_path / "results.db") as store:
+        fb = store.feedback()
+    assert fb["verdict"].tolist() == ["acknowledged"]
+    assert fb["start"].tolist() == [detector.events(scores)["start"].iloc[pick]]
+    assert at.dataframe[0].value["verdict"].tolist()[pick] == "acknowledged"
 
 
 # -- the hook the Train page uses -----------------------------------------------------------------

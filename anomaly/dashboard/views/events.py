@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from anomaly.dashboard import common, figures
+from anomaly.feedback import VERDICT_LABELS
 
 st.title("Events")
 ld = common.load_selected()
@@ -23,6 +24,12 @@ if events.empty:
 
 table = events.assign(duration=events["duration"].map(common.fmt_duration),
                       sensors=events["sensors"].str.replace(";", ", "))
+from_db = ld.frame is None  # the scheduled scorer's scores: its stored events can be reviewed
+if from_db:
+    stored = common.reviewed_events(common.db_target(), ld.source)
+    matches = [common.stored_match(stored, e.start, e.end) for e in events.itertuples()]
+    table["verdict"] = ["not stored" if m is None else VERDICT_LABELS.get(stored["verdict"].iloc[m], "not reviewed")
+                        for m in matches]
 table.index = pd.RangeIndex(1, len(table) + 1, name="#")  # numbered as in the Event picker below
 labels = [f"#{i + 1}  {common.fmt_time(r.start)} → {common.fmt_time(r.end)}  (severity {r.severity:.2f})"
           for i, r in enumerate(events.itertuples())]
@@ -66,3 +73,14 @@ right.plotly_chart(figures.contribution_figure(pd.Series(errors, index=sensors))
                    config={"displaylogo": False})
 right.caption("Each sensor's mean reconstruction error during the event, as a multiple of its mean error "
               "on normal data: the sensors behind the anomaly stand out.")
+
+st.subheader("Review")
+common.review_saved_message()
+if not from_db:
+    st.caption("Verdicts (true alarm, false alarm, acknowledged) are kept for the events the scheduled scorer "
+               "stored: pick “Scoring database” in the sidebar to review them.")
+elif matches[pick] is None:
+    st.info("The scorer stored no event here: the rule tuned on the Threshold page differs from the scorer's. "
+            "The History page lists the stored events.")
+else:
+    common.review_form(common.db_target(), stored.iloc[matches[pick]], key="event_review")

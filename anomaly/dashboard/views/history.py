@@ -6,8 +6,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from anomaly.errors import AnomalyError
 from anomaly.dashboard import common
+from anomaly.errors import AnomalyError
+from anomaly.feedback import VERDICT_LABELS, precision, precision_by
 
 st.title("History")
 target = common.db_target()
@@ -34,13 +35,19 @@ chosen = None if source == "(all)" else source
 if chosen is not None and "source" in runs.columns:
     runs = runs[runs["source"] == chosen]
 runs = runs.assign(started=pd.to_datetime(runs["started"]), finished=pd.to_datetime(runs["finished"]))
-events = common.db_events(target, chosen)
+events = common.reviewed_events(target, chosen)
+feedback = common.db_feedback(target, chosen)
+judged = precision(feedback)
 
-m1, m2, m3, m4 = st.columns(4)
+m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Runs", len(runs))
 m2.metric("Failed runs", int((runs["status"] == "failed").sum()))
 m3.metric("Rows scored", f"{int(pd.to_numeric(runs['rows_scored'], errors='coerce').fillna(0).sum()):,}")
 m4.metric("Events", len(events))
+m5.metric("Precision (feedback)", "–" if judged["precision"] is None else f"{judged['precision']:.0%}",
+          help=f"True alarms ÷ (true + false alarms), as marked by people: {judged['true_alarms']} true, "
+               f"{judged['false_alarms']} false, {judged['reviewed']} reviewed in all.")
+common.review_saved_message()
 
 left, right = st.columns(2)
 with left:
@@ -72,9 +79,23 @@ versions = (runs.groupby("model", sort=False)
 st.dataframe(versions, hide_index=True, key="hist_versions",
              column_config={"first_run": st.column_config.DatetimeColumn("first run", format="YYYY-MM-DD HH:mm"),
                             "last_run": st.column_config.DatetimeColumn("last run", format="YYYY-MM-DD HH:mm")})
+if not feedback.empty:
+    st.markdown("**Feedback by model version**")
+    st.dataframe(precision_by(feedback, "model"), hide_index=True, key="hist_precision",
+                 column_config={"precision": st.column_config.NumberColumn("precision", format="percent"),
+                                "true_alarms": "true alarms", "false_alarms": "false alarms"})
 st.markdown("**Runs**")
 st.dataframe(runs.sort_values("started", ascending=False), hide_index=True, height=260, key="hist_runs_table")
 st.markdown("**Events**")
-st.dataframe(events, hide_index=True, height=260, key="hist_events_table")
-st.download_button("Download events (CSV)", events.to_csv(index=False).encode(), file_name="history_events.csv",
-                   mime="text/csv", key="hist_csv")
+shown = events.assign(verdict=events["verdict"].map(VERDICT_LABELS))
+st.dataframe(shown, hide_index=True, height=260, key="hist_events_table",
+             column_config={"at": st.column_config.DatetimeColumn("reviewed", format="YYYY-MM-DD HH:mm"),
+                            "author": "reviewer"})
+st.download_button("Download events with verdicts (CSV)", events.to_csv(index=False).encode(),
+                   file_name="history_events.csv", mime="text/csv", key="hist_csv")
+if not events.empty:
+    st.markdown("**Review an event**")
+    latest = events.sort_values("start", ascending=False).reset_index(drop=True)
+    pick = st.selectbox("Event", range(len(latest)), format_func=lambda i: common.event_label(latest.iloc[i]),
+                        key="hist_review_pick")
+    common.review_form(target, latest.iloc[pick], key="hist_review")
