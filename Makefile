@@ -9,7 +9,7 @@ DEMO_MODEL := models/demo
 PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 
-.PHONY: install run demo-model test bench clean
+.PHONY: install run demo-model test lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ run: demo-model
 
 test: $(VENV)/.installed
 	$(PY) -m pytest --durations=15  # the slowest tests, to watch the 15-minute CI budget
+
+lint: $(VENV)/.installed  # what CI checks: ruff's lint rules and its formatting (config in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV)/.installed
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 bench: $(VENV)/.installed
 	$(PY) bench/perf.py

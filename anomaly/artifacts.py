@@ -56,7 +56,7 @@ def metadata(detector) -> dict:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "params": params,
         "columns": detector.columns_,
         "interval_seconds": detector.interval_.total_seconds(),
@@ -350,7 +350,7 @@ def _load_onnx(directory: Path, meta: dict):
 
 
 def _load_keras(directory: Path, meta: dict):
-    from anomaly._tf import keras
+    from anomaly.tfkeras import keras
 
     model_path = _checked_file(directory, MODEL_FILE, meta["model_sha256"])
     try:
@@ -375,7 +375,7 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
     params = meta["params"]
     try:
         detector = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
-        detector._check_params()
+        detector.check_params()
     except (TypeError, ValueError, AnomalyError) as exc:
         raise ModelError(f"{directory / META_FILE}: invalid params ({first_line(exc, 300)})") from None
     model_path = directory / (ONNX_FILE if engine == "onnx" else MODEL_FILE)
@@ -383,7 +383,7 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
     n = len(meta["columns"])
     expected = (None, detector.window, n)
     # each decoder's output: the window (reconstruction) and/or the horizon (prediction); see model_kind
-    expected_out = detector._output_shapes(n)
+    expected_out = detector.output_shapes(n)
     try:
         if engine == "onnx":  # the export leaves time dimensions symbolic: run it once to see them
             probe = model(np.zeros((1, detector.window, n), np.float32))
@@ -426,22 +426,11 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
 FLAGGING_PARAMS = ("local_k", "local_trailing", "local_exclude", "local_cap", "prune", "event_padding")
 
 
-def update_flagging(directory: Path, **params) -> None:
-    """Store new causal-flagging settings (:data:`FLAGGING_PARAMS`) in an existing model directory
-    (atomic JSON rewrite), checked as the constructor checks them."""
-    from anomaly.detector import LSTMAutoencoderDetector
-    from anomaly.errors import AnomalyError
-
-    unknown = sorted(set(params) - set(FLAGGING_PARAMS))
-    if unknown:
-        raise ModelError(f"not a flagging setting: {', '.join(unknown)} (one of {', '.join(FLAGGING_PARAMS)})")
+def update_params(directory: Path, params: dict) -> None:
+    """Replace hyperparameters of an existing model directory (atomic JSON rewrite); the caller has checked
+    them (:meth:`anomaly.detector.LSTMAutoencoderDetector.save_flagging`)."""
     meta = read_metadata(directory)
-    merged = {**meta["params"], **params}
-    try:
-        LSTMAutoencoderDetector(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})._check_params()
-    except AnomalyError as exc:
-        raise ModelError(f"invalid flagging setting ({first_line(exc, 300)})") from None
-    meta["params"] = merged
+    meta["params"] = {**meta["params"], **params}
     write_json_atomic(directory / META_FILE, meta)
 
 

@@ -8,7 +8,6 @@ anything unexpected becomes one line too (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -18,8 +17,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported anywhere
 
-from anomaly import __version__  # noqa: E402
-from anomaly.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, AnomalyError, DataError, MissingExtraError  # noqa: E402
+from anomaly import __version__, params  # noqa: E402
+from anomaly.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, AnomalyError, DataError, MissingExtraError, first_line  # noqa: E402
+from anomaly.loading import ReadOptions, load_data, load_for_model, load_model, naming  # noqa: E402
 
 log = logging.getLogger("anomaly")
 
@@ -54,64 +54,13 @@ def _name_list(text: str) -> list[str]:
     return names
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        units = tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, not '{text}'") from None
-    if not units or min(units) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, not '{text}'")
-    return units
-
-
-@contextlib.contextmanager
-def _naming(source: str):
-    """Prefix the data file's name to a DataError raised by the detector (which sees only a frame)."""
-    try:
-        yield
-    except DataError as exc:
-        if str(exc).startswith(str(source)):
-            raise
-        raise DataError(f"{source}: {exc}") from None
-
-
-def _load(path: str, args, interval=None):
-    from anomaly.io import load_series
-
-    return load_series(path, timestamp_col=args.timestamp_col, columns=args.columns, duplicates=args.duplicates,
-                       max_gap=args.max_gap, interval=interval)
-
-
-def _load_for_model(path: str, args, detector):
-    """Data for a fitted model, resampled to the model's interval and restricted to its columns."""
-    from anomaly.io import clean_frame, detect_interval, read_table
-
-    raw = read_table(path)
-    columns = args.columns
-    if columns is None:
-        missing = [c for c in detector.columns_ if c not in raw.columns]
-        if missing:
-            raise DataError(f"{path}: lacks the model's column(s) {', '.join(map(repr, missing))} (model columns: {', '.join(detector.columns_)})")
-        columns = detector.columns_
-    frame = clean_frame(raw, path, timestamp_col=args.timestamp_col, columns=columns, duplicates=args.duplicates,
-                        max_gap=args.max_gap, interval=detector.interval_)
-    if len(frame) > 2:
-        try:
-            seen = detect_interval(frame.dropna().index)
-        except DataError:
-            seen = None
-        if seen is not None and seen != detector.interval_:
-            log.warning("%s: sampling interval %s differs from the model's %s; resampled", path, seen, detector.interval_)
-    return frame
-
-
 # -- train ------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from anomaly.io import select_period
 
-    data = _load(args.data, args)
+    data = load_data(args.data, ReadOptions.of(args))
     if args.normal_data:
-        normal = _load(args.normal_data, args)
+        normal = load_data(args.normal_data, ReadOptions.of(args))
         source = args.normal_data
     elif args.normal_start or args.normal_end or args.normal_frac:
         normal = select_period(data, args.normal_start, args.normal_end, args.normal_frac)
@@ -120,21 +69,15 @@ def cmd_train(args) -> int:
         normal, source = data, args.data
     if len(normal) == 0:
         raise DataError(f"{args.data}: the normal period selects no rows")
-    import anomaly._tf  # noqa: F401 (a missing TensorFlow fails here, before any work)
+    import anomaly.tfkeras  # noqa: F401 (a missing TensorFlow fails here, before any work)
     from anomaly.detector import LSTMAutoencoderDetector  # after the data checks: bad data fails fast
 
-    decoder = args.decoder_units or tuple(reversed(args.units))
-    detector = LSTMAutoencoderDetector(
-        window=args.window, stride=args.stride, encoder_units=args.units, decoder_units=decoder,
-        latent_dim=args.latent, activation=args.activation, dropout=args.dropout, learning_rate=args.learning_rate,
-        batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
-        validation_fraction=args.validation_fraction, seed=args.seed, threshold_rule=args.threshold_rule,
-        quantile=args.quantile, k_sigma=args.k_sigma, margin=args.margin,
-        min_event_length=args.min_length, merge_gap=args.merge_gap, on_constant=args.on_constant,
-        verbose=0 if args.quiet else 1, **_kind_params(args), **_flagging_params(args),
-    )
+    values = params.given(args, LSTMAutoencoderDetector)  # every hyperparameter option; None: computed here
+    if values.get("decoder_units") is None:
+        values["decoder_units"] = tuple(reversed(values["encoder_units"]))
+    detector = LSTMAutoencoderDetector(**values, verbose=0 if args.quiet else 1)
     log.info("training on %d rows of %s (%d sensor(s): %s)", len(normal), source, normal.shape[1], ", ".join(normal.columns))
-    with _naming(source):
+    with naming(source):
         detector.fit(normal)
     path = detector.save(args.model, onnx=args.onnx)
     print(f"saved model to {path}  (epochs run: {len(detector.history_.get('loss', []))}; {detector.describe_flagging()})")
@@ -153,42 +96,16 @@ def _add_train(sub) -> None:
     n.add_argument("--normal-end", metavar="TS", help="last timestamp of the normal period")
     n.add_argument("--normal-frac", type=float, metavar="F", help="the first fraction F of DATA is normal")
     n.add_argument("--normal-data", metavar="FILE", help="a separate file of normal data to fit on")
-    d = _detector_defaults()
-    m = p.add_argument_group("model (defaults: the configuration 'anomaly bench' measures)")
-    m.add_argument("--window", type=int, default=d["window"], help=f"window length in points (default: {d['window']})")
-    m.add_argument("--stride", type=_stride, default=d["stride"],
-                   help="step between windows, or auto: grows on long normal periods so a fit sees about 2,500 windows "
-                        f"(default: {d['stride']})")
-    m.add_argument("--units", type=_int_list, default=d["encoder_units"],
-                   help=f"encoder LSTM units per layer, e.g. 64 or 64,32 (default: {_ints(d['encoder_units'])})")
-    m.add_argument("--decoder-units", type=_int_list, help="decoder LSTM units per layer (default: the encoder's, reversed)")
-    m.add_argument("--latent", type=int, default=d["latent_dim"], help=f"size of the latent vector (default: {d['latent_dim']})")
-    m.add_argument("--activation", default=d["activation"], help=f"LSTM activation (default: {d['activation']})")
-    m.add_argument("--dropout", type=float, default=d["dropout"], help=f"dropout on LSTM inputs (default: {d['dropout']:g})")
-    m.add_argument("--learning-rate", type=float, default=d["learning_rate"],
-                   help=f"Adam learning rate (default: {d['learning_rate']:g})")
-    m.add_argument("--batch-size", type=int, default=d["batch_size"], help=f"training batch size (default: {d['batch_size']})")
-    m.add_argument("--epochs", type=int, default=d["epochs"], help=f"maximum epochs (default: {d['epochs']})")
-    m.add_argument("--patience", type=int, default=d["patience"],
-                   help=f"early-stopping patience in epochs (default: {d['patience']})")
-    m.add_argument("--validation-fraction", type=float, default=d["validation_fraction"],
-                   help=f"last fraction of normal windows held out (default: {d['validation_fraction']:g})")
-    m.add_argument("--seed", type=int, default=d["seed"], help=f"random seed: same seed, same model (default: {d['seed']})")
-    m.add_argument("--on-constant", choices=["error", "keep"], default=d["on_constant"],
-                   help="a sensor constant in the normal period: keep it (a warning; any change in it then scores as "
-                        f"anomalous) or refuse it (default: {d['on_constant']})")
-    _add_kind_options(p)
-    f = p.add_argument_group("flagging (see 'How it flags' in the README)")
-    _add_flagging_options(f, d)
-    t = p.add_argument_group("fixed thresholds (in force with --local-rule none, or via score --quantile)")
-    t.add_argument("--threshold-rule", choices=["quantile", "ksigma", "max"], default=d["threshold_rule"],
-                   help="rule in force: quantile of held-out normal scores, mean + k*std, or margin * max "
-                        f"(default: {d['threshold_rule']})")
-    t.add_argument("--quantile", type=float, default=d["quantile"],
-                   help=f"quantile of held-out normal scores (default: {d['quantile']:g})")
-    t.add_argument("--k-sigma", type=float, default=d["k_sigma"], help=f"k of the mean + k*std rule (default: {d['k_sigma']:g})")
-    t.add_argument("--margin", type=float, default=d["margin"], help=f"multiplier of the max rule (default: {d['margin']:g})")
-    _add_event_options(t, defaults=True)
+    from anomaly.detector import LSTMAutoencoderDetector as D  # no TensorFlow import
+
+    # Every option below comes from the detector's declaration of its hyperparameters (anomaly.params).
+    params.add_options(p.add_argument_group("model (defaults: the configuration 'anomaly bench' measures)"), D, "model")
+    params.add_options(p.add_argument_group("model kind (Srivastava et al. 2015)"), D, "kind")
+    params.add_options(p.add_argument_group("flagging (see 'How it flags' in the README)"), D, "flagging")
+    t = p.add_argument_group("fixed thresholds and events (thresholds in force with --local-rule none, or via score --quantile)")
+    params.add_options(t, D, "threshold")
+    params.add_options(t, D, "events")
+    params.add_options(p.add_argument_group("scoring details"), D, "other")
     p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
                    help="also export model.onnx, which 'anomaly score' runs without TensorFlow: about a second to "
                         "start and under half the memory (default: on; --no-onnx to skip)")
@@ -196,69 +113,11 @@ def _add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _detector_defaults() -> dict:
-    """The detector's constructor defaults: the one source of every default the CLI shows."""
-    from anomaly.detector import LSTMAutoencoderDetector  # no TensorFlow import
-
-    return LSTMAutoencoderDetector().get_params()
-
-
-def _ints(values) -> str:
-    return ",".join(map(str, values))
-
-
-def _stride(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, not {text!r}") from None
-
-
-def _add_flagging_options(g, defaults: dict | None) -> None:
-    """How rows are flagged, for train (``defaults`` shown) and bench (overrides of the defaults)."""
-    d = defaults or _detector_defaults()
-    shown = (lambda name, fmt="{}": f" (default: {fmt.format(d[name])})") if defaults else (lambda name, fmt="{}": "")
-    val = (lambda name: d[name]) if defaults else (lambda name: None)
-    g.add_argument("--local-rule", choices=["trailing", "none", "ksigma", "dynamic", "pot"],
-                   default=(d["local_rule"] or "none") if defaults else None,
-                   help="trailing: each row against the scores before it (causal, scores incrementally); none: the fixed "
-                        "threshold; ksigma, dynamic, pot: against the whole scored batch" + shown("local_rule"))
-    g.add_argument("--local-k", type=float, default=val("local_k"),
-                   help="k of the trailing (or ksigma) mean + k*std" + shown("local_k", "{:g}"))
-    g.add_argument("--trailing", type=int, default=val("local_trailing"), metavar="N",
-                   help="scores before a row that its threshold comes from" + shown("local_trailing"))
-    g.add_argument("--exclude-flagged", action=argparse.BooleanOptionalAction, default=val("local_exclude"),
-                   help="keep flagged rows out of the trailing scores, so a long anomaly stays flagged"
-                        + shown("local_exclude", "{!s:.5}"))
-    g.add_argument("--local-cap", type=float, default=val("local_cap"),
-                   help="also flag rows over this many times the largest held-out normal score (0 = off)"
-                        + shown("local_cap", "{:g}"))
-    g.add_argument("--prune", type=float, default=val("prune"),
-                   help="trailing: also require (1 + P) times the trailing maximum; batch rules: telemanom's pruning"
-                        + shown("prune", "{:g}"))
-    g.add_argument("--event-padding", type=int, default=val("event_padding"), metavar="N",
-                   help="rows flagged after each flagged row (batch rules: on each side)" + shown("event_padding"))
-    g.add_argument("--smoothing", type=int, default=val("smoothing"), metavar="SPAN",
-                   help="EWMA span of the score in points, 0 = off" + shown("smoothing"))
-    g.add_argument("--root-score", action=argparse.BooleanOptionalAction, default=val("root_score"),
-                   help="compare the root of the squared error (RMS), whose tails are lighter" + shown("root_score"))
-
-
-FLAGGING_OPTIONS = {"local_rule": "local_rule", "local_k": "local_k", "trailing": "local_trailing",
-                    "exclude_flagged": "local_exclude", "local_cap": "local_cap", "prune": "prune",
-                    "event_padding": "event_padding", "smoothing": "smoothing", "root_score": "root_score"}
-
-
 def _flagging_params(args) -> dict:
     """Detector parameters from the flagging options that were given (None: not given)."""
-    out = {}
-    for dest, param in FLAGGING_OPTIONS.items():
-        value = getattr(args, dest)
-        if value is not None:
-            out[param] = None if value == "none" else value
-    return out
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    return params.given(args, LSTMAutoencoderDetector, ("flagging",))
 
 
 def _add_saved_model_input(p: argparse.ArgumentParser, engine: bool = True) -> None:
@@ -283,43 +142,15 @@ def _add_threshold_overrides(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("thresholds and events")
     t.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
     t.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
-    _add_event_options(t, defaults=False)
+    from anomaly.detector import LSTMAutoencoderDetector
 
-
-def _add_event_options(g, defaults: bool) -> None:
-    g.add_argument("--min-length", type=int, default=1 if defaults else None, metavar="N",
-                   help="drop events shorter than N points" + (" (default: 1)" if defaults else " (default: the model's)"))
-    g.add_argument("--merge-gap", type=int, default=0 if defaults else None, metavar="N",
-                   help="merge events at most N points apart" + (" (default: 0)" if defaults else " (default: the model's)"))
-
-
-def _add_kind_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model kind (Srivastava et al. 2015)")
-    g.add_argument("--model-kind", choices=["reconstruction", "prediction", "composite"], default="reconstruction",
-                   help="decoder(s): rebuild the window, predict the steps after it, or both (default: reconstruction)")
-    g.add_argument("--horizon", type=int, default=1, metavar="N",
-                   help="steps predicted after each window, for prediction and composite (default: 1)")
-    g.add_argument("--prediction-weight", type=float, default=1.0, metavar="W",
-                   help="composite loss = mse(reconstruction) + W * mse(prediction) (default: 1)")
-    g.add_argument("--reverse", action="store_true", help="reconstruct the window in reverse order")
-    g.add_argument("--conditional", action="store_true",
-                   help="feed each decoder its previous output (teacher forcing in training)")
-    g.add_argument("--bidirectional", action="store_true",
-                   help="every LSTM layer reads its input forwards and backwards (not with --conditional)")
-
-
-def _kind_params(args) -> dict:
-    return {"model_kind": args.model_kind, "horizon": args.horizon, "prediction_weight": args.prediction_weight,
-            "reverse": args.reverse, "conditional": args.conditional, "bidirectional": args.bidirectional}
+    params.add_options(t, LSTMAutoencoderDetector, "events", show_defaults=False, suffix=" (default: the model's)")
 
 
 # -- score ------------------------------------------------------------------------------------
 def _load_detector(args):
-    from anomaly.detector import LSTMAutoencoderDetector
-
-    detector = LSTMAutoencoderDetector.load(args.model, engine=getattr(args, "engine", "tensorflow"))
-    overrides = {k: v for k, v in (("min_event_length", args.min_length), ("merge_gap", args.merge_gap)) if v is not None}
-    return detector.set_params(**overrides)
+    """The model of ``--model``, with the command's event-rule overrides (embed has no --engine: TensorFlow)."""
+    return load_model(args.model, getattr(args, "engine", "tensorflow"), args.min_length, args.merge_gap)
 
 
 def cmd_score(args) -> int:
@@ -329,8 +160,8 @@ def cmd_score(args) -> int:
         return cmd_score_db(args)
     _check_no_db_options(args)
     detector = _load_detector(args)
-    data = _load_for_model(args.data, args, detector)
-    with _naming(args.data):
+    data = load_for_model(args.data, ReadOptions.of(args), detector)
+    with naming(args.data):
         scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     if args.out:
@@ -414,7 +245,7 @@ def _logfmt_errors(command):
     """With a database, errors before or around the runs are logfmt lines too (one line, the exit code)."""
 
     def run(args) -> int:
-        from anomaly.store import use_logfmt
+        from anomaly.logfmt import use_logfmt
 
         use_logfmt(log)
         try:
@@ -512,9 +343,9 @@ def cmd_evaluate(args) -> int:
     from anomaly.metrics import overlap_segment, point_adjusted, pointwise
 
     detector = _load_detector(args)
-    data = _load_for_model(args.data, args, detector)
+    data = load_for_model(args.data, ReadOptions.of(args), detector)
     labels = _labels_for(args.labels, args.key, args.data, data.index.tz)
-    with _naming(args.data):
+    with naming(args.data):
         scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     flags = scores["is_anomaly"].to_numpy()
@@ -563,7 +394,7 @@ def cmd_embed(args) -> int:
     if Path(args.out).suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:  # before any work
         raise DataError(f"{args.out}: output must end in .csv or .parquet")
     detector = _load_detector(args)
-    data = _load_for_model(args.data, args, detector)
+    data = load_for_model(args.data, ReadOptions.of(args), detector)
     vectors = detector.embed(data)
     write_table(vectors, args.out)
     print(f"wrote {len(vectors)} vectors of {vectors.shape[1] - 2} numbers to {args.out}")
@@ -741,22 +572,22 @@ BENCH_EXAMPLES = """examples:
 
 
 def cmd_bench(args) -> int:
-    from anomaly.bench import format_table, run_bench
+    from anomaly.research.bench import format_table, run_bench
 
-    params = {}
+    overrides = {}
     if args.model_kind is not None:
         from anomaly.detector import LSTMAutoencoderDetector
 
-        if "model_kind" not in LSTMAutoencoderDetector._param_names():
+        if "model_kind" not in LSTMAutoencoderDetector.param_names():
             from anomaly.errors import ConfigError
 
             raise ConfigError("--model-kind: this detector has no model kinds")
-        params["model_kind"] = args.model_kind
+        overrides["model_kind"] = args.model_kind
     for name in ("window", "epochs", "overlap", "seed"):
         value = getattr(args, name)
         if value is not None:
-            params[name] = value
-    params.update(_flagging_params(args))
+            overrides[name] = value
+    overrides.update(_flagging_params(args))
 
     def progress(i, n, row):
         if not args.quiet:
@@ -766,8 +597,8 @@ def cmd_bench(args) -> int:
 
     for flag in ("reverse", "bidirectional"):
         if getattr(args, flag):
-            params[flag] = True
-    result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), params, args.cache, progress, args.max_rows,
+            overrides[flag] = True
+    result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), overrides, args.cache, progress, args.max_rows,
                        args.context)
     print(format_table(result))
     if args.json:
@@ -796,7 +627,9 @@ def _add_bench(sub) -> None:
     g.add_argument("--window", type=int)
     g.add_argument("--epochs", type=int)
     g.add_argument("--seed", type=int, help="random seed of the LSTM's weights (report the mean of several)")
-    _add_flagging_options(g, None)
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    params.add_options(g, LSTMAutoencoderDetector, "flagging", show_defaults=False)
     g.add_argument("--overlap", choices=["mean", "median"], help="join overlapping windows' estimates of a row")
     g.add_argument("--reverse", action="store_true", help="reconstruct each window reversed in time")
     g.add_argument("--bidirectional", action="store_true", help="bidirectional LSTM layers")
@@ -895,8 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug or an environment problem: still one line unless --debug
         if args.debug:
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {first_line(exc)} (rerun with --debug for details)", file=sys.stderr)
         return EXIT_ERROR
     finally:
         if previous is not None:

@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,12 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import StandardScaler
 
 from anomaly import events as events_mod
-from anomaly import flagging
+from anomaly import flagging, params
 from anomaly import thresholds as thr
-from anomaly.errors import ConfigError, DataError, NotFittedError
+from anomaly.errors import AnomalyError, ConfigError, DataError, ModelError, NotFittedError, first_line
 from anomaly.io import detect_interval
+from anomaly.params import param
+from anomaly.postprocess import LOCAL_RULES
 from anomaly.windows import (
     OverlapMean,
     OverlapMedian,
@@ -56,6 +59,7 @@ PAD_VALUE = -1.0e4
 SCALE_BLOCK = 1 << 20  # rows scaled at a time (see _scale)
 
 
+@dataclass(repr=False, eq=False)  # __init__ from the fields; scikit-learn's repr and identity
 class LSTMAutoencoderDetector(BaseEstimator):
     """LSTM autoencoder anomaly detector for uni- and multivariate sensor series.
 
@@ -111,94 +115,93 @@ class LSTMAutoencoderDetector(BaseEstimator):
     padding on both sides.
     """
 
-    def __init__(
-        self,
-        window: int = 32,
-        stride: int | str = "auto",
-        encoder_units: tuple[int, ...] = (32,),
-        decoder_units: tuple[int, ...] = (32,),
-        latent_dim: int = 16,
-        activation: str = "tanh",
-        dropout: float = 0.0,
-        learning_rate: float = 5e-3,
-        batch_size: int = 128,
-        epochs: int = 25,
-        patience: int = 4,
-        validation_fraction: float = 0.2,
-        seed: int = 0,
-        threshold_rule: str = "quantile",
-        quantile: float = 0.995,
-        k_sigma: float = 4.0,
-        margin: float = 1.0,
-        smoothing: int = 20,
-        min_event_length: int = 1,
-        merge_gap: int = 0,
-        on_constant: str = "keep",
-        verbose: int = 1,
-        model_kind: str = "reconstruction",
-        horizon: int = 1,
-        prediction_weight: float = 1.0,
-        reverse: bool = False,
-        conditional: bool = False,
-        bidirectional: bool = False,
-        local_rule: str | None = "trailing",
-        local_window: float = 0.33,
-        local_k: float = 6.0,
-        local_trailing: int = 3000,
-        local_exclude: bool = True,
-        local_cap: float = 3.0,
-        prune: float = 0.0,
-        event_padding: int = 100,
-        root_score: bool = True,
-        overlap: str = "mean",
-        context_columns: tuple[str, ...] = (),
-        normalize_errors: bool = False,
-    ):
-        self.window = window
-        self.stride = stride
-        self.encoder_units = encoder_units
-        self.decoder_units = decoder_units
-        self.latent_dim = latent_dim
-        self.activation = activation
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.threshold_rule = threshold_rule
-        self.quantile = quantile
-        self.k_sigma = k_sigma
-        self.margin = margin
-        self.smoothing = smoothing
-        self.min_event_length = min_event_length
-        self.merge_gap = merge_gap
-        self.on_constant = on_constant
-        self.verbose = verbose
-        self.model_kind = model_kind
-        self.horizon = horizon
-        self.prediction_weight = prediction_weight
-        self.reverse = reverse
-        self.conditional = conditional
-        self.bidirectional = bidirectional
-        # Post-processing (anomaly.postprocess): thresholds relative to the scored batch, pruning, padding.
-        self.local_rule = local_rule
-        self.local_window = local_window
-        self.local_k = local_k
-        self.local_trailing = local_trailing
-        self.local_exclude = local_exclude
-        self.local_cap = local_cap
-        self.prune = prune
-        self.event_padding = event_padding
-        self.root_score = root_score
-        self.overlap = overlap
-        self.context_columns = context_columns
-        self.normalize_errors = normalize_errors
+    # Every hyperparameter, declared once (anomaly.params): the constructor's argument and default,
+    # its rule, its `anomaly train` option and its dashboard field. Rules joining several are in
+    # check_params. The defaults are the configuration `anomaly bench` measures.
+    # -- model
+    window: int = param(32, "int", "window length in points", low=2, flag="--window")
+    stride: int | str = param("auto", "stride", "step between windows, or auto: grows on long normal periods so a fit "
+                              "sees about 2,500 windows", flag="--stride")
+    encoder_units: tuple[int, ...] = param((32,), "units", "encoder LSTM units per layer, e.g. 64 or 64,32",
+                                           flag="--units", label="LSTM units")
+    decoder_units: tuple[int, ...] = param((32,), "units", "decoder LSTM units per layer", flag="--decoder-units",
+                                           default_text="the encoder's, reversed")
+    latent_dim: int = param(16, "int", "size of the latent vector", low=1, flag="--latent")
+    activation: str = param("tanh", "choice", "LSTM activation", flag="--activation",
+                            choices=("tanh", "relu", "sigmoid", "elu", "selu", "softsign", "linear"))
+    dropout: float = param(0.0, "float", "dropout on LSTM inputs", low=0, high=1, open_high=True, flag="--dropout")
+    learning_rate: float = param(5e-3, "float", "Adam learning rate", low=0, open_low=True, flag="--learning-rate")
+    batch_size: int = param(128, "int", "training batch size", low=1, flag="--batch-size")
+    epochs: int = param(25, "int", "maximum epochs", low=1, flag="--epochs")
+    patience: int = param(4, "int", "early-stopping patience in epochs", low=0, flag="--patience")
+    validation_fraction: float = param(0.2, "float", "last fraction of normal windows held out", low=0, high=1,
+                                       open_high=True, flag="--validation-fraction")
+    seed: int = param(0, "int", "random seed: same seed, same model", flag="--seed")
+    on_constant: str = param("keep", "choice", "a sensor constant in the normal period: keep it (a warning; any change "
+                             "in it then scores as anomalous) or refuse it", choices=CONSTANT_POLICIES,
+                             flag="--on-constant")
+    verbose: int = param(1, "int", "0: silent fit; 1: a progress bar per epoch", low=0, group="other", form=False)
+    # -- model kind (Srivastava et al. 2015)
+    model_kind: str = param("reconstruction", "choice", "decoder(s): rebuild the window, predict the steps after it, "
+                            "or both", choices=MODEL_KINDS, flag="--model-kind", group="kind")
+    horizon: int = param(1, "int", "steps predicted after each window, for prediction and composite", low=1,
+                         flag="--horizon", metavar="N", group="kind")
+    prediction_weight: float = param(1.0, "float", "composite loss = mse(reconstruction) + W * mse(prediction)", low=0,
+                                     open_low=True, flag="--prediction-weight", metavar="W", group="kind")
+    reverse: bool = param(False, "bool", "reconstruct the window in reverse order", flag="--reverse", group="kind")
+    conditional: bool = param(False, "bool", "feed each decoder its previous output (teacher forcing in training)",
+                              flag="--conditional", group="kind")
+    bidirectional: bool = param(False, "bool", "every LSTM layer reads its input forwards and backwards (not with "
+                                "--conditional)", flag="--bidirectional", group="kind")
+    # -- flagging (anomaly.flagging; the batch rules: anomaly.postprocess)
+    local_rule: str | None = param("trailing", "choice", "trailing: each row against the scores before it (causal, "
+                                   "scores incrementally); none: the fixed threshold; ksigma, dynamic, pot: against the "
+                                   "whole scored batch", choices=(TRAILING_RULE, *LOCAL_RULES), none=True,
+                                   flag="--local-rule", group="flagging")
+    local_k: float = param(6.0, "float", "k of the trailing (or ksigma) mean + k*std", low=0, open_low=True,
+                           flag="--local-k", group="flagging")
+    local_trailing: int = param(3000, "int", "scores before a row that its threshold comes from", low=2,
+                                flag="--trailing", metavar="N", group="flagging")
+    local_exclude: bool = param(True, "bool", "keep flagged rows out of the trailing scores, so a long anomaly stays "
+                                "flagged", flag="--exclude-flagged", group="flagging")
+    local_cap: float = param(3.0, "float", "also flag rows over this many times the largest held-out normal score "
+                             "(0 = off)", low=0, flag="--local-cap", group="flagging")
+    prune: float = param(0.0, "float", "trailing: also require (1 + P) times the trailing maximum; batch rules: "
+                         "telemanom's pruning", low=0, high=1, open_high=True, flag="--prune", group="flagging")
+    event_padding: int = param(100, "int", "rows flagged after each flagged row (batch rules: on each side)", low=0,
+                               flag="--event-padding", metavar="N", group="flagging")
+    smoothing: int = param(20, "int", "EWMA span of the score in points, 0 = off", low=0, flag="--smoothing",
+                           metavar="SPAN", group="flagging")
+    root_score: bool = param(True, "bool", "compare the root of the squared error (RMS), whose tails are lighter",
+                             flag="--root-score", group="flagging")
+    local_window: float = param(0.33, "float", "batch rules: window of the sliding thirds, as a fraction of the "
+                                "scored batch", low=0, high=1, open_low=True, group="flagging")
+    # -- fixed thresholds (in force with local_rule=None)
+    threshold_rule: str = param("quantile", "choice", "rule in force: quantile of held-out normal scores, mean + "
+                                "k*std, or margin * max", choices=thr.RULES, flag="--threshold-rule", group="threshold")
+    quantile: float = param(0.995, "float", "quantile of held-out normal scores", low=0, high=1, open_low=True,
+                            open_high=True, flag="--quantile", group="threshold")
+    k_sigma: float = param(4.0, "float", "k of the mean + k*std rule", low=0, open_low=True, flag="--k-sigma",
+                           group="threshold")
+    margin: float = param(1.0, "float", "multiplier of the max rule", low=0, open_low=True, flag="--margin",
+                          group="threshold")
+    # -- events
+    min_event_length: int = param(1, "int", "drop events shorter than N points", low=1, flag="--min-length",
+                                  metavar="N", group="events")
+    merge_gap: int = param(0, "int", "merge events at most N points apart", low=0, flag="--merge-gap", metavar="N",
+                           group="events")
+    # -- scoring details
+    overlap: str = param("mean", "choice", "join overlapping windows' estimates of a row: mean of their errors, or "
+                         "the error of their median", choices=OVERLAPS, flag="--overlap", group="other")
+    normalize_errors: bool = param(False, "bool", "divide each sensor's error by its normal level before the mean "
+                                   "over sensors", flag="--normalize-errors", group="other")
+    context_columns: tuple[str, ...] = param((), "names", "input-only columns (read by the encoder, never rebuilt "
+                                             "nor scored)", group="other", form=False)
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """The constructor's hyperparameter names, in its order."""
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
     def get_params(self, deep: bool = True) -> dict:
@@ -207,78 +210,30 @@ class LSTMAutoencoderDetector(BaseEstimator):
         ``deep`` is scikit-learn's flag to include nested estimators' parameters; no parameter here
         is an estimator, so both give the same dict.
         """
-        return {name: getattr(self, name) for name in self._param_names()}
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def set_params(self, **params) -> LSTMAutoencoderDetector:
         """Change hyperparameters; an unknown name is a :class:`ConfigError` (scikit-learn raises ValueError)."""
         for name, value in params.items():
-            if name not in self._param_names():
+            if name not in self.param_names():
                 raise ConfigError(f"unknown parameter '{name}'")
             setattr(self, name, value)
         return self
 
-    def _check_params(self) -> None:
-        ints = {"window": 2, "latent_dim": 1, "batch_size": 1, "epochs": 1, "patience": 0,
-                "smoothing": 0, "min_event_length": 1, "merge_gap": 0, "horizon": 1}
-        for name, low in ints.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, not {value!r}")
+    def check_params(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid hyperparameter (``fit`` and loading call it):
+        each against its own rule (:func:`anomaly.params.check`), then the rules that join several."""
+        params.check(self)
         stride = self.stride
-        if stride != "auto" and (not isinstance(stride, (int, np.integer)) or isinstance(stride, bool) or stride < 1):
-            raise ConfigError(f"stride must be 'auto' or an integer >= 1, not {stride!r}")
         if stride != "auto" and stride > self.window:
             raise ConfigError(f"stride ({stride}) must not exceed window ({self.window}), or rows go unscored")
-        for name in ("encoder_units", "decoder_units"):
-            units = tuple(getattr(self, name))
-            if not units or any(not isinstance(u, (int, np.integer)) or u < 1 for u in units):
-                raise ConfigError(f"{name} must be one or more positive integers, not {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
-        if not 0 <= self.validation_fraction < 1:
-            raise ConfigError(f"validation_fraction must be in [0, 1), not {self.validation_fraction}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be positive, not {self.learning_rate}")
-        if self.activation not in ("tanh", "relu", "sigmoid", "elu", "selu", "softsign", "linear"):
-            raise ConfigError(f"activation '{self.activation}' is not supported")
-        if self.on_constant not in CONSTANT_POLICIES:
-            raise ConfigError(f"on_constant must be one of {', '.join(CONSTANT_POLICIES)}, not '{self.on_constant}'")
-        if self.model_kind not in MODEL_KINDS:
-            raise ConfigError(f"model_kind must be one of {', '.join(MODEL_KINDS)}, not {self.model_kind!r}")
-        for name in ("reverse", "conditional", "bidirectional", "normalize_errors", "local_exclude"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if self.bidirectional and self.conditional:
             raise ConfigError("bidirectional does not work with a conditional decoder (it runs forwards one step at a time)")
         if self.reverse and self.model_kind == "prediction":
             raise ConfigError("reverse applies to the reconstruction decoder, which model_kind 'prediction' does not have")
         if self.model_kind == "prediction" and stride != "auto" and stride > self.horizon:
             raise ConfigError(f"stride ({stride}) must not exceed horizon ({self.horizon}) for prediction, or rows go unscored")
-        weight = self.prediction_weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not (np.isfinite(weight) and weight > 0):
-            raise ConfigError(f"prediction_weight must be a positive number, not {weight!r}")
-        thr.fit_thresholds([1.0], self.quantile, self.k_sigma, self.threshold_rule, self.margin)  # validates the rule values
-        from anomaly.postprocess import LOCAL_RULES
-
-        if self.local_rule is not None and self.local_rule not in (TRAILING_RULE, *LOCAL_RULES):
-            raise ConfigError(f"local_rule must be None or one of {', '.join((TRAILING_RULE, *LOCAL_RULES))}, "
-                              f"not '{self.local_rule}'")
-        trailing = self.local_trailing
-        if not isinstance(trailing, (int, np.integer)) or isinstance(trailing, bool) or trailing < 2:
-            raise ConfigError(f"local_trailing must be an integer >= 2, not {trailing!r}")
-        if not 0 < self.local_window <= 1 or not self.local_k > 0 or not 0 <= self.prune < 1:
-            raise ConfigError("local_window must be in (0, 1], local_k > 0 and prune in [0, 1)")
-        cap = self.local_cap
-        if isinstance(cap, bool) or not isinstance(cap, (int, float, np.number)) or not (np.isfinite(cap) and cap >= 0):
-            raise ConfigError(f"local_cap must be a number >= 0 (0: off), not {cap!r}")
-        if not isinstance(self.event_padding, (int, np.integer)) or self.event_padding < 0:
-            raise ConfigError(f"event_padding must be an integer >= 0, not {self.event_padding!r}")
-        if self.overlap not in OVERLAPS:
-            raise ConfigError(f"overlap must be one of {', '.join(OVERLAPS)}, not {self.overlap!r}")
-        context = self.context_columns
-        if isinstance(context, str) or not isinstance(context, (tuple, list)) or not all(isinstance(c, str) for c in context):
-            raise ConfigError(f"context_columns must be a list of column names, not {context!r}")
-        if context and self.conditional:
+        if self.context_columns and self.conditional:
             raise ConfigError("context_columns do not work with a conditional decoder (it is fed its own targets)")
 
     @property
@@ -307,7 +262,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
         return {"reconstruction": ["reconstruction"], "prediction": ["prediction"],
                 "composite": ["reconstruction", "prediction"]}[self.model_kind]
 
-    def _output_shapes(self, n_features: int) -> list[tuple]:
+    def output_shapes(self, n_features: int) -> list[tuple]:
         """Shape of each output of the saved model, in order (checked when a model directory is loaded)."""
         steps = {"reconstruction": self.window, "prediction": int(self.horizon)}
         n_targets = n_features - len(self.context_columns)
@@ -327,8 +282,8 @@ class LSTMAutoencoderDetector(BaseEstimator):
 
     def _train(self, built, n_train: int, n_val: int, make_train, make_val, on_epoch=None) -> None:
         """Fit ``built.train`` on batches from ``make_*(indices)``; keep ``built.infer`` as ``model_``."""
-        from anomaly._tf import keras
         from anomaly.model import Batches, EpochHook, EpochProgress
+        from anomaly.tfkeras import keras
 
         self.model_ = built.infer
         self._predictor_cache = self._encoder_cache = None
@@ -365,9 +320,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
         ``on_epoch(epoch, logs)``, if given, is called after every epoch with the 0-based epoch and a
         dict of plain floats (``loss``, ``val_loss``): a progress hook for a UI, free of Keras types.
         """
-        from anomaly._tf import keras
+        from anomaly.tfkeras import keras
 
-        self._check_params()
+        self.check_params()
         X = _check_frame(X)
         self.columns_ = list(map(str, X.columns))
         self.n_features_in_ = len(self.columns_)
@@ -393,11 +348,11 @@ class LSTMAutoencoderDetector(BaseEstimator):
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
         held_out = val if len(val) else train
-        row_errors = self._row_errors(values, held_out)
+        row_errors = self.row_errors(values, held_out)
         covered = np.isfinite(row_errors).all(axis=1)
         self.error_ref_ = np.maximum(np.nanmean(row_errors[covered], axis=0), 1e-12)
-        normal_scores = self._combine(row_errors, X.index)[covered]
-        self.normal_errors_ = self._sensor_mean(row_errors)[covered][-MAX_NORMAL_ERRORS:]  # time order: seeds flagging
+        normal_scores = self.combine(row_errors, X.index)[covered]
+        self.normal_errors_ = self.sensor_mean(row_errors)[covered][-MAX_NORMAL_ERRORS:]  # time order: seeds flagging
         self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule, self.margin)
         self.normal_scores_ = np.sort(normal_scores)
         self.fingerprint_ = fingerprint(X)
@@ -481,7 +436,10 @@ class LSTMAutoencoderDetector(BaseEstimator):
             self._predictor_cache = Predictor(self.model_)
         return self._predictor_cache
 
-    def _forward(self, values: np.ndarray, starts: np.ndarray, reconstruct: bool = False):
+    # -- the scoring seam: the stages of score(), shared with incremental scoring and the bench --
+    # prepare (checked, scaled frame and window starts) -> forward (per-row, per-sensor errors) ->
+    # sensor_mean / combine (one raw or smoothed score per row) -> flagging (anomaly.flagging).
+    def forward(self, values: np.ndarray, starts: np.ndarray, reconstruct: bool = False):
         """Per-row, per-target squared error and mean estimate over every estimate of the row.
 
         Reconstructions count for the rows of their window, predictions for the rows after it.
@@ -515,23 +473,24 @@ class LSTMAutoencoderDetector(BaseEstimator):
             return (estimate - targets_of) ** 2, (estimate if reconstruct else None)
         return errors.mean(consume=True), (recon.mean(consume=True) if recon is not None else None)
 
-    def _row_errors(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        return self._forward(values, starts)[0]
+    def row_errors(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Per-row, per-target squared errors of the windows at ``starts`` (:meth:`forward` without estimates)."""
+        return self.forward(values, starts)[0]
 
-    def _sensor_mean(self, row_errors: np.ndarray) -> np.ndarray:
+    def sensor_mean(self, row_errors: np.ndarray) -> np.ndarray:
         """Mean error over sensors per row; each sensor's first divided by ``error_ref_`` with ``normalize_errors``."""
         with np.errstate(invalid="ignore"):
             return (row_errors / self.error_ref_ if self.normalize_errors else row_errors).mean(axis=1)
 
-    def _combine(self, row_errors: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray:
+    def combine(self, row_errors: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray:
         """One score per row: mean over sensors, optionally EWMA-smoothed over ``smoothing`` rows."""
-        score = self._sensor_mean(row_errors)
+        score = self.sensor_mean(row_errors)
         if self.smoothing > 1:
             score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy(copy=True)
             score[~np.isfinite(row_errors).all(axis=1)] = np.nan
         return score
 
-    def _prepare(self, X: pd.DataFrame, span: int | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    def prepare(self, X: pd.DataFrame, span: int | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """Checked data, its scaled values and the starts of its complete spans (default: window + horizon)."""
         self._check_fitted()
         self._check_series_model()
@@ -575,8 +534,8 @@ class LSTMAutoencoderDetector(BaseEstimator):
         every reconstruction and prediction of the row. For ``prediction``, the first ``window``
         rows of each stretch are never predicted and score NaN too.
         """
-        X, values, starts = self._prepare(X)
-        row_errors, recon = self._forward(values, starts, reconstruct)
+        X, values, starts = self.prepare(X)
+        row_errors, recon = self.forward(values, starts, reconstruct)
         return self._with_sensor_columns(self._flag_rows(row_errors, X.index, threshold, quantile), row_errors, recon)
 
     def _flag_rows(self, row_errors: np.ndarray, index: pd.Index, threshold: float | None = None,
@@ -590,19 +549,19 @@ class LSTMAutoencoderDetector(BaseEstimator):
         if self.local_rule == TRAILING_RULE and threshold is None and quantile is None:
             # anomaly.flagging owns the rest: root, EWMA, trailing threshold, cap, padding forward.
             rule = self.flag_rule()
-            flagged = flagging.flag(self._sensor_mean(row_errors), rule, self.flag_seed(rule))
+            flagged = flagging.flag(self.sensor_mean(row_errors), rule, self.flag_seed(rule))
             return pd.DataFrame({"score": flagged.score, "threshold": flagged.threshold, "is_anomaly": flagged.flags},
                                 index=index)
-        score = self._combine(row_errors, index)
+        score = self.combine(row_errors, index)
         limit = self.threshold_for(threshold if fixed is None else fixed, quantile)
         out = pd.DataFrame({"score": score, "threshold": limit}, index=index)
         with np.errstate(invalid="ignore"):
             out["is_anomaly"] = score > limit  # NaN (a gap) is never above it
-        if self._postprocessing() and threshold is None and quantile is None:
+        if self.has_postprocessing() and threshold is None and quantile is None:
             # anomaly.postprocess owns the rest: root, EWMA, local threshold, pruning, padding, merging.
             from anomaly.postprocess import flag_scores, normal_cap
 
-            raw = self._sensor_mean(row_errors)
+            raw = self.sensor_mean(row_errors)
             floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
             out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
                 raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
@@ -666,7 +625,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
         """Events from a frame returned by :meth:`score`, optionally at another threshold."""
         self._check_fitted()
         contributions = scores[[f"error_{c}" for c in self.target_columns_]].to_numpy() / self.error_ref_
-        if self._postprocessing() and threshold is None:  # flags already final (see score)
+        if self.has_postprocessing() and threshold is None:  # flags already final (see score)
             from anomaly.postprocess import events_from_flags
 
             # the causal rule leaves merging and minimum length to the events; the batch rules applied them
@@ -681,7 +640,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
             min_length=self.min_event_length, merge_gap=self.merge_gap,
         )
 
-    def _postprocessing(self) -> bool:
+    def has_postprocessing(self) -> bool:
         """Whether flags come from :mod:`anomaly.postprocess` (local rule, pruning or padding)."""
         return self.local_rule is not None or self.prune > 0 or self.event_padding > 0 or bool(self.root_score)
 
@@ -695,7 +654,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
         Every kind has the same encoder; windows need ``window`` complete rows (no horizon).
         """
 
-        X, values, starts = self._prepare(X, span=self.window)
+        X, values, starts = self.prepare(X, span=self.window)
         vectors = np.concatenate([self._encoder()(gather(values, b, self.window)) for b in batched(starts, 1024)])
         out = pd.DataFrame(vectors, columns=[f"z{i}" for i in range(vectors.shape[1])])
         out.insert(0, "end", X.index[starts + self.window - 1])
@@ -815,9 +774,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
         last ``validation_fraction`` of the sequences are held out (early stopping, thresholds).
         ``on_epoch`` as in :meth:`fit`.
         """
-        from anomaly._tf import keras
+        from anomaly.tfkeras import keras
 
-        self._check_params()
+        self.check_params()
         if self.context_columns:
             raise ConfigError("context_columns are not supported by fit_sequences; fit one series with fit()")
         scaled, indexes = self._sequence_values(sequences, fitting=True)
@@ -844,7 +803,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
         _, row_errors, _ = self._sequence_forward(inputs[held], lengths[held], futures[held] if futures is not None else None)
         covered = np.isfinite(row_errors).all(axis=1)
         self.error_ref_ = np.maximum(np.nanmean(row_errors[covered], axis=0), 1e-12)
-        normal_scores = self._sensor_mean(row_errors)[covered]
+        normal_scores = self.sensor_mean(row_errors)[covered]
         self.thresholds_ = thr.fit_thresholds(normal_scores, self.quantile, self.k_sigma, self.threshold_rule, self.margin)
         self.normal_scores_ = np.sort(normal_scores)
         self.normal_errors_ = normal_scores[-MAX_NORMAL_ERRORS:]  # saved with every model (recordings: one score each)
@@ -867,7 +826,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
         for first, v, index in zip(firsts, scaled, indexes):
             rows = slice(int(first), int(first) + len(v))
             errors = row_errors[rows]
-            score = self._combine(errors, index)
+            score = self.combine(errors, index)
             out = pd.DataFrame({"score": score, "threshold": limit}, index=index)
             out["is_anomaly"] = np.nan_to_num(score, nan=-np.inf) > limit
             for i, name in enumerate(self.columns_):
@@ -907,6 +866,23 @@ class LSTMAutoencoderDetector(BaseEstimator):
             raise ConfigError("ONNX export is for models fitted on one series (fit), not on sequences")
         export = not self._is_sequence_model() if onnx is None else onnx
         return save_detector(self, Path(directory), onnx=export)
+
+    @classmethod
+    def save_flagging(cls, directory: str | Path, **settings) -> None:
+        """Store new causal-flagging settings (``local_k``, ``local_trailing``, ``local_exclude``, ``local_cap``,
+        ``prune``, ``event_padding``) in a saved model directory, checked as the constructor's are."""
+        from anomaly.artifacts import FLAGGING_PARAMS, read_metadata, update_params
+
+        directory = Path(directory)
+        unknown = sorted(set(settings) - set(FLAGGING_PARAMS))
+        if unknown:
+            raise ModelError(f"not a flagging setting: {', '.join(unknown)} (one of {', '.join(FLAGGING_PARAMS)})")
+        merged = {**read_metadata(directory)["params"], **settings}
+        try:
+            cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()}).check_params()
+        except AnomalyError as exc:
+            raise ModelError(f"invalid flagging setting ({first_line(exc, 300)})") from None
+        update_params(directory, settings)
 
     @classmethod
     def load(cls, directory: str | Path, *, engine: str = "tensorflow") -> LSTMAutoencoderDetector:

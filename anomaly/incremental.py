@@ -18,7 +18,7 @@ EWMA-smoothed (``smoothing``) over all earlier rows. So when new rows arrive:
 :func:`score_rows` then runs the model only on the windows covering the written rows and their
 context, and returns what ``detector.score(X)`` would return for those rows (equal up to the
 order of floating-point sums: tests check it with a tight ``np.allclose``). It uses the
-detector's private seams ``_prepare``, ``_forward`` and ``_combine`` on purpose: they are the
+detector's private seams ``prepare``, ``forward`` and ``combine`` on purpose: they are the
 same code the full score runs, which is what makes the results equal.
 """
 
@@ -92,7 +92,7 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
 
         raise ConfigError(f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
                           "score the whole series with 'anomaly score --out' instead")
-    if detector._postprocessing() and threshold is None and quantile is None:
+    if detector.has_postprocessing() and threshold is None and quantile is None:
         # anomaly.postprocess works on the whole scored batch (local thresholds and pruning judge a row
         # against the rest of it): a few new rows scored alone would not match a full score.
         from anomaly.errors import ConfigError
@@ -101,7 +101,7 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
                           "batch, which incremental scoring cannot reproduce; score the whole series with "
                           "'anomaly score --out', give a fixed --threshold, or train with the default causal rule "
                           "(local_rule 'trailing')")
-    X, values, starts = detector._prepare(X)
+    X, values, starts = detector.prepare(X)
     window = detector.window
     limit = detector.threshold_for(threshold, quantile)
     covered = coverage(len(X), starts, window) > 0
@@ -118,9 +118,9 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
         context = int(before[-horizon]) if len(before) >= horizon else 0
     need = starts[(starts + window - 1 >= context) & (starts <= last)]
     lo, hi = int(need[0]), int(need[-1]) + window
-    row_errors, _ = detector._forward(values[lo:hi], need - lo)
+    row_errors, _ = detector.forward(values[lo:hi], need - lo)
     row_errors[: max(context - lo, 0)] = np.nan  # rows before the context lack some of their windows
-    score = detector._combine(row_errors, X.index[lo:hi])
+    score = detector.combine(row_errors, X.index[lo:hi])
     pick = idx - lo
     out = pd.DataFrame({"score": score[pick], "threshold": limit}, index=X.index[idx])
     out["is_anomaly"] = np.nan_to_num(out["score"].to_numpy(), nan=-np.inf) > limit
@@ -146,7 +146,7 @@ def score_causal(detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | N
 
         raise ConfigError(f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
                           "score the whole series with 'anomaly score --out' instead")
-    X, values, starts = detector._prepare(X)
+    X, values, starts = detector.prepare(X)
     n, window = len(X), detector.window
     rule = detector.flag_rule()
     if saved is None:
@@ -160,9 +160,9 @@ def score_causal(detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | N
         return pd.DataFrame(columns=columns, index=X.index[:0]).astype({"is_anomaly": bool, "score": float}), saved
     lo, hi = int(need[0]), int(need[-1]) + window
     first = max(first, lo)  # rows in a gap before the first window have no score
-    row_errors, _ = detector._forward(values[lo:hi], need - lo)
+    row_errors, _ = detector.forward(values[lo:hi], need - lo)
     row_errors = row_errors[first - lo :]  # rows first .. hi-1 (the rows before first lack some windows)
-    raw = detector._sensor_mean(row_errors)
+    raw = detector.sensor_mean(row_errors)
     # rows before `last` have all their windows (with stride > 1 the segment's last window moves as rows arrive)
     last = n - window + (1 if detector.stride_ == 1 else 0)
     final = max(0, min(last, hi) - first)  # rows first .. first+final-1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anomaly._tf import keras, tf
+from anomaly.tfkeras import keras, tf
 from anomaly.windows import gather
 
 layers = keras.layers

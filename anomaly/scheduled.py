@@ -22,15 +22,25 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-from anomaly.errors import (EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_ERROR, EXIT_LOCKED, EXIT_OK, AnomalyError, ConfigError,
-                            DataError)
-from anomaly.flagging import TRAILING
+from anomaly.errors import (
+    EXIT_ANOMALIES,
+    EXIT_BAD_INPUT,
+    EXIT_ERROR,
+    EXIT_LOCKED,
+    EXIT_OK,
+    AnomalyError,
+    ConfigError,
+    DataError,
+    first_line,
+)
 from anomaly.feedback import split_silenced
-from anomaly.store import LockedError, Store, _naive_utc, open_store, use_logfmt
+from anomaly.flagging import TRAILING
+from anomaly.loading import ReadOptions, load_for_model, load_model
+from anomaly.logfmt import use_logfmt
+from anomaly.store import LockedError, Store, naive_utc, open_store
 
 log = logging.getLogger("anomaly")
 
@@ -102,23 +112,20 @@ def _pause_before_commit() -> None:
         time.sleep(600)
 
 
-def _args(job: Job) -> SimpleNamespace:
-    return SimpleNamespace(model=job.model, engine=job.engine, min_length=job.min_length, merge_gap=job.merge_gap,
-                           timestamp_col=job.timestamp_col, columns=job.columns, duplicates=job.duplicates,
-                           max_gap=job.max_gap)
+def load_job(job: Job):
+    """``(detector, data)`` of ``job``, loaded as ``anomaly score`` loads them (so both read identical frames)."""
+    detector = load_model(job.model, job.engine, job.min_length, job.merge_gap)
+    return detector, load_for_model(job.data, ReadOptions.of(job), detector)
 
 
 def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
-    # The same loading as `anomaly score`, so a run and a full score read identical frames.
-    from anomaly.cli import _load_detector, _load_for_model
     from anomaly.incremental import rows_to_write, score_rows
 
     source, model = job.source_name, job.model_name
-    detector = _load_detector(_args(job))
-    data = _load_for_model(job.data, _args(job), detector)
+    detector, data = load_job(job)
     if detector.local_rule == TRAILING and job.threshold is None and job.quantile is None:
         return _score_run_causal(store, run_id, job, fields, detector, data)
-    stamps = _naive_utc(data.index)
+    stamps = naive_utc(data.index)
     finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
     stored = np.isin(stamps.asi8, known.asi8)
@@ -129,7 +136,7 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
         return JobResult(source, model, "success", EXIT_OK, run_id)
     _warn_short_context(store, job, detector, rows, stamps)
     new = score_rows(detector, data, rows, threshold=job.threshold, quantile=job.quantile)
-    new.index = _naive_utc(new.index)
+    new.index = naive_utc(new.index)
     return _commit(store, run_id, job, fields, detector, new, known, float(new["threshold"].iloc[0]))
 
 
@@ -139,12 +146,12 @@ def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detecto
     from anomaly.windows import window_starts
 
     source, model = job.source_name, job.model_name
-    stamps = _naive_utc(data.index)  # the database's clock: naive UTC
+    stamps = naive_utc(data.index)  # the database's clock: naive UTC
     saved = None if job.rescore else store.flag_state(source, model)
     if saved is not None and saved[0] < stamps[0] + (detector.window - 1) * detector.interval_:
         log.warning("DATA starts only %d rows before the first row to write (the model needs %d for full context); "
-                    "keep older rows in DATA for scores equal to a full re-score"
-                    % (max(0, int((saved[0] - stamps[0]) / detector.interval_)), detector.window - 1),
+                    "keep older rows in DATA for scores equal to a full re-score",
+                    max(0, int((saved[0] - stamps[0]) / detector.interval_)), detector.window - 1,
                     extra={"fields": {"source": source}})
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
     if saved is not None:
@@ -156,14 +163,14 @@ def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detecto
             return JobResult(source, model, "success", EXIT_OK, run_id)
         late = int((waiting & (stamps <= saved[0])).sum())
         if late:  # a hole filled before the state's row: flags after it may change, so start again
-            log.warning("%d late row(s) at or before the last final row (%s): scoring and flagging DATA from its start"
-                        % (late, saved[0]), extra={"fields": {"source": source}})
+            log.warning("%d late row(s) at or before the last final row (%s): scoring and flagging DATA from its start",
+                        late, saved[0], extra={"fields": {"source": source}})
             saved = None
     at = None if saved is None else saved[0]
     if at is not None and data.index.tz is not None:
         at = at.tz_localize("UTC").tz_convert(data.index.tz)
     new, checkpoint = score_causal(detector, data, None if saved is None else (at, saved[1]))
-    new.index = _naive_utc(new.index)
+    new.index = naive_utc(new.index)
     if not len(new):
         store.commit_run(run_id, source, model, new, before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
@@ -202,7 +209,7 @@ def _warn_short_context(store: Store, job: Job, detector, rows: np.ndarray, stam
     first = int(np.flatnonzero(rows)[0])
     if first < need and store.has_scores_before(job.source_name, job.model_name, stamps[0]):
         log.warning("DATA starts only %d rows before the first row to write (the model needs %d for full context); "
-                    "keep older rows in DATA for scores equal to a full re-score" % (first, need),
+                    "keep older rows in DATA for scores equal to a full re-score", first, need,
                     extra={"fields": {"source": job.source_name}})
 
 
@@ -239,8 +246,7 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
                 store.fail_run(run_id, str(exc))
                 return done(JobResult(source, model, "failed", exc.exit_code, run_id, error=str(exc)))
             except Exception as exc:
-                lines = str(exc).strip().splitlines()
-                message = f"unexpected {type(exc).__name__}: {lines[0] if lines else ''}"
+                message = f"unexpected {type(exc).__name__}: {first_line(exc)}"
                 store.fail_run(run_id, message)
                 if debug:
                     raise
@@ -331,7 +337,7 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
                 raise DataError(f"{where}: '{key}' is required (a path)")
         values = dict(entry)
         for key in ("data", "model"):
-            values[key] = str((base / Path(entry[key]).expanduser()))
+            values[key] = str(base / Path(entry[key]).expanduser())
         if isinstance(values.get("columns"), str):
             values["columns"] = [c.strip() for c in values["columns"].split(",") if c.strip()]
         _check_types(values, where)
@@ -346,12 +352,23 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
     return jobs, settings
 
 
+# Job keys that override a detector hyperparameter: checked by that hyperparameter's own rule (anomaly.params).
+_OVERRIDES = {"quantile": "quantile", "min_length": "min_event_length", "merge_gap": "merge_gap"}
+
+
 def _check_types(values: dict, where: str) -> None:
+    from anomaly.detector import LSTMAutoencoderDetector
+    from anomaly.params import specs
+
     kinds = {"source": str, "timestamp_col": str, "duplicates": str, "max_gap": int, "threshold": (int, float),
              "quantile": (int, float), "min_length": int, "merge_gap": int, "rescore": bool, "engine": str}
     for key, kind in kinds.items():
         if key in values and (not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool))):
             raise DataError(f"{where}: '{key}' has the wrong type ({type(values[key]).__name__})")
+    rules = specs(LSTMAutoencoderDetector)
+    for key, name in _OVERRIDES.items():
+        if key in values and not rules[name].valid(values[key]):
+            raise DataError(f"{where}: '{key}' must be {rules[name].describe()}, not {values[key]!r}")
     from anomaly.engine import ENGINES
 
     if values.get("engine", "auto") not in ENGINES:

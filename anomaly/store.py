@@ -40,9 +40,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import logging
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +50,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
-from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, ConfigError, DataError
+from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, ConfigError, DataError, first_line
 
 SCHEMA_VERSION = 3
 RUN_COLUMNS = ["id", "started", "finished", "model", "source", "rows_scored", "status", "error"]
@@ -153,47 +151,6 @@ class LockedError(AnomalyError):
     exit_code = EXIT_LOCKED
 
 
-# -- logfmt ------------------------------------------------------------------------------------
-def _logfmt_value(value) -> str:
-    if isinstance(value, float):
-        text = f"{value:.6g}"
-    elif isinstance(value, (pd.Timestamp, dt.datetime)):
-        text = value.isoformat()
-    else:
-        text = str(value)
-    if text == "" or any(c in text for c in ' "=\\\n\t'):
-        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
-    return text
-
-
-def logfmt(**fields) -> str:
-    """``key=value`` pairs, values quoted when needed: the format log collectors (Loki, Vector...) parse."""
-    return " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items() if v is not None)
-
-
-class LogfmtFormatter(logging.Formatter):
-    """``ts=... level=... msg="..."`` plus the record's ``fields`` extra (a dict)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        ts = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
-        ts = ts.replace("+00:00", "Z")
-        line = logfmt(ts=ts, level=record.levelname.lower(), msg=record.getMessage(), **getattr(record, "fields", {}))
-        if record.exc_info:
-            line += " " + logfmt(exc=self.formatException(record.exc_info).strip().splitlines()[-1])
-        return line
-
-
-def use_logfmt(logger: logging.Logger | None = None) -> None:
-    """Send ``logger`` (default: ``anomaly``) to stderr in logfmt, one line per record."""
-    logger = logger or logging.getLogger("anomaly")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogfmtFormatter())
-    logger.handlers[:] = [handler]
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
 # -- targets and engines -----------------------------------------------------------------------
 def make_url(target: str | os.PathLike) -> sa.engine.URL:
     """A path means an SQLite file; anything with ``://`` is a SQLAlchemy URL (``postgresql://`` uses psycopg 3)."""
@@ -245,10 +202,6 @@ def _display(url: sa.engine.URL) -> str:
     return url.database if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
 
 def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout: float = 60.0) -> Store:
     """Open the results database at ``target`` (a path or a URL).
@@ -275,7 +228,7 @@ def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout:
         raise
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"database {_display(url)}: {_first_line(exc)}") from None
+        raise StoreError(f"database {_display(url)}: {first_line(getattr(exc, 'orig', None) or exc)}") from None
     return store
 
 
@@ -299,7 +252,8 @@ def _check_schema_patiently(store: Store, create: bool, busy_timeout: float) -> 
         pause = min(2 * pause, 0.5)
 
 
-def _naive_utc(values) -> pd.DatetimeIndex:
+def naive_utc(values) -> pd.DatetimeIndex:
+    """Timestamps as the database stores them: converted to UTC and made naive when they have a zone."""
     index = pd.DatetimeIndex(values)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
@@ -311,7 +265,7 @@ def _py(ts) -> dt.datetime:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Store:
@@ -449,7 +403,7 @@ class Store:
                 conn.execute(self._upsert(scores, ["source", "model", "timestamp"]), rows[i : i + WRITE_CHUNK])
             if state is not None:
                 conn.execute(self._upsert(flag_state, ["source", "model"]), [{
-                    "source": source, "model": model, "at": _py(_naive_utc([state[0]])[0]),
+                    "source": source, "model": model, "at": _py(naive_utc([state[0]])[0]),
                     "state": json.dumps(state[1], allow_nan=False), "run_id": run_id}])
             added: list[dict] = []
             if new_events is not None and events_since is not None:
@@ -470,12 +424,12 @@ class Store:
         return stmt.on_conflict_do_update(index_elements=keys, set_=update)
 
     def _replace_events(self, conn, run_id, source, model, found: pd.DataFrame, since) -> list[dict]:
-        since = _py(_naive_utc([since])[0])
+        since = _py(naive_utc([since])[0])
         where = (events.c.source == source, events.c.model == model, events.c.start >= since)
         before = {pd.Timestamp(t) for t in conn.execute(sa.select(events.c.start).where(*where)).scalars()}
         rows = []
         for ev in found.itertuples(index=False):
-            start, end = _naive_utc([ev.start])[0], _naive_utc([ev.end])[0]
+            start, end = naive_utc([ev.start])[0], naive_utc([ev.end])[0]
             rows.append({"source": source, "model": model, "start": _py(start), "end": _py(end),
                          "peak_score": float(ev.peak_score), "severity": float(ev.severity),
                          "sensors": str(ev.sensors), "run_id": run_id})
@@ -495,12 +449,12 @@ class Store:
         """Timestamps already scored for ``(source, model)``, optionally between ``start`` and ``end``."""
         query = sa.select(scores.c.timestamp).where(scores.c.source == source, scores.c.model == model)
         if start is not None:
-            query = query.where(scores.c.timestamp >= _py(_naive_utc([start])[0]))
+            query = query.where(scores.c.timestamp >= _py(naive_utc([start])[0]))
         if end is not None:
-            query = query.where(scores.c.timestamp <= _py(_naive_utc([end])[0]))
+            query = query.where(scores.c.timestamp <= _py(naive_utc([end])[0]))
         with self.engine.connect() as conn:
             values = conn.execute(query.order_by(scores.c.timestamp)).scalars().all()
-        return _naive_utc(values)
+        return naive_utc(values)
 
     def flag_state(self, source: str, model: str) -> tuple[pd.Timestamp, dict] | None:
         """``(at, state)``: the causal flagging state after the last final row ``at``, or None."""
@@ -513,18 +467,18 @@ class Store:
     def has_scores_before(self, source: str, model: str, when) -> bool:
         """Whether ``(source, model)`` has a stored score earlier than ``when``."""
         query = sa.select(scores.c.timestamp).where(scores.c.source == source, scores.c.model == model,
-                                                   scores.c.timestamp < _py(_naive_utc([when])[0])).limit(1)
+                                                   scores.c.timestamp < _py(naive_utc([when])[0])).limit(1)
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
     def events_touching(self, source: str, model: str, since) -> pd.DataFrame:
         """Stored events of ``(source, model)`` that end at or after ``since``."""
         query = (sa.select(events.c.start, events.c.end).where(
-            events.c.source == source, events.c.model == model, events.c.end >= _py(_naive_utc([since])[0]))
+            events.c.source == source, events.c.model == model, events.c.end >= _py(naive_utc([since])[0]))
             .order_by(events.c.start))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return pd.DataFrame({"start": _naive_utc([r[0] for r in rows]), "end": _naive_utc([r[1] for r in rows])})
+        return pd.DataFrame({"start": naive_utc([r[0] for r in rows]), "end": naive_utc([r[1] for r in rows])})
 
     # -- feedback -------------------------------------------------------------------------------
     def mark_event(self, source: str, model: str, start, verdict: str, author: str, note: str = "",
@@ -541,10 +495,10 @@ class Store:
         author = str(author or "").strip()
         if not author:
             raise ConfigError("a verdict needs the name of who gives it")
-        mute = None if mute_until is None or pd.isna(mute_until) else _py(_naive_utc([mute_until])[0])
+        mute = None if mute_until is None or pd.isna(mute_until) else _py(naive_utc([mute_until])[0])
         if mute is not None and verdict not in SILENCING:
             raise ConfigError("only a false alarm or an acknowledged event can mute a source")
-        at = _py(_naive_utc([start])[0])
+        at = _py(naive_utc([start])[0])
         with self._write() as conn:
             end = conn.execute(sa.select(events.c.end).where(events.c.source == source, events.c.model == model,
                                                              events.c.start == at)).scalar()
@@ -557,7 +511,7 @@ class Store:
 
     def events_starting(self, source: str, start) -> pd.DataFrame:
         """Stored events of ``source`` that start at ``start`` (one per model version that found it)."""
-        at = _py(_naive_utc([start])[0])
+        at = _py(naive_utc([start])[0])
         return self._frame(sa.select(*[events.c[c] for c in EVENT_COLUMNS])
                            .where(events.c.source == source, events.c.start == at).order_by(events.c.model), EVENT_COLUMNS)
 
@@ -614,7 +568,7 @@ class Store:
         query = (sa.select(scores.c.timestamp, scores.c.score, scores.c.threshold, scores.c.is_anomaly, scores.c.errors)
                  .where(scores.c.source == source, scores.c.model == model).order_by(scores.c.timestamp))
         if since is not None:
-            query = query.where(scores.c.timestamp >= _py(_naive_utc([since])[0]))
+            query = query.where(scores.c.timestamp >= _py(naive_utc([since])[0]))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         frame = pd.DataFrame({
@@ -649,7 +603,7 @@ def _score_rows(frame: pd.DataFrame, source: str, model: str, run_id: int) -> li
     frame = frame[np.isfinite(frame["score"].to_numpy())]
     sensors = [c[len("error_"):] for c in frame.columns if c.startswith("error_")]
     errors = frame[[f"error_{s}" for s in sensors]].to_numpy(dtype=np.float64).tolist()
-    stamps = _naive_utc(frame.index).to_pydatetime()
+    stamps = naive_utc(frame.index).to_pydatetime()
     score = frame["score"].to_numpy(dtype=np.float64).tolist()
     limit = frame["threshold"].to_numpy(dtype=np.float64).tolist()
     flags = frame["is_anomaly"].to_numpy(dtype=bool).tolist()

@@ -10,7 +10,7 @@ import sys
 
 from postprocess_study import DEFAULT_POST, load, results
 
-from anomaly.bench import pool
+from anomaly.research.bench import pool
 
 
 def main(argv: list[str]) -> None:

@@ -73,7 +73,7 @@ def naive_windows(values: np.ndarray, window: int) -> np.ndarray:
 
 def naive_model(window: int, n_sensors: int, units: int, latent: int):
     """The classic tutorial's model: ReLU LSTMs, TimeDistributed(Dense); our layer sizes."""
-    from anomaly._tf import keras
+    from anomaly.tfkeras import keras
 
     L = keras.layers
     model = keras.Sequential([
@@ -100,7 +100,7 @@ def flops_per_window(window: int, n_sensors: int, units: int, latent: int) -> in
 # -- measurements -----------------------------------------------------------------------------
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> dict:
     """Best-of-``repeats`` float32 matrix-multiply GFLOP/s with numpy and with TensorFlow."""
-    from anomaly._tf import tf
+    from anomaly.tfkeras import tf
 
     a = np.random.default_rng(0).random((size, size), dtype=np.float32)
     b = a.T.copy()
@@ -124,7 +124,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> dict:
 
 class _EpochTimes:
     def __init__(self):
-        from anomaly._tf import keras
+        from anomaly.tfkeras import keras
 
         class CB(keras.callbacks.Callback):
             def on_epoch_begin(cb, epoch, logs=None):
@@ -153,8 +153,8 @@ def train_pair(values: np.ndarray, cfg) -> dict:
     excluded), so that a burst from a neighbour on a shared machine hits both alike; the rate of
     each is its fastest epoch.
     """
-    from anomaly._tf import keras
     from anomaly.model import WindowBatches, build_autoencoder
+    from anomaly.tfkeras import keras
     from anomaly.windows import window_starts
 
     keras.utils.set_random_seed(0)
@@ -211,7 +211,7 @@ def worker_score(model_dir: str, n: int, n_sensors: int, engine: str = "tensorfl
 
 def worker_naive_score(n: int, n_sensors: int, window: int, units: int, latent: int) -> dict:
     """Run in a fresh process: the tutorial's scoring of ``n`` points (windows, predict, window error)."""
-    from anomaly._tf import keras
+    from anomaly.tfkeras import keras
 
     keras.utils.set_random_seed(0)
     model = naive_model(window, n_sensors, units, latent)
@@ -279,7 +279,7 @@ def startup(model_dir: Path, rows: int = 200) -> dict:
         return {
             "rows": rows,
             "python_s": wall([py, "-c", "pass"]),
-            "import_tf_s": wall([py, "-c", "import anomaly._tf"]),
+            "import_tf_s": wall([py, "-c", "import anomaly.tfkeras"]),
             "import_and_load_s": wall([py, "-c", f"from anomaly.detector import LSTMAutoencoderDetector as D; D.load({str(model_dir)!r})"]),
             "cli_score_s": wall([*score, "--engine", "tensorflow"]),
             "cli_score_onnx_s": wall([*score, "--engine", "onnx"]),
@@ -287,7 +287,7 @@ def startup(model_dir: Path, rows: int = 200) -> dict:
 
 
 def device_info() -> dict:
-    from anomaly._tf import tf
+    from anomaly.tfkeras import tf
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -349,7 +349,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def run(cfg) -> dict:
-    from anomaly._tf import tf
+    from anomaly.tfkeras import tf
 
     started = time.perf_counter()
     result = {"config": {k: v for k, v in vars(cfg).items() if not k.startswith("worker") and k not in ("model", "n", "f", "engine")},

@@ -2,7 +2,7 @@
 
 ``anomaly bench ... --cache DIR`` writes, per series, the raw scores of every method on the scored
 rows and the labelled windows (``.npz``, no pickle). This script applies post-processing settings to
-them with the same functions the benchmark uses (``anomaly.bench.flags_for``/``evaluate``/``pool``) and
+them with the same functions the benchmark uses (``anomaly.research.bench.flags_for``/``evaluate``/``pool``) and
 prints pooled figures per method. Usage:
 
     python bench/postprocess_study.py 'CACHE_DIR[::GLOB]' '{"rule": "ksigma", "k": 4}' ...
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomaly.bench import METHODS, evaluate, expand, flags_for, pool
+from anomaly.research.bench import METHODS, evaluate, expand, flags_for, pool
 
 DEFAULT_POST = {"rule": "ksigma", "smoothing": 0, "window_frac": 0.33, "k": 4.0, "prune": 0.0, "pad": 0,
                 "merge_gap": 0, "min_length": 1, "root": False, "cap": 0.0}
@@ -42,7 +42,7 @@ def load(spec: str) -> list[dict]:
 
 
 def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = False) -> list[dict]:
-    """Per-series results shaped like ``anomaly.bench.run_series`` (without timings)."""
+    """Per-series results shaped like ``anomaly.research.bench.run_series`` (without timings)."""
     out = []
     for s in series:
         factor = int(s["factor"][0]) if "factor" in s else 1

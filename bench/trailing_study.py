@@ -1,7 +1,7 @@
 """Choose the causal (trailing) flagging settings by leave-one-group-out on cached bench scores.
 
 ``anomaly bench ... --cache DIR`` keeps every method's raw per-timestamp score and its raw held-out
-normal scores. This script puts them through :func:`anomaly.bench.flags_for` with ``rule="trailing"``
+normal scores. This script puts them through :func:`anomaly.research.bench.flags_for` with ``rule="trailing"``
 over a grid, pools TP/FP/FN per group, and for each group picks the setting best on the *other*
 groups (mean F1), reporting that group's F1 under it: the honest estimate for unseen data. Usage:
 
@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, ".")
 from postprocess_study import load  # noqa: E402  (bench/ is not a package)
 
-from anomaly.bench import evaluate, expand, flags_for, pool  # noqa: E402
+from anomaly.research.bench import evaluate, expand, flags_for, pool  # noqa: E402
 
 GRID = {"k": [3.0, 4.0, 5.0, 6.0], "trailing": [500, 1000, 2000, 5000], "prune": [0.0, 0.13], "cap": [3.0],
         "pad": [50], "smoothing": [20], "root": [True], "exclude": [True]}

@@ -13,8 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _tutorial import EPOCHS, SEQUENCE, SETTINGS, as_batch, fit, show  # noqa: E402
 
-from anomaly._tf import keras  # noqa: E402
 from anomaly.model import build_model  # noqa: E402
+from anomaly.tfkeras import keras  # noqa: E402
 
 
 def main(epochs: int = EPOCHS, seed: int = 1):

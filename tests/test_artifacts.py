@@ -150,7 +150,7 @@ def test_save_refuses_to_replace_a_directory_that_is_not_a_model(fitted, tmp_pat
 
 # -- defensive loading ---------------------------------------------------------------------------
 def test_lambda_layer_is_refused_and_never_run(copy, tmp_path):
-    from anomaly._tf import keras
+    from anomaly.tfkeras import keras
 
     marker = tmp_path / "ran"
     inputs = keras.Input(shape=(TINY["window"], 2))
@@ -259,3 +259,20 @@ def test_the_unsafe_pattern_catches_what_it_should():
                  "keras.config.enable_unsafe_deserialization()", "load_model(p, safe_mode=False)", "pd.read_pickle(p)"):
         assert UNSAFE.search(line), line
     assert not UNSAFE.search("No pickle or joblib anywhere.")
+
+
+def test_save_flagging_checks_then_rewrites_only_the_settings(copy):
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    before = read_metadata(copy)
+    LSTMAutoencoderDetector.save_flagging(copy, local_k=4.5, event_padding=7)
+    after = read_metadata(copy)
+    assert after["params"] == {**before["params"], "local_k": 4.5, "event_padding": 7}
+    assert {k: v for k, v in after.items() if k != "params"} == {k: v for k, v in before.items() if k != "params"}
+    loaded = LSTMAutoencoderDetector.load(copy)
+    assert (loaded.local_k, loaded.event_padding) == (4.5, 7)
+    with pytest.raises(ModelError, match="not a flagging setting: window"):
+        LSTMAutoencoderDetector.save_flagging(copy, window=9)
+    with pytest.raises(ModelError, match=r"invalid flagging setting \(.*local_k"):
+        LSTMAutoencoderDetector.save_flagging(copy, local_k=-1.0)
+    assert read_metadata(copy) == after  # a refused change writes nothing

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly.baselines import PCABaseline, RollingZScoreBaseline
 from anomaly.errors import DataError
+from anomaly.research.baselines import PCABaseline, RollingZScoreBaseline
 
 
 def _frame(values: np.ndarray, start: int = 0) -> pd.DataFrame:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly.bench import METHODS, aggregate, aggregation_factor, discover, expand, load_split, run_bench
 from anomaly.errors import ConfigError, DataError
+from anomaly.research.bench import METHODS, aggregate, aggregation_factor, discover, expand, load_split, run_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(window=8, encoder_units=(4,), decoder_units=(4,), latent_dim=2, epochs=1, batch_size=64, stride=2)
@@ -154,8 +154,8 @@ def test_detector_post_processing_matches_the_pure_module(split_dir, tmp_path):
 
 
 def test_bench_fits_the_detector_defaults_with_overrides():
-    from anomaly.bench import make_detector
     from anomaly.detector import LSTMAutoencoderDetector
+    from anomaly.research.bench import make_detector
 
     defaults = LSTMAutoencoderDetector().get_params()
     assert make_detector().get_params() == {**defaults, "verbose": 0}
@@ -174,7 +174,7 @@ def test_auto_stride_grows_on_long_normal_periods_and_stays_under_a_prediction_h
 
 
 def test_context_flags_feed_the_lstm_only(split_dir, tmp_path):
-    from anomaly.bench import run_series
+    from anomaly.research.bench import run_series
 
     ref = discover(split_dir, "s1")[0]
     fit, _, _ = load_split(ref, "train-test", context=True)
@@ -190,7 +190,7 @@ def test_context_flags_feed_the_lstm_only(split_dir, tmp_path):
 
 
 def test_cli_bench_passes_overlap_reverse_context_and_cap(monkeypatch, split_dir):
-    import anomaly.bench
+    import anomaly.research.bench
     from anomaly.cli import build_parser
 
     seen = {}
@@ -199,7 +199,7 @@ def test_cli_bench_passes_overlap_reverse_context_and_cap(monkeypatch, split_dir
         seen.update(params=params, context=context)
         return {"dataset": str(root), "protocol": "train-test", "series": [], "pooled": {}}
 
-    monkeypatch.setattr(anomaly.bench, "run_bench", fake_run_bench)
+    monkeypatch.setattr(anomaly.research.bench, "run_bench", fake_run_bench)
     args = build_parser().parse_args(["bench", str(split_dir), "--overlap", "median", "--reverse", "--context", "--local-cap", "0",
                                       "--quiet"])
     assert args.func(args) == 0
@@ -232,10 +232,9 @@ def test_max_rows_on_a_short_training_split_still_fits(split_dir):
 
 
 def test_baselines_get_the_cap_from_their_own_held_out_scores(split_dir):
-    from anomaly import postprocess
-    from anomaly.baselines import PCABaseline
-    from anomaly import flagging
-    from anomaly.bench import baseline_normal_raw, baseline_normal_scores, flags_for
+    from anomaly import flagging, postprocess
+    from anomaly.research.baselines import PCABaseline
+    from anomaly.research.bench import baseline_normal_raw, baseline_normal_scores, flags_for
 
     fit, scored, _ = load_split(discover(split_dir, "s1")[0], "train-test")
     model = PCABaseline(window=8).fit(fit)
@@ -260,7 +259,7 @@ def test_baselines_get_the_cap_from_their_own_held_out_scores(split_dir):
 
 def test_bench_figures_equal_train_then_evaluate_through_the_cli(tmp_path):
     """`anomaly bench` measures what a user gets: the same defaults through `anomaly train` + `evaluate`."""
-    from anomaly.bench import run_series
+    from anomaly.research.bench import run_series
 
     idx = pd.date_range(START, periods=900, freq="min")
     x = _signal(900, 5, (700, 706))

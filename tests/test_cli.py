@@ -4,7 +4,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, make_series, run_cli, write_csv
 
 TINY_ARGS = ["--window", "8", "--units", "8", "--latent", "4", "--epochs", "2", "--batch-size", "32", "--quiet"]

@@ -344,8 +344,8 @@ def test_model_from_a_newer_version(tmp_path, copy):
 def test_model_with_a_lambda_layer_is_refused(tmp_path, copy):
     from reliability_support import TINY
 
-    from anomaly._tf import keras
     from anomaly.artifacts import sha256_file
+    from anomaly.tfkeras import keras
 
     inputs = keras.Input(shape=(TINY["window"], 2))
     outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)

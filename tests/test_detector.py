@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FIXED, ROOT, TINY, make_series
 
 from anomaly import load_series
 from anomaly.detector import LSTMAutoencoderDetector
 from anomaly.errors import ConfigError, DataError, NotFittedError
 from anomaly.events import EVENT_COLUMNS
-from conftest import FIXED, ROOT, TINY, make_series
 
 
 def test_constructor_stores_params_unchanged():

@@ -3,11 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FIXED, TINY, make_series
 
 from anomaly.detector import LSTMAutoencoderDetector
 from anomaly.errors import ConfigError, DataError
 from anomaly.windows import gather, window_starts
-from conftest import FIXED, TINY, make_series
 
 
 @pytest.fixture(scope="module")

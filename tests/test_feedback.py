@@ -6,8 +6,15 @@ import pandas as pd
 import pytest
 
 from anomaly.errors import ConfigError
-from anomaly.feedback import (FEEDBACK_COLUMNS, parse_verdict, precision, precision_by, silencing_spans,
-                              split_silenced, with_feedback)
+from anomaly.feedback import (
+    FEEDBACK_COLUMNS,
+    parse_verdict,
+    precision,
+    precision_by,
+    silencing_spans,
+    split_silenced,
+    with_feedback,
+)
 
 T = pd.Timestamp
 

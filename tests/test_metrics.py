@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly.bench import pool
 from anomaly.metrics import label_mask, overlap_segment, parse_labels, point_adjusted, pointwise, prf
+from anomaly.research.bench import pool
 
 T = pd.Timestamp("2024-01-01")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomaly._tf import keras
 from anomaly.model import Batches, Predictor, build_autoencoder, build_model, encoder_of, output_names
+from anomaly.tfkeras import keras
 from anomaly.windows import shift_right
 
 W, F, H, LATENT = 6, 2, 3, 4
@@ -145,10 +145,10 @@ def test_xla_predictor_matches_the_plain_one_for_other_kinds(kind, conditional, 
 
 def test_scoring_many_models_in_one_process_warns_nothing():
     # Each Predictor traces its own model once; TensorFlow would count the traces of every model
-    # against one function (same code) and warn about retracing after five: anomaly._tf drops that.
+    # against one function (same code) and warn about retracing after five: anomaly.tfkeras drops that.
     import logging
 
-    from anomaly._tf import tf
+    from anomaly.tfkeras import tf
 
     messages = []
     handler = logging.Handler()

@@ -72,12 +72,9 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full_rescore(files):
     """What `anomaly score full.csv` computes: every score and event of the full file."""
-    from anomaly.cli import _load_detector, _load_for_model
-    from anomaly.scheduled import _args
+    from anomaly.scheduled import load_job
 
-    job = Job(str(files / "full.csv"), str(files / "model"))
-    detector = _load_detector(_args(job))
-    data = _load_for_model(job.data, _args(job), detector)
+    detector, data = load_job(Job(str(files / "full.csv"), str(files / "model")))
     scores = detector.score(data)
     return scores[np.isfinite(scores["score"])], detector.events(scores)
 
@@ -347,6 +344,8 @@ def test_jobs_file_errors_name_the_file_and_job(tmp_path):
         ("dbb = 'x'\n", "unknown key(s) dbb"),
         ("db = 'x'\n", "no jobs"),
         ("[[jobs]\n", "invalid TOML"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmin_length = 0\n", "job 1: 'min_length' must be an integer >= 1, not 0"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nquantile = 1.5\n", "'quantile' must be a number in (0, 1), not 1.5"),
     ]:
         path.write_text(text)
         with pytest.raises(DataError, match=re.escape(message)):
@@ -378,8 +377,8 @@ def test_db_only_options_need_db(tmp_path, capsys):
     assert main(["score-batch", str(tmp_path / "missing.toml"), "--db", str(tmp_path / "r.db")]) == EXIT_BAD_INPUT
 
 
-def test_readme_cron_line_works_as_written(files, tmp_path):
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_documented_cron_line_works_as_written(files, tmp_path):
+    text = (ROOT / "docs" / "scheduled-scoring.md").read_text(encoding="utf-8")
     line = re.search(r"```cron\n(.*?)\n```", text, re.S).group(1).strip()
     fields = line.split(None, 5)
     assert len(fields) == 6 and "%" not in line  # five schedule fields, then the command; % is special to cron
@@ -408,8 +407,7 @@ def test_readme_cron_line_works_as_written(files, tmp_path):
 
 def test_a_fixed_threshold_scores_only_new_rows_and_equals_a_full_rescore(files, tmp_path):
     """`--threshold` (or a `--local-rule none` model) takes the fixed-threshold incremental path."""
-    from anomaly.cli import _load_detector, _load_for_model
-    from anomaly.scheduled import _args
+    from anomaly.scheduled import load_job
 
     db = str(tmp_path / "r.db")
     part = dataclasses.replace(job(files, "part.csv"), threshold=0.05)
@@ -417,8 +415,8 @@ def test_a_fixed_threshold_scores_only_new_rows_and_equals_a_full_rescore(files,
     assert run_job(part, db).rows_new == PART
     second = run_job(full, db)
     assert second.rows_new == N - PART and second.rows_scored < N - PART + 2 * WINDOW
-    detector = _load_detector(_args(full))
-    expected = detector.score(_load_for_model(full.data, _args(full), detector), threshold=0.05)
+    detector, data = load_job(full)
+    expected = detector.score(data, threshold=0.05)
     with open_store(db) as store:
         got = store.scores("pump")
         assert store.flag_state("pump", full.model_name) is None

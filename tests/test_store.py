@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from anomaly.errors import ConfigError, DataError
-from anomaly.store import (LockedError, LogfmtFormatter, Store, StoreError, logfmt, make_url, open_store,
-                           schema_version)
+from anomaly.logfmt import LogfmtFormatter, logfmt
+from anomaly.store import LockedError, Store, StoreError, make_url, open_store, schema_version
 
 
 def score_frame(stamps, score, threshold=1.0, sensors=("a", "b")) -> pd.DataFrame:
@@ -166,18 +166,17 @@ def test_commit_run_upserts_and_never_duplicates(target):
 
 
 def test_events_are_replaced_from_the_cutoff_and_new_ones_reported(target):
-    ev = lambda s, e, peak: {"start": T[s], "end": T[e], "peak_score": peak, "severity": peak / 2, "sensors": "a;b"}
     with open_store(target, create=True) as store:
         r1 = store.begin_run("src", "m")
         added = store.commit_run(r1, "src", "m", score_frame(T[:3], [1, 1, 1]),
-                                 pd.DataFrame([ev(0, 0, 3.0), ev(2, 2, 4.0)]), T[0])
+                                 pd.DataFrame([event(0, 0, 3.0), event(2, 2, 4.0)]), T[0])
         assert [a["start"] for a in added] == [T[0].isoformat(), T[2].isoformat()]
         assert added[0]["sensors"] == ["a", "b"] and added[0]["run_id"] == r1
         json.dumps(added)  # ready for --on-event
         r2 = store.begin_run("src", "m")
         # the event at T[2] grows, a new one appears, the event before the cutoff is untouched
         added = store.commit_run(r2, "src", "m", score_frame(T[3:6], [1, 1, 1]),
-                                 pd.DataFrame([ev(2, 3, 5.0), ev(5, 5, 6.0)]), T[1])
+                                 pd.DataFrame([event(2, 3, 5.0), event(5, 5, 6.0)]), T[1])
         assert [a["start"] for a in added] == [T[5].isoformat()]
         got = store.events("src")
         assert got.columns.tolist() == ["source", "model", "start", "end", "peak_score", "severity", "sensors"]
@@ -187,7 +186,7 @@ def test_events_are_replaced_from_the_cutoff_and_new_ones_reported(target):
             run_ids = conn.exec_driver_sql("SELECT run_id FROM events ORDER BY start").scalars().all()
         assert run_ids == [r1, r1, r2]  # the run that first found each event
         r3 = store.begin_run("src", "m")
-        store.commit_run(r3, "src", "m", score_frame(T[6:7], [1]), pd.DataFrame([ev(0, 0, 3.0)]), T[1])
+        store.commit_run(r3, "src", "m", score_frame(T[6:7], [1]), pd.DataFrame([event(0, 0, 3.0)]), T[1])
         assert store.events("src")["start"].tolist() == [T[0]]  # events gone from the recomputed range
         assert store.events("other").empty
 

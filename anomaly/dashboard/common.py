@@ -147,11 +147,6 @@ def user_errors():
         st.stop()
 
 
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 # -- cached loaders ----------------------------------------------------------------------------
 def _mtime(path: Path) -> float:
     return path.stat().st_mtime_ns if path.exists() else 0
@@ -416,6 +411,56 @@ def review_saved_message() -> None:
     message = st.session_state.pop("_review_saved", None)
     if message:
         st.success(message)
+
+
+# -- hyperparameters, from their declaration (anomaly.params) -----------------------------------
+def param_input(name: str, spec, default, key: str, container=st):
+    """A form widget for one hyperparameter, built from its :class:`anomaly.params.Spec`; returns its value.
+
+    Text fields (stride, units) are parsed here; a value the detector refuses is reported by its
+    own check when the form is used, in one line.
+    """
+    label = spec.label or name.replace("_", " ").capitalize()
+    if spec.kind == "bool":
+        return container.checkbox(label, value=bool(default), key=key, help=spec.help)
+    if spec.kind == "choice":
+        options = [*spec.choices, *([None] if spec.none else [])]
+        return container.selectbox(label, options, index=options.index(default), key=key, help=spec.help,
+                                   format_func=lambda v: "none" if v is None else str(v))
+    if spec.kind == "int":
+        low = None if spec.low is None else int(spec.low)
+        return int(container.number_input(label, min_value=low, value=int(default), step=1, key=key, help=spec.help))
+    if spec.kind == "float":
+        low, high = (None if b is None else float(b) for b in (spec.low, spec.high))  # Streamlit wants one type
+        return float(container.number_input(label, min_value=low, max_value=high, value=float(default), format="%g",
+                                            key=key, help=spec.help))
+    text = container.text_input(label, value=",".join(map(str, default)) if spec.kind in ("units", "names") else str(default),
+                                key=key, help=spec.help).strip()
+    if spec.kind == "stride" and text == "auto":
+        return text
+    if spec.kind == "names":
+        return tuple(t.strip() for t in text.split(",") if t.strip())
+    try:
+        numbers = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: '{text}' is not {spec.describe()}") from None
+    return numbers if spec.kind == "units" else (numbers[0] if len(numbers) == 1 else text)
+
+
+def more_settings(cls, placed: set[str], key: str) -> dict:
+    """Every hyperparameter a page does not place itself, in rows of four under an expander: a new
+    one declared in the detector appears here without any change to the page."""
+    from anomaly.params import defaults, form_fields
+
+    fields, values = form_fields(cls, placed), defaults(cls)
+    out = {}
+    with st.expander(f"More settings ({len(fields)}, at their defaults)"):
+        names = list(fields)
+        for row in range(0, len(names), 4):
+            columns = st.columns(4)
+            for column, name in zip(columns, names[row : row + 4]):
+                out[name] = param_input(name, fields[name], values[name], f"{key}_{name}", column)
+    return out
 
 
 # -- the selection made in the sidebar ---------------------------------------------------------

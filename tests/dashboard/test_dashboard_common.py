@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly.errors import ConfigError
 from anomaly.dashboard import common, figures
 from anomaly.dashboard.common import check_model_name, inside, minmax_indices
+from anomaly.errors import ConfigError
 
 
 # -- minmax_indices -----------------------------------------------------------------------------

@@ -523,11 +523,23 @@ def test_train_page_sets_the_flagging_rule(own_models):
     at.number_input(key="train_cap").set_value(0.0)
     at.checkbox(key="train_exclude").uncheck()
     at.number_input(key="train_padding").set_value(7)
+    # "More settings": every hyperparameter the page does not place, generated from its declaration
+    from anomaly.params import form_fields
+
+    placed = {"window", "encoder_units", "decoder_units", "latent_dim", "epochs", "batch_size", "learning_rate",
+              "patience", "validation_fraction", "model_kind", "horizon", "reverse", "conditional", "bidirectional",
+              "local_rule", "local_k", "local_trailing", "local_cap", "local_exclude", "event_padding", "smoothing",
+              "root_score", "threshold_rule", "quantile", "k_sigma", "min_event_length", "merge_gap"}
+    widgets = [*at.number_input, *at.checkbox, *at.selectbox, *at.text_input]
+    more = {w.key.removeprefix("train_more_") for w in widgets if (w.key or "").startswith("train_more_")}
+    assert more == set(form_fields(LSTMAutoencoderDetector, placed)) and {"seed", "prune", "normalize_errors"} <= more
+    at.number_input(key="train_more_seed").set_value(3)
+    at.number_input(key="train_more_prune").set_value(0.1)
     at.button(key="train_go").click().run(timeout=600)
     ok(at)
     saved = LSTMAutoencoderDetector.load(own_models / "tuned")
     assert (saved.local_rule, saved.local_k, saved.local_trailing, saved.local_cap, saved.local_exclude,
-            saved.event_padding) == ("trailing", 5.0, 300, 0.0, False, 7)
+            saved.event_padding, saved.seed, saved.prune) == ("trailing", 5.0, 300, 0.0, False, 7, 3, 0.1)
     at = _train_form(page(app(), "train"), "fixed")
     at.selectbox(key="train_flagging").set_value("fixed").run()
     at.selectbox(key="train_rule").set_value("max")

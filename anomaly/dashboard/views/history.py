@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from anomaly.dashboard import common
-from anomaly.errors import AnomalyError
+from anomaly.errors import AnomalyError, first_line
 from anomaly.feedback import VERDICT_LABELS, precision, precision_by
 
 st.title("History")
@@ -24,7 +24,7 @@ except AnomalyError as exc:
     st.error(str(exc))
     st.stop()
 except Exception as exc:  # a database driver's own error: one line, never a traceback
-    st.error(f"cannot read the results database {shown_target}: {common.first_line(exc)}")
+    st.error(f"cannot read the results database {shown_target}: {first_line(exc)}")
     st.stop()
 if runs.empty:
     st.info("No scoring run recorded yet: schedule `anomaly score … --db` to fill this page.")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from anomaly.artifacts import update_flagging, update_threshold
-from anomaly.errors import AnomalyError
+from anomaly.artifacts import update_threshold
 from anomaly.dashboard import common, figures
+from anomaly.detector import LSTMAutoencoderDetector
+from anomaly.errors import AnomalyError
 
 # Widget keys of the causal rule's settings, by detector parameter, and their names in the text.
 WIDGETS = {"local_k": "flag_k", "local_trailing": "flag_trailing", "local_cap": "flag_cap",
@@ -100,7 +101,7 @@ def _trailing_page(ld: common.Loaded) -> None:
     s1, s2 = st.columns([1, 3])
     if s1.button("Save these settings into the model", type="primary", key="flag_save", disabled=not ld.tuned):
         try:
-            update_flagging(common.inside(common.models_dir(), ld.model_name), **current)
+            LSTMAutoencoderDetector.save_flagging(common.inside(common.models_dir(), ld.model_name), **current)
         except AnomalyError as exc:
             st.error(str(exc))
         else:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from anomaly.dashboard import common, figures
 from anomaly.detector import LSTMAutoencoderDetector  # no TensorFlow import: fitting imports it
 from anomaly.errors import AnomalyError, ConfigError
 from anomaly.io import select_period
-from anomaly.dashboard import common, figures
 
 st.title("Train a model")
 
@@ -115,6 +115,13 @@ rule = h[0].selectbox("Fixed threshold rule", ["quantile", "ksigma", "max"], key
 quantile = h[1].number_input("Quantile", 0.5, 0.99999, d["quantile"], step=0.001, format="%.4f", key="train_q",
                              disabled=causal != "fixed")
 k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, d["k_sigma"], key="train_k", disabled=causal != "fixed")
+# The page's own layout above; every other hyperparameter, generated from its declaration.
+PLACED = {"window", "encoder_units", "decoder_units", "latent_dim", "epochs", "batch_size", "learning_rate", "patience",
+          "validation_fraction", "model_kind", "horizon", "reverse", "conditional", "bidirectional", "local_rule",
+          "local_k", "local_trailing", "local_cap", "local_exclude", "event_padding", "smoothing", "root_score",
+          "threshold_rule", "quantile", "k_sigma", "min_event_length", "merge_gap"}
+with common.user_errors():
+    extra = common.more_settings(LSTMAutoencoderDetector, PLACED, "train_more")
 h = st.columns(4)
 min_len = h[0].number_input("Min event length (points)", 1, 10_000, 1, key="train_minlen")
 merge_gap = h[1].number_input("Merge events closer than (points)", 0, 10_000, 0, key="train_gap")
@@ -138,7 +145,7 @@ try:
         model_kind=kind, horizon=int(horizon), reverse=bool(reverse) and kind != "prediction",
         conditional=bool(conditional), bidirectional=bool(bidirectional) and not conditional,
         local_rule="trailing" if causal == "trailing" else None, local_k=float(local_k), local_trailing=int(trailing),
-        local_cap=float(cap), local_exclude=bool(exclude), event_padding=int(padding), root_score=bool(root),
+        local_cap=float(cap), local_exclude=bool(exclude), event_padding=int(padding), root_score=bool(root), **extra,
     )
     bar = st.progress(0.0, text="Starting…")
     curve = st.empty()

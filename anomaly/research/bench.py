@@ -176,7 +176,7 @@ def make_detector(params: dict | None = None):
     from anomaly.detector import LSTMAutoencoderDetector
 
     settings = {"verbose": 0, **(params or {})}
-    known = set(LSTMAutoencoderDetector._param_names())
+    known = set(LSTMAutoencoderDetector.param_names())
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ConfigError(f"the detector has no parameter(s) {', '.join(unknown)}")
@@ -246,7 +246,7 @@ def evaluate(index: pd.DatetimeIndex, flags: np.ndarray, labels: list) -> dict:
 
 
 def _baseline(method: str, window: int):
-    from anomaly.baselines import PCABaseline, RollingZScoreBaseline
+    from anomaly.research.baselines import PCABaseline, RollingZScoreBaseline
 
     return PCABaseline(window=window) if method == "pca" else RollingZScoreBaseline(window=window)
 
@@ -282,7 +282,7 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
             t0 = time.perf_counter()
             frame = detector.score(scored)
             flags = frame["is_anomaly"].to_numpy()
-            raw = detector._sensor_mean(frame[[f"error_{c}" for c in detector.target_columns_]].to_numpy())
+            raw = detector.sensor_mean(frame[[f"error_{c}" for c in detector.target_columns_]].to_numpy())
             cache[f"{method}_normal"] = detector.normal_scores_
             cache[f"{method}_normal_raw"] = detector.normal_errors_
         else:

@@ -36,8 +36,8 @@ def _stderr_silenced():
 
 try:
     with _stderr_silenced() if "tensorflow" not in sys.modules else contextlib.nullcontext():
-        import tensorflow as tf
         import keras
+        import tensorflow as tf
 except ImportError as exc:  # the core install scores ONNX exports only
     from anomaly.errors import MissingExtraError
 

@@ -1,0 +1,93 @@
+"""Loading what a run needs: a saved model, and a data file read for it.
+
+One path for every face of the tool (``anomaly score``/``evaluate``/``embed``, the scheduled scorer,
+the bench's CLI check), so a scheduled run and a one-off score read identical frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from anomaly.errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported by the functions that need it: `anomaly --help` stays fast
+    import pandas as pd
+
+log = logging.getLogger("anomaly")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a data file is read (the CLI's data options; a scheduled job's fields)."""
+
+    timestamp_col: str = "timestamp"
+    columns: list[str] | None = None  # None: every numeric column, or the model's columns
+    duplicates: str = "error"  # or "mean"
+    max_gap: int = 3
+
+    @classmethod
+    def of(cls, options) -> ReadOptions:
+        """The options of anything with these four attributes (argparse's namespace, a job)."""
+        return cls(options.timestamp_col, options.columns, options.duplicates, options.max_gap)
+
+
+def load_data(path: str | Path, options: ReadOptions, interval=None) -> pd.DataFrame:
+    """``path`` read and cleaned (:func:`anomaly.io.load_series`), resampled to ``interval`` if given."""
+    from anomaly.io import load_series
+
+    return load_series(path, timestamp_col=options.timestamp_col, columns=options.columns,
+                       duplicates=options.duplicates, max_gap=options.max_gap, interval=interval)
+
+
+def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataFrame:
+    """Data for a fitted model: its columns (unless ``options.columns``), resampled to its interval.
+
+    A file sampled at another interval is resampled with a warning; one that lacks a model column
+    is refused, naming it.
+    """
+    from anomaly.io import clean_frame, detect_interval, read_table
+
+    raw = read_table(path)
+    columns = options.columns
+    if columns is None:
+        missing = [c for c in detector.columns_ if c not in raw.columns]
+        if missing:
+            raise DataError(f"{path}: lacks the model's column(s) {', '.join(map(repr, missing))} "
+                            f"(model columns: {', '.join(detector.columns_)})")
+        columns = detector.columns_
+    frame = clean_frame(raw, path, timestamp_col=options.timestamp_col, columns=columns, duplicates=options.duplicates,
+                        max_gap=options.max_gap, interval=detector.interval_)
+    if len(frame) > 2:
+        try:
+            seen = detect_interval(frame.dropna().index)
+        except DataError:
+            seen = None
+        if seen is not None and seen != detector.interval_:
+            log.warning("%s: sampling interval %s differs from the model's %s; resampled", path, seen, detector.interval_)
+    return frame
+
+
+def load_model(directory: str | Path, engine: str = "auto", min_length: int | None = None,
+               merge_gap: int | None = None):
+    """A saved detector (``engine`` as in :meth:`~anomaly.detector.LSTMAutoencoderDetector.load`), with
+    its event rules overridden where given."""
+    from anomaly.detector import LSTMAutoencoderDetector
+
+    detector = LSTMAutoencoderDetector.load(directory, engine=engine)
+    overrides = {k: v for k, v in (("min_event_length", min_length), ("merge_gap", merge_gap)) if v is not None}
+    return detector.set_params(**overrides)
+
+
+@contextlib.contextmanager
+def naming(source: str | Path):
+    """Prefix the data file's name to a DataError raised by the detector (which sees only a frame)."""
+    try:
+        yield
+    except DataError as exc:
+        if str(exc).startswith(str(source)):
+            raise
+        raise DataError(f"{source}: {exc}") from None
