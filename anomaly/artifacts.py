@@ -61,8 +61,11 @@ def metadata(detector) -> dict:
         "columns": detector.columns_,
         "interval_seconds": detector.interval_.total_seconds(),
         "timezone": detector.timezone_,
-        "scaler": {"mean": detector.scaler_.mean_.tolist(), "scale": detector.scaler_.scale_.tolist(),
-                   "var": detector.scaler_.var_.tolist()},
+        "scaler": {
+            "mean": detector.scaler_.mean_.tolist(),
+            "scale": detector.scaler_.scale_.tolist(),
+            "var": detector.scaler_.var_.tolist(),
+        },
         "error_ref": detector.error_ref_.tolist(),
         "thresholds": detector.thresholds_,
         "normal_scores": _sorted_sample(detector.normal_scores_, MAX_NORMAL_SCORES),
@@ -267,8 +270,7 @@ def _validate(meta: dict, path: Path) -> None:
     need(numbers(meta.get("error_ref"), n - len(context)) and all(e > 0 for e in meta["error_ref"]), "'error_ref'")
     need(numbers(meta.get("normal_scores")) and len(meta["normal_scores"]) > 0, "'normal_scores'")
     # optional: models saved before causal flagging lack them (see load_detector)
-    need("normal_errors" not in meta or (numbers(meta["normal_errors"]) and len(meta["normal_errors"]) > 0),
-         "'normal_errors'")
+    need("normal_errors" not in meta or (numbers(meta["normal_errors"]) and len(meta["normal_errors"]) > 0), "'normal_errors'")
     stride = meta.get("stride")
     need(stride is None or (isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1), "'stride'")
     interval = meta.get("interval_seconds")
@@ -276,8 +278,10 @@ def _validate(meta: dict, path: Path) -> None:
     tz = meta.get("timezone")
     need(tz is None or (isinstance(tz, str) and _valid_timezone(tz)), "'timezone'")
     t = meta.get("thresholds")
-    need(isinstance(t, dict) and isinstance(t.get("values"), dict) and isinstance(t.get("rule"), str)
-         and t["rule"] in t["values"], "'thresholds'")
+    need(
+        isinstance(t, dict) and isinstance(t.get("values"), dict) and isinstance(t.get("rule"), str) and t["rule"] in t["values"],
+        "'thresholds'",
+    )
     need(all(_finite(v) and v >= 0 for v in t["values"].values()), "'thresholds.values'")
     need(isinstance(meta.get("history"), dict), "'history'")
     fp = meta.get("fingerprint")
@@ -327,8 +331,10 @@ def choose_engine(meta: dict, engine: str, directory: Path) -> str:
         raise ModelError(f"engine must be one of {', '.join(ENGINES)}, not '{engine}'")
     has_onnx = meta.get("onnx_sha256") is not None
     if engine == "onnx" and not has_onnx:
-        raise ModelError(f"{directory}: has no ONNX export (trained with --no-onnx, or a sequence model); "
-                         f"add one with 'anomaly export-onnx {directory}'")
+        raise ModelError(
+            f"{directory}: has no ONNX export (trained with --no-onnx, or a sequence model); "
+            f"add one with 'anomaly export-onnx {directory}'"
+        )
     if engine == "auto":
         import importlib.util
 
@@ -337,8 +343,10 @@ def choose_engine(meta: dict, engine: str, directory: Path) -> str:
         if importlib.util.find_spec("tensorflow") is None:
             from anomaly.errors import MissingExtraError
 
-            raise MissingExtraError(f"{directory}: has no ONNX export and TensorFlow is not installed: pip install "
-                                    f"'lstm-anomaly[train]', or run 'anomaly export-onnx {directory}' where it is")
+            raise MissingExtraError(
+                f"{directory}: has no ONNX export and TensorFlow is not installed: pip install "
+                f"'lstm-anomaly[train]', or run 'anomaly export-onnx {directory}' where it is"
+            )
         return "tensorflow"
     return engine
 

@@ -43,8 +43,16 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--timestamp-col", default="timestamp", help="name of the timestamp column (default: timestamp)")
     g.add_argument("--columns", type=_name_list, help="comma-separated sensor columns (default: every numeric column)")
-    g.add_argument("--duplicates", choices=["error", "mean"], default="error", help="duplicate timestamps: refuse (default) or average")
-    g.add_argument("--max-gap", type=int, default=3, metavar="N", help="interpolate gaps of at most N missing points; longer gaps are breaks (default: 3)")
+    g.add_argument(
+        "--duplicates", choices=["error", "mean"], default="error", help="duplicate timestamps: refuse (default) or average"
+    )
+    g.add_argument(
+        "--max-gap",
+        type=int,
+        default=3,
+        metavar="N",
+        help="interpolate gaps of at most N missing points; longer gaps are breaks (default: 3)",
+    )
 
 
 def _name_list(text: str) -> list[str]:
@@ -85,9 +93,13 @@ def cmd_train(args) -> int:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="fit a detector on normal data and save it",
-                       description="Fit an LSTM autoencoder on the normal period of DATA and write a model directory.",
-                       epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="fit a detector on normal data and save it",
+        description="Fit an LSTM autoencoder on the normal period of DATA and write a model directory.",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("data", metavar="DATA", help="CSV or Parquet file of sensor readings")
     p.add_argument("--model", required=True, metavar="DIR", help="model directory to write (replaced atomically)")
     _add_data_options(p)
@@ -106,9 +118,13 @@ def _add_train(sub) -> None:
     params.add_options(t, D, "threshold")
     params.add_options(t, D, "events")
     params.add_options(p.add_argument_group("scoring details"), D, "other")
-    p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
-                   help="also export model.onnx, which 'anomaly score' runs without TensorFlow: about a second to "
-                        "start and under half the memory (default: on; --no-onnx to skip)")
+    p.add_argument(
+        "--onnx",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also export model.onnx, which 'anomaly score' runs without TensorFlow: about a second to "
+        "start and under half the memory (default: on; --no-onnx to skip)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -131,10 +147,14 @@ def _add_saved_model_input(p: argparse.ArgumentParser, engine: bool = True) -> N
 def _add_engine_option(p: argparse.ArgumentParser) -> None:
     from anomaly.engine import ENGINES
 
-    p.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="run the model with TensorFlow, or with ONNX Runtime (no TensorFlow import; needs a model "
-                        "trained with --onnx or exported with 'anomaly export-onnx'); auto: ONNX where the model "
-                        "has it (default: auto)")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="run the model with TensorFlow, or with ONNX Runtime (no TensorFlow import; needs a model "
+        "trained with --onnx or exported with 'anomaly export-onnx'); auto: ONNX where the model "
+        "has it (default: auto)",
+    )
 
 
 def _add_threshold_overrides(p: argparse.ArgumentParser) -> None:
@@ -171,19 +191,27 @@ def cmd_score(args) -> int:
     flagged = int(scores["is_anomaly"].sum())
     fixed = args.threshold is not None or args.quantile is not None
     rule = f"threshold {scores['threshold'].iloc[0]:.6g}" if fixed else f"the model {detector.describe_flagging()}"
-    print(f"scored {len(scores)} rows ({scores.index[0]} .. {scores.index[-1]}); {rule}; "
-          f"{flagged} anomalous rows in {len(events)} event(s)")
+    print(
+        f"scored {len(scores)} rows ({scores.index[0]} .. {scores.index[-1]}); {rule}; "
+        f"{flagged} anomalous rows in {len(events)} event(s)"
+    )
     if not args.events and len(events):
         print(events.to_string(index=False))
     return EXIT_OK
 
 
 def _add_score(sub) -> None:
-    p = sub.add_parser("score", help="score a series with a saved model",
-                       description="Score every timestamp of DATA with a saved model and find anomaly events.",
-                       epilog=SCORE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "score",
+        help="score a series with a saved model",
+        description="Score every timestamp of DATA with a saved model and find anomaly events.",
+        epilog=SCORE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_saved_model_input(p)
-    p.add_argument("--out", metavar="FILE", help="scores file (.csv or .parquet): timestamp, score, threshold, is_anomaly, error_<sensor>")
+    p.add_argument(
+        "--out", metavar="FILE", help="scores file (.csv or .parquet): timestamp, score, threshold, is_anomaly, error_<sensor>"
+    )
     p.add_argument("--events", metavar="FILE", help="events file (.csv or .parquet): start, end, peak_score, severity, sensors")
     _add_data_options(p)
     _add_threshold_overrides(p)
@@ -210,13 +238,22 @@ jobs.toml:
 def _add_db_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
     g = p.add_argument_group("database (scheduled, incremental scoring)")
     if not batch:
-        g.add_argument("--db", metavar="TARGET", help="write scores, events and the run into a results database: "
-                       "a file path (SQLite, e.g. results.db) or a URL (postgresql://user:pw@host/db); only new "
-                       "timestamps are scored")
+        g.add_argument(
+            "--db",
+            metavar="TARGET",
+            help="write scores, events and the run into a results database: "
+            "a file path (SQLite, e.g. results.db) or a URL (postgresql://user:pw@host/db); only new "
+            "timestamps are scored",
+        )
         g.add_argument("--source", metavar="NAME", help="name of the series in the database (default: DATA's absolute path)")
         g.add_argument("--rescore", action="store_true", help="re-score every timestamp of DATA (upserted), not only new ones")
-    g.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="wait at most this long for another run of the same source; then exit 3 (default: 60)")
+    g.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait at most this long for another run of the same source; then exit 3 (default: 60)",
+    )
     g.add_argument("--on-event", metavar="CMD", help="run the shell command CMD for each new event, the event as JSON on stdin")
     g.add_argument("--exit-code-on-anomaly", action="store_true", help="exit 4 when the run found new events")
 
@@ -263,16 +300,30 @@ def cmd_score_db(args) -> int:
     from anomaly.scheduled import Job, run_job
 
     if args.out or args.events:
-        raise ConfigError("--out and --events write files; with --db the results go to the database (read them "
-                          "with SQL or the dashboard)")
-    job = Job(data=args.data, model=args.model, source=args.source, timestamp_col=args.timestamp_col,
-              columns=args.columns, duplicates=args.duplicates, max_gap=args.max_gap, threshold=args.threshold,
-              quantile=args.quantile, min_length=args.min_length, merge_gap=args.merge_gap, rescore=args.rescore,
-              engine=args.engine)
+        raise ConfigError(
+            "--out and --events write files; with --db the results go to the database (read them with SQL or the dashboard)"
+        )
+    job = Job(
+        data=args.data,
+        model=args.model,
+        source=args.source,
+        timestamp_col=args.timestamp_col,
+        columns=args.columns,
+        duplicates=args.duplicates,
+        max_gap=args.max_gap,
+        threshold=args.threshold,
+        quantile=args.quantile,
+        min_length=args.min_length,
+        merge_gap=args.merge_gap,
+        rescore=args.rescore,
+        engine=args.engine,
+    )
     result = run_job(job, args.db, args.lock_timeout, debug=args.debug)
     if result.status == "success":
-        print(f"run {result.run_id}: wrote {result.rows_scored} rows ({result.rows_new} new) for {result.source}; "
-              f"{len(result.new_events)} new event(s)")
+        print(
+            f"run {result.run_id}: wrote {result.rows_scored} rows ({result.rows_new} new) for {result.source}; "
+            f"{len(result.new_events)} new event(s)"
+        )
     return _db_exit([result], args)
 
 
@@ -284,23 +335,30 @@ def cmd_score_batch(args) -> int:
     jobs, settings = load_jobs(args.jobs)
     db = args.db or settings.get("db")
     if not db:
-        raise ConfigError(f"{args.jobs}: no database: give --db TARGET or set db = \"...\" in the file")
+        raise ConfigError(f'{args.jobs}: no database: give --db TARGET or set db = "..." in the file')
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     timeout = args.lock_timeout if args.lock_timeout is not None else settings.get("lock_timeout", 60.0)
     results = run_batch(jobs, db, timeout, workers=args.workers, scheduler=args.scheduler)
     for r in results:
-        state = f"run {r.run_id}: wrote {r.rows_scored} rows ({r.rows_new} new), {len(r.new_events)} new event(s)" \
-            if r.status == "success" else f"{r.status}: {r.error}"
+        state = (
+            f"run {r.run_id}: wrote {r.rows_scored} rows ({r.rows_new} new), {len(r.new_events)} new event(s)"
+            if r.status == "success"
+            else f"{r.status}: {r.error}"
+        )
         print(f"{r.source}: {state}")
     return _db_exit(results, args)
 
 
 def _add_score_batch(sub) -> None:
-    p = sub.add_parser("score-batch", help="score many (data, model) pairs into a database, optionally on Dask",
-                       description="Score the jobs of JOBS.toml into a results database, one after the other, "
-                                   "on a local Dask cluster (--workers N) or on a Dask scheduler (--scheduler).",
-                       epilog=SCORE_BATCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "score-batch",
+        help="score many (data, model) pairs into a database, optionally on Dask",
+        description="Score the jobs of JOBS.toml into a results database, one after the other, "
+        "on a local Dask cluster (--workers N) or on a Dask scheduler (--scheduler).",
+        epilog=SCORE_BATCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("jobs", metavar="JOBS.toml", help="TOML file with [[jobs]] tables (data, model, ...)")
     p.add_argument("--db", metavar="TARGET", help="results database (default: the file's db key)")
     where = p.add_mutually_exclusive_group()
@@ -321,7 +379,7 @@ def _labels_for(path: str, key: str | None, data_path: str, tz) -> list:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
-        raise DataError(f"{path}: expected {{\"KEY\": [[start, end], ...]}}")
+        raise DataError(f'{path}: expected {{"KEY": [[start, end], ...]}}')
     if key is None:
         name = Path(data_path).name
         matches = [k for k in raw if k == name or k.endswith("/" + name) or Path(k).stem == Path(name).stem]
@@ -330,7 +388,9 @@ def _labels_for(path: str, key: str | None, data_path: str, tz) -> list:
         elif len(matches) == 1:
             key = matches[0]
         else:
-            raise DataError(f"{path}: cannot tell which key holds the labels of {name}; use --key (keys: {', '.join(list(raw)[:5])}...)")
+            raise DataError(
+                f"{path}: cannot tell which key holds the labels of {name}; use --key (keys: {', '.join(list(raw)[:5])}...)"
+            )
     if key not in raw:
         raise DataError(f"{path}: no key '{key}'")
     try:
@@ -368,10 +428,14 @@ def cmd_evaluate(args) -> int:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="compare detected events with labelled windows",
-                       description="Score DATA and compare its events with labelled anomaly windows "
-                                   "(LABELS.json: {\"KEY\": [[start, end], ...]}).",
-                       epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "evaluate",
+        help="compare detected events with labelled windows",
+        description="Score DATA and compare its events with labelled anomaly windows "
+        '(LABELS.json: {"KEY": [[start, end], ...]}).',
+        epilog=EVALUATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_saved_model_input(p)
     p.add_argument("--labels", required=True, metavar="LABELS.json", help="labelled windows")
     p.add_argument("--key", help="key of DATA in the labels file (default: matched by file name)")
@@ -402,10 +466,14 @@ def cmd_embed(args) -> int:
 
 
 def _add_embed(sub) -> None:
-    p = sub.add_parser("embed", help="write the encoder's vector of every window",
-                       description="Run the encoder of a saved model alone and write one fixed-length vector per "
-                                   "window of DATA (start, end, z0, z1, ...), for plots, clustering or a classifier.",
-                       epilog=EMBED_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "embed",
+        help="write the encoder's vector of every window",
+        description="Run the encoder of a saved model alone and write one fixed-length vector per "
+        "window of DATA (start, end, z0, z1, ...), for plots, clustering or a classifier.",
+        epilog=EMBED_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_saved_model_input(p, engine=False)  # the encoder alone runs in TensorFlow
     p.add_argument("--out", required=True, metavar="FILE", help="vectors file (.csv or .parquet)")
     _add_data_options(p)
@@ -423,9 +491,12 @@ def cmd_export_onnx(args) -> int:
 
 
 def _add_export_onnx(sub) -> None:
-    p = sub.add_parser("export-onnx", help="add an ONNX export to a saved model (scoring without TensorFlow)",
-                       description="Export the model of DIR to DIR/model.onnx, so that 'anomaly score' runs it with "
-                                   "ONNX Runtime: no TensorFlow import, about a second to start, a fraction of the memory.")
+    p = sub.add_parser(
+        "export-onnx",
+        help="add an ONNX export to a saved model (scoring without TensorFlow)",
+        description="Export the model of DIR to DIR/model.onnx, so that 'anomaly score' runs it with "
+        "ONNX Runtime: no TensorFlow import, about a second to start, a fraction of the memory.",
+    )
     p.add_argument("model", metavar="DIR", help="model directory written by 'anomaly train'")
     p.set_defaults(func=cmd_export_onnx)
 
@@ -460,11 +531,16 @@ def cmd_feedback(args) -> int:
             folder = str(Path(args.model).expanduser().resolve()) if "@" not in args.model else args.model
             found = found[(found["model"] == args.model) | (found["model"].str.rsplit("@", n=1).str[0] == folder)]
         if found.empty:
-            raise DataError(f"{args.db}: no stored event of source '{args.source}' starts at {start}"
-                            + (f" for model {args.model}" if args.model else "") + " (see 'anomaly events')")
+            raise DataError(
+                f"{args.db}: no stored event of source '{args.source}' starts at {start}"
+                + (f" for model {args.model}" if args.model else "")
+                + " (see 'anomaly events')"
+            )
         if len(found) > 1:
-            raise DataError(f"{args.db}: {len(found)} model versions stored an event of '{args.source}' at {start}; "
-                            f"choose one with --model ({', '.join(found['model'])})")
+            raise DataError(
+                f"{args.db}: {len(found)} model versions stored an event of '{args.source}' at {start}; "
+                f"choose one with --model ({', '.join(found['model'])})"
+            )
         row = store.mark_event(args.source, found["model"].iloc[0], start, args.verdict, args.by, args.note, mute)
     muted = f", alerts muted until {row['mute_until']}" if row["mute_until"] is not None else ""
     print(f"marked the event of {args.source} at {row['start']} as {VERDICT_LABELS[row['verdict']]}{muted}")
@@ -472,16 +548,24 @@ def cmd_feedback(args) -> int:
 
 
 def _add_feedback(sub) -> None:
-    p = sub.add_parser("feedback", help="mark a stored event as a true alarm, a false alarm or acknowledged",
-                       description="Record a verdict on an event of the results database, with who gave it and when. "
-                                   "A false alarm or an acknowledged event also silences the alerts (--on-event, exit "
-                                   "code 4) of new events of the source that overlap it, or start before --mute-until.",
-                       epilog=FEEDBACK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "feedback",
+        help="mark a stored event as a true alarm, a false alarm or acknowledged",
+        description="Record a verdict on an event of the results database, with who gave it and when. "
+        "A false alarm or an acknowledged event also silences the alerts (--on-event, exit "
+        "code 4) of new events of the source that overlap it, or start before --mute-until.",
+        epilog=FEEDBACK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--db", required=True, metavar="TARGET", help="results database: an SQLite file or an SQLAlchemy URL")
     p.add_argument("--source", required=True, help="the event's source, as stored (see 'anomaly events')")
     p.add_argument("--start", required=True, metavar="TS", help="the event's start, as stored (UTC)")
-    p.add_argument("--verdict", required=True, choices=["true", "false", "ack"],
-                   help="true alarm, false alarm, or acknowledged (seen, being handled)")
+    p.add_argument(
+        "--verdict",
+        required=True,
+        choices=["true", "false", "ack"],
+        help="true alarm, false alarm, or acknowledged (seen, being handled)",
+    )
     p.add_argument("--by", required=True, metavar="NAME", help="who gives the verdict")
     p.add_argument("--note", default="", help="a short note kept with the verdict")
     p.add_argument("--mute-until", metavar="TS", help="also silence the source's alerts until TS (false or ack only)")
@@ -506,10 +590,13 @@ def cmd_events(args) -> int:
 
 
 def _add_events(sub) -> None:
-    p = sub.add_parser("events", help="list the events of a results database with their verdicts (CSV)",
-                       description="Print (or write to --out) the stored events and their operators' verdicts, "
-                                   "oldest first per source, as CSV.",
-                       epilog=FEEDBACK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "events",
+        help="list the events of a results database with their verdicts (CSV)",
+        description="Print (or write to --out) the stored events and their operators' verdicts, oldest first per source, as CSV.",
+        epilog=FEEDBACK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--db", required=True, metavar="TARGET", help="results database: an SQLite file or an SQLAlchemy URL")
     p.add_argument("--source", help="only this source's events")
     p.add_argument("--out", metavar="FILE", help="write to FILE (.csv or .parquet) instead of standard output")
@@ -527,19 +614,43 @@ def cmd_dashboard(args) -> int:
 
     app = Path(dashboard.__file__).parent / "app.py"
     db = args.db if "://" in args.db else str(Path(args.db).expanduser().resolve())
-    env = dict(os.environ, ANOMALY_MODELS_DIR=str(Path(args.models).expanduser().resolve()),
-               ANOMALY_DATA_DIR=str(Path(args.data).expanduser().resolve()), ANOMALY_DB=db)
+    env = dict(
+        os.environ,
+        ANOMALY_MODELS_DIR=str(Path(args.models).expanduser().resolve()),
+        ANOMALY_DATA_DIR=str(Path(args.data).expanduser().resolve()),
+        ANOMALY_DB=db,
+    )
     for option, folder in (("--models", env["ANOMALY_MODELS_DIR"]), ("--data", env["ANOMALY_DATA_DIR"])):
         if not Path(folder).is_dir():
             log.warning("%s %s: no such folder yet (the dashboard lists nothing there)", option, folder)
     # The server settings the checkout's .streamlit/config.toml holds, given on the command line so an
     # installed package behaves the same from any working directory.
-    command = [sys.executable, "-m", "streamlit", "run", str(app),
-               "--server.address", args.address, "--server.port", str(args.port), "--server.headless", "true",
-               "--server.maxUploadSize", str(dashboard.MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
-               "--client.showErrorDetails", "type", "--client.toolbarMode", "minimal"]
-    print(f"serving the dashboard on http://{args.address}:{args.port} (models: {env['ANOMALY_MODELS_DIR']}, "
-          f"data: {env['ANOMALY_DATA_DIR']}, database: {dashboard.db_label(db)}); Ctrl+C stops it", flush=True)
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        args.address,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--server.maxUploadSize",
+        str(dashboard.MAX_UPLOAD_MB),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.showErrorDetails",
+        "type",
+        "--client.toolbarMode",
+        "minimal",
+    ]
+    print(
+        f"serving the dashboard on http://{args.address}:{args.port} (models: {env['ANOMALY_MODELS_DIR']}, "
+        f"data: {env['ANOMALY_DATA_DIR']}, database: {dashboard.db_label(db)}); Ctrl+C stops it",
+        flush=True,
+    )
     return _exec(command, env)
 
 
@@ -550,14 +661,21 @@ def _exec(command: list[str], env: dict) -> int:
 
 
 def _add_dashboard(sub) -> None:
-    p = sub.add_parser("dashboard", help="serve the Streamlit dashboard (needs the 'dashboard' extra)",
-                       description="Serve the dashboard: explore a series and its scores, tune the flagging rule, "
-                                   "train models, and follow the scheduled runs of a results database. It reads and "
-                                   "writes only inside --models, --data and --db.")
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the Streamlit dashboard (needs the 'dashboard' extra)",
+        description="Serve the dashboard: explore a series and its scores, tune the flagging rule, "
+        "train models, and follow the scheduled runs of a results database. It reads and "
+        "writes only inside --models, --data and --db.",
+    )
     p.add_argument("--models", default="models", metavar="DIR", help="models folder (default: ./models)")
     p.add_argument("--data", default="data", metavar="DIR", help="data folder (default: ./data)")
-    p.add_argument("--db", default="results.db", metavar="TARGET",
-                   help="results database: an SQLite file or an SQLAlchemy URL (default: ./results.db)")
+    p.add_argument(
+        "--db",
+        default="results.db",
+        metavar="TARGET",
+        help="results database: an SQLite file or an SQLAlchemy URL (default: ./results.db)",
+    )
     p.add_argument("--address", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
     p.set_defaults(func=cmd_dashboard)
@@ -592,14 +710,18 @@ def cmd_bench(args) -> int:
     def progress(i, n, row):
         if not args.quiet:
             seg = {m: r["overlap_segment"] for m, r in row["methods"].items()}
-            print(f"[{i}/{n}] {row['series']}: " + "  ".join(f"{m} tp={c['tp']} fp={c['fp']} fn={c['fn']}" for m, c in seg.items()),
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{i}/{n}] {row['series']}: " + "  ".join(f"{m} tp={c['tp']} fp={c['fp']} fn={c['fn']}" for m, c in seg.items()),
+                file=sys.stderr,
+                flush=True,
+            )
 
     for flag in ("reverse", "bidirectional"):
         if getattr(args, flag):
             overrides[flag] = True
-    result = run_bench(args.dir, args.protocol, args.series, tuple(args.methods), overrides, args.cache, progress, args.max_rows,
-                       args.context)
+    result = run_bench(
+        args.dir, args.protocol, args.series, tuple(args.methods), overrides, args.cache, progress, args.max_rows, args.context
+    )
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
@@ -607,20 +729,32 @@ def cmd_bench(args) -> int:
 
 
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="benchmark the detector and two baselines on a labelled dataset folder",
-                       description="Fit, score and evaluate every series of DIR (NAB's layout, or SERIES.train/test.parquet "
-                                   "+ labels.json) with the LSTM detector and the PCA and rolling z-score baselines; print "
-                                   "per-series and pooled overlap-segment, point-wise and point-adjusted (optimistic) figures.",
-                       epilog=BENCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "bench",
+        help="benchmark the detector and two baselines on a labelled dataset folder",
+        description="Fit, score and evaluate every series of DIR (NAB's layout, or SERIES.train/test.parquet "
+        "+ labels.json) with the LSTM detector and the PCA and rolling z-score baselines; print "
+        "per-series and pooled overlap-segment, point-wise and point-adjusted (optimistic) figures.",
+        epilog=BENCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("dir", metavar="DIR", help="dataset folder")
-    p.add_argument("--protocol", choices=["train-test", "whole", "probation"],
-                   help="train-test: fit on train, score test; whole: fit and score everything; probation: fit on the "
-                        "first 15%% (default: train-test where splits exist, else whole)")
+    p.add_argument(
+        "--protocol",
+        choices=["train-test", "whole", "probation"],
+        help="train-test: fit on train, score test; whole: fit and score everything; probation: fit on the "
+        "first 15%% (default: train-test where splits exist, else whole)",
+    )
     p.add_argument("--series", metavar="GLOB", help="only series whose name matches GLOB (e.g. 'realAdExchange/*', 'A-*')")
     p.add_argument("--json", metavar="OUT", help="also write every figure as JSON to OUT")
-    p.add_argument("--methods", type=_name_list, default=["lstm", "pca", "zscore"], help="comma-separated: lstm,pca,zscore (default: all)")
-    p.add_argument("--model-kind", choices=["reconstruction", "prediction", "composite"],
-                   help="detector model kind (default: the detector's, reconstruction)")
+    p.add_argument(
+        "--methods", type=_name_list, default=["lstm", "pca", "zscore"], help="comma-separated: lstm,pca,zscore (default: all)"
+    )
+    p.add_argument(
+        "--model-kind",
+        choices=["reconstruction", "prediction", "composite"],
+        help="detector model kind (default: the detector's, reconstruction)",
+    )
     p.add_argument("--cache", metavar="DIR", help="save per-timestamp raw scores (npz) under DIR to study post-processing")
     g = p.add_argument_group("detector overrides (default: the detector's defaults, as 'anomaly train' uses them)")
     g.add_argument("--max-rows", type=int, help="average blocks of rows so the scored part has at most this many (0 = off)")
@@ -633,8 +767,12 @@ def _add_bench(sub) -> None:
     g.add_argument("--overlap", choices=["mean", "median"], help="join overlapping windows' estimates of a row")
     g.add_argument("--reverse", action="store_true", help="reconstruct each window reversed in time")
     g.add_argument("--bidirectional", action="store_true", help="bidirectional LSTM layers")
-    g.add_argument("--context", action=argparse.BooleanOptionalAction, default=None,
-                   help="use cmd_* columns (SMAP's command flags) as LSTM inputs, not targets (default: the benchmark's)")
+    g.add_argument(
+        "--context",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use cmd_* columns (SMAP's command flags) as LSTM inputs, not targets (default: the benchmark's)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-series progress")
     p.set_defaults(func=cmd_bench)
 
@@ -645,7 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="anomaly",
         description="Find anomalies in sensor time series with LSTM autoencoders.",
         epilog="exit codes: 0 success, 1 internal error, 2 bad input (data, option or model), "
-               "3 database lock busy, 4 new anomalies found (opt-in), 130 interrupted, 143 terminated",
+        "3 database lock busy, 4 new anomalies found (opt-in), 130 interrupted, 143 terminated",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -688,6 +826,7 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate_like_interrupt():
     """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler."""
+
     def handler(signum, frame):
         raise Terminated()
 

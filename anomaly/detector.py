@@ -120,83 +120,201 @@ class LSTMAutoencoderDetector(BaseEstimator):
     # check_params. The defaults are the configuration `anomaly bench` measures.
     # -- model
     window: int = param(32, "int", "window length in points", low=2, flag="--window")
-    stride: int | str = param("auto", "stride", "step between windows, or auto: grows on long normal periods so a fit "
-                              "sees about 2,500 windows", flag="--stride")
-    encoder_units: tuple[int, ...] = param((32,), "units", "encoder LSTM units per layer, e.g. 64 or 64,32",
-                                           flag="--units", label="LSTM units")
-    decoder_units: tuple[int, ...] = param((32,), "units", "decoder LSTM units per layer", flag="--decoder-units",
-                                           default_text="the encoder's, reversed")
+    stride: int | str = param(
+        "auto",
+        "stride",
+        "step between windows, or auto: grows on long normal periods so a fit sees about 2,500 windows",
+        flag="--stride",
+    )
+    encoder_units: tuple[int, ...] = param(
+        (32,), "units", "encoder LSTM units per layer, e.g. 64 or 64,32", flag="--units", label="LSTM units"
+    )
+    decoder_units: tuple[int, ...] = param(
+        (32,), "units", "decoder LSTM units per layer", flag="--decoder-units", default_text="the encoder's, reversed"
+    )
     latent_dim: int = param(16, "int", "size of the latent vector", low=1, flag="--latent")
-    activation: str = param("tanh", "choice", "LSTM activation", flag="--activation",
-                            choices=("tanh", "relu", "sigmoid", "elu", "selu", "softsign", "linear"))
+    activation: str = param(
+        "tanh",
+        "choice",
+        "LSTM activation",
+        flag="--activation",
+        choices=("tanh", "relu", "sigmoid", "elu", "selu", "softsign", "linear"),
+    )
     dropout: float = param(0.0, "float", "dropout on LSTM inputs", low=0, high=1, open_high=True, flag="--dropout")
     learning_rate: float = param(5e-3, "float", "Adam learning rate", low=0, open_low=True, flag="--learning-rate")
     batch_size: int = param(128, "int", "training batch size", low=1, flag="--batch-size")
     epochs: int = param(25, "int", "maximum epochs", low=1, flag="--epochs")
     patience: int = param(4, "int", "early-stopping patience in epochs", low=0, flag="--patience")
-    validation_fraction: float = param(0.2, "float", "last fraction of normal windows held out", low=0, high=1,
-                                       open_high=True, flag="--validation-fraction")
+    validation_fraction: float = param(
+        0.2, "float", "last fraction of normal windows held out", low=0, high=1, open_high=True, flag="--validation-fraction"
+    )
     seed: int = param(0, "int", "random seed: same seed, same model", flag="--seed")
-    on_constant: str = param("keep", "choice", "a sensor constant in the normal period: keep it (a warning; any change "
-                             "in it then scores as anomalous) or refuse it", choices=CONSTANT_POLICIES,
-                             flag="--on-constant")
+    on_constant: str = param(
+        "keep",
+        "choice",
+        "a sensor constant in the normal period: keep it (a warning; any change in it then scores as anomalous) or refuse it",
+        choices=CONSTANT_POLICIES,
+        flag="--on-constant",
+    )
     verbose: int = param(1, "int", "0: silent fit; 1: a progress bar per epoch", low=0, group="other", form=False)
     # -- model kind (Srivastava et al. 2015)
-    model_kind: str = param("reconstruction", "choice", "decoder(s): rebuild the window, predict the steps after it, "
-                            "or both", choices=MODEL_KINDS, flag="--model-kind", group="kind")
-    horizon: int = param(1, "int", "steps predicted after each window, for prediction and composite", low=1,
-                         flag="--horizon", metavar="N", group="kind")
-    prediction_weight: float = param(1.0, "float", "composite loss = mse(reconstruction) + W * mse(prediction)", low=0,
-                                     open_low=True, flag="--prediction-weight", metavar="W", group="kind")
+    model_kind: str = param(
+        "reconstruction",
+        "choice",
+        "decoder(s): rebuild the window, predict the steps after it, or both",
+        choices=MODEL_KINDS,
+        flag="--model-kind",
+        group="kind",
+    )
+    horizon: int = param(
+        1,
+        "int",
+        "steps predicted after each window, for prediction and composite",
+        low=1,
+        flag="--horizon",
+        metavar="N",
+        group="kind",
+    )
+    prediction_weight: float = param(
+        1.0,
+        "float",
+        "composite loss = mse(reconstruction) + W * mse(prediction)",
+        low=0,
+        open_low=True,
+        flag="--prediction-weight",
+        metavar="W",
+        group="kind",
+    )
     reverse: bool = param(False, "bool", "reconstruct the window in reverse order", flag="--reverse", group="kind")
-    conditional: bool = param(False, "bool", "feed each decoder its previous output (teacher forcing in training)",
-                              flag="--conditional", group="kind")
-    bidirectional: bool = param(False, "bool", "every LSTM layer reads its input forwards and backwards (not with "
-                                "--conditional)", flag="--bidirectional", group="kind")
+    conditional: bool = param(
+        False, "bool", "feed each decoder its previous output (teacher forcing in training)", flag="--conditional", group="kind"
+    )
+    bidirectional: bool = param(
+        False,
+        "bool",
+        "every LSTM layer reads its input forwards and backwards (not with --conditional)",
+        flag="--bidirectional",
+        group="kind",
+    )
     # -- flagging (anomaly.flagging; the batch rules: anomaly.postprocess)
-    local_rule: str | None = param("trailing", "choice", "trailing: each row against the scores before it (causal, "
-                                   "scores incrementally); none: the fixed threshold; ksigma, dynamic, pot: against the "
-                                   "whole scored batch", choices=(TRAILING_RULE, *LOCAL_RULES), none=True,
-                                   flag="--local-rule", group="flagging")
-    local_k: float = param(6.0, "float", "k of the trailing (or ksigma) mean + k*std", low=0, open_low=True,
-                           flag="--local-k", group="flagging")
-    local_trailing: int = param(3000, "int", "scores before a row that its threshold comes from", low=2,
-                                flag="--trailing", metavar="N", group="flagging")
-    local_exclude: bool = param(True, "bool", "keep flagged rows out of the trailing scores, so a long anomaly stays "
-                                "flagged", flag="--exclude-flagged", group="flagging")
-    local_cap: float = param(3.0, "float", "also flag rows over this many times the largest held-out normal score "
-                             "(0 = off)", low=0, flag="--local-cap", group="flagging")
-    prune: float = param(0.0, "float", "trailing: also require (1 + P) times the trailing maximum; batch rules: "
-                         "telemanom's pruning", low=0, high=1, open_high=True, flag="--prune", group="flagging")
-    event_padding: int = param(100, "int", "rows flagged after each flagged row (batch rules: on each side)", low=0,
-                               flag="--event-padding", metavar="N", group="flagging")
-    smoothing: int = param(20, "int", "EWMA span of the score in points, 0 = off", low=0, flag="--smoothing",
-                           metavar="SPAN", group="flagging")
-    root_score: bool = param(True, "bool", "compare the root of the squared error (RMS), whose tails are lighter",
-                             flag="--root-score", group="flagging")
-    local_window: float = param(0.33, "float", "batch rules: window of the sliding thirds, as a fraction of the "
-                                "scored batch", low=0, high=1, open_low=True, group="flagging")
+    local_rule: str | None = param(
+        "trailing",
+        "choice",
+        "trailing: each row against the scores before it (causal, "
+        "scores incrementally); none: the fixed threshold; ksigma, dynamic, pot: against the "
+        "whole scored batch",
+        choices=(TRAILING_RULE, *LOCAL_RULES),
+        none=True,
+        flag="--local-rule",
+        group="flagging",
+    )
+    local_k: float = param(
+        6.0, "float", "k of the trailing (or ksigma) mean + k*std", low=0, open_low=True, flag="--local-k", group="flagging"
+    )
+    local_trailing: int = param(
+        3000, "int", "scores before a row that its threshold comes from", low=2, flag="--trailing", metavar="N", group="flagging"
+    )
+    local_exclude: bool = param(
+        True,
+        "bool",
+        "keep flagged rows out of the trailing scores, so a long anomaly stays flagged",
+        flag="--exclude-flagged",
+        group="flagging",
+    )
+    local_cap: float = param(
+        3.0,
+        "float",
+        "also flag rows over this many times the largest held-out normal score (0 = off)",
+        low=0,
+        flag="--local-cap",
+        group="flagging",
+    )
+    prune: float = param(
+        0.0,
+        "float",
+        "trailing: also require (1 + P) times the trailing maximum; batch rules: telemanom's pruning",
+        low=0,
+        high=1,
+        open_high=True,
+        flag="--prune",
+        group="flagging",
+    )
+    event_padding: int = param(
+        100,
+        "int",
+        "rows flagged after each flagged row (batch rules: on each side)",
+        low=0,
+        flag="--event-padding",
+        metavar="N",
+        group="flagging",
+    )
+    smoothing: int = param(
+        20, "int", "EWMA span of the score in points, 0 = off", low=0, flag="--smoothing", metavar="SPAN", group="flagging"
+    )
+    root_score: bool = param(
+        True,
+        "bool",
+        "compare the root of the squared error (RMS), whose tails are lighter",
+        flag="--root-score",
+        group="flagging",
+    )
+    local_window: float = param(
+        0.33,
+        "float",
+        "batch rules: window of the sliding thirds, as a fraction of the scored batch",
+        low=0,
+        high=1,
+        open_low=True,
+        group="flagging",
+    )
     # -- fixed thresholds (in force with local_rule=None)
-    threshold_rule: str = param("quantile", "choice", "rule in force: quantile of held-out normal scores, mean + "
-                                "k*std, or margin * max", choices=thr.RULES, flag="--threshold-rule", group="threshold")
-    quantile: float = param(0.995, "float", "quantile of held-out normal scores", low=0, high=1, open_low=True,
-                            open_high=True, flag="--quantile", group="threshold")
-    k_sigma: float = param(4.0, "float", "k of the mean + k*std rule", low=0, open_low=True, flag="--k-sigma",
-                           group="threshold")
-    margin: float = param(1.0, "float", "multiplier of the max rule", low=0, open_low=True, flag="--margin",
-                          group="threshold")
+    threshold_rule: str = param(
+        "quantile",
+        "choice",
+        "rule in force: quantile of held-out normal scores, mean + k*std, or margin * max",
+        choices=thr.RULES,
+        flag="--threshold-rule",
+        group="threshold",
+    )
+    quantile: float = param(
+        0.995,
+        "float",
+        "quantile of held-out normal scores",
+        low=0,
+        high=1,
+        open_low=True,
+        open_high=True,
+        flag="--quantile",
+        group="threshold",
+    )
+    k_sigma: float = param(4.0, "float", "k of the mean + k*std rule", low=0, open_low=True, flag="--k-sigma", group="threshold")
+    margin: float = param(1.0, "float", "multiplier of the max rule", low=0, open_low=True, flag="--margin", group="threshold")
     # -- events
-    min_event_length: int = param(1, "int", "drop events shorter than N points", low=1, flag="--min-length",
-                                  metavar="N", group="events")
-    merge_gap: int = param(0, "int", "merge events at most N points apart", low=0, flag="--merge-gap", metavar="N",
-                           group="events")
+    min_event_length: int = param(
+        1, "int", "drop events shorter than N points", low=1, flag="--min-length", metavar="N", group="events"
+    )
+    merge_gap: int = param(
+        0, "int", "merge events at most N points apart", low=0, flag="--merge-gap", metavar="N", group="events"
+    )
     # -- scoring details
-    overlap: str = param("mean", "choice", "join overlapping windows' estimates of a row: mean of their errors, or "
-                         "the error of their median", choices=OVERLAPS, flag="--overlap", group="other")
-    normalize_errors: bool = param(False, "bool", "divide each sensor's error by its normal level before the mean "
-                                   "over sensors", flag="--normalize-errors", group="other")
-    context_columns: tuple[str, ...] = param((), "names", "input-only columns (read by the encoder, never rebuilt "
-                                             "nor scored)", group="other", form=False)
+    overlap: str = param(
+        "mean",
+        "choice",
+        "join overlapping windows' estimates of a row: mean of their errors, or the error of their median",
+        choices=OVERLAPS,
+        flag="--overlap",
+        group="other",
+    )
+    normalize_errors: bool = param(
+        False,
+        "bool",
+        "divide each sensor's error by its normal level before the mean over sensors",
+        flag="--normalize-errors",
+        group="other",
+    )
+    context_columns: tuple[str, ...] = param(
+        (), "names", "input-only columns (read by the encoder, never rebuilt nor scored)", group="other", form=False
+    )
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
@@ -259,8 +377,11 @@ class LSTMAutoencoderDetector(BaseEstimator):
 
     def _outputs(self) -> list[str]:
         """The decoders, in the order of the model's outputs."""
-        return {"reconstruction": ["reconstruction"], "prediction": ["prediction"],
-                "composite": ["reconstruction", "prediction"]}[self.model_kind]
+        return {
+            "reconstruction": ["reconstruction"],
+            "prediction": ["prediction"],
+            "composite": ["reconstruction", "prediction"],
+        }[self.model_kind]
 
     def output_shapes(self, n_features: int) -> list[tuple]:
         """Shape of each output of the saved model, in order (checked when a model directory is loaded)."""
@@ -272,12 +393,21 @@ class LSTMAutoencoderDetector(BaseEstimator):
         from anomaly.model import build_model
 
         return build_model(
-            kind=self.model_kind, window=self.window, n_features=self.n_features_in_,
+            kind=self.model_kind,
+            window=self.window,
+            n_features=self.n_features_in_,
             n_outputs=self.n_features_in_ - len(self.context_columns),
-            encoder_units=tuple(self.encoder_units), decoder_units=tuple(self.decoder_units),
-            latent_dim=self.latent_dim, horizon=int(self.horizon), activation=self.activation,
-            dropout=self.dropout, learning_rate=self.learning_rate, conditional=bool(self.conditional),
-            prediction_weight=float(self.prediction_weight), pad_value=pad_value, bidirectional=bool(self.bidirectional),
+            encoder_units=tuple(self.encoder_units),
+            decoder_units=tuple(self.decoder_units),
+            latent_dim=self.latent_dim,
+            horizon=int(self.horizon),
+            activation=self.activation,
+            dropout=self.dropout,
+            learning_rate=self.learning_rate,
+            conditional=bool(self.conditional),
+            prediction_weight=float(self.prediction_weight),
+            pad_value=pad_value,
+            bidirectional=bool(self.bidirectional),
         )
 
     def _train(self, built, n_train: int, n_val: int, make_train, make_val, on_epoch=None) -> None:
@@ -309,8 +439,12 @@ class LSTMAutoencoderDetector(BaseEstimator):
         """One training batch of windows at ``starts``: ``(inputs, targets)`` (targets from ``targets_of``)."""
         x = gather(values, starts, self.window)
         xt = x if targets_of is values else gather(targets_of, starts, self.window)
-        targets = [(reverse_steps(xt) if self.reverse else xt) if name == "reconstruction"
-                   else gather_future(targets_of, starts, self.window, self.horizon) for name in self._outputs()]
+        targets = [
+            (reverse_steps(xt) if self.reverse else xt)
+            if name == "reconstruction"
+            else gather_future(targets_of, starts, self.window, self.horizon)
+            for name in self._outputs()
+        ]
         return self._targets_to_batch(x, targets)
 
     # -- fitting ----------------------------------------------------------------------------
@@ -328,7 +462,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
         self.n_features_in_ = len(self.columns_)
         unknown = [c for c in self.context_columns if c not in self.columns_]
         if unknown:
-            raise DataError(f"context column(s) {', '.join(map(repr, unknown))} not in the data (columns: {', '.join(self.columns_)})")
+            raise DataError(
+                f"context column(s) {', '.join(map(repr, unknown))} not in the data (columns: {', '.join(self.columns_)})"
+            )
         if not self.target_columns_:
             raise DataError("every column is a context column: at least one must be a sensor to rebuild")
         self.interval_ = pd.Timedelta(X.index.freq) if X.index.freq is not None else detect_interval(X.index)
@@ -341,10 +477,14 @@ class LSTMAutoencoderDetector(BaseEstimator):
         train, val = self._split(starts, len(X))
 
         keras.utils.set_random_seed(self.seed)
-        self._train(self._build(), len(train), len(val),
-                    lambda idx: self._window_batch(values, targets_of, train[idx]),
-                    lambda idx: self._window_batch(values, targets_of, val[idx]),
-                    on_epoch=on_epoch)
+        self._train(
+            self._build(),
+            len(train),
+            len(val),
+            lambda idx: self._window_batch(values, targets_of, train[idx]),
+            lambda idx: self._window_batch(values, targets_of, val[idx]),
+            on_epoch=on_epoch,
+        )
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
         held_out = val if len(val) else train
@@ -379,8 +519,11 @@ class LSTMAutoencoderDetector(BaseEstimator):
         if constant.any() and self.on_constant == "error":
             raise DataError(f"sensor {names} is constant in the normal period; drop it with --columns or use --on-constant keep")
         if constant.any():
-            log.warning("sensor %s is constant in the normal period: kept unscaled, so any change in it scores as "
-                        "anomalous (drop it with --columns, or refuse it with --on-constant error)", names)
+            log.warning(
+                "sensor %s is constant in the normal period: kept unscaled, so any change in it scores as "
+                "anomalous (drop it with --columns, or refuse it with --on-constant error)",
+                names,
+            )
 
     def _split(self, starts: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Training and held-out window starts: the last windows are held out, one window apart."""
@@ -416,8 +559,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
             overflow = np.isfinite(block) & ~np.isfinite(scaled[lo : lo + SCALE_BLOCK])
             if overflow.any():
                 row, col = (int(a[0]) for a in np.nonzero(overflow))
-                raise DataError(f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} "
-                                "is too large to score")
+                raise DataError(
+                    f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} is too large to score"
+                )
         return scaled
 
     def _onnx_loaded(self) -> bool:
@@ -450,7 +594,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
         n_targets = targets_of.shape[1]
         median = self.overlap == "median"
         errors = None if median else OverlapMean(len(values), n_targets)
-        recon = OverlapMedian(len(values), n_targets) if median else (OverlapMean(len(values), n_targets) if reconstruct else None)
+        recon = (
+            OverlapMedian(len(values), n_targets) if median else (OverlapMean(len(values), n_targets) if reconstruct else None)
+        )
         predict = self._predictor().plan(len(starts))  # XLA only where it pays (model.XLA_MIN_WINDOWS)
         for batch in batched(starts, predict.batch_size):  # model.SCORE_BATCH, chosen by bench/perf.py
             x = gather(values, batch, self.window)
@@ -508,8 +654,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
         if len(starts) == 0:
             need = f"one window ({self.window} rows)" if span == self.window else f"one window plus the horizon ({span} rows)"
             raise DataError(
-                f"no complete window to score: the series has {len(X)} rows and no stretch without gaps "
-                f"of at least {need}"
+                f"no complete window to score: the series has {len(X)} rows and no stretch without gaps of at least {need}"
             )
         return X, values, starts
 
@@ -524,8 +669,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
             return thr.quantile_threshold(self.normal_scores_, quantile)
         return float(self.thresholds_["values"][self.thresholds_["rule"]])
 
-    def score(self, X: pd.DataFrame, *, threshold: float | None = None, quantile: float | None = None,
-              reconstruct: bool = False) -> pd.DataFrame:
+    def score(
+        self, X: pd.DataFrame, *, threshold: float | None = None, quantile: float | None = None, reconstruct: bool = False
+    ) -> pd.DataFrame:
         """Per-timestamp ``score, threshold, is_anomaly`` and ``error_<sensor>`` columns.
 
         Rows inside gaps (covered by no window) have NaN scores and are never anomalous. With
@@ -538,8 +684,14 @@ class LSTMAutoencoderDetector(BaseEstimator):
         row_errors, recon = self.forward(values, starts, reconstruct)
         return self._with_sensor_columns(self._flag_rows(row_errors, X.index, threshold, quantile), row_errors, recon)
 
-    def _flag_rows(self, row_errors: np.ndarray, index: pd.Index, threshold: float | None = None,
-                   quantile: float | None = None, fixed: float | None = None) -> pd.DataFrame:
+    def _flag_rows(
+        self,
+        row_errors: np.ndarray,
+        index: pd.Index,
+        threshold: float | None = None,
+        quantile: float | None = None,
+        fixed: float | None = None,
+    ) -> pd.DataFrame:
         """``score, threshold, is_anomaly`` of rows from their per-sensor squared errors.
 
         The rule in force, unless ``threshold``/``quantile`` asks for that one fixed threshold on the
@@ -550,8 +702,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
             # anomaly.flagging owns the rest: root, EWMA, trailing threshold, cap, padding forward.
             rule = self.flag_rule()
             flagged = flagging.flag(self.sensor_mean(row_errors), rule, self.flag_seed(rule))
-            return pd.DataFrame({"score": flagged.score, "threshold": flagged.threshold, "is_anomaly": flagged.flags},
-                                index=index)
+            return pd.DataFrame(
+                {"score": flagged.score, "threshold": flagged.threshold, "is_anomaly": flagged.flags}, index=index
+            )
         score = self.combine(row_errors, index)
         limit = self.threshold_for(threshold if fixed is None else fixed, quantile)
         out = pd.DataFrame({"score": score, "threshold": limit}, index=index)
@@ -564,9 +717,19 @@ class LSTMAutoencoderDetector(BaseEstimator):
             raw = self.sensor_mean(row_errors)
             floor = None if self.local_rule is not None else (np.sqrt(limit) if self.root_score else limit)
             out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
-                raw, rule=self.local_rule, smoothing=self.smoothing, window_frac=self.local_window, k=self.local_k,
-                floor=floor, cap=normal_cap(self.normal_scores_, self.local_cap, self.root_score), prune=self.prune, pad=self.event_padding, merge_gap=self.merge_gap,
-                min_length=self.min_event_length, root=self.root_score)
+                raw,
+                rule=self.local_rule,
+                smoothing=self.smoothing,
+                window_frac=self.local_window,
+                k=self.local_k,
+                floor=floor,
+                cap=normal_cap(self.normal_scores_, self.local_cap, self.root_score),
+                prune=self.prune,
+                pad=self.event_padding,
+                merge_gap=self.merge_gap,
+                min_length=self.min_event_length,
+                root=self.root_score,
+            )
         return out
 
     def _with_sensor_columns(self, out: pd.DataFrame, row_errors: np.ndarray, recon: np.ndarray | None) -> pd.DataFrame:
@@ -582,17 +745,27 @@ class LSTMAutoencoderDetector(BaseEstimator):
     def flag_rule(self) -> flagging.TrailingRule:
         """The causal flagging rule in force (``local_rule="trailing"``), its cap set from the held-out normal scores."""
         self._check_fitted()
-        return flagging.make_rule(self.normal_errors_, k=self.local_k, trailing=self.local_trailing,
-                                  cap_factor=self.local_cap, prune=self.prune, pad=self.event_padding,
-                                  smoothing=self.smoothing, root=bool(self.root_score), exclude=bool(self.local_exclude))
+        return flagging.make_rule(
+            self.normal_errors_,
+            k=self.local_k,
+            trailing=self.local_trailing,
+            cap_factor=self.local_cap,
+            prune=self.prune,
+            pad=self.event_padding,
+            smoothing=self.smoothing,
+            root=bool(self.root_score),
+            exclude=bool(self.local_exclude),
+        )
 
     def describe_flagging(self) -> str:
         """How this fitted detector flags rows, in one line (for the CLI and the dashboard)."""
         if self.local_rule == TRAILING_RULE:
             cap = self.flag_rule().cap
-            return (f"flags rows over mean + {self.local_k:g} std of the last {self.local_trailing} scores"
-                    + (f" or over {cap:.6g}" if cap is not None else "")
-                    + (f", and the {self.event_padding} rows after each" if self.event_padding else ""))
+            return (
+                f"flags rows over mean + {self.local_k:g} std of the last {self.local_trailing} scores"
+                + (f" or over {cap:.6g}" if cap is not None else "")
+                + (f", and the {self.event_padding} rows after each" if self.event_padding else "")
+            )
         t = self.thresholds_
         if self.local_rule is None:
             return f"threshold {t['rule']} = {t['values'][t['rule']]:.6g}"
@@ -605,8 +778,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
         fixed-threshold model (``local_rule=None``), ``threshold`` replaces the fitted value in its rule."""
         self._check_fitted()
         if threshold is not None and self.local_rule is not None:
-            raise ConfigError(f"a threshold replaces the fitted one of a fixed-threshold model only, not of "
-                              f"local_rule {self.local_rule!r}")
+            raise ConfigError(
+                f"a threshold replaces the fitted one of a fixed-threshold model only, not of local_rule {self.local_rule!r}"
+            )
         errors = scores[[f"error_{c}" for c in self.target_columns_]].to_numpy(dtype=np.float64)
         flagged = self._flag_rows(errors, scores.index, fixed=threshold)
         return scores.assign(**{c: flagged[c] for c in ("score", "threshold", "is_anomaly")})
@@ -630,14 +804,25 @@ class LSTMAutoencoderDetector(BaseEstimator):
 
             # the causal rule leaves merging and minimum length to the events; the batch rules applied them
             causal = self.local_rule == TRAILING_RULE
-            return events_from_flags(scores.index, scores["score"].to_numpy(), scores["threshold"].to_numpy(),
-                                     scores["is_anomaly"].to_numpy(), contributions, self.target_columns_,
-                                     merge_gap=self.merge_gap if causal else 0,
-                                     min_length=self.min_event_length if causal else 1)
+            return events_from_flags(
+                scores.index,
+                scores["score"].to_numpy(),
+                scores["threshold"].to_numpy(),
+                scores["is_anomaly"].to_numpy(),
+                contributions,
+                self.target_columns_,
+                merge_gap=self.merge_gap if causal else 0,
+                min_length=self.min_event_length if causal else 1,
+            )
         limit = float(scores["threshold"].iloc[0]) if threshold is None else self.threshold_for(threshold)
         return events_mod.find_events(
-            scores.index, scores["score"].to_numpy(), limit, contributions, self.target_columns_,
-            min_length=self.min_event_length, merge_gap=self.merge_gap,
+            scores.index,
+            scores["score"].to_numpy(),
+            limit,
+            contributions,
+            self.target_columns_,
+            min_length=self.min_event_length,
+            merge_gap=self.merge_gap,
         )
 
     def has_postprocessing(self) -> bool:
@@ -690,7 +875,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
 
     def _check_series_model(self) -> None:
         if self._is_sequence_model():
-            raise ConfigError("this model was fitted on separate sequences (fit_sequences): use score_sequences / embed_sequences")
+            raise ConfigError(
+                "this model was fitted on separate sequences (fit_sequences): use score_sequences / embed_sequences"
+            )
 
     def _check_sequence_model(self) -> None:
         self._check_fitted()
@@ -705,7 +892,8 @@ class LSTMAutoencoderDetector(BaseEstimator):
             if not h + 2 <= len(f) <= longest:
                 raise DataError(
                     f"sequence {i}: {len(f)} steps; this model takes {h + 2} to {longest} "
-                    + ("(window + horizon)" if h else "(window)") + ": split it or raise window"
+                    + ("(window + horizon)" if h else "(window)")
+                    + ": split it or raise window"
                 )
         if fitting:
             self.columns_ = list(map(str, frames[0].columns))
@@ -795,9 +983,14 @@ class LSTMAutoencoderDetector(BaseEstimator):
         train, val = np.arange(n_train), np.arange(n_train, len(scaled))
 
         keras.utils.set_random_seed(self.seed)
-        self._train(self._build(pad_value=pad), len(train), len(val),
-                    lambda idx: self._sequence_batch(inputs, lengths, futures, train[idx]),
-                    lambda idx: self._sequence_batch(inputs, lengths, futures, val[idx]), on_epoch=on_epoch)
+        self._train(
+            self._build(pad_value=pad),
+            len(train),
+            len(val),
+            lambda idx: self._sequence_batch(inputs, lengths, futures, train[idx]),
+            lambda idx: self._sequence_batch(inputs, lengths, futures, val[idx]),
+            on_epoch=on_epoch,
+        )
 
         held = val if len(val) else train
         _, row_errors, _ = self._sequence_forward(inputs[held], lengths[held], futures[held] if futures is not None else None)
@@ -811,8 +1004,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
         self.fingerprint_ = _sequences_fingerprint(self.columns_, scaled, indexes)
         return self
 
-    def score_sequences(self, sequences, *, threshold: float | None = None, quantile: float | None = None,
-                        reconstruct: bool = False) -> list[pd.DataFrame]:
+    def score_sequences(
+        self, sequences, *, threshold: float | None = None, quantile: float | None = None, reconstruct: bool = False
+    ) -> list[pd.DataFrame]:
         """One score frame per sequence, with the columns of :meth:`score` and the sequence's own index.
 
         Steps estimated by nothing (for ``prediction``, the steps before the last ``horizon``) score NaN.
@@ -953,7 +1147,9 @@ def _check_sequences(sequences, columns: list[str] | None) -> list[pd.DataFrame]
         if expected is not None:
             missing = [c for c in expected if c not in map(str, frame.columns)]
             if missing:
-                raise DataError(f"sequence {i}: lacks column(s) {', '.join(map(repr, missing))} (expected: {', '.join(expected)})")
+                raise DataError(
+                    f"sequence {i}: lacks column(s) {', '.join(map(repr, missing))} (expected: {', '.join(expected)})"
+                )
             frame = frame.rename(columns=str)[expected]
         bad = ~np.isfinite(frame.to_numpy(dtype=np.float64))
         if bad.any():
@@ -970,8 +1166,13 @@ def _sequences_fingerprint(columns: list[str], scaled: list[np.ndarray], indexes
     for v in scaled:
         digest.update(np.int64(len(v)).tobytes())
         digest.update(np.ascontiguousarray(v, dtype=np.float32).tobytes())
-    return {"sha256": digest.hexdigest(), "rows": int(sum(len(v) for v in scaled)), "sequences": len(scaled),
-            "start": str(indexes[0][0]), "end": str(indexes[-1][-1])}
+    return {
+        "sha256": digest.hexdigest(),
+        "rows": int(sum(len(v) for v in scaled)),
+        "sequences": len(scaled),
+        "start": str(indexes[0][0]),
+        "end": str(indexes[-1][-1]),
+    }
 
 
 def fingerprint(X: pd.DataFrame) -> dict:

@@ -40,8 +40,9 @@ def silencing_spans(feedback: pd.DataFrame) -> pd.DataFrame:
     until = pd.to_datetime(chosen["end"])
     mute = pd.to_datetime(chosen["mute_until"])
     until = until.where(mute.isna() | (mute <= until), mute)
-    return pd.DataFrame({"source": chosen["source"].to_numpy(), "start": pd.to_datetime(chosen["start"]).to_numpy(),
-                         "until": until.to_numpy()})
+    return pd.DataFrame(
+        {"source": chosen["source"].to_numpy(), "start": pd.to_datetime(chosen["start"]).to_numpy(), "until": until.to_numpy()}
+    )
 
 
 def split_silenced(new_events: list[dict], feedback: pd.DataFrame) -> tuple[list[dict], list[dict]]:
@@ -62,8 +63,12 @@ def precision(feedback: pd.DataFrame) -> dict:
     """``reviewed``, ``true_alarms``, ``false_alarms`` and ``precision`` (None with no true/false verdict)."""
     true = int((feedback["verdict"] == "true_alarm").sum())
     false = int((feedback["verdict"] == "false_alarm").sum())
-    return {"reviewed": int(len(feedback)), "true_alarms": true, "false_alarms": false,
-            "precision": true / (true + false) if true + false else None}
+    return {
+        "reviewed": int(len(feedback)),
+        "true_alarms": true,
+        "false_alarms": false,
+        "precision": true / (true + false) if true + false else None,
+    }
 
 
 def precision_by(feedback: pd.DataFrame, key: str = "model") -> pd.DataFrame:

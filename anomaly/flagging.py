@@ -58,8 +58,12 @@ class FlagState:
 
     def to_dict(self) -> dict:
         """JSON-ready (Python floats round-trip exactly through JSON)."""
-        return {"ewm_num": float(self.ewm_num), "ewm_den": float(self.ewm_den),
-                "trail": [float(v) for v in self.trail], "pad_left": int(self.pad_left)}
+        return {
+            "ewm_num": float(self.ewm_num),
+            "ewm_den": float(self.ewm_den),
+            "trail": [float(v) for v in self.trail],
+            "pad_left": int(self.pad_left),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> FlagState:
@@ -106,7 +110,7 @@ def seed(normal_raw: np.ndarray, rule: TrailingRule) -> FlagState:
     so the first rows of a series are smoothed like the rest instead of judged raw."""
     smooth, num, den = transform(normal_raw, rule)
     smooth = smooth[np.isfinite(smooth)]
-    return FlagState(num, den, smooth[len(smooth) - min(len(smooth), rule.trailing):].copy())
+    return FlagState(num, den, smooth[len(smooth) - min(len(smooth), rule.trailing) :].copy())
 
 
 def normal_cap(normal_raw: np.ndarray, factor: float, rule: TrailingRule) -> float | None:
@@ -118,11 +122,28 @@ def normal_cap(normal_raw: np.ndarray, factor: float, rule: TrailingRule) -> flo
     return float(factor) * float(smooth.max())
 
 
-def make_rule(normal_raw: np.ndarray, *, k: float, trailing: int, cap_factor: float, prune: float, pad: int,
-              smoothing: int, root: bool, exclude: bool = True) -> TrailingRule:
+def make_rule(
+    normal_raw: np.ndarray,
+    *,
+    k: float,
+    trailing: int,
+    cap_factor: float,
+    prune: float,
+    pad: int,
+    smoothing: int,
+    root: bool,
+    exclude: bool = True,
+) -> TrailingRule:
     """The rule of a fitted model: its cap set from the held-out normal scores ``normal_raw``."""
-    base = TrailingRule(k=float(k), trailing=int(trailing), prune=float(prune), pad=int(pad),
-                        smoothing=int(smoothing), root=bool(root), exclude=bool(exclude))
+    base = TrailingRule(
+        k=float(k),
+        trailing=int(trailing),
+        prune=float(prune),
+        pad=int(pad),
+        smoothing=int(smoothing),
+        root=bool(root),
+        exclude=bool(exclude),
+    )
     return replace(base, cap=normal_cap(normal_raw, cap_factor, base))
 
 
@@ -164,7 +185,7 @@ def _flag_finite(s: np.ndarray, state: FlagState, rule: TrailingRule) -> tuple[n
     if not rule.exclude:  # thresholds do not depend on flags: one pass, then padding forward
         for lo in range(0, n, CHUNK):
             limits[lo : lo + CHUNK] = _trailing_limits(trail, s[lo : lo + CHUNK], rule)
-            trail = np.concatenate([trail, s[lo : lo + CHUNK]])[-rule.trailing:]
+            trail = np.concatenate([trail, s[lo : lo + CHUNK]])[-rule.trailing :]
         over = s > limits
         pos = np.arange(n)
         last = np.maximum.accumulate(np.where(over, pos, -1 - (pad - pad_left) if pad_left else -(10**12)))
@@ -190,7 +211,7 @@ def _flag_finite(s: np.ndarray, state: FlagState, rule: TrailingRule) -> tuple[n
         over = chunk > limit
         stop = i + int(np.argmax(over)) if over.any() else hi
         limits[i:stop] = limit[: stop - i]
-        trail = np.concatenate([trail, s[i:stop]])[-rule.trailing:]
+        trail = np.concatenate([trail, s[i:stop]])[-rule.trailing :]
         if stop < hi:  # the first row over its threshold starts a run
             limits[stop], flags[stop] = limit[stop - i], True
             pad_left = pad

@@ -60,8 +60,7 @@ def _dilate(mask: np.ndarray, left: int, right: int) -> np.ndarray:
     return np.cumsum(delta)[:n] > 0
 
 
-def rows_to_write(finite_rows: np.ndarray, stored: np.ndarray, window: int, stride: int = 1,
-                  smoothing: int = 0) -> np.ndarray:
+def rows_to_write(finite_rows: np.ndarray, stored: np.ndarray, window: int, stride: int = 1, smoothing: int = 0) -> np.ndarray:
     """Rows whose score a run must write: covered rows not ``stored`` and the covered rows they change."""
     finite_rows = np.asarray(finite_rows, dtype=bool)
     covered = coverage(len(finite_rows), window_starts(finite_rows, window, stride), window) > 0
@@ -83,24 +82,29 @@ def rows_to_write(finite_rows: np.ndarray, stored: np.ndarray, window: int, stri
     return out & covered
 
 
-def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float | None = None,
-               quantile: float | None = None) -> pd.DataFrame:
+def score_rows(
+    detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float | None = None, quantile: float | None = None
+) -> pd.DataFrame:
     """``detector.score(X)`` restricted to ``rows`` (a boolean mask), computing only the windows needed."""
     kind = getattr(detector, "model_kind", "reconstruction")
     if kind != "reconstruction":  # the row arithmetic below assumes each window estimates its own rows
         from anomaly.errors import ConfigError
 
-        raise ConfigError(f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
-                          "score the whole series with 'anomaly score --out' instead")
+        raise ConfigError(
+            f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
+            "score the whole series with 'anomaly score --out' instead"
+        )
     if detector.has_postprocessing() and threshold is None and quantile is None:
         # anomaly.postprocess works on the whole scored batch (local thresholds and pruning judge a row
         # against the rest of it): a few new rows scored alone would not match a full score.
         from anomaly.errors import ConfigError
 
-        raise ConfigError(f"this model's local_rule '{detector.local_rule}' judges each row against the whole scored "
-                          "batch, which incremental scoring cannot reproduce; score the whole series with "
-                          "'anomaly score --out', give a fixed --threshold, or train with the default causal rule "
-                          "(local_rule 'trailing')")
+        raise ConfigError(
+            f"this model's local_rule '{detector.local_rule}' judges each row against the whole scored "
+            "batch, which incremental scoring cannot reproduce; score the whole series with "
+            "'anomaly score --out', give a fixed --threshold, or train with the default causal rule "
+            "(local_rule 'trailing')"
+        )
     X, values, starts = detector.prepare(X)
     window = detector.window
     limit = detector.threshold_for(threshold, quantile)
@@ -129,8 +133,9 @@ def score_rows(detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float 
     return out
 
 
-def score_causal(detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | None
-                 ) -> tuple[pd.DataFrame, tuple[pd.Timestamp, dict] | None]:
+def score_causal(
+    detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | None
+) -> tuple[pd.DataFrame, tuple[pd.Timestamp, dict] | None]:
     """The rows of ``X`` after the checkpoint ``saved`` (``(at, state)``; None: from the first row,
     seeded like a one-shot score), scored and flagged from its state, and the new checkpoint.
 
@@ -144,8 +149,10 @@ def score_causal(detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | N
     if kind != "reconstruction":
         from anomaly.errors import ConfigError
 
-        raise ConfigError(f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
-                          "score the whole series with 'anomaly score --out' instead")
+        raise ConfigError(
+            f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
+            "score the whole series with 'anomaly score --out' instead"
+        )
     X, values, starts = detector.prepare(X)
     n, window = len(X), detector.window
     rule = detector.flag_rule()
@@ -168,16 +175,23 @@ def score_causal(detector, X: pd.DataFrame, saved: tuple[pd.Timestamp, dict] | N
     final = max(0, min(last, hi) - first)  # rows first .. first+final-1
     head = flagging.flag(raw[:final], rule, state)
     tail = flagging.flag(raw[final:], rule, head.state.copy())
-    out = pd.DataFrame({"score": np.r_[head.score, tail.score], "threshold": np.r_[head.threshold, tail.threshold],
-                        "is_anomaly": np.r_[head.flags, tail.flags]}, index=X.index[first:hi])
+    out = pd.DataFrame(
+        {
+            "score": np.r_[head.score, tail.score],
+            "threshold": np.r_[head.threshold, tail.threshold],
+            "is_anomaly": np.r_[head.flags, tail.flags],
+        },
+        index=X.index[first:hi],
+    )
     for i, name in enumerate(detector.target_columns_):
         out[f"error_{name}"] = row_errors[:, i]
     checkpoint = (X.index[first + final - 1], head.state.to_dict()) if final else saved
     return out[covered[first:hi]], checkpoint
 
 
-def event_cutoff(first_written, stored_events: pd.DataFrame, interval: pd.Timedelta, min_length: int,
-                 merge_gap: int) -> pd.Timestamp:
+def event_cutoff(
+    first_written, stored_events: pd.DataFrame, interval: pd.Timedelta, min_length: int, merge_gap: int
+) -> pd.Timestamp:
     """Earliest timestamp from which events must be recomputed when rows from ``first_written`` change.
 
     A run of flagged rows can merge with rows at most ``merge_gap`` rows before it, and a run that was
@@ -200,8 +214,9 @@ def event_frame(stored: pd.DataFrame, new: pd.DataFrame, interval: pd.Timedelta,
     ``limit``: the fixed threshold for every row; None keeps each row's own threshold and flag
     (causal flagging), missing rows unflagged.
     """
-    keep = [c for c in new.columns if c == "score" or c.startswith("error_")
-            or (limit is None and c in ("threshold", "is_anomaly"))]
+    keep = [
+        c for c in new.columns if c == "score" or c.startswith("error_") or (limit is None and c in ("threshold", "is_anomaly"))
+    ]
     old = stored.set_index("timestamp")[[c for c in keep if c in stored.columns]]
     old = old[~old.index.isin(new.index)]
     frame = pd.concat([old, new[keep]]).sort_index()

@@ -149,7 +149,9 @@ def select_columns(raw: pd.DataFrame, source: str, timestamp_col: str, columns: 
     if columns:
         missing = [c for c in columns if c not in raw.columns]
         if missing:
-            raise DataError(f"{source}: no column {', '.join(repr(c) for c in missing)} (columns: {', '.join(map(str, raw.columns))})")
+            raise DataError(
+                f"{source}: no column {', '.join(repr(c) for c in missing)} (columns: {', '.join(map(str, raw.columns))})"
+            )
         if timestamp_col in columns:
             raise DataError(f"{source}: column '{timestamp_col}' is the timestamp, not a sensor")
         return list(columns)
@@ -235,7 +237,9 @@ def clean_frame(
     if duplicates not in DUPLICATE_POLICIES:
         raise DataError(f"duplicates policy must be one of {', '.join(DUPLICATE_POLICIES)}, not '{duplicates}'")
     if timestamp_col not in raw.columns:
-        raise DataError(f"{source}: no timestamp column '{timestamp_col}' (columns: {', '.join(map(str, raw.columns))}); choose one with --timestamp-col")
+        raise DataError(
+            f"{source}: no timestamp column '{timestamp_col}' (columns: {', '.join(map(str, raw.columns))}); choose one with --timestamp-col"
+        )
     if len(raw) == 0:
         raise DataError(f"{source}: has a header but no data rows")
     raw = raw.reset_index(drop=True)
@@ -260,7 +264,9 @@ def clean_frame(
     if dup.any():
         if duplicates == "error":
             pos = int(np.flatnonzero(dup)[0])
-            raise DataError(f"{source}: duplicate timestamp {frame.index[pos]} ({int(dup.sum())} in all); use --duplicates mean to average them")
+            raise DataError(
+                f"{source}: duplicate timestamp {frame.index[pos]} ({int(dup.sum())} in all); use --duplicates mean to average them"
+            )
         log.warning("%s: averaged %d duplicate timestamp(s)", source, int(dup.sum()))
         frame = frame.groupby(level=0).mean()
 
@@ -299,7 +305,9 @@ def load_series(
     )
 
 
-def select_period(frame: pd.DataFrame, start: str | None = None, end: str | None = None, frac: float | None = None) -> pd.DataFrame:
+def select_period(
+    frame: pd.DataFrame, start: str | None = None, end: str | None = None, frac: float | None = None
+) -> pd.DataFrame:
     """The normal period: rows between ``start`` and ``end`` (inclusive), or the first ``frac`` of rows."""
     if frac is not None:
         if not 0 < frac <= 1:

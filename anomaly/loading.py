@@ -39,8 +39,14 @@ def load_data(path: str | Path, options: ReadOptions, interval=None) -> pd.DataF
     """``path`` read and cleaned (:func:`anomaly.io.load_series`), resampled to ``interval`` if given."""
     from anomaly.io import load_series
 
-    return load_series(path, timestamp_col=options.timestamp_col, columns=options.columns,
-                       duplicates=options.duplicates, max_gap=options.max_gap, interval=interval)
+    return load_series(
+        path,
+        timestamp_col=options.timestamp_col,
+        columns=options.columns,
+        duplicates=options.duplicates,
+        max_gap=options.max_gap,
+        interval=interval,
+    )
 
 
 def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataFrame:
@@ -56,11 +62,20 @@ def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataF
     if columns is None:
         missing = [c for c in detector.columns_ if c not in raw.columns]
         if missing:
-            raise DataError(f"{path}: lacks the model's column(s) {', '.join(map(repr, missing))} "
-                            f"(model columns: {', '.join(detector.columns_)})")
+            raise DataError(
+                f"{path}: lacks the model's column(s) {', '.join(map(repr, missing))} "
+                f"(model columns: {', '.join(detector.columns_)})"
+            )
         columns = detector.columns_
-    frame = clean_frame(raw, path, timestamp_col=options.timestamp_col, columns=columns, duplicates=options.duplicates,
-                        max_gap=options.max_gap, interval=detector.interval_)
+    frame = clean_frame(
+        raw,
+        path,
+        timestamp_col=options.timestamp_col,
+        columns=columns,
+        duplicates=options.duplicates,
+        max_gap=options.max_gap,
+        interval=detector.interval_,
+    )
     if len(frame) > 2:
         try:
             seen = detect_interval(frame.dropna().index)
@@ -71,8 +86,7 @@ def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataF
     return frame
 
 
-def load_model(directory: str | Path, engine: str = "auto", min_length: int | None = None,
-               merge_gap: int | None = None):
+def load_model(directory: str | Path, engine: str = "auto", min_length: int | None = None, merge_gap: int | None = None):
     """A saved detector (``engine`` as in :meth:`~anomaly.detector.LSTMAutoencoderDetector.load`), with
     its event rules overridden where given."""
     from anomaly.detector import LSTMAutoencoderDetector

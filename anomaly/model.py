@@ -37,8 +37,14 @@ def build_autoencoder(
 ) -> keras.Model:
     """A compiled reconstruction autoencoder for windows of shape ``(window, n_features)``."""
     return build_model(
-        kind="reconstruction", window=window, n_features=n_features, encoder_units=encoder_units,
-        decoder_units=decoder_units, latent_dim=latent_dim, activation=activation, dropout=dropout,
+        kind="reconstruction",
+        window=window,
+        n_features=n_features,
+        encoder_units=encoder_units,
+        decoder_units=decoder_units,
+        latent_dim=latent_dim,
+        activation=activation,
+        dropout=dropout,
         learning_rate=learning_rate,
     ).train
 
@@ -117,8 +123,10 @@ def build_model(
 
     teachers, train_outputs, infer_outputs = [], [], []
     for name, steps in heads:
-        decoder = [_decoder_lstm(units, activation, dropout, conditional, f"{prefix[name]}_{i}", bidirectional)
-                   for i, units in enumerate(decoder_units)]
+        decoder = [
+            _decoder_lstm(units, activation, dropout, conditional, f"{prefix[name]}_{i}", bidirectional)
+            for i, units in enumerate(decoder_units)
+        ]
         # Dense on a 3-D tensor acts on the last axis with one set of weights for every step: exactly
         # TimeDistributed(Dense), without the wrapper that is slow in Keras 3 (keras-team/keras#21179).
         head = layers.Dense(n_outputs, name=name)
@@ -142,8 +150,11 @@ def build_model(
     def compiled(model_inputs, outputs, model_name):
         model = keras.Model(model_inputs, outputs if len(outputs) > 1 else outputs[0], name=model_name)
         if len(outputs) > 1:  # composite: mse(reconstruction) + prediction_weight * mse(prediction)
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=["mse", "mse"],
-                          loss_weights=[1.0, float(prediction_weight)])
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                loss=["mse", "mse"],
+                loss_weights=[1.0, float(prediction_weight)],
+            )
         else:
             model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
         return model
@@ -163,8 +174,9 @@ def _lstm(units: int, name: str, bidirectional: bool, **options):
 
 def _decoder_lstm(units: int, activation: str, dropout: float, conditional: bool, name: str, bidirectional: bool = False):
     # A conditional decoder is also run one step at a time, carrying its state: it returns it.
-    return _lstm(units, name, bidirectional, activation=activation, dropout=dropout, return_sequences=True,
-                 return_state=conditional)
+    return _lstm(
+        units, name, bidirectional, activation=activation, dropout=dropout, return_sequences=True, return_state=conditional
+    )
 
 
 def _free_running(inputs, latent, decoder, head, steps: int, name: str):
@@ -284,6 +296,7 @@ def _unrolled(model: keras.Model) -> keras.Model:
     steps (and, after a RepeatVector, compute the shared input projection once). Falls back to
     ``model`` itself when it cannot be cloned or has no short recurrent layer.
     """
+
     def unroll(layer):
         config = layer.get_config()
         if isinstance(layer, layers.RNN) and "unroll" in config:
@@ -357,7 +370,9 @@ class Predictor:
         for i in range(0, max(len(x), 1), self.batch_size):
             chunk = x[i : i + self.batch_size]
             size = self._padded_size(max(len(chunk), 1), xla)
-            padded = np.concatenate([chunk, np.zeros((size - len(chunk),) + x.shape[1:], np.float32)]) if size > len(chunk) else chunk
+            padded = (
+                np.concatenate([chunk, np.zeros((size - len(chunk),) + x.shape[1:], np.float32)]) if size > len(chunk) else chunk
+            )
             out = fn(padded)
             outs = out if isinstance(out, (list, tuple)) else [out]
             outputs.append([np.asarray(o)[: len(chunk)] for o in outs])

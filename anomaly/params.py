@@ -97,8 +97,11 @@ def _is_int(value) -> bool:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
         and math.isfinite(value)
+    )
 
 
 def _within(value: float, spec: Spec) -> bool:
@@ -191,8 +194,11 @@ def add_options(group, cls, which: str, show_defaults: bool = True, suffix: str 
             choices = [*(str(c) for c in spec.choices), *(["none"] if spec.none else [])]
             kwargs.update(choices=choices, default=_shown(default, spec) if show_defaults else None)
         else:
-            kwargs.update(type={"int": int, "float": float, "units": _int_list, "stride": _stride}.get(spec.kind, str),
-                          default=default if spec.default_text is None else None, metavar=spec.metavar)
+            kwargs.update(
+                type={"int": int, "float": float, "units": _int_list, "stride": _stride}.get(spec.kind, str),
+                default=default if spec.default_text is None else None,
+                metavar=spec.metavar,
+            )
         group.add_argument(spec.flag, **kwargs)
 
 

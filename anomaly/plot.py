@@ -39,7 +39,9 @@ def _plotly():
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
     except ImportError as exc:
-        raise ImportError(f"anomaly.plot needs plotly, which is not installed ({exc}): pip install 'lstm-anomaly[dashboard]' (or plotly alone)") from exc
+        raise ImportError(
+            f"anomaly.plot needs plotly, which is not installed ({exc}): pip install 'lstm-anomaly[dashboard]' (or plotly alone)"
+        ) from exc
     return go, make_subplots
 
 
@@ -60,17 +62,35 @@ def _bands(intervals: list[tuple], rows: int, half: pd.Timedelta, name: str, col
     for i, (start, end) in enumerate(intervals):
         for row in range(1, rows + 1):
             axis = "" if row == 1 else str(row)
-            shapes.append(dict(
-                type="rect", name=name, xref=f"x{axis}", yref=f"y{axis} domain", x0=start - half, x1=end + half, y0=0, y1=1,
-                fillcolor=color, opacity=0.15, layer="below",
-                line=dict(color=color, width=1 if dash else 0, dash=dash),
-                legendgroup=name, showlegend=i == 0 and row == 1,
-            ))
+            shapes.append(
+                dict(
+                    type="rect",
+                    name=name,
+                    xref=f"x{axis}",
+                    yref=f"y{axis} domain",
+                    x0=start - half,
+                    x1=end + half,
+                    y0=0,
+                    y1=1,
+                    fillcolor=color,
+                    opacity=0.15,
+                    layer="below",
+                    line=dict(color=color, width=1 if dash else 0, dash=dash),
+                    legendgroup=name,
+                    showlegend=i == 0 and row == 1,
+                )
+            )
     return shapes
 
 
-def plot(scores: pd.DataFrame, events: pd.DataFrame | None = None, data: pd.DataFrame | None = None,
-         labels: Sequence[tuple] | None = None, *, title: str | None = None) -> go.Figure:
+def plot(
+    scores: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    data: pd.DataFrame | None = None,
+    labels: Sequence[tuple] | None = None,
+    *,
+    title: str | None = None,
+) -> go.Figure:
     """A figure of ``scores`` (a frame from :meth:`LSTMAutoencoderDetector.score`) on one time axis.
 
     With ``data`` (the scored frame) the top row draws its sensor columns and the bottom row the
@@ -96,21 +116,54 @@ def plot(scores: pd.DataFrame, events: pd.DataFrame | None = None, data: pd.Data
     if data is not None:
         sensors = [c for c in data.columns if pd.api.types.is_numeric_dtype(data[c])]
         for i, name in enumerate(sensors):
-            fig.add_trace(go.Scatter(x=data.index, y=data[name].to_numpy(dtype=float), name=str(name), mode="lines",
-                                     line=dict(color=SENSOR_COLORS[i % len(SENSOR_COLORS)], width=1.2)), row=1, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=data.index,
+                    y=data[name].to_numpy(dtype=float),
+                    name=str(name),
+                    mode="lines",
+                    line=dict(color=SENSOR_COLORS[i % len(SENSOR_COLORS)], width=1.2),
+                ),
+                row=1,
+                col=1,
+            )
         fig.update_yaxes(title_text=DATA_TITLE, row=1, col=1)
-    fig.add_trace(go.Scatter(x=scores.index, y=scores["score"].to_numpy(dtype=float), name="score", mode="lines",
-                             line=dict(color=SCORE_COLOR, width=1.2)), row=rows, col=1)
-    fig.add_trace(go.Scatter(x=scores.index, y=scores["threshold"].to_numpy(dtype=float), name="threshold", mode="lines",
-                             line=dict(color=THRESHOLD_COLOR, width=1.5, dash="dash")), row=rows, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=scores.index,
+            y=scores["score"].to_numpy(dtype=float),
+            name="score",
+            mode="lines",
+            line=dict(color=SCORE_COLOR, width=1.2),
+        ),
+        row=rows,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=scores.index,
+            y=scores["threshold"].to_numpy(dtype=float),
+            name="threshold",
+            mode="lines",
+            line=dict(color=THRESHOLD_COLOR, width=1.5, dash="dash"),
+        ),
+        row=rows,
+        col=1,
+    )
     fig.update_yaxes(title_text=SCORE_TITLE, row=rows, col=1)
     fig.update_xaxes(title_text=X_TITLE, row=rows, col=1)
 
     half = _step(scores.index) / 2
     spans = [] if events is None else list(zip(events["start"], events["end"]))
-    shapes = _bands(spans, rows, half, "event", EVENT_COLOR, dash=None) + _bands(windows, rows, half, "labelled window",
-                                                                                   LABEL_COLOR, dash="dash")
-    fig.update_layout(shapes=shapes, title=title, hovermode="x unified", height=320 + 220 * (rows - 1),
-                      margin=dict(l=10, r=10, t=60 if title else 30, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    shapes = _bands(spans, rows, half, "event", EVENT_COLOR, dash=None) + _bands(
+        windows, rows, half, "labelled window", LABEL_COLOR, dash="dash"
+    )
+    fig.update_layout(
+        shapes=shapes,
+        title=title,
+        hovermode="x unified",
+        height=320 + 220 * (rows - 1),
+        margin=dict(l=10, r=10, t=60 if title else 30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
     return fig

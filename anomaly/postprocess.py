@@ -62,9 +62,17 @@ def window_threshold(values: np.ndarray, rule: str, k: float = 4.0, risk: float 
     raise ConfigError(f"local threshold rule must be one of {', '.join(LOCAL_RULES)}, not '{rule}'")
 
 
-def local_thresholds(score: np.ndarray, rule: str = "ksigma", *, window_frac: float = 1 / 3, step_frac: float = 0.1,
-                     min_window: int = 200, k: float = 4.0, risk: float = 1e-3,
-                     floor: float | None = None) -> np.ndarray:
+def local_thresholds(
+    score: np.ndarray,
+    rule: str = "ksigma",
+    *,
+    window_frac: float = 1 / 3,
+    step_frac: float = 0.1,
+    min_window: int = 200,
+    k: float = 4.0,
+    risk: float = 1e-3,
+    floor: float | None = None,
+) -> np.ndarray:
     """Per-row threshold: the lowest over the sliding windows covering the row (Orion's local rule).
 
     Windows span ``window_frac`` of the series (at least ``min_window`` rows) and step by
@@ -142,11 +150,24 @@ def runs_to_flags(runs: list[tuple[int, int]], n: int) -> np.ndarray:
     return flags
 
 
-def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: int = 0, window_frac: float = 1 / 3,
-                step_frac: float = 0.1, min_window: int = 200, k: float = 4.0, risk: float = 1e-3,
-                floor: float | None = None, cap: float | None = None, prune: float = 0.0, pad: int = 0,
-                merge_gap: int = 0, min_length: int = 1,
-                root: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def flag_scores(
+    score: np.ndarray,
+    *,
+    rule: str | None = "ksigma",
+    smoothing: int = 0,
+    window_frac: float = 1 / 3,
+    step_frac: float = 0.1,
+    min_window: int = 200,
+    k: float = 4.0,
+    risk: float = 1e-3,
+    floor: float | None = None,
+    cap: float | None = None,
+    prune: float = 0.0,
+    pad: int = 0,
+    merge_gap: int = 0,
+    min_length: int = 1,
+    root: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Smoothed score, per-row threshold and final flags of a batch of scores (see module doc).
 
     ``root=True`` takes the square root of the score first (squared errors -> RMS errors, whose
@@ -166,8 +187,9 @@ def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: in
             raise ConfigError("the fixed rule needs a threshold (floor)")
         limit = np.full(len(smooth), float(floor))
     else:
-        limit = local_thresholds(smooth, rule, window_frac=window_frac, step_frac=step_frac, min_window=min_window,
-                                 k=k, risk=risk, floor=floor)
+        limit = local_thresholds(
+            smooth, rule, window_frac=window_frac, step_frac=step_frac, min_window=min_window, k=k, risk=risk, floor=floor
+        )
         if cap is not None:
             limit = np.minimum(limit, cap)
     raw = np.nan_to_num(smooth, nan=-np.inf) > limit
@@ -177,8 +199,17 @@ def flag_scores(score: np.ndarray, *, rule: str | None = "ksigma", smoothing: in
     return smooth, limit, runs_to_flags(runs, len(smooth))
 
 
-def events_from_flags(index, score: np.ndarray, threshold: np.ndarray, flags: np.ndarray,
-                      contributions: np.ndarray, sensors: list[str], *, merge_gap: int = 0, min_length: int = 1):
+def events_from_flags(
+    index,
+    score: np.ndarray,
+    threshold: np.ndarray,
+    flags: np.ndarray,
+    contributions: np.ndarray,
+    sensors: list[str],
+    *,
+    merge_gap: int = 0,
+    min_length: int = 1,
+):
     """Events (as :func:`anomaly.events.find_events`) from final flags and per-row thresholds.
 
     Runs of flags at most ``merge_gap`` rows apart are one event; runs shorter than ``min_length``
@@ -194,9 +225,13 @@ def events_from_flags(index, score: np.ndarray, threshold: np.ndarray, flags: np
         part = np.nan_to_num(score[s : e + 1], nan=-np.inf)
         at = s + int(np.argmax(part))
         peak, limit = float(score[at]), float(threshold[at])
-        rows.append({
-            "start": index[s], "end": index[e], "peak_score": peak,
-            "severity": peak / limit if np.isfinite(limit) and limit > 0 else np.inf,
-            "sensors": ";".join(top_sensors(contributions[s : e + 1], sensors)),
-        })
+        rows.append(
+            {
+                "start": index[s],
+                "end": index[e],
+                "peak_score": peak,
+                "severity": peak / limit if np.isfinite(limit) and limit > 0 else np.inf,
+                "sensors": ";".join(top_sensors(contributions[s : e + 1], sensors)),
+            }
+        )
     return pd.DataFrame(rows, columns=EVENT_COLUMNS)

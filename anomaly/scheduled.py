@@ -149,10 +149,13 @@ def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detecto
     stamps = naive_utc(data.index)  # the database's clock: naive UTC
     saved = None if job.rescore else store.flag_state(source, model)
     if saved is not None and saved[0] < stamps[0] + (detector.window - 1) * detector.interval_:
-        log.warning("DATA starts only %d rows before the first row to write (the model needs %d for full context); "
-                    "keep older rows in DATA for scores equal to a full re-score",
-                    max(0, int((saved[0] - stamps[0]) / detector.interval_)), detector.window - 1,
-                    extra={"fields": {"source": source}})
+        log.warning(
+            "DATA starts only %d rows before the first row to write (the model needs %d for full context); "
+            "keep older rows in DATA for scores equal to a full re-score",
+            max(0, int((saved[0] - stamps[0]) / detector.interval_)),
+            detector.window - 1,
+            extra={"fields": {"source": source}},
+        )
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
     if saved is not None:
         finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
@@ -163,8 +166,12 @@ def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detecto
             return JobResult(source, model, "success", EXIT_OK, run_id)
         late = int((waiting & (stamps <= saved[0])).sum())
         if late:  # a hole filled before the state's row: flags after it may change, so start again
-            log.warning("%d late row(s) at or before the last final row (%s): scoring and flagging DATA from its start",
-                        late, saved[0], extra={"fields": {"source": source}})
+            log.warning(
+                "%d late row(s) at or before the last final row (%s): scoring and flagging DATA from its start",
+                late,
+                saved[0],
+                extra={"fields": {"source": source}},
+            )
             saved = None
     at = None if saved is None else saved[0]
     if at is not None and data.index.tz is not None:
@@ -177,8 +184,9 @@ def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detecto
     return _commit(store, run_id, job, fields, detector, new, known, None, checkpoint)
 
 
-def _commit(store: Store, run_id: int, job: Job, fields: dict, detector, new, known, limit: float | None,
-            state: tuple | None = None) -> JobResult:
+def _commit(
+    store: Store, run_id: int, job: Job, fields: dict, detector, new, known, limit: float | None, state: tuple | None = None
+) -> JobResult:
     """Recompute the events near the ``new`` rows from the stored scores, and write it all in one transaction.
 
     ``limit``: a fixed threshold for every row; None: each row's own threshold and flag (causal flagging).
@@ -187,8 +195,9 @@ def _commit(store: Store, run_id: int, job: Job, fields: dict, detector, new, kn
 
     source, model, interval = job.source_name, job.model_name, detector.interval_
     lookback = new.index[0] - (detector.min_event_length + detector.merge_gap + 2) * interval
-    cutoff = event_cutoff(new.index[0], store.events_touching(source, model, lookback), interval,
-                          detector.min_event_length, detector.merge_gap)
+    cutoff = event_cutoff(
+        new.index[0], store.events_touching(source, model, lookback), interval, detector.min_event_length, detector.merge_gap
+    )
     region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
     found = detector.events(region, threshold=limit)  # a fixed threshold whatever the model's rule; None: its flags
     added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit, state=state)
@@ -208,9 +217,13 @@ def _warn_short_context(store: Store, job: Job, detector, rows: np.ndarray, stam
     need = detector.window - 1 + ewm_horizon(detector.smoothing)
     first = int(np.flatnonzero(rows)[0])
     if first < need and store.has_scores_before(job.source_name, job.model_name, stamps[0]):
-        log.warning("DATA starts only %d rows before the first row to write (the model needs %d for full context); "
-                    "keep older rows in DATA for scores equal to a full re-score", first, need,
-                    extra={"fields": {"source": job.source_name}})
+        log.warning(
+            "DATA starts only %d rows before the first row to write (the model needs %d for full context); "
+            "keep older rows in DATA for scores equal to a full re-score",
+            first,
+            need,
+            extra={"fields": {"source": job.source_name}},
+        )
 
 
 def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug: bool = False) -> JobResult:
@@ -223,9 +236,17 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
 
     def done(result: JobResult) -> JobResult:
         result.seconds = round(time.monotonic() - began, 3)
-        extra = {"run": result.run_id, **fields, "status": result.status, "rows": result.rows_scored,
-                 "new": result.rows_new, "events_new": len(result.new_events), "events_silenced": len(result.silenced),
-                 "exit": result.exit_code if result.status != "success" else None, "duration_s": result.seconds}
+        extra = {
+            "run": result.run_id,
+            **fields,
+            "status": result.status,
+            "rows": result.rows_scored,
+            "new": result.rows_new,
+            "events_new": len(result.new_events),
+            "events_silenced": len(result.silenced),
+            "exit": result.exit_code if result.status != "success" else None,
+            "duration_s": result.seconds,
+        }
         if result.status == "success":
             log.info("run finished", extra={"fields": extra})
         else:
@@ -267,8 +288,9 @@ def notify(command: str, new_events: list[dict]) -> int:
     for ev in new_events:
         fields = {"source": ev["source"], "start": ev["start"], "command": command}
         try:
-            done = subprocess.run(command, shell=True, input=json.dumps(ev) + "\n", text=True,
-                                  capture_output=True, timeout=ON_EVENT_TIMEOUT_S)
+            done = subprocess.run(
+                command, shell=True, input=json.dumps(ev) + "\n", text=True, capture_output=True, timeout=ON_EVENT_TIMEOUT_S
+            )
         except subprocess.TimeoutExpired:
             failures += 1
             log.error(f"--on-event command timed out after {ON_EVENT_TIMEOUT_S} s", extra={"fields": fields})
@@ -276,8 +298,10 @@ def notify(command: str, new_events: list[dict]) -> int:
         if done.returncode != 0:
             failures += 1
             tail = (done.stderr or "").strip().splitlines()
-            log.error(f"--on-event command exited with {done.returncode}",
-                      extra={"fields": {**fields, "stderr": tail[-1] if tail else ""}})
+            log.error(
+                f"--on-event command exited with {done.returncode}",
+                extra={"fields": {**fields, "stderr": tail[-1] if tail else ""}},
+            )
         else:
             log.info("event sent", extra={"fields": fields})
     return failures
@@ -360,8 +384,18 @@ def _check_types(values: dict, where: str) -> None:
     from anomaly.detector import LSTMAutoencoderDetector
     from anomaly.params import specs
 
-    kinds = {"source": str, "timestamp_col": str, "duplicates": str, "max_gap": int, "threshold": (int, float),
-             "quantile": (int, float), "min_length": int, "merge_gap": int, "rescore": bool, "engine": str}
+    kinds = {
+        "source": str,
+        "timestamp_col": str,
+        "duplicates": str,
+        "max_gap": int,
+        "threshold": (int, float),
+        "quantile": (int, float),
+        "min_length": int,
+        "merge_gap": int,
+        "rescore": bool,
+        "engine": str,
+    }
     for key, kind in kinds.items():
         if key in values and (not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool))):
             raise DataError(f"{where}: '{key}' has the wrong type ({type(values[key]).__name__})")
@@ -378,8 +412,14 @@ def _check_types(values: dict, where: str) -> None:
         raise DataError(f"{where}: 'columns' must be a list of names or a comma-separated string")
 
 
-def run_batch(jobs: list[Job], db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, workers: int | None = None,
-              scheduler: str | None = None) -> list[JobResult]:
+def run_batch(
+    jobs: list[Job],
+    db: str,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> list[JobResult]:
     """Run ``jobs`` one after the other, or on Dask: a local cluster of ``workers`` processes or ``scheduler``."""
     if workers is None and scheduler is None:
         return [run_job(job, db, lock_timeout) for job in jobs]
@@ -396,12 +436,15 @@ def run_batch(jobs: list[Job], db: str, lock_timeout: float = DEFAULT_LOCK_TIMEO
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
         else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+            )
             client = Client(cluster)
         with client:
-            log.info("dask cluster ready", extra={"fields": {"scheduler": client.scheduler.address,
-                                                            "workers": len(client.scheduler_info()["workers"])}})
+            log.info(
+                "dask cluster ready",
+                extra={"fields": {"scheduler": client.scheduler.address, "workers": len(client.scheduler_info()["workers"])}},
+            )
             futures = client.map(run_job, jobs, db=db, lock_timeout=lock_timeout, pure=False)
             return client.gather(futures)
     finally:

@@ -63,12 +63,14 @@ _SCHEMA_LOCK_KEY = 0x616E6F6D616C79  # "anomaly": PostgreSQL advisory key serial
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
-    "schema_version", metadata,
+    "schema_version",
+    metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("applied", sa.DateTime, nullable=False),
 )
 runs = sa.Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("started", sa.DateTime, nullable=False),
     sa.Column("finished", sa.DateTime),
@@ -80,7 +82,8 @@ runs = sa.Table(
     sa.Index("ix_runs_source_status", "source", "status"),
 )
 scores = sa.Table(
-    "scores", metadata,
+    "scores",
+    metadata,
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("model", sa.Text, nullable=False),
     sa.Column("timestamp", sa.DateTime, nullable=False),
@@ -92,7 +95,8 @@ scores = sa.Table(
     sa.PrimaryKeyConstraint("source", "model", "timestamp", name="pk_scores"),
 )
 events = sa.Table(
-    "events", metadata,
+    "events",
+    metadata,
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("model", sa.Text, nullable=False),
     sa.Column("start", sa.DateTime, nullable=False),
@@ -105,7 +109,8 @@ events = sa.Table(
 )
 
 flag_state = sa.Table(
-    "flag_state", metadata,
+    "flag_state",
+    metadata,
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("model", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime, nullable=False),
@@ -115,7 +120,8 @@ flag_state = sa.Table(
 )
 
 feedback = sa.Table(  # operators' verdicts on events (anomaly.feedback); kept when events are recomputed
-    "feedback", metadata,
+    "feedback",
+    metadata,
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("model", sa.Text, nullable=False),
     sa.Column("start", sa.DateTime, nullable=False),
@@ -131,11 +137,15 @@ feedback = sa.Table(  # operators' verdicts on events (anomaly.feedback); kept w
 # Migrations from version N-1 to N, applied in order inside the schema transaction (SQL that both
 # SQLite and PostgreSQL accept).
 MIGRATIONS: dict[int, list[str]] = {
-    2: ["CREATE TABLE flag_state (source TEXT NOT NULL, model TEXT NOT NULL, at TIMESTAMP NOT NULL, "
-        "state TEXT NOT NULL, run_id INTEGER NOT NULL, CONSTRAINT pk_flag_state PRIMARY KEY (source, model))"],
-    3: ['CREATE TABLE feedback (source TEXT NOT NULL, model TEXT NOT NULL, start TIMESTAMP NOT NULL, '
+    2: [
+        "CREATE TABLE flag_state (source TEXT NOT NULL, model TEXT NOT NULL, at TIMESTAMP NOT NULL, "
+        "state TEXT NOT NULL, run_id INTEGER NOT NULL, CONSTRAINT pk_flag_state PRIMARY KEY (source, model))"
+    ],
+    3: [
+        "CREATE TABLE feedback (source TEXT NOT NULL, model TEXT NOT NULL, start TIMESTAMP NOT NULL, "
         '"end" TIMESTAMP NOT NULL, verdict VARCHAR(16) NOT NULL, author TEXT NOT NULL, at TIMESTAMP NOT NULL, '
-        'note TEXT NOT NULL, mute_until TIMESTAMP, CONSTRAINT pk_feedback PRIMARY KEY (source, model, start))'],
+        "note TEXT NOT NULL, mute_until TIMESTAMP, CONSTRAINT pk_feedback PRIMARY KEY (source, model, start))"
+    ],
 }
 
 
@@ -200,7 +210,6 @@ def _sqlite_engine(url: sa.engine.URL, busy_timeout: float) -> sa.Engine:
 
 def _display(url: sa.engine.URL) -> str:
     return url.database if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
-
 
 
 def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout: float = 60.0) -> Store:
@@ -303,14 +312,20 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         if version is not None and version > SCHEMA_VERSION:
-            raise DataError(f"{self.target}: results database has schema version {version}, newer than this "
-                            f"package's {SCHEMA_VERSION}: upgrade the package")
+            raise DataError(
+                f"{self.target}: results database has schema version {version}, newer than this "
+                f"package's {SCHEMA_VERSION}: upgrade the package"
+            )
         if not create:
             if version is None:
-                raise DataError(f"{self.target}: not a results database (no schema_version table); "
-                                "create it with 'anomaly score DATA --model DIR --db TARGET'")
-            raise DataError(f"{self.target}: results database has schema version {version}; "
-                            "open it once with 'anomaly score --db' to upgrade it")
+                raise DataError(
+                    f"{self.target}: not a results database (no schema_version table); "
+                    "create it with 'anomaly score DATA --model DIR --db TARGET'"
+                )
+            raise DataError(
+                f"{self.target}: results database has schema version {version}; "
+                "open it once with 'anomaly score --db' to upgrade it"
+            )
         with self._write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
@@ -375,20 +390,31 @@ class Store:
         Call it holding :meth:`lock`: then no other live process can be running for ``source``.
         """
         with self._write() as conn:
-            run_id = conn.execute(runs.insert().values(started=_now(), model=model, source=source, rows_scored=0,
-                                                       status="running")).inserted_primary_key[0]
-            conn.execute(runs.update().where(runs.c.source == source, runs.c.status == "running", runs.c.id != run_id)
-                         .values(status="failed", error=INTERRUPTED.format(run=run_id)))
+            run_id = conn.execute(
+                runs.insert().values(started=_now(), model=model, source=source, rows_scored=0, status="running")
+            ).inserted_primary_key[0]
+            conn.execute(
+                runs.update()
+                .where(runs.c.source == source, runs.c.status == "running", runs.c.id != run_id)
+                .values(status="failed", error=INTERRUPTED.format(run=run_id))
+            )
         return int(run_id)
 
     def fail_run(self, run_id: int, error: str) -> None:
         with self._write() as conn:
-            conn.execute(runs.update().where(runs.c.id == run_id)
-                         .values(status="failed", error=error, finished=_now()))
+            conn.execute(runs.update().where(runs.c.id == run_id).values(status="failed", error=error, finished=_now()))
 
-    def commit_run(self, run_id: int, source: str, model: str, new_scores: pd.DataFrame,
-                   new_events: pd.DataFrame | None = None, events_since=None, before_commit=None,
-                   state: tuple | None = None) -> list[dict]:
+    def commit_run(
+        self,
+        run_id: int,
+        source: str,
+        model: str,
+        new_scores: pd.DataFrame,
+        new_events: pd.DataFrame | None = None,
+        events_since=None,
+        before_commit=None,
+        state: tuple | None = None,
+    ) -> list[dict]:
         """Write a run in one transaction: scores and events upserted, the run marked ``success``.
 
         ``new_scores`` is indexed by timestamp with ``score, threshold, is_anomaly, error_<sensor>``.
@@ -402,16 +428,28 @@ class Store:
             for i in range(0, len(rows), WRITE_CHUNK):
                 conn.execute(self._upsert(scores, ["source", "model", "timestamp"]), rows[i : i + WRITE_CHUNK])
             if state is not None:
-                conn.execute(self._upsert(flag_state, ["source", "model"]), [{
-                    "source": source, "model": model, "at": _py(naive_utc([state[0]])[0]),
-                    "state": json.dumps(state[1], allow_nan=False), "run_id": run_id}])
+                conn.execute(
+                    self._upsert(flag_state, ["source", "model"]),
+                    [
+                        {
+                            "source": source,
+                            "model": model,
+                            "at": _py(naive_utc([state[0]])[0]),
+                            "state": json.dumps(state[1], allow_nan=False),
+                            "run_id": run_id,
+                        }
+                    ],
+                )
             added: list[dict] = []
             if new_events is not None and events_since is not None:
                 added = self._replace_events(conn, run_id, source, model, new_events, events_since)
             if before_commit is not None:
                 before_commit()
-            conn.execute(runs.update().where(runs.c.id == run_id)
-                         .values(status="success", finished=_now(), rows_scored=len(rows), error=None))
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status="success", finished=_now(), rows_scored=len(rows), error=None)
+            )
         return added
 
     def _upsert(self, table: sa.Table, keys: list[str], keep: tuple[str, ...] = ()):
@@ -430,9 +468,18 @@ class Store:
         rows = []
         for ev in found.itertuples(index=False):
             start, end = naive_utc([ev.start])[0], naive_utc([ev.end])[0]
-            rows.append({"source": source, "model": model, "start": _py(start), "end": _py(end),
-                         "peak_score": float(ev.peak_score), "severity": float(ev.severity),
-                         "sensors": str(ev.sensors), "run_id": run_id})
+            rows.append(
+                {
+                    "source": source,
+                    "model": model,
+                    "start": _py(start),
+                    "end": _py(end),
+                    "peak_score": float(ev.peak_score),
+                    "severity": float(ev.severity),
+                    "sensors": str(ev.sensors),
+                    "run_id": run_id,
+                }
+            )
         keep = {pd.Timestamp(r["start"]) for r in rows}
         stale = [_py(t) for t in before - keep]
         if stale:
@@ -440,9 +487,19 @@ class Store:
         if rows:
             conn.execute(self._upsert(events, ["source", "model", "start"], keep=("run_id",)), rows)
         added = [r for r in rows if pd.Timestamp(r["start"]) not in before]
-        return [{"source": r["source"], "model": r["model"], "start": r["start"].isoformat(),
-                 "end": r["end"].isoformat(), "peak_score": r["peak_score"], "severity": r["severity"],
-                 "sensors": [s for s in r["sensors"].split(";") if s], "run_id": run_id} for r in added]
+        return [
+            {
+                "source": r["source"],
+                "model": r["model"],
+                "start": r["start"].isoformat(),
+                "end": r["end"].isoformat(),
+                "peak_score": r["peak_score"],
+                "severity": r["severity"],
+                "sensors": [s for s in r["sensors"].split(";") if s],
+                "run_id": run_id,
+            }
+            for r in added
+        ]
 
     # -- reads for a run ------------------------------------------------------------------------
     def stored_timestamps(self, source: str, model: str, start=None, end=None) -> pd.DatetimeIndex:
@@ -458,31 +515,34 @@ class Store:
 
     def flag_state(self, source: str, model: str) -> tuple[pd.Timestamp, dict] | None:
         """``(at, state)``: the causal flagging state after the last final row ``at``, or None."""
-        query = sa.select(flag_state.c.at, flag_state.c.state).where(flag_state.c.source == source,
-                                                                     flag_state.c.model == model)
+        query = sa.select(flag_state.c.at, flag_state.c.state).where(flag_state.c.source == source, flag_state.c.model == model)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else (pd.Timestamp(row[0]), json.loads(row[1]))
 
     def has_scores_before(self, source: str, model: str, when) -> bool:
         """Whether ``(source, model)`` has a stored score earlier than ``when``."""
-        query = sa.select(scores.c.timestamp).where(scores.c.source == source, scores.c.model == model,
-                                                   scores.c.timestamp < _py(naive_utc([when])[0])).limit(1)
+        query = (
+            sa.select(scores.c.timestamp)
+            .where(scores.c.source == source, scores.c.model == model, scores.c.timestamp < _py(naive_utc([when])[0]))
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
     def events_touching(self, source: str, model: str, since) -> pd.DataFrame:
         """Stored events of ``(source, model)`` that end at or after ``since``."""
-        query = (sa.select(events.c.start, events.c.end).where(
-            events.c.source == source, events.c.model == model, events.c.end >= _py(naive_utc([since])[0]))
-            .order_by(events.c.start))
+        query = (
+            sa.select(events.c.start, events.c.end)
+            .where(events.c.source == source, events.c.model == model, events.c.end >= _py(naive_utc([since])[0]))
+            .order_by(events.c.start)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return pd.DataFrame({"start": naive_utc([r[0] for r in rows]), "end": naive_utc([r[1] for r in rows])})
 
     # -- feedback -------------------------------------------------------------------------------
-    def mark_event(self, source: str, model: str, start, verdict: str, author: str, note: str = "",
-                   mute_until=None) -> dict:
+    def mark_event(self, source: str, model: str, start, verdict: str, author: str, note: str = "", mute_until=None) -> dict:
         """Record a verdict on the stored event of ``(source, model)`` that starts at ``start``.
 
         ``verdict``: see :func:`anomaly.feedback.parse_verdict`. A new verdict on the same event
@@ -500,20 +560,34 @@ class Store:
             raise ConfigError("only a false alarm or an acknowledged event can mute a source")
         at = _py(naive_utc([start])[0])
         with self._write() as conn:
-            end = conn.execute(sa.select(events.c.end).where(events.c.source == source, events.c.model == model,
-                                                             events.c.start == at)).scalar()
+            end = conn.execute(
+                sa.select(events.c.end).where(events.c.source == source, events.c.model == model, events.c.start == at)
+            ).scalar()
             if end is None:
                 raise DataError(f"no stored event of source '{source}' and model '{model}' starts at {at}")
-            row = {"source": source, "model": model, "start": at, "end": end, "verdict": verdict, "author": author,
-                   "at": _now(), "note": str(note or "").strip(), "mute_until": mute}
+            row = {
+                "source": source,
+                "model": model,
+                "start": at,
+                "end": end,
+                "verdict": verdict,
+                "author": author,
+                "at": _now(),
+                "note": str(note or "").strip(),
+                "mute_until": mute,
+            }
             conn.execute(self._upsert(feedback, ["source", "model", "start"]), [row])
         return row
 
     def events_starting(self, source: str, start) -> pd.DataFrame:
         """Stored events of ``source`` that start at ``start`` (one per model version that found it)."""
         at = _py(naive_utc([start])[0])
-        return self._frame(sa.select(*[events.c[c] for c in EVENT_COLUMNS])
-                           .where(events.c.source == source, events.c.start == at).order_by(events.c.model), EVENT_COLUMNS)
+        return self._frame(
+            sa.select(*[events.c[c] for c in EVENT_COLUMNS])
+            .where(events.c.source == source, events.c.start == at)
+            .order_by(events.c.model),
+            EVENT_COLUMNS,
+        )
 
     def feedback(self, source: str | None = None) -> pd.DataFrame:
         """Verdicts (of one source or all), by source and start, in :data:`anomaly.feedback.FEEDBACK_COLUMNS`."""
@@ -565,26 +639,36 @@ class Store:
             model = self._latest_model(source)
             if model is None:
                 return pd.DataFrame(columns=["timestamp", "score", "threshold", "is_anomaly"])
-        query = (sa.select(scores.c.timestamp, scores.c.score, scores.c.threshold, scores.c.is_anomaly, scores.c.errors)
-                 .where(scores.c.source == source, scores.c.model == model).order_by(scores.c.timestamp))
+        query = (
+            sa.select(scores.c.timestamp, scores.c.score, scores.c.threshold, scores.c.is_anomaly, scores.c.errors)
+            .where(scores.c.source == source, scores.c.model == model)
+            .order_by(scores.c.timestamp)
+        )
         if since is not None:
             query = query.where(scores.c.timestamp >= _py(naive_utc([since])[0]))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        frame = pd.DataFrame({
-            "timestamp": pd.to_datetime([r[0] for r in rows]),
-            "score": np.array([r[1] for r in rows], dtype=np.float64),
-            "threshold": np.array([r[2] for r in rows], dtype=np.float64),
-            "is_anomaly": np.array([bool(r[3]) for r in rows], dtype=bool),
-        })
+        frame = pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime([r[0] for r in rows]),
+                "score": np.array([r[1] for r in rows], dtype=np.float64),
+                "threshold": np.array([r[2] for r in rows], dtype=np.float64),
+                "is_anomaly": np.array([bool(r[3]) for r in rows], dtype=bool),
+            }
+        )
         errors = pd.DataFrame([json.loads(r[4]) for r in rows], dtype=np.float64)
         for name in errors.columns:
             frame[f"error_{name}"] = errors[name].to_numpy()
         return frame
 
     def _latest_model(self, source: str) -> str | None:
-        query = (sa.select(scores.c.model).join(runs, runs.c.id == scores.c.run_id)
-                 .where(scores.c.source == source).order_by(runs.c.id.desc()).limit(1))
+        query = (
+            sa.select(scores.c.model)
+            .join(runs, runs.c.id == scores.c.run_id)
+            .where(scores.c.source == source)
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
@@ -601,14 +685,22 @@ def _score_rows(frame: pd.DataFrame, source: str, model: str, run_id: int) -> li
     if len(frame) == 0:
         return []
     frame = frame[np.isfinite(frame["score"].to_numpy())]
-    sensors = [c[len("error_"):] for c in frame.columns if c.startswith("error_")]
+    sensors = [c[len("error_") :] for c in frame.columns if c.startswith("error_")]
     errors = frame[[f"error_{s}" for s in sensors]].to_numpy(dtype=np.float64).tolist()
     stamps = naive_utc(frame.index).to_pydatetime()
     score = frame["score"].to_numpy(dtype=np.float64).tolist()
     limit = frame["threshold"].to_numpy(dtype=np.float64).tolist()
     flags = frame["is_anomaly"].to_numpy(dtype=bool).tolist()
     return [
-        {"source": source, "model": model, "timestamp": stamps[i], "score": score[i], "threshold": limit[i],
-         "is_anomaly": flags[i], "errors": json.dumps(dict(zip(sensors, errors[i]))), "run_id": run_id}
+        {
+            "source": source,
+            "model": model,
+            "timestamp": stamps[i],
+            "score": score[i],
+            "threshold": limit[i],
+            "is_anomaly": flags[i],
+            "errors": json.dumps(dict(zip(sensors, errors[i]))),
+            "run_id": run_id,
+        }
         for i in range(len(score))
     ]

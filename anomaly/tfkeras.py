@@ -41,8 +41,10 @@ try:
 except ImportError as exc:  # the core install scores ONNX exports only
     from anomaly.errors import MissingExtraError
 
-    raise MissingExtraError(f"this needs TensorFlow, which is not installed ({exc.name or exc}): pip install "
-                            "'lstm-anomaly[train]'; scoring a model saved with its ONNX export (the default) does not") from None
+    raise MissingExtraError(
+        f"this needs TensorFlow, which is not installed ({exc.name or exc}): pip install "
+        "'lstm-anomaly[train]'; scoring a model saved with its ONNX export (the default) does not"
+    ) from None
 
 
 class _DropRetracingWarning(logging.Filter):

@@ -58,8 +58,13 @@ def fit_thresholds(scores: np.ndarray, quantile: float, k_sigma: float, rule: st
 
 
 # -- rules fitted on the scored batch itself (relative thresholds) -----------------------------
-def dynamic_threshold(scores: np.ndarray, z_range: tuple[float, float] = (2.5, 12.0), z_step: float = 0.5,
-                      max_sequences: int = 5, max_fraction: float = 0.5) -> float:
+def dynamic_threshold(
+    scores: np.ndarray,
+    z_range: tuple[float, float] = (2.5, 12.0),
+    z_step: float = 0.5,
+    max_sequences: int = 5,
+    max_fraction: float = 0.5,
+) -> float:
     """telemanom's nonparametric dynamic threshold (Hundman et al., KDD 2018), on one window of scores.
 
     For each ``z`` it tries ``mean + z*std`` and keeps the one whose removal of the points above it

@@ -1,6 +1,6 @@
 """Markdown table of pooled figures from cached raw scores (see ``postprocess_study.py``).
 
-    python bench/benchmark_table.py '{"rule": "ksigma", ...}' NAME=CACHE_SPEC ... [--abs-zscore]
+python bench/benchmark_table.py '{"rule": "ksigma", ...}' NAME=CACHE_SPEC ... [--abs-zscore]
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ def main(argv: list[str]) -> None:
         series = load(spec)
         p = pool(results(series, post, abs_zscore=abs_z))
         seg = p["lstm"]["overlap_segment"]
-        print(f"| {name} | {len(series)} | **{seg['f1']:.3f}** ({seg['precision']:.2f} / {seg['recall']:.2f}) | "
-              f"{seg['tp']}/{seg['fp']}/{seg['fn']} | {p['lstm']['pointwise']['f1']:.3f} | "
-              f"{p['lstm']['point_adjusted_optimistic']['f1']:.3f} | {p['pca']['overlap_segment']['f1']:.3f} | "
-              f"{p['zscore']['overlap_segment']['f1']:.3f} |")
+        print(
+            f"| {name} | {len(series)} | **{seg['f1']:.3f}** ({seg['precision']:.2f} / {seg['recall']:.2f}) | "
+            f"{seg['tp']}/{seg['fp']}/{seg['fn']} | {p['lstm']['pointwise']['f1']:.3f} | "
+            f"{p['lstm']['point_adjusted_optimistic']['f1']:.3f} | {p['pca']['overlap_segment']['f1']:.3f} | "
+            f"{p['zscore']['overlap_segment']['f1']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

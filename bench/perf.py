@@ -76,14 +76,16 @@ def naive_model(window: int, n_sensors: int, units: int, latent: int):
     from anomaly.tfkeras import keras
 
     L = keras.layers
-    model = keras.Sequential([
-        keras.Input(shape=(window, n_sensors)),
-        L.LSTM(units, activation="relu"),
-        L.Dense(latent),
-        L.RepeatVector(window),
-        L.LSTM(units, activation="relu", return_sequences=True),
-        L.TimeDistributed(L.Dense(n_sensors)),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(window, n_sensors)),
+            L.LSTM(units, activation="relu"),
+            L.Dense(latent),
+            L.RepeatVector(window),
+            L.LSTM(units, activation="relu", return_sequences=True),
+            L.TimeDistributed(L.Dense(n_sensors)),
+        ]
+    )
     model.compile(optimizer="adam", loss="mse")
     return model
 
@@ -160,8 +162,9 @@ def train_pair(values: np.ndarray, cfg) -> dict:
     keras.utils.set_random_seed(0)
     x = values.astype(np.float32)
     starts = window_starts(np.ones(len(x), bool), cfg.window)
-    ours = build_autoencoder(window=cfg.window, n_features=x.shape[1], encoder_units=(cfg.units,),
-                             decoder_units=(cfg.units,), latent_dim=cfg.latent)
+    ours = build_autoencoder(
+        window=cfg.window, n_features=x.shape[1], encoder_units=(cfg.units,), decoder_units=(cfg.units,), latent_dim=cfg.latent
+    )
     batches = WindowBatches(x, starts, cfg.window, cfg.train_batch, shuffle=True, seed=0)
     t = time.perf_counter()
     windows = naive_windows(values, cfg.window)
@@ -173,8 +176,12 @@ def train_pair(values: np.ndarray, cfg) -> dict:
         naive.fit(windows, windows, epochs=1, verbose=0, callbacks=[timers["naive"].callback])  # default batch (32)
     return {
         "ours": {"windows": int(len(starts)), "windows_per_s": timers["ours"].rate(len(starts)), "epoch_s": timers["ours"].times},
-        "naive": {"windows": int(len(windows)), "windows_per_s": timers["naive"].rate(len(windows)),
-                  "epoch_s": timers["naive"].times, "materialise_s": materialise_s},
+        "naive": {
+            "windows": int(len(windows)),
+            "windows_per_s": timers["naive"].rate(len(windows)),
+            "epoch_s": timers["naive"].times,
+            "materialise_s": materialise_s,
+        },
     }
 
 
@@ -204,9 +211,18 @@ def worker_score(model_dir: str, n: int, n_sensors: int, engine: str = "tensorfl
     assert len(scores) == n and np.isfinite(scores["score"].to_numpy()[det.window :]).all()
     predictor = det._predictor()  # the one score used (cached)
     engine = "onnx" if type(det.model_).__name__ == "OnnxModel" else "tensorflow"  # what "auto" chose
-    return {"engine": engine, "import_s": t1 - t0, "load_s": t2 - t1, "score_s": t4 - t3, "points_per_s": n / (t4 - t3),
-            "xla": bool(predictor.use_xla), "batch": predictor.batch_size, "tensorflow_imported": "tensorflow" in sys.modules,
-            "peak_rss_mib": _peak_rss_mib(), "rss_before_score_mib": rss_before}
+    return {
+        "engine": engine,
+        "import_s": t1 - t0,
+        "load_s": t2 - t1,
+        "score_s": t4 - t3,
+        "points_per_s": n / (t4 - t3),
+        "xla": bool(predictor.use_xla),
+        "batch": predictor.batch_size,
+        "tensorflow_imported": "tensorflow" in sys.modules,
+        "peak_rss_mib": _peak_rss_mib(),
+        "rss_before_score_mib": rss_before,
+    }
 
 
 def worker_naive_score(n: int, n_sensors: int, window: int, units: int, latent: int) -> dict:
@@ -231,8 +247,14 @@ def run_worker(args: list[str], timeout: float | None = None) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", *args, "--worker-out", out],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", *args, "--worker-out", out],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"worker {args[0]} failed: {proc.stderr.strip().splitlines()[-1:]}")
         return json.loads(Path(out).read_text())
@@ -244,8 +266,15 @@ def fit_scoring_model(n_sensors: int, cfg, directory: Path, units: int | None = 
     from anomaly.detector import LSTMAutoencoderDetector
 
     units = units or cfg.units
-    det = LSTMAutoencoderDetector(window=cfg.window, encoder_units=(units,), decoder_units=(units,),
-                                  latent_dim=cfg.latent, epochs=1, batch_size=256, verbose=0)
+    det = LSTMAutoencoderDetector(
+        window=cfg.window,
+        encoder_units=(units,),
+        decoder_units=(units,),
+        latent_dim=cfg.latent,
+        epochs=1,
+        batch_size=256,
+        verbose=0,
+    )
     det.fit(make_frame(FIT_POINTS, n_sensors))
     return det.save(directory / f"model_{n_sensors}_{units}", onnx=True)
 
@@ -280,7 +309,9 @@ def startup(model_dir: Path, rows: int = 200) -> dict:
             "rows": rows,
             "python_s": wall([py, "-c", "pass"]),
             "import_tf_s": wall([py, "-c", "import anomaly.tfkeras"]),
-            "import_and_load_s": wall([py, "-c", f"from anomaly.detector import LSTMAutoencoderDetector as D; D.load({str(model_dir)!r})"]),
+            "import_and_load_s": wall(
+                [py, "-c", f"from anomaly.detector import LSTMAutoencoderDetector as D; D.load({str(model_dir)!r})"]
+            ),
             "cli_score_s": wall([*score, "--engine", "tensorflow"]),
             "cli_score_onnx_s": wall([*score, "--engine", "onnx"]),
         }
@@ -303,9 +334,15 @@ def device_info() -> dict:
         gpus.append(details.get("device_name", dev.name))
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = f"{os.cpu_count()} cores" + (f", this run pinned to {usable}" if usable != os.cpu_count() else "")
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": usable, "gpus": gpus, "tensorflow": tf.__version__,
-            "device": f"GPU ({', '.join(gpus)})" if gpus else f"CPU ({cpu}, {cores})",
-            "loadavg_start": os.getloadavg()}
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "gpus": gpus,
+        "tensorflow": tf.__version__,
+        "device": f"GPU ({', '.join(gpus)})" if gpus else f"CPU ({cpu}, {cores})",
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -318,17 +355,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run (a few minutes on 2 idle cores)")
     p.add_argument("--sizes", type=_sizes, help="series lengths (default 1e4,1e5,1e6; quick: 2e3,1e4)")
     p.add_argument("--sensors", type=_sizes, default=[1, 8], help="sensor counts (default 1,8)")
-    p.add_argument("--big", type=lambda t: int(float(t)), help="univariate length of the memory run (default 1e7; quick: 1e5; 0 = skip)")
+    p.add_argument(
+        "--big", type=lambda t: int(float(t)), help="univariate length of the memory run (default 1e7; quick: 1e5; 0 = skip)"
+    )
     p.add_argument("--window", type=int, default=32)
     p.add_argument("--units", type=int, default=64)
     p.add_argument("--latent", type=int, default=16)
-    p.add_argument("--big-units", type=int, default=8, help="LSTM units of the model in the long memory run (default 8; "
-                   "memory grows with the series, not the model, and a smaller model finishes in minutes, not an hour, on 2 cores)")
+    p.add_argument(
+        "--big-units",
+        type=int,
+        default=8,
+        help="LSTM units of the model in the long memory run (default 8; "
+        "memory grows with the series, not the model, and a smaller model finishes in minutes, not an hour, on 2 cores)",
+    )
     p.add_argument("--epochs", type=int, help="training epochs; the rate is the fastest epoch after the first (default 4)")
     p.add_argument("--train-batch", type=int, default=256, help="our training batch size (default 256)")
-    p.add_argument("--train-cap", type=lambda t: int(float(t)), help="train on at most this many points (default 1e4; quick: 3e3)")
-    p.add_argument("--naive-cap", type=lambda t: int(float(t)),
-                   help="score the baseline on at most this many points; larger sizes are extrapolated, and labelled so (default 5e4; quick: 1e4)")
+    p.add_argument(
+        "--train-cap", type=lambda t: int(float(t)), help="train on at most this many points (default 1e4; quick: 3e3)"
+    )
+    p.add_argument(
+        "--naive-cap",
+        type=lambda t: int(float(t)),
+        help="score the baseline on at most this many points; larger sizes are extrapolated, and labelled so (default 5e4; quick: 1e4)",
+    )
     p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement of 'anomaly score'")
     p.add_argument("--only-big", action="store_true", help="only the long memory runs (no table rows, no start-up)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "perf.json"))
@@ -352,9 +401,14 @@ def run(cfg) -> dict:
     from anomaly.tfkeras import tf
 
     started = time.perf_counter()
-    result = {"config": {k: v for k, v in vars(cfg).items() if not k.startswith("worker") and k not in ("model", "n", "f", "engine")},
-              "device": device_info(), "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                                                   "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
+    result = {
+        "config": {k: v for k, v in vars(cfg).items() if not k.startswith("worker") and k not in ("model", "n", "f", "engine")},
+        "device": device_info(),
+        "threads": {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        },
+    }
     print(f"device: {result['device']['device']}; TensorFlow {result['device']['tensorflow']}", flush=True)
     result["matmul_gflops"] = mm = matmul_gflops()
     print(f"float32 matmul 2048x2048: numpy {mm['numpy']:.1f}, TensorFlow {mm['tensorflow']:.1f} GFLOP/s", flush=True)
@@ -372,11 +426,29 @@ def run(cfg) -> dict:
                 row["train"] = trained[(n_train, f)]
                 row["train_ratio"] = row["train"]["ours"]["windows_per_s"] / row["train"]["naive"]["windows_per_s"]
                 row["score"] = run_worker(["score", "--model", str(models[f]), "--n", str(n), "--f", str(f)])
-                row["score_onnx"] = run_worker(["score", "--model", str(models[f]), "--n", str(n), "--f", str(f), "--engine", "onnx"])
+                row["score_onnx"] = run_worker(
+                    ["score", "--model", str(models[f]), "--n", str(n), "--f", str(f), "--engine", "onnx"]
+                )
                 n_naive = min(n, cfg.naive_cap)
                 if (n_naive, f) not in naive:  # the same points for every longer size: measured once, best of 2
-                    runs = [run_worker(["naive", "--n", str(n_naive), "--f", str(f), "--window", str(cfg.window),
-                                        "--units", str(cfg.units), "--latent", str(cfg.latent)]) for _ in range(2)]
+                    runs = [
+                        run_worker(
+                            [
+                                "naive",
+                                "--n",
+                                str(n_naive),
+                                "--f",
+                                str(f),
+                                "--window",
+                                str(cfg.window),
+                                "--units",
+                                str(cfg.units),
+                                "--latent",
+                                str(cfg.latent),
+                            ]
+                        )
+                        for _ in range(2)
+                    ]
                     naive[(n_naive, f)] = max(runs, key=lambda r: r["points_per_s"])
                 row["naive_score"] = dict(naive[(n_naive, f)], points=n_naive, extrapolated=n_naive < n)
                 row["score_ratio"] = row["score"]["points_per_s"] / row["naive_score"]["points_per_s"]
@@ -396,18 +468,25 @@ def run(cfg) -> dict:
                 big["points"], big["units"] = cfg.big, cfg.big_units
                 result["big"][engine] = big
                 _save_partial(cfg, result, rows)
-                print(f"scoring {cfg.big:.0e} univariate points ({engine}): {big['score_s']:.1f} s, "
-                      f"peak RSS {big['peak_rss_mib']:.0f} MiB", flush=True)
+                print(
+                    f"scoring {cfg.big:.0e} univariate points ({engine}): {big['score_s']:.1f} s, "
+                    f"peak RSS {big['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
             from anomaly.detector import LSTMAutoencoderDetector
 
-            big = run_worker(["score", "--model", str(fit_default_model(Path(tmp))), "--n", str(cfg.big), "--f", "1",
-                              "--engine", "auto"])
+            big = run_worker(
+                ["score", "--model", str(fit_default_model(Path(tmp))), "--n", str(cfg.big), "--f", "1", "--engine", "auto"]
+            )
             big["points"], big["units"] = cfg.big, LSTMAutoencoderDetector().encoder_units[0]
             result["big"]["default"] = big
             _save_partial(cfg, result, rows)
-            print(f"scoring {cfg.big:.0e} univariate points with a default-trained model ({big['engine']}, TensorFlow "
-                  f"imported: {big['tensorflow_imported']}): {big['score_s']:.1f} s, peak RSS {big['peak_rss_mib']:.0f} MiB "
-                  f"(target < 1024 MiB)", flush=True)
+            print(
+                f"scoring {cfg.big:.0e} univariate points with a default-trained model ({big['engine']}, TensorFlow "
+                f"imported: {big['tensorflow_imported']}): {big['score_s']:.1f} s, peak RSS {big['peak_rss_mib']:.0f} MiB "
+                f"(target < 1024 MiB)",
+                flush=True,
+            )
         if not cfg.no_startup and not cfg.only_big:
             result["startup"] = startup(models[1])
     result["rows"] = rows
@@ -416,7 +495,12 @@ def run(cfg) -> dict:
         result["growth"] = {}
         for f in cfg.sensors:
             t = {r["points"]: r["score"]["score_s"] for r in rows if r["sensors"] == f}
-            result["growth"][str(f)] = {"from": small, "to": large, "time_ratio": t[large] / t[small], "size_ratio": large / small}
+            result["growth"][str(f)] = {
+                "from": small,
+                "to": large,
+                "time_ratio": t[large] / t[small],
+                "size_ratio": large / small,
+            }
     result["device"]["loadavg_end"] = os.getloadavg()
     result["total_s"] = time.perf_counter() - started
     return result
@@ -430,11 +514,13 @@ def _save_partial(cfg, result: dict, rows: list) -> None:
 
 
 def _row_line(r: dict) -> str:
-    return (f"{r['points']:.0e} x{r['sensors']}: train {r['train']['ours']['windows_per_s']:,.0f} vs {r['train']['naive']['windows_per_s']:,.0f} w/s "
-            f"({r['train_ratio']:.1f}x); score TF {r['score']['points_per_s']:,.0f}, ONNX {r['score_onnx']['points_per_s']:,.0f} "
-            f"vs {r['naive_score']['points_per_s']:,.0f} pts/s ({r['score_ratio']:.1f}x, {r['score_onnx_ratio']:.1f}x); "
-            f"RSS TF {r['score']['peak_rss_mib']:.0f}, ONNX {r['score_onnx']['peak_rss_mib']:.0f} vs {r['naive_score']['peak_rss_mib']:.0f} MiB; "
-            f"{r['gflops']:.1f} GFLOP/s")
+    return (
+        f"{r['points']:.0e} x{r['sensors']}: train {r['train']['ours']['windows_per_s']:,.0f} vs {r['train']['naive']['windows_per_s']:,.0f} w/s "
+        f"({r['train_ratio']:.1f}x); score TF {r['score']['points_per_s']:,.0f}, ONNX {r['score_onnx']['points_per_s']:,.0f} "
+        f"vs {r['naive_score']['points_per_s']:,.0f} pts/s ({r['score_ratio']:.1f}x, {r['score_onnx_ratio']:.1f}x); "
+        f"RSS TF {r['score']['peak_rss_mib']:.0f}, ONNX {r['score_onnx']['peak_rss_mib']:.0f} vs {r['naive_score']['peak_rss_mib']:.0f} MiB; "
+        f"{r['gflops']:.1f} GFLOP/s"
+    )
 
 
 def table(result: dict) -> str:
@@ -457,37 +543,55 @@ def table(result: dict) -> str:
             f"| {r['score']['peak_rss_mib']:.0f} / {r['score_onnx']['peak_rss_mib']:.0f} / {naive_rss} "
             f"| {r['gflops']:.1f} | {100 * r['gflops_share']:.0f}% |"
         )
-    notes = [f"Device: {result['device']['device']}, TensorFlow {result['device']['tensorflow']}; "
-             f"float32 matmul {mm:.1f} GFLOP/s (numpy {result['matmul_gflops']['numpy']:.1f}, TensorFlow "
-             f"{result['matmul_gflops']['tensorflow']:.1f}); load average {result['device']['loadavg_start'][0]:.1f} at start, "
-             f"{result['device']['loadavg_end'][0]:.1f} at end; total {result['total_s'] / 60:.1f} min."]
+    notes = [
+        f"Device: {result['device']['device']}, TensorFlow {result['device']['tensorflow']}; "
+        f"float32 matmul {mm:.1f} GFLOP/s (numpy {result['matmul_gflops']['numpy']:.1f}, TensorFlow "
+        f"{result['matmul_gflops']['tensorflow']:.1f}); load average {result['device']['loadavg_start'][0]:.1f} at start, "
+        f"{result['device']['loadavg_end'][0]:.1f} at end; total {result['total_s'] / 60:.1f} min."
+    ]
     cfg = result["config"]
-    notes.append(f"Model: window {cfg['window']}, LSTM {cfg['units']} -> Dense {cfg['latent']} -> LSTM {cfg['units']} -> Dense; "
-                 f"training on the first {cfg['train_cap']:,} points at most, epochs of ours and naive interleaved, the fastest of epochs 2-{cfg['epochs']}, "
-                 f"ours at batch {cfg['train_batch']}, naive at Keras' default 32.")
+    notes.append(
+        f"Model: window {cfg['window']}, LSTM {cfg['units']} -> Dense {cfg['latent']} -> LSTM {cfg['units']} -> Dense; "
+        f"training on the first {cfg['train_cap']:,} points at most, epochs of ours and naive interleaved, the fastest of epochs 2-{cfg['epochs']}, "
+        f"ours at batch {cfg['train_batch']}, naive at Keras' default 32."
+    )
     if any(r["naive_score"]["extrapolated"] for r in result["rows"]):
-        notes.append(f"\\* naive scoring measured on the first {cfg['naive_cap']:,} points only (its rate per point is "
-                     f"assumed constant beyond them; its memory would grow with the length).")
+        notes.append(
+            f"\\* naive scoring measured on the first {cfg['naive_cap']:,} points only (its rate per point is "
+            f"assumed constant beyond them; its memory would grow with the length)."
+        )
     notes.append("Naive scoring: the faster of two runs.")
     for f, g in result.get("growth", {}).items():
-        notes.append(f"Scoring time {g['from']:.0e} -> {g['to']:.0e} points, {f} sensor(s): x{g['time_ratio']:.1f} for x{g['size_ratio']:.0f} points.")
+        notes.append(
+            f"Scoring time {g['from']:.0e} -> {g['to']:.0e} points, {f} sensor(s): x{g['time_ratio']:.1f} for x{g['size_ratio']:.0f} points."
+        )
     for engine, b in result.get("big", {}).items():
         if engine == "default":
-            notes.append(f"Scoring {b['points']:.0e} univariate points with a model trained and saved with the defaults "
-                         f"(LSTM {b['units']} units; loaded as `anomaly score` loads it: the {b['engine']} engine, TensorFlow "
-                         f"{'imported' if b['tensorflow_imported'] else 'never imported'}): {b['score_s']:.0f} s "
-                         f"({b['points_per_s']:,.0f} pts/s), peak RSS {b['peak_rss_mib']:.0f} MiB "
-                         f"({'under' if b['peak_rss_mib'] < 1024 else 'over'} the 1 GiB target).")
+            notes.append(
+                f"Scoring {b['points']:.0e} univariate points with a model trained and saved with the defaults "
+                f"(LSTM {b['units']} units; loaded as `anomaly score` loads it: the {b['engine']} engine, TensorFlow "
+                f"{'imported' if b['tensorflow_imported'] else 'never imported'}): {b['score_s']:.0f} s "
+                f"({b['points_per_s']:,.0f} pts/s), peak RSS {b['peak_rss_mib']:.0f} MiB "
+                f"({'under' if b['peak_rss_mib'] < 1024 else 'over'} the 1 GiB target)."
+            )
             continue
-        model = "" if b["units"] == cfg["units"] else f" with a smaller model (LSTM {b['units']} units; memory depends on the length, not the model)"
-        notes.append(f"Scoring {b['points']:.0e} univariate points with {engine}{model}: {b['score_s']:.0f} s ({b['points_per_s']:,.0f} pts/s), "
-                     f"peak RSS {b['peak_rss_mib']:.0f} MiB ({b['rss_before_score_mib']:.0f} MiB before scoring: Python, "
-                     f"{'TensorFlow' if engine == 'tensorflow' else 'ONNX Runtime'}, model and the input frame).")
+        model = (
+            ""
+            if b["units"] == cfg["units"]
+            else f" with a smaller model (LSTM {b['units']} units; memory depends on the length, not the model)"
+        )
+        notes.append(
+            f"Scoring {b['points']:.0e} univariate points with {engine}{model}: {b['score_s']:.0f} s ({b['points_per_s']:,.0f} pts/s), "
+            f"peak RSS {b['peak_rss_mib']:.0f} MiB ({b['rss_before_score_mib']:.0f} MiB before scoring: Python, "
+            f"{'TensorFlow' if engine == 'tensorflow' else 'ONNX Runtime'}, model and the input frame)."
+        )
     if "startup" in result:
         s = result["startup"]
-        notes.append(f"Start-up of `anomaly score` on {s['rows']} rows: {s['cli_score_s']:.1f} s in all with TensorFlow "
-                     f"(Python {s['python_s']:.1f} s, + import TensorFlow {s['import_tf_s']:.1f} s, + load the model "
-                     f"{s['import_and_load_s']:.1f} s, cumulative); {s['cli_score_onnx_s']:.1f} s with `--engine onnx`.")
+        notes.append(
+            f"Start-up of `anomaly score` on {s['rows']} rows: {s['cli_score_s']:.1f} s in all with TensorFlow "
+            f"(Python {s['python_s']:.1f} s, + import TensorFlow {s['import_tf_s']:.1f} s, + load the model "
+            f"{s['import_and_load_s']:.1f} s, cumulative); {s['cli_score_onnx_s']:.1f} s with `--engine onnx`."
+        )
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 

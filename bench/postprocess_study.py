@@ -24,8 +24,18 @@ import pandas as pd
 
 from anomaly.research.bench import METHODS, evaluate, expand, flags_for, pool
 
-DEFAULT_POST = {"rule": "ksigma", "smoothing": 0, "window_frac": 0.33, "k": 4.0, "prune": 0.0, "pad": 0,
-                "merge_gap": 0, "min_length": 1, "root": False, "cap": 0.0}
+DEFAULT_POST = {
+    "rule": "ksigma",
+    "smoothing": 0,
+    "window_frac": 0.33,
+    "k": 4.0,
+    "prune": 0.0,
+    "pad": 0,
+    "merge_gap": 0,
+    "min_length": 1,
+    "root": False,
+    "cap": 0.0,
+}
 
 
 def load(spec: str) -> list[dict]:
@@ -49,8 +59,9 @@ def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = 
         row = {"series": s["name"], "labels": len(s["labels"]), "methods": {}}
         for m in methods:
             score = s[m] ** 2 if (m == "zscore" and abs_zscore) else s[m]
-            flags = expand(flags_for(score, post, normal=s.get(f"{m}_normal"), normal_raw=s.get(f"{m}_normal_raw")),
-                           factor, len(s["index"]))
+            flags = expand(
+                flags_for(score, post, normal=s.get(f"{m}_normal"), normal_raw=s.get(f"{m}_normal_raw")), factor, len(s["index"])
+            )
             row["methods"][m] = {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}
         out.append(row)
     return out
@@ -63,10 +74,14 @@ def main(argv: list[str]) -> None:
     for text in argv[1:] or ["{}"]:
         post = {**DEFAULT_POST, **json.loads(text)}
         pooled = pool(results(series, post, abs_zscore=abs_z))
-        print(json.dumps({k: v for k, v in post.items() if DEFAULT_POST.get(k) != v}), "  ".join(
-            f"{m}: F1 {p['overlap_segment']['f1']:.3f} ({p['overlap_segment']['tp']}/{p['overlap_segment']['fp']}/"
-            f"{p['overlap_segment']['fn']}) pw {p['pointwise']['f1']:.3f} PA* {p['point_adjusted_optimistic']['f1']:.3f}"
-            for m, p in pooled.items()))
+        print(
+            json.dumps({k: v for k, v in post.items() if DEFAULT_POST.get(k) != v}),
+            "  ".join(
+                f"{m}: F1 {p['overlap_segment']['f1']:.3f} ({p['overlap_segment']['tp']}/{p['overlap_segment']['fp']}/"
+                f"{p['overlap_segment']['fn']}) pw {p['pointwise']['f1']:.3f} PA* {p['point_adjusted_optimistic']['f1']:.3f}"
+                for m, p in pooled.items()
+            ),
+        )
 
 
 if __name__ == "__main__":

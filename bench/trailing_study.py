@@ -24,8 +24,16 @@ from postprocess_study import load  # noqa: E402  (bench/ is not a package)
 
 from anomaly.research.bench import evaluate, expand, flags_for, pool  # noqa: E402
 
-GRID = {"k": [3.0, 4.0, 5.0, 6.0], "trailing": [500, 1000, 2000, 5000], "prune": [0.0, 0.13], "cap": [3.0],
-        "pad": [50], "smoothing": [20], "root": [True], "exclude": [True]}
+GRID = {
+    "k": [3.0, 4.0, 5.0, 6.0],
+    "trailing": [500, 1000, 2000, 5000],
+    "prune": [0.0, 0.13],
+    "cap": [3.0],
+    "pad": [50],
+    "smoothing": [20],
+    "root": [True],
+    "exclude": [True],
+}
 TOP = 12  # settings printed, best first
 BASE = {"rule": "trailing", "window_frac": 0.33, "merge_gap": 0, "min_length": 1}
 
@@ -79,8 +87,12 @@ def main(argv: list[str]) -> None:
             print(f"   leave out {g}: pick {pick} -> {g} F1 {table[pick][g][0]:.3f} {table[pick][g][1]}")
         print(f"   leave-one-group-out mean F1 {np.mean(logo):.3f}")
         for c in sorted(mean, key=mean.get, reverse=True)[:TOP]:
-            print(f"   {mean[c]:.3f} {c} " + " ".join(f"{table[c][g][0]:.3f}" for g in names)
-                  + "  point-wise " + " ".join(f"{table[c][g][2]:.3f}" for g in names))
+            print(
+                f"   {mean[c]:.3f} {c} "
+                + " ".join(f"{table[c][g][0]:.3f}" for g in names)
+                + "  point-wise "
+                + " ".join(f"{table[c][g][2]:.3f}" for g in names)
+            )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, **kwargs):
 
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     env.update(kwargs.pop("env", {}))
-    return subprocess.run([sys.executable, "-m", "anomaly", *map(str, args)], cwd=cwd or ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly", *map(str, args)],
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def pg_url() -> str:

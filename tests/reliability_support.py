@@ -23,11 +23,13 @@ def series(n: int = 400, *, seed: int = 0, start: str = "2024-01-01", freq: str 
     rng = np.random.default_rng(seed)
     x = np.arange(n)
     index = pd.date_range(start, periods=n, freq=freq, tz=tz)
-    return pd.DataFrame({
-        "timestamp": [t.isoformat(sep=" ") for t in index],
-        "a": np.sin(x / 10) + 0.05 * rng.normal(size=n),
-        "b": np.cos(x / 7) + 0.05 * rng.normal(size=n),
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": [t.isoformat(sep=" ") for t in index],
+            "a": np.sin(x / 10) + 0.05 * rng.normal(size=n),
+            "b": np.cos(x / 7) + 0.05 * rng.normal(size=n),
+        }
+    )
 
 
 def write_csv(frame: pd.DataFrame, path: Path, **kwargs) -> Path:
@@ -55,8 +57,14 @@ def cli_env() -> dict:
 
 def run_cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m anomaly ARGS`` from the repository root, as a user would."""
-    return subprocess.run([sys.executable, "-m", "anomaly", *map(str, args)], cwd=REPO, env=cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly", *map(str, args)],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _default_sigint() -> None:
@@ -67,8 +75,14 @@ def _default_sigint() -> None:
 
 
 def popen_cli(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "anomaly", *map(str, args)], cwd=REPO, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
+    return subprocess.Popen(
+        [sys.executable, "-m", "anomaly", *map(str, args)],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> str:

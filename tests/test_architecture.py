@@ -74,7 +74,7 @@ def test_the_import_graph_has_no_cycle():
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(" -> ".join(trail[trail.index(nxt):] + [node, nxt]) if nxt in trail else f"{node} -> {nxt}")
+                cycles.append(" -> ".join(trail[trail.index(nxt) :] + [node, nxt]) if nxt in trail else f"{node} -> {nxt}")
             elif nxt not in state:
                 visit(nxt, trail + [node])
         state[node] = "done"
@@ -87,6 +87,10 @@ def test_the_import_graph_has_no_cycle():
 
 def test_no_module_imports_the_command_line():
     known = modules()
-    users = [m for m, path in known.items() if m not in ("anomaly.cli", "anomaly.__main__")
-             and any(t == "anomaly.cli" for _, t, _ in imported(ast.parse(path.read_text()), m, known))]
+    users = [
+        m
+        for m, path in known.items()
+        if m not in ("anomaly.cli", "anomaly.__main__")
+        and any(t == "anomaly.cli" for _, t, _ in imported(ast.parse(path.read_text()), m, known))
+    ]
     assert users == []

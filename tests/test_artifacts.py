@@ -215,13 +215,17 @@ def test_tampered_metadata_is_refused_in_one_line(copy, name):
     one_line_model_error(copy, META_FILE, fragment)
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ("", "corrupt JSON"),
-    ("[1, 2, 3]", "not a lstm-anomaly-model file"),
-    ("[" * 100_000 + "]" * 100_000, "corrupt JSON"),  # nesting deep enough to exhaust recursion
-    ('{"format": "lstm-anomaly-model", "format_version": ' + "9" * 5000 + "}", "corrupt JSON"),  # int too long
-    ('{"format": "lstm-anomaly-model"', "corrupt JSON"),
-], ids=["empty", "list", "deep", "long-int", "cut"])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ("", "corrupt JSON"),
+        ("[1, 2, 3]", "not a lstm-anomaly-model file"),
+        ("[" * 100_000 + "]" * 100_000, "corrupt JSON"),  # nesting deep enough to exhaust recursion
+        ('{"format": "lstm-anomaly-model", "format_version": ' + "9" * 5000 + "}", "corrupt JSON"),  # int too long
+        ('{"format": "lstm-anomaly-model"', "corrupt JSON"),
+    ],
+    ids=["empty", "list", "deep", "long-int", "cut"],
+)
 def test_corrupt_metadata_is_refused_in_one_line(copy, raw, fragment):
     edit(copy, None, raw=raw)
     one_line_model_error(copy, fragment)
@@ -249,14 +253,25 @@ UNSAFE = re.compile(
 def test_no_pickle_joblib_or_unsafe_loading_in_the_package_or_dashboard():
     sources = [p for folder in ("anomaly", "dashboard") for p in sorted((REPO / folder).rglob("*.py"))]
     assert any(p.name == "artifacts.py" for p in sources)  # the scan sees the package
-    hits = [f"{p.relative_to(REPO)}:{text[: m.start()].count(chr(10)) + 1}: {m.group(0).strip()}"
-            for p in sources for text in [p.read_text(encoding="utf-8")] for m in UNSAFE.finditer(text)]
+    hits = [
+        f"{p.relative_to(REPO)}:{text[: m.start()].count(chr(10)) + 1}: {m.group(0).strip()}"
+        for p in sources
+        for text in [p.read_text(encoding="utf-8")]
+        for m in UNSAFE.finditer(text)
+    ]
     assert hits == []
 
 
 def test_the_unsafe_pattern_catches_what_it_should():
-    for line in ("import pickle", "from joblib import load", "import dill as d", "np.load(f, allow_pickle=True)",
-                 "keras.config.enable_unsafe_deserialization()", "load_model(p, safe_mode=False)", "pd.read_pickle(p)"):
+    for line in (
+        "import pickle",
+        "from joblib import load",
+        "import dill as d",
+        "np.load(f, allow_pickle=True)",
+        "keras.config.enable_unsafe_deserialization()",
+        "load_model(p, safe_mode=False)",
+        "pd.read_pickle(p)",
+    ):
         assert UNSAFE.search(line), line
     assert not UNSAFE.search("No pickle or joblib anywhere.")
 

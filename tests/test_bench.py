@@ -33,7 +33,9 @@ def nab_dir(tmp_path_factory) -> Path:
     windows = {}
     for i, name in enumerate(["a.csv", "b.csv"]):
         idx = pd.date_range(START, periods=400, freq="5min")
-        pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M:%S"), "value": _signal(400, i, (300, 306))}).to_csv(root / "cat" / name, index=False)
+        pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M:%S"), "value": _signal(400, i, (300, 306))}).to_csv(
+            root / "cat" / name, index=False
+        )
         windows[f"cat/{name}"] = [[str(idx[296]), str(idx[310])]]
     (root / "combined_windows.json").write_text(json.dumps(windows))
     return root
@@ -79,8 +81,13 @@ def test_protocols_split_rows_and_keep_labels_of_the_scored_period(nab_dir, spli
 @pytest.fixture(scope="module")
 def split_result(split_dir):
     # Unsmoothed scores: on 300 scored rows an EWMA of span 20 spreads a 6-row spike below mean + 4 std.
-    return run_bench(split_dir, None, None, METHODS, {**TINY, "local_rule": "ksigma", "local_k": 4.0, "smoothing": 0,
-                                                      "prune": 0.0, "event_padding": 2, "root_score": True})
+    return run_bench(
+        split_dir,
+        None,
+        None,
+        METHODS,
+        {**TINY, "local_rule": "ksigma", "local_k": 4.0, "smoothing": 0, "prune": 0.0, "event_padding": 2, "root_score": True},
+    )
 
 
 def test_result_structure_and_pooling_arithmetic(split_result):
@@ -112,9 +119,29 @@ def test_cli_bench_nab_layout_writes_json(nab_dir, tmp_path):
     out = tmp_path / "r.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "anomaly", "bench", str(nab_dir), "--series", "cat/*", "--json", str(out),
-         "--window", "8", "--epochs", "1", "--local-rule", "ksigma", "--quiet"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "anomaly",
+            "bench",
+            str(nab_dir),
+            "--series",
+            "cat/*",
+            "--json",
+            str(out),
+            "--window",
+            "8",
+            "--epochs",
+            "1",
+            "--local-rule",
+            "ksigma",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "pooled (TP/FP/FN summed over series" in proc.stdout and "optimistic" in proc.stdout
@@ -125,8 +152,9 @@ def test_cli_bench_nab_layout_writes_json(nab_dir, tmp_path):
 
 def test_cli_bench_bad_folder_is_one_line_error(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "anomaly", "bench", str(tmp_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "anomaly", "bench", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "combined_windows.json" in proc.stderr
 
 
@@ -200,8 +228,9 @@ def test_cli_bench_passes_overlap_reverse_context_and_cap(monkeypatch, split_dir
         return {"dataset": str(root), "protocol": "train-test", "series": [], "pooled": {}}
 
     monkeypatch.setattr(anomaly.research.bench, "run_bench", fake_run_bench)
-    args = build_parser().parse_args(["bench", str(split_dir), "--overlap", "median", "--reverse", "--context", "--local-cap", "0",
-                                      "--quiet"])
+    args = build_parser().parse_args(
+        ["bench", str(split_dir), "--overlap", "median", "--reverse", "--context", "--local-cap", "0", "--quiet"]
+    )
     assert args.func(args) == 0
     assert seen == {"params": {"overlap": "median", "reverse": True, "local_cap": 0.0}, "context": True}
     args = build_parser().parse_args(["bench", str(split_dir), "--no-context", "--quiet"])
@@ -243,8 +272,17 @@ def test_baselines_get_the_cap_from_their_own_held_out_scores(split_dir):
     normal = baseline_normal_scores(normal_raw, smoothing=4)
     expected = postprocess.ewma(normal_raw, 4)
     np.testing.assert_allclose(normal, expected[np.isfinite(expected)])
-    post = {"rule": "ksigma", "smoothing": 4, "window_frac": 0.33, "k": 4.0, "prune": 0.0, "pad": 0, "merge_gap": 0,
-            "min_length": 1, "root": True}
+    post = {
+        "rule": "ksigma",
+        "smoothing": 4,
+        "window_frac": 0.33,
+        "k": 4.0,
+        "prune": 0.0,
+        "pad": 0,
+        "merge_gap": 0,
+        "min_length": 1,
+        "root": True,
+    }
     score = model.score(scored)["score"].to_numpy()
     tiny_cap = {**post, "cap": 1e-9}  # below every score: every scored row is flagged
     assert flags_for(score, tiny_cap, normal=normal)[np.isfinite(score)].all()
@@ -274,13 +312,49 @@ def test_bench_figures_equal_train_then_evaluate_through_the_cli(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     cli = [sys.executable, "-m", "anomaly"]
-    train = subprocess.run([*cli, "train", str(tmp_path / "m.train.parquet"), "--model", str(tmp_path / "model"),
-                            "--window", "8", "--units", "4", "--latent", "2", "--epochs", "2", "--quiet"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    train = subprocess.run(
+        [
+            *cli,
+            "train",
+            str(tmp_path / "m.train.parquet"),
+            "--model",
+            str(tmp_path / "model"),
+            "--window",
+            "8",
+            "--units",
+            "4",
+            "--latent",
+            "2",
+            "--epochs",
+            "2",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert train.returncode == 0, train.stderr
-    proc = subprocess.run([*cli, "evaluate", str(tmp_path / "m.test.parquet"), "--model", str(tmp_path / "model"),
-                           "--labels", str(tmp_path / "labels.json"), "--key", "m", "--json"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            *cli,
+            "evaluate",
+            str(tmp_path / "m.test.parquet"),
+            "--model",
+            str(tmp_path / "model"),
+            "--labels",
+            str(tmp_path / "labels.json"),
+            "--key",
+            "m",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got["events"] == bench["events"] >= 2

@@ -28,8 +28,9 @@ def _macs_from_weights(model, window: int) -> int:
 
 @pytest.mark.parametrize("window,n_sensors,units,latent", [(32, 1, 64, 16), (8, 3, 5, 2)])
 def test_flops_per_window_counts_every_multiply_add(window, n_sensors, units, latent):
-    model = build_autoencoder(window=window, n_features=n_sensors, encoder_units=(units,), decoder_units=(units,),
-                              latent_dim=latent)
+    model = build_autoencoder(
+        window=window, n_features=n_sensors, encoder_units=(units,), decoder_units=(units,), latent_dim=latent
+    )
     assert perf.flops_per_window(window, n_sensors, units, latent) == 2 * _macs_from_weights(model, window)
 
 

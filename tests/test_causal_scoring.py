@@ -20,16 +20,29 @@ from anomaly.incremental import score_causal
 from anomaly.scheduled import Job, run_job
 
 N, NORMAL, WINDOW = 900, 400, 8
-TINY = dict(window=WINDOW, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=2, batch_size=32, verbose=0,
-            local_trailing=200, event_padding=10)
+TINY = dict(
+    window=WINDOW,
+    encoder_units=(8,),
+    decoder_units=(8,),
+    latent_dim=4,
+    epochs=2,
+    batch_size=32,
+    verbose=0,
+    local_trailing=200,
+    event_padding=10,
+)
 
 
 def make_data() -> pd.DataFrame:
     rng = np.random.default_rng(1)
     t = np.arange(N)
-    frame = pd.DataFrame({"a": np.sin(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(N),
-                          "b": np.cos(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(N)},
-                         index=pd.date_range("2024-03-01", periods=N, freq="min", name="timestamp"))
+    frame = pd.DataFrame(
+        {
+            "a": np.sin(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(N),
+            "b": np.cos(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(N),
+        },
+        index=pd.date_range("2024-03-01", periods=N, freq="min", name="timestamp"),
+    )
     frame.iloc[550:700, 0] += 2.5  # a long anomaly: a batch-relative threshold rises over it
     frame.iloc[800:803, 1] += 4.0  # a spike
     return frame

@@ -94,8 +94,17 @@ def test_machine_temperature_demo_with_the_defaults(tmp_path):
     assert '--model $(DEMO_MODEL) --duplicates mean \\\n\t\t--normal-end "2013-12-10 06:20"\n' in makefile
     train = run_cli("train", data, "--model", model, "--duplicates", "mean", "--normal-end", "2013-12-10 06:20", "--quiet")
     assert train.returncode == 0, train.stderr
-    result = run_cli("evaluate", data, "--model", model, "--labels", ROOT / "data" / "machine_temperature_labels.json",
-                     "--duplicates", "mean", "--json")
+    result = run_cli(
+        "evaluate",
+        data,
+        "--model",
+        model,
+        "--labels",
+        ROOT / "data" / "machine_temperature_labels.json",
+        "--duplicates",
+        "mean",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     seg = json.loads(result.stdout)["overlap_segment"]
     assert seg["tp"] >= 3 and seg["fp"] <= 4, seg

@@ -43,8 +43,7 @@ def train_fails(tmp_path: Path, data: Path, *fragments: str, extra=()) -> str:
 
 def score_fails(tmp_path: Path, data: Path, model: Path, *fragments: str, code: int = 2, extra: tuple = ()) -> str:
     before = entries(tmp_path)
-    proc = run_cli("score", data, "--model", model, "--out", tmp_path / "scores.csv", "--events", tmp_path / "events.csv",
-                   *extra)
+    proc = run_cli("score", data, "--model", model, "--out", tmp_path / "scores.csv", "--events", tmp_path / "events.csv", *extra)
     line = assert_one_line_error(proc, *fragments, code=code)
     assert entries(tmp_path) == before, "an output file appeared"
     return line
@@ -201,8 +200,10 @@ def test_unsorted_rows_are_sorted_with_a_warning(tmp_path, model, baseline):
 def test_dst_transitions_and_mixed_offsets_are_converted_to_utc(tmp_path, model):
     # Local Berlin time across the autumn change (02:00-03:00 happens twice) in two offset spellings.
     index = pd.date_range("2024-10-27 00:00", periods=400, freq="1min", tz="UTC")
-    local = [t.tz_convert("Europe/Berlin").isoformat() if i % 2 else t.tz_convert("Asia/Kolkata").isoformat()
-             for i, t in enumerate(index)]
+    local = [
+        t.tz_convert("Europe/Berlin").isoformat() if i % 2 else t.tz_convert("Asia/Kolkata").isoformat()
+        for i, t in enumerate(index)
+    ]
     frame = series().assign(timestamp=local)
     scores, _ = score_ok(tmp_path, write_csv(frame, tmp_path / "data.csv"), model)
     assert list(pd.to_datetime(scores["timestamp"])) == list(index)
@@ -256,9 +257,11 @@ def test_constant_sensor_kept_by_default_with_a_warning(tmp_path):
     data = write_csv(series().assign(b=2.5), tmp_path / "data.csv")
     proc = run_cli("train", data, "--model", tmp_path / "model", *TRAIN)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines() == ["WARNING: sensor 'b' is constant in the normal period: kept unscaled, so any "
-                                        "change in it scores as anomalous (drop it with --columns, or refuse it with "
-                                        "--on-constant error)"]
+    assert proc.stderr.splitlines() == [
+        "WARNING: sensor 'b' is constant in the normal period: kept unscaled, so any "
+        "change in it scores as anomalous (drop it with --columns, or refuse it with "
+        "--on-constant error)"
+    ]
     assert json.loads((tmp_path / "model" / "detector.json").read_text())["columns"] == ["a", "b"]
 
 
@@ -324,13 +327,17 @@ def test_model_json_not_json(tmp_path, copy):
     score_fails(tmp_path, tmp_path / "data.csv", copy, "detector.json", "corrupt JSON")
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda m: m["scaler"].update(scale=[-1.0, 1.0]), "'scaler.scale'"),  # invalid value
-    (lambda m: m.update(columns="a,b"), "'columns'"),  # wrong type
-    (lambda m: m.pop("thresholds"), "'thresholds'"),  # removed key
-    (lambda m: m["params"].update(window="eight"), "invalid params"),  # wrong type inside params
-    (lambda m: m.update(interval_seconds=True), "'interval_seconds'"),  # a bool is not a number
-], ids=["invalid-value", "wrong-type", "removed-key", "bad-param", "bool-interval"])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda m: m["scaler"].update(scale=[-1.0, 1.0]), "'scaler.scale'"),  # invalid value
+        (lambda m: m.update(columns="a,b"), "'columns'"),  # wrong type
+        (lambda m: m.pop("thresholds"), "'thresholds'"),  # removed key
+        (lambda m: m["params"].update(window="eight"), "invalid params"),  # wrong type inside params
+        (lambda m: m.update(interval_seconds=True), "'interval_seconds'"),  # a bool is not a number
+    ],
+    ids=["invalid-value", "wrong-type", "removed-key", "bad-param", "bool-interval"],
+)
 def test_model_json_tampered(tmp_path, copy, change, field):
     _edit_json(copy, change)
     score_fails(tmp_path, tmp_path / "data.csv", copy, "detector.json", field)

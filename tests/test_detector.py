@@ -127,8 +127,17 @@ def test_series_shorter_than_a_window(tiny_detector):
         tiny_detector.score(make_series(5))
 
 
-@pytest.mark.parametrize("params", [dict(window=1), dict(stride=20, window=8), dict(dropout=1.5),
-                                    dict(encoder_units=()), dict(threshold_rule="bogus"), dict(quantile=2.0)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(window=1),
+        dict(stride=20, window=8),
+        dict(dropout=1.5),
+        dict(encoder_units=()),
+        dict(threshold_rule="bogus"),
+        dict(quantile=2.0),
+    ],
+)
 def test_bad_hyperparameters(series, params):
     with pytest.raises(ConfigError):
         LSTMAutoencoderDetector(**{**TINY, **params}).fit(series)
@@ -142,8 +151,9 @@ def test_generated_sample_each_anomaly_found_with_its_sensor():
     """Every injected anomaly of data/sample_multivariate.csv is found and blamed on its sensor."""
     meta = json.loads((ROOT / "data" / "sample_anomalies.json").read_text())
     frame = load_series(ROOT / "data" / "sample_multivariate.csv")
-    det = LSTMAutoencoderDetector(window=32, encoder_units=(32,), decoder_units=(32,), latent_dim=8, batch_size=32,
-                                  epochs=20, merge_gap=10, verbose=0).fit(frame.loc[: meta["normal_end"]])
+    det = LSTMAutoencoderDetector(
+        window=32, encoder_units=(32,), decoder_units=(32,), latent_dim=8, batch_size=32, epochs=20, merge_gap=10, verbose=0
+    ).fit(frame.loc[: meta["normal_end"]])
     events = det.detect(frame)
     assert list(events.columns) == EVENT_COLUMNS
     for anomaly in meta["anomalies"]:

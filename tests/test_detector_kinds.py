@@ -32,8 +32,10 @@ def sensors(n: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     t = np.arange(n)
     return pd.DataFrame(
-        {"temp": np.sin(2 * np.pi * t / 25) + 0.05 * rng.standard_normal(n),
-         "flow": np.cos(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(n)},
+        {
+            "temp": np.sin(2 * np.pi * t / 25) + 0.05 * rng.standard_normal(n),
+            "flow": np.cos(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(n),
+        },
         index=pd.date_range("2024-01-01", periods=n, freq="min"),
     )
 
@@ -115,15 +117,18 @@ def test_old_model_without_kind_params_loads_as_reconstruction(fitted, data, tmp
     pd.testing.assert_frame_equal(loaded.score(data), det.score(data), check_exact=False, rtol=1e-6)
 
 
-@pytest.mark.parametrize("params,message", [
-    (dict(model_kind="forecast"), "model_kind must be one of"),
-    (dict(model_kind="prediction", reverse=True), "reverse applies to the reconstruction decoder"),
-    (dict(model_kind="prediction", horizon=0), "horizon must be an integer >= 1"),
-    (dict(model_kind="prediction", horizon=2, stride=3), "must not exceed horizon"),
-    (dict(model_kind="composite", prediction_weight=0), "prediction_weight must be a positive number"),
-    (dict(conditional="yes"), "conditional must be true or false"),
-    (dict(bidirectional=True, conditional=True), "bidirectional does not work with a conditional decoder"),
-])
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        (dict(model_kind="forecast"), "model_kind must be one of"),
+        (dict(model_kind="prediction", reverse=True), "reverse applies to the reconstruction decoder"),
+        (dict(model_kind="prediction", horizon=0), "horizon must be an integer >= 1"),
+        (dict(model_kind="prediction", horizon=2, stride=3), "must not exceed horizon"),
+        (dict(model_kind="composite", prediction_weight=0), "prediction_weight must be a positive number"),
+        (dict(conditional="yes"), "conditional must be true or false"),
+        (dict(bidirectional=True, conditional=True), "bidirectional does not work with a conditional decoder"),
+    ],
+)
 def test_bad_kind_params_are_refused_before_training(data, params, message):
     with pytest.raises(ConfigError, match=message):
         LSTMAutoencoderDetector(**{**TINY, **params}).fit(data)
@@ -138,13 +143,18 @@ def test_prediction_needs_window_plus_horizon_rows(fitted, data):
 # -- CLI --------------------------------------------------------------------------------------
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "anomaly", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
-@pytest.mark.parametrize("kind,extra,suffix", [
-    ("prediction", ["--horizon", "2", "--bidirectional"], "parquet"),
-    ("composite", ["--horizon", "2", "--reverse", "--conditional", "--prediction-weight", "0.5"], "csv"),
-])
+@pytest.mark.parametrize(
+    "kind,extra,suffix",
+    [
+        ("prediction", ["--horizon", "2", "--bidirectional"], "parquet"),
+        ("composite", ["--horizon", "2", "--reverse", "--conditional", "--prediction-weight", "0.5"], "csv"),
+    ],
+)
 def test_cli_trains_scores_and_embeds_every_kind(tmp_path, data, kind, extra, suffix):
     csv = tmp_path / "data.csv"
     data.rename_axis("timestamp").reset_index().to_csv(csv, index=False)
@@ -170,7 +180,9 @@ def test_cli_trains_scores_and_embeds_every_kind(tmp_path, data, kind, extra, su
     vectors = pd.read_parquet(out) if suffix == "parquet" else pd.read_csv(out)
     api = det.embed(data)
     assert list(vectors.columns) == ["start", "end", "z0", "z1", "z2", "z3"]
-    np.testing.assert_allclose(vectors[["z0", "z1", "z2", "z3"]].to_numpy(), api[["z0", "z1", "z2", "z3"]].to_numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        vectors[["z0", "z1", "z2", "z3"]].to_numpy(), api[["z0", "z1", "z2", "z3"]].to_numpy(), rtol=1e-5, atol=1e-6
+    )
     assert pd.to_datetime(vectors["start"]).tolist() == api["start"].tolist()
 
 
@@ -195,8 +207,19 @@ def recordings(n: int = 24, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
-SEQ = dict(window=12, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=3, batch_size=8, verbose=0,
-           model_kind="composite", horizon=1, reverse=True, conditional=True)
+SEQ = dict(
+    window=12,
+    encoder_units=(8,),
+    decoder_units=(8,),
+    latent_dim=4,
+    epochs=3,
+    batch_size=8,
+    verbose=0,
+    model_kind="composite",
+    horizon=1,
+    reverse=True,
+    conditional=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -255,13 +278,16 @@ def test_sequence_and_series_models_refuse_the_other_api(seq_fitted, fitted, dat
         fitted["prediction"][0].score_sequences(recordings(2))
 
 
-@pytest.mark.parametrize("seqs,message", [
-    ([np.ones((20, 2))], "sequence 0: 20 steps; this model takes 3 to 13"),
-    ([np.ones((6, 3))], "sequence 0: 3 column"),
-    ([pd.DataFrame({"x0": np.ones(6), "y": np.ones(6)})], "sequence 0: lacks column"),
-    ([np.array([[0.0, 1.0], [np.nan, 1.0], [0.0, 1.0]])], "sequence 0 row 1 column 'x0': missing"),
-    ([], "non-empty list of sequences"),
-])
+@pytest.mark.parametrize(
+    "seqs,message",
+    [
+        ([np.ones((20, 2))], "sequence 0: 20 steps; this model takes 3 to 13"),
+        ([np.ones((6, 3))], "sequence 0: 3 column"),
+        ([pd.DataFrame({"x0": np.ones(6), "y": np.ones(6)})], "sequence 0: lacks column"),
+        ([np.array([[0.0, 1.0], [np.nan, 1.0], [0.0, 1.0]])], "sequence 0 row 1 column 'x0': missing"),
+        ([], "non-empty list of sequences"),
+    ],
+)
 def test_bad_sequences_are_refused_with_one_line(seq_fitted, seqs, message):
     with pytest.raises(DataError, match=message):
         seq_fitted.score_sequences(seqs)
@@ -275,8 +301,9 @@ def test_incremental_scoring_refuses_kinds_it_cannot_reproduce(fitted, data):
 
 
 def test_prediction_on_sequences_scores_the_last_horizon_steps():
-    det = LSTMAutoencoderDetector(**{**SEQ, "model_kind": "prediction", "horizon": 2, "reverse": False,
-                                     "conditional": False, "epochs": 2}).fit_sequences(recordings())
+    det = LSTMAutoencoderDetector(
+        **{**SEQ, "model_kind": "prediction", "horizon": 2, "reverse": False, "conditional": False, "epochs": 2}
+    ).fit_sequences(recordings())
     seqs = recordings(3, seed=4)
     for seq, frame in zip(seqs, det.score_sequences(seqs)):
         assert frame["score"].iloc[:-2].isna().all() and frame["score"].iloc[-2:].notna().all()
@@ -286,7 +313,9 @@ def test_prediction_on_sequences_scores_the_last_horizon_steps():
 def test_embed_refuses_an_unknown_output_format_before_any_work(tmp_path, capsys):
     from anomaly.cli import main
 
-    assert main(["embed", str(tmp_path / "missing.csv"), "--model", str(tmp_path / "none"), "--out", str(tmp_path / "v.txt")]) == 2
+    assert (
+        main(["embed", str(tmp_path / "missing.csv"), "--model", str(tmp_path / "none"), "--out", str(tmp_path / "v.txt")]) == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "v.txt: output must end in .csv or .parquet" in err
     assert not (tmp_path / "v.txt").exists()

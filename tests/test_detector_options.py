@@ -135,4 +135,4 @@ def test_incremental_scoring_refuses_batch_relative_post_processing(series):
     # A fixed threshold given at scoring time means the same thing for a few rows as for all of them.
     fixed = score_rows(det, series, rows, threshold=1.0)
     full = det.score(series, threshold=1.0)
-    np.testing.assert_allclose(fixed["score"].to_numpy(), full["score"].to_numpy()[-len(fixed):], rtol=1e-6)
+    np.testing.assert_allclose(fixed["score"].to_numpy(), full["score"].to_numpy()[-len(fixed) :], rtol=1e-6)

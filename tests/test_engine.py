@@ -30,8 +30,11 @@ def exported(tmp_path_factory):
     train = make_series(400, 2, seed=1)
     root = tmp_path_factory.mktemp("onnx")
     dirs = {}
-    for name, params in (("reconstruction", {"smoothing": 5}), ("composite", {"model_kind": "composite", "horizon": 3}),
-                         ("bidirectional", {"bidirectional": True})):
+    for name, params in (
+        ("reconstruction", {"smoothing": 5}),
+        ("composite", {"model_kind": "composite", "horizon": 3}),
+        ("bidirectional", {"bidirectional": True}),
+    ):
         det = LSTMAutoencoderDetector(**TINY, **params).fit(train)
         dirs[name] = det.save(root / name, onnx=True)
     return dirs
@@ -70,7 +73,9 @@ def test_auto_engine_takes_onnx_only_where_exported(exported, tiny_detector, tmp
     plain = tiny_detector.save(tmp_path / "plain", onnx=False)
     assert not (plain / "model.onnx").exists()
     assert type(LSTMAutoencoderDetector.load(plain, engine="auto").model_).__name__ != "OnnxModel"
-    with pytest.raises(ModelError, match=r"no ONNX export \(trained with --no-onnx, or a sequence model\); add one with 'anomaly export-onnx"):
+    with pytest.raises(
+        ModelError, match=r"no ONNX export \(trained with --no-onnx, or a sequence model\); add one with 'anomaly export-onnx"
+    ):
         LSTMAutoencoderDetector.load(plain, engine="onnx")
     with pytest.raises(ModelError, match="engine must be one of auto, tensorflow, onnx"):
         LSTMAutoencoderDetector.load(plain, engine="torch")
@@ -128,11 +133,23 @@ def test_cli_scores_with_onnx_without_importing_tensorflow(exported, tmp_path):
     data = write_csv(_with_spike(), tmp_path / "d.csv")
     model = exported["reconstruction"]
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-c", NO_TF, "score", str(data), "--model", str(model), "--out",
-                          str(tmp_path / "onnx.csv")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", NO_TF, "score", str(data), "--model", str(model), "--out", str(tmp_path / "onnx.csv")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
-    db = subprocess.run([sys.executable, "-c", NO_TF, "score", str(data), "--model", str(model), "--db",
-                         str(tmp_path / "r.db")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    db = subprocess.run(
+        [sys.executable, "-c", NO_TF, "score", str(data), "--model", str(model), "--db", str(tmp_path / "r.db")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert db.returncode == 0, db.stderr
     a = pd.read_csv(tmp_path / "onnx.csv")
     b = LSTMAutoencoderDetector.load(model, engine="tensorflow").score(_with_spike())
@@ -146,8 +163,10 @@ def test_cli_train_onnx_and_export_onnx(tiny_detector, tmp_path):
     assert not (plain / "model.onnx").exists()
     missing = run_cli("score", data, "--model", plain, "--engine", "onnx")
     assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines() == [f"error: {plain}: has no ONNX export (trained with --no-onnx, or a "
-                                                   f"sequence model); add one with 'anomaly export-onnx {plain}'"]
+    assert missing.stderr.strip().splitlines() == [
+        f"error: {plain}: has no ONNX export (trained with --no-onnx, or a "
+        f"sequence model); add one with 'anomaly export-onnx {plain}'"
+    ]
     before = LSTMAutoencoderDetector.load(plain).score(make_series(300, 2))
     out = run_cli("export-onnx", plain)
     assert out.returncode == 0, out.stderr

@@ -45,10 +45,16 @@ def random_case(rng: np.random.Generator, trial: int):
         at = int(rng.integers(0, n))
         raw[at : at + int(rng.integers(1, 400))] *= rng.uniform(2, 30)
     raw[rng.random(n) < 0.02] = np.nan  # gaps
-    rule = fg.TrailingRule(k=float(rng.uniform(1, 5)), trailing=int(rng.integers(2, 400)),
-                           cap=[None, 20.0][trial % 2], prune=[0.0, 0.13][(trial // 2) % 2],
-                           pad=int(rng.integers(0, 60)), smoothing=int(rng.integers(0, 30)), root=bool(trial % 3),
-                           exclude=trial % 5 != 4)
+    rule = fg.TrailingRule(
+        k=float(rng.uniform(1, 5)),
+        trailing=int(rng.integers(2, 400)),
+        cap=[None, 20.0][trial % 2],
+        prune=[0.0, 0.13][(trial // 2) % 2],
+        pad=int(rng.integers(0, 60)),
+        smoothing=int(rng.integers(0, 30)),
+        root=bool(trial % 3),
+        exclude=trial % 5 != 4,
+    )
     start = fg.seed(rng.gamma(2.0, 1.0, int(rng.integers(0, 500))), rule)
     return raw, rule, start
 

@@ -86,8 +86,9 @@ def test_event_cutoff_reaches_back_to_a_touching_event():
 def test_event_frame_overlays_new_rows_on_the_grid():
     t = pd.date_range("2024-01-01", periods=6, freq="min")
     stored = pd.DataFrame({"timestamp": t[[0, 1, 2]], "score": [1.0, 2.0, 3.0], "error_a": [1.0, 2.0, 3.0]})
-    new = pd.DataFrame({"score": [9.0, 5.0], "threshold": 4.0, "is_anomaly": [True, True], "error_a": [9.0, 5.0]},
-                       index=t[[2, 5]])
+    new = pd.DataFrame(
+        {"score": [9.0, 5.0], "threshold": 4.0, "is_anomaly": [True, True], "error_a": [9.0, 5.0]}, index=t[[2, 5]]
+    )
     frame = event_frame(stored, new, pd.Timedelta("1min"), 4.0)
     assert frame.index.equals(pd.DatetimeIndex(t, freq="min"))
     assert frame["score"].tolist()[:3] == [1.0, 2.0, 9.0]

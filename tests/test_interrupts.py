@@ -71,8 +71,22 @@ def test_killing_train_keeps_the_previous_model(model, tmp_path, sig):
     target = Path(shutil.copytree(model, tmp_path / "model"))
     before = digests(target)
     data = write_csv(series(2000, seed=7), tmp_path / "big.csv")
-    proc = popen_cli("train", data, "--model", target, "--window", "16", "--units", "16", "--latent", "4",
-                     "--epochs", "1000", "--patience", "1000")
+    proc = popen_cli(
+        "train",
+        data,
+        "--model",
+        target,
+        "--window",
+        "16",
+        "--units",
+        "16",
+        "--latent",
+        "4",
+        "--epochs",
+        "1000",
+        "--patience",
+        "1000",
+    )
     err = Reader(proc.stderr)
     # tqdm's bar shows "N/1000 [..., ?epoch/s]" once training has started: kill after two epochs
     wait_until(lambda: "2/1000" in err.data.decode("utf-8", "replace"), proc, 600, "the progress output")

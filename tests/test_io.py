@@ -19,6 +19,7 @@ from anomaly.io import clean_frame, load_series, read_table, write_table
 def csv(tmp_path):
     def make(frame: pd.DataFrame, name: str = "data.csv", **kwargs) -> Path:
         return write_csv(frame, tmp_path / name, **kwargs)
+
     return make
 
 
@@ -153,15 +154,18 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path):
     assert list(load_series(path).columns) == ["a", "b"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("timestamp,a\n2024-01-01,1\n".encode("utf-16"), "UTF-16 text; save it as UTF-8"),
-    (b"", "file is empty"),
-    (b"\n\n", "first line is empty"),
-    (b"timestamp,a\n", "no data rows"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary content"),
-    ("timestamp,a\n2024-01-01,\u00e9\n".encode("cp1252"), "not UTF-8 text (byte 0xe9"),
-    (b'timestamp,a\n"2024-01-01,1\n', "malformed CSV"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("timestamp,a\n2024-01-01,1\n".encode("utf-16"), "UTF-16 text; save it as UTF-8"),
+        (b"", "file is empty"),
+        (b"\n\n", "first line is empty"),
+        (b"timestamp,a\n", "no data rows"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary content"),
+        ("timestamp,a\n2024-01-01,\u00e9\n".encode("cp1252"), "not UTF-8 text (byte 0xe9"),
+        (b'timestamp,a\n"2024-01-01,1\n', "malformed CSV"),
+    ],
+)
 def test_unreadable_files(tmp_path, content, message):
     path = tmp_path / "x.csv"
     path.write_bytes(content)
@@ -197,11 +201,14 @@ def test_write_table_cleans_stale_temporaries_and_writes_iso_timestamps(tmp_path
     assert pd.read_parquet(tmp_path / "scores.parquet")["v"].tolist() == [1.0, 2.0]
 
 
-@pytest.mark.parametrize("name, message", [
-    ("scores.txt", "must end in .csv or .parquet"),
-    ("missing/scores.csv", "does not exist"),
-    ("adir.csv", "is a directory"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("scores.txt", "must end in .csv or .parquet"),
+        ("missing/scores.csv", "does not exist"),
+        ("adir.csv", "is a directory"),
+    ],
+)
 def test_write_table_refuses_bad_targets(tmp_path, name, message):
     (tmp_path / "adir.csv").mkdir()
     with pytest.raises(DataError, match=message):

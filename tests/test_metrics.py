@@ -58,9 +58,17 @@ def test_label_mask_is_inclusive_and_parse_labels_checks_order():
 
 
 def _series(tp, fp, fn, pw=(0, 0, 0), pa=(0, 0, 0)):
-    return {"methods": {"lstm": {
-        "overlap_segment": prf(tp, fp, fn), "pointwise": prf(*pw), "point_adjusted_optimistic": prf(*pa),
-        "fit_s": 1.0, "score_s": 0.5}}}
+    return {
+        "methods": {
+            "lstm": {
+                "overlap_segment": prf(tp, fp, fn),
+                "pointwise": prf(*pw),
+                "point_adjusted_optimistic": prf(*pa),
+                "fit_s": 1.0,
+                "score_s": 0.5,
+            }
+        }
+    }
 
 
 def test_pooling_sums_counts_before_precision_recall_f1():

@@ -34,7 +34,9 @@ def test_output_shapes_of_every_kind(kind, conditional):
     keras.utils.set_random_seed(0)
     built = build_model(kind=kind, conditional=conditional, **SMALL)
     steps = {"reconstruction": W, "prediction": H}
-    assert built.output_names == output_names(built.infer) == ([kind] if kind != "composite" else ["reconstruction", "prediction"])
+    assert (
+        built.output_names == output_names(built.infer) == ([kind] if kind != "composite" else ["reconstruction", "prediction"])
+    )
     assert tuple(built.infer.input_shape) == (None, W, F)
     outs = as_list(built.infer(windows(), training=False))
     assert [o.shape for o in outs] == [(5, steps[name], F) for name in built.output_names]
@@ -60,14 +62,22 @@ def test_conditional_inference_feeds_back_its_own_outputs(kind):
     assert not np.allclose(free[0][:, 1:], other[0][:, 1:])
 
 
-@pytest.mark.parametrize("kind,conditional,masked,bidirectional", [
-    ("reconstruction", True, False, False), ("prediction", False, False, False), ("prediction", True, False, False),
-    ("composite", True, True, False), ("composite", False, False, False), ("composite", False, True, True),
-])
+@pytest.mark.parametrize(
+    "kind,conditional,masked,bidirectional",
+    [
+        ("reconstruction", True, False, False),
+        ("prediction", False, False, False),
+        ("prediction", True, False, False),
+        ("composite", True, True, False),
+        ("composite", False, False, False),
+        ("composite", False, True, True),
+    ],
+)
 def test_saved_models_load_in_safe_mode_with_equal_outputs(tmp_path, kind, conditional, masked, bidirectional):
     keras.utils.set_random_seed(2)
-    built = build_model(kind=kind, conditional=conditional, pad_value=-1e4 if masked else None,
-                        bidirectional=bidirectional, **SMALL)
+    built = build_model(
+        kind=kind, conditional=conditional, pad_value=-1e4 if masked else None, bidirectional=bidirectional, **SMALL
+    )
     path = tmp_path / "m.keras"
     built.infer.save(path)
     loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -138,7 +148,11 @@ def test_xla_predictor_matches_the_plain_one_for_other_kinds(kind, conditional, 
         x[:3, 4:] = -1e4  # padded steps
     plain = as_list(Predictor(built.infer)(x))
     fast = as_list(Predictor(built.infer, xla_min_windows=1).plan(len(x))(x))
-    assert [p.shape for p in plain] == [f.shape for f in fast] == [(7, W if n == "reconstruction" else H, F) for n in built.output_names]
+    assert (
+        [p.shape for p in plain]
+        == [f.shape for f in fast]
+        == [(7, W if n == "reconstruction" else H, F) for n in built.output_names]
+    )
     for p, f in zip(plain, fast):
         np.testing.assert_allclose(p, f, rtol=1e-5, atol=1e-5)
 
@@ -166,7 +180,9 @@ def test_scoring_many_models_in_one_process_warns_nothing():
 def test_bidirectional_layers_wrap_every_lstm():
     # Saving and loading in safe mode: test_saved_models_load_in_safe_mode_with_equal_outputs.
     built = build_model(kind="composite", bidirectional=True, pad_value=-1e4, **SMALL)
-    wrapped = {layer.name: type(layer).__name__ for layer in built.infer.layers if "coder" in layer.name or "predictor" in layer.name}
+    wrapped = {
+        layer.name: type(layer).__name__ for layer in built.infer.layers if "coder" in layer.name or "predictor" in layer.name
+    }
     assert wrapped == {"encoder_0": "Bidirectional", "decoder_0": "Bidirectional", "predictor_0": "Bidirectional"}
     assert built.infer.get_layer("decoder_0").output.shape[-1] == 2 * SMALL["decoder_units"][0]  # both directions
     assert encoder_of(built.infer)(windows()).shape == (len(windows()), LATENT)

@@ -34,8 +34,12 @@ def slim(tmp_path_factory) -> Path:
         copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if name == "anomaly" else {}))
     subprocess.run([sys.executable, "-m", "venv", base / "venv"], check=True, timeout=120)
     bin_dir = base / "venv" / "bin"
-    pip = subprocess.run([bin_dir / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", source],
-                         capture_output=True, text=True, timeout=900)
+    pip = subprocess.run(
+        [bin_dir / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", source],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert pip.returncode == 0, pip.stderr[-3000:]
     return bin_dir
 
@@ -43,8 +47,7 @@ def slim(tmp_path_factory) -> Path:
 def run_slim(bin_dir: Path, *args, cwd: Path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run([bin_dir / "anomaly", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([bin_dir / "anomaly", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def with_spike() -> pd.DataFrame:
@@ -65,13 +68,22 @@ def saved(tmp_path_factory):
 
 def test_core_install_has_no_tensorflow_and_scores_a_default_model(slim, saved, tmp_path):
     detector, default, _ = saved
-    found = subprocess.run([slim / "python", "-c", "import importlib.util as u, sys; "
-                            f"print(','.join(m for m in {EXTRAS_ONLY!r} if u.find_spec(m)))"],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    found = subprocess.run(
+        [
+            slim / "python",
+            "-c",
+            f"import importlib.util as u, sys; print(','.join(m for m in {EXTRAS_ONLY!r} if u.find_spec(m)))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert found.returncode == 0 and found.stdout.strip() == "", found.stdout + found.stderr
     data = write_csv(with_spike(), tmp_path / "d.csv")
-    run = run_slim(slim, "score", data, "--model", default, "--out", tmp_path / "s.csv", "--events", tmp_path / "e.csv",
-                   cwd=tmp_path)
+    run = run_slim(
+        slim, "score", data, "--model", default, "--out", tmp_path / "s.csv", "--events", tmp_path / "e.csv", cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     scored = pd.read_csv(tmp_path / "s.csv")
     expected = detector.score(with_spike())  # TensorFlow, in this process

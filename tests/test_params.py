@@ -30,8 +30,13 @@ def test_the_constructor_is_the_declaration():
 
 def invalid_values(spec: params.Spec) -> list:
     """Values ``spec`` must refuse."""
-    bad = {"bool": ["yes", 1], "choice": ["nope"], "units": [(), (0,), "32"], "stride": [0, "fast", 1.5],
-           "names": ["a,b", (1,)]}.get(spec.kind, [])
+    bad = {
+        "bool": ["yes", 1],
+        "choice": ["nope"],
+        "units": [(), (0,), "32"],
+        "stride": [0, "fast", 1.5],
+        "names": ["a,b", (1,)],
+    }.get(spec.kind, [])
     if spec.kind in ("int", "float"):
         bad += [True, "3", float("nan")]
         if spec.low is not None:
@@ -99,4 +104,3 @@ def test_the_dashboard_form_shows_a_new_hyperparameter():
     assert at.session_state["got"] == {"knob": 3}
     at.number_input[0].set_value(7).run()
     assert at.session_state["got"] == {"knob": 7}
-

@@ -38,12 +38,22 @@ def scores(data) -> pd.DataFrame:
 @pytest.fixture
 def events(data) -> pd.DataFrame:
     ix = data.index
-    return pd.DataFrame({"start": [ix[20], ix[70]], "end": [ix[25], ix[70]], "peak_score": [1.0, 2.0],
-                         "severity": [1.1, 2.2], "sensors": ["s0", "s1"]})
+    return pd.DataFrame(
+        {
+            "start": [ix[20], ix[70]],
+            "end": [ix[25], ix[70]],
+            "peak_score": [1.0, 2.0],
+            "severity": [1.1, 2.2],
+            "sensors": ["s0", "s1"],
+        }
+    )
 
 
-LABELS = [("2024-01-01 00:10", "2024-01-01 00:15"), ("2024-01-01 01:00", "2024-01-01 01:05"),
-          ("2024-01-01 01:30", "2024-01-01 01:31")]
+LABELS = [
+    ("2024-01-01 00:10", "2024-01-01 00:15"),
+    ("2024-01-01 01:00", "2024-01-01 01:05"),
+    ("2024-01-01 01:30", "2024-01-01 01:31"),
+]
 
 
 def _named(fig, name: str) -> list:
@@ -101,12 +111,15 @@ def test_labels_take_the_series_time_zone(scores, events):
     assert pd.Timestamp(rect.x0) == pd.Timestamp(LABELS[0][0], tz="UTC") - STEP / 2
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(scores=lambda s: s.drop(columns="threshold")), "threshold"),
-    (dict(events=pd.DataFrame({"begin": []})), "start and end"),
-    (dict(labels=[("2024-01-01 00:10",)]), "labels"),
-    (dict(labels=[("2024-01-01 00:10", "not a time")]), "labels"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(scores=lambda s: s.drop(columns="threshold")), "threshold"),
+        (dict(events=pd.DataFrame({"begin": []})), "start and end"),
+        (dict(labels=[("2024-01-01 00:10",)]), "labels"),
+        (dict(labels=[("2024-01-01 00:10", "not a time")]), "labels"),
+    ],
+)
 def test_bad_input_is_a_data_error(scores, bad, message):
     args = dict(scores=scores, events=None, labels=None)
     for key, value in bad.items():
@@ -124,7 +137,13 @@ def test_without_plotly_a_clear_import_error(scores, monkeypatch):
 
 def test_importing_the_module_imports_neither_plotly_nor_the_dashboard():
     code = "import sys, anomaly.plot; print(sorted({'plotly', 'streamlit', 'dashboard'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

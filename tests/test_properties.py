@@ -25,8 +25,11 @@ from anomaly.io import clean_frame, read_table
 from anomaly.windows import OverlapMean, segments, window_starts
 
 # Modest by default so the suite stays fast; ANOMALY_HYPOTHESIS_EXAMPLES=5000 hunts deeper.
-FAST = settings(max_examples=int(os.environ.get("ANOMALY_HYPOTHESIS_EXAMPLES", "150")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=int(os.environ.get("ANOMALY_HYPOTHESIS_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 # -- windows ----------------------------------------------------------------------------------
@@ -170,17 +173,59 @@ def _load(content: str | bytes, suffix: str = ".csv", **kwargs):
 
 CELLS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.integers(-10**30, 10**30).map(str),
-    st.sampled_from(["", " ", "nan", "NaN", "inf", "-inf", "1e308", "-1e308", "1e309", "0", "1,5", "x", "\"", "\"a,b\"",
-                     "true", "None", "NULL", "#", "\\", "0x1A", "1_000", "١٢"]),
+    st.integers(-(10**30), 10**30).map(str),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e308",
+            "-1e308",
+            "1e309",
+            "0",
+            "1,5",
+            "x",
+            '"',
+            '"a,b"',
+            "true",
+            "None",
+            "NULL",
+            "#",
+            "\\",
+            "0x1A",
+            "1_000",
+            "١٢",
+        ]
+    ),
     st.text(max_size=6),
 )
 TIMES = st.one_of(
-    st.datetimes(min_value=pd.Timestamp("1700-01-01").to_pydatetime(), max_value=pd.Timestamp("2200-01-01").to_pydatetime()).map(str),
+    st.datetimes(min_value=pd.Timestamp("1700-01-01").to_pydatetime(), max_value=pd.Timestamp("2200-01-01").to_pydatetime()).map(
+        str
+    ),
     st.integers(0, 10_000).map(lambda m: str(pd.Timestamp("2024-03-31") + pd.Timedelta(minutes=m))),
-    st.integers(0, 2000).map(lambda m: (pd.Timestamp("2024-10-27 00:00", tz="Europe/Berlin") + pd.Timedelta(minutes=15 * m)).isoformat()),
-    st.sampled_from(["", "2024-01-01", "2024-01-01T00:00:00Z", "2024-13-45", "yesterday", "0", "1e10", "NaT",
-                     "2024-01-01 00:00:00+25:00", "9999-12-31", "0001-01-01", "2024-01-01T00:00:00+05:30"]),
+    st.integers(0, 2000).map(
+        lambda m: (pd.Timestamp("2024-10-27 00:00", tz="Europe/Berlin") + pd.Timedelta(minutes=15 * m)).isoformat()
+    ),
+    st.sampled_from(
+        [
+            "",
+            "2024-01-01",
+            "2024-01-01T00:00:00Z",
+            "2024-13-45",
+            "yesterday",
+            "0",
+            "1e10",
+            "NaT",
+            "2024-01-01 00:00:00+25:00",
+            "9999-12-31",
+            "0001-01-01",
+            "2024-01-01T00:00:00+05:30",
+        ]
+    ),
     st.text(max_size=10),
 )
 
@@ -193,8 +238,11 @@ def csv_texts(draw):
     """CSV text that is often valid (so the cleaning paths run) and often subtly broken."""
     wild = draw(st.integers(0, 3)) == 0  # a quarter of the cases: anything goes
     sep = draw(st.sampled_from([",", ";", "\t", "|", " "])) if wild else draw(st.sampled_from([",", ",", ";", "\t", "|"]))
-    names = draw(st.lists(st.one_of(st.sampled_from(["a", "b", "temp", "timestamp", ""]), st.text(max_size=5)), max_size=3)) \
-        if wild else draw(st.lists(st.sampled_from(["a", "b", "c", "temp"]), min_size=1, max_size=3, unique=True))
+    names = (
+        draw(st.lists(st.one_of(st.sampled_from(["a", "b", "temp", "timestamp", ""]), st.text(max_size=5)), max_size=3))
+        if wild
+        else draw(st.lists(st.sampled_from(["a", "b", "c", "temp"]), min_size=1, max_size=3, unique=True))
+    )
     header = ["timestamp", *names] if (not wild or draw(st.booleans())) else names
     n_rows = draw(st.integers(0, 30) if wild else st.integers(2, 40))
     start = pd.Timestamp(draw(st.sampled_from(["2024-03-31 00:00", "2024-10-27 00:00+02:00", "2024-01-01T00:00:00Z"])))

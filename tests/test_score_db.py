@@ -37,19 +37,28 @@ def make_data(n: int = N) -> pd.DataFrame:
     """Two noisy sine sensors at 1 minute; sensor ``a`` jumps by 3 for 15 minutes at row 600."""
     rng = np.random.default_rng(0)
     t = np.arange(n)
-    frame = pd.DataFrame({
-        "timestamp": pd.date_range("2024-01-01", periods=n, freq="min"),
-        "a": np.sin(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(n),
-        "b": np.cos(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(n),
-    })
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2024-01-01", periods=n, freq="min"),
+            "a": np.sin(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(n),
+            "b": np.cos(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(n),
+        }
+    )
     frame.loc[600:614, "a"] += 3.0
     return frame
 
 
 def run_cli(*args, env=None, **kwargs):
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "anomaly", *map(str, args)], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=600, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly", *map(str, args)],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +72,17 @@ def files(tmp_path_factory):
     data.iloc[:PART].to_csv(base / "part.csv", index=False)
     data.drop(index=range(300, 350)).to_csv(base / "holed.csv", index=False)
     normal = data.iloc[:400].set_index("timestamp")
-    detector = LSTMAutoencoderDetector(window=WINDOW, encoder_units=(8,), decoder_units=(8,), latent_dim=4,
-                                       epochs=2, batch_size=32, smoothing=5, merge_gap=1, verbose=0)
+    detector = LSTMAutoencoderDetector(
+        window=WINDOW,
+        encoder_units=(8,),
+        decoder_units=(8,),
+        latent_dim=4,
+        epochs=2,
+        batch_size=32,
+        smoothing=5,
+        merge_gap=1,
+        verbose=0,
+    )
     detector.fit(normal).save(base / "model")
     return base
 
@@ -87,8 +105,12 @@ def table(target: str, name: str) -> pd.DataFrame:
     engine = sa.create_engine(make_url(target))
     order = "start" if name == "events" else "timestamp" if name == "scores" else "id"
     with engine.connect() as conn:
-        frame = pd.read_sql(sa.text(f'SELECT * FROM {name} ORDER BY source, model, "{order}"' if name != "runs"
-                                    else "SELECT * FROM runs ORDER BY id"), conn)
+        frame = pd.read_sql(
+            sa.text(
+                f'SELECT * FROM {name} ORDER BY source, model, "{order}"' if name != "runs" else "SELECT * FROM runs ORDER BY id"
+            ),
+            conn,
+        )
     engine.dispose()
     return frame
 
@@ -137,11 +159,12 @@ def test_appended_rows_only_are_scored_and_equal_a_full_rescore(files, target, f
     scores = table(target, "scores")
     written = pd.DatetimeIndex(scores.loc[scores["run_id"] == second.run_id, "timestamp"])
     # the new timestamps, and the last window-1 old ones whose covering windows changed; nothing else
-    assert written.tolist() == make_data()["timestamp"].iloc[PART - WINDOW + 1:].tolist()
+    assert written.tolist() == make_data()["timestamp"].iloc[PART - WINDOW + 1 :].tolist()
     assert len(scores) == N and not scores.duplicated(["source", "model", "timestamp"]).any()
     assert_equals_full_rescore(target, full_rescore)
     assert second.new_events and [e["start"] for e in second.new_events] == [
-        t.isoformat() for t in full_rescore[1]["start"] if t not in starts_before]
+        t.isoformat() for t in full_rescore[1]["start"] if t not in starts_before
+    ]
 
 
 def test_late_data_filling_a_hole_equals_a_full_rescore(files, tmp_path, full_rescore):
@@ -199,9 +222,24 @@ def test_run_killed_midway_leaves_the_database_as_it_was(files, tmp_path, full_r
     before = table(str(db), "scores"), table(str(db), "events")
     marker = tmp_path / "in-transaction"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "anomaly", "score", files / "full.csv", "--model", files / "model", "--db", db,
-         "--source", "pump"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), **{PAUSE_ENV: str(marker)}))
+        [
+            sys.executable,
+            "-m",
+            "anomaly",
+            "score",
+            files / "full.csv",
+            "--model",
+            files / "model",
+            "--db",
+            db,
+            "--source",
+            "pump",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **{PAUSE_ENV: str(marker)}),
+    )
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():
@@ -226,11 +264,33 @@ def test_run_killed_midway_leaves_the_database_as_it_was(files, tmp_path, full_r
 
 def test_two_concurrent_runs_write_once_and_alert_once(files, tmp_path, full_rescore):
     db, alerts = tmp_path / "r.db", tmp_path / "alerts.jsonl"
-    args = ["score", files / "full.csv", "--model", files / "model", "--db", db, "--source", "pump",
-            "--lock-timeout", "300", "--exit-code-on-anomaly", "--on-event", f"cat >> '{alerts}'"]
+    args = [
+        "score",
+        files / "full.csv",
+        "--model",
+        files / "model",
+        "--db",
+        db,
+        "--source",
+        "pump",
+        "--lock-timeout",
+        "300",
+        "--exit-code-on-anomaly",
+        "--on-event",
+        f"cat >> '{alerts}'",
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    procs = [subprocess.Popen([sys.executable, "-m", "anomaly", *map(str, args)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "anomaly", *map(str, args)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [EXIT_OK, EXIT_ANOMALIES], outs
@@ -251,16 +311,40 @@ def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_
     db, alerts = tmp_path / "r.db", tmp_path / "alerts.jsonl"
 
     def score(model):
-        return run_cli("score", files / "full.csv", "--model", model, "--db", db, "--source", "pump",
-                       "--exit-code-on-anomaly", "--on-event", f"cat >> '{alerts}'")
+        return run_cli(
+            "score",
+            files / "full.csv",
+            "--model",
+            model,
+            "--db",
+            db,
+            "--source",
+            "pump",
+            "--exit-code-on-anomaly",
+            "--on-event",
+            f"cat >> '{alerts}'",
+        )
 
     first = score(files / "model")
     assert first.returncode == EXIT_ANOMALIES, first.stderr
     sent = [json.loads(line) for line in alerts.read_text().splitlines()]
     assert sent
     for i, event in enumerate(sent):  # an operator reviews every alert
-        marked = run_cli("feedback", "--db", db, "--source", "pump", "--start", event["start"],
-                         "--verdict", "false" if i == 0 else "ack", "--by", "ana", "--note", "valve test")
+        marked = run_cli(
+            "feedback",
+            "--db",
+            db,
+            "--source",
+            "pump",
+            "--start",
+            event["start"],
+            "--verdict",
+            "false" if i == 0 else "ack",
+            "--by",
+            "ana",
+            "--note",
+            "valve test",
+        )
         assert marked.returncode == 0, marked.stderr
         assert marked.stdout.startswith("marked the event of pump at ")
     listed = run_cli("events", "--db", db, "--source", "pump")
@@ -272,22 +356,36 @@ def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_
     again = score(shutil.copytree(files / "model", tmp_path / "model-copy"))
     assert again.returncode == EXIT_OK, again.stderr
     assert len(alerts.read_text().splitlines()) == len(sent)  # nothing more was sent
-    assert again.stderr.count("msg=\"alert silenced by feedback\"") == len(sent)
+    assert again.stderr.count('msg="alert silenced by feedback"') == len(sent)
     assert f"events_new=0 events_silenced={len(sent)}" in again.stderr
     with open_store(db) as store:
         assert len(store.events("pump")) == 2 * len(sent)  # silenced events are still stored
-    wrong = run_cli("feedback", "--db", db, "--source", "pump", "--start", sent[0]["start"], "--verdict", "true",
-                    "--by", "ana")
+    wrong = run_cli("feedback", "--db", db, "--source", "pump", "--start", sent[0]["start"], "--verdict", "true", "--by", "ana")
     assert wrong.returncode == EXIT_BAD_INPUT  # two model versions stored an event there
     assert "choose one with --model" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
-    chosen = run_cli("feedback", "--db", db, "--source", "pump", "--start", sent[0]["start"], "--verdict", "true",
-                     "--by", "ana", "--model", str(files / "model"))
+    chosen = run_cli(
+        "feedback",
+        "--db",
+        db,
+        "--source",
+        "pump",
+        "--start",
+        sent[0]["start"],
+        "--verdict",
+        "true",
+        "--by",
+        "ana",
+        "--model",
+        str(files / "model"),
+    )
     assert chosen.returncode == 0, chosen.stderr
     for args, message in [
         (("--start", "2023-01-01", "--verdict", "true"), "no stored event of source 'pump' starts at 2023-01-01"),
         (("--start", "soon", "--verdict", "true"), "--start: cannot read 'soon' as a timestamp"),
-        (("--start", sent[0]["start"], "--verdict", "true", "--mute-until", "2030-01-01", "--model", str(files / "model")),
-         "only a false alarm or an acknowledged event can mute a source"),
+        (
+            ("--start", sent[0]["start"], "--verdict", "true", "--mute-until", "2030-01-01", "--model", str(files / "model")),
+            "only a false alarm or an acknowledged event can mute a source",
+        ),
     ]:
         bad = run_cli("feedback", "--db", db, "--source", "pump", "--by", "ana", *args)
         lines = bad.stderr.strip().splitlines()
@@ -297,8 +395,9 @@ def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_
 def test_busy_lock_exits_3_with_one_line(files, tmp_path):
     db = tmp_path / "r.db"
     with open_store(db, create=True) as store, store.lock("pump"):
-        done = run_cli("score", files / "full.csv", "--model", files / "model", "--db", db, "--source", "pump",
-                       "--lock-timeout", "0.5")
+        done = run_cli(
+            "score", files / "full.csv", "--model", files / "model", "--db", db, "--source", "pump", "--lock-timeout", "0.5"
+        )
     assert done.returncode == EXIT_LOCKED
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -314,7 +413,8 @@ def test_score_batch_on_two_dask_workers_equals_serial(files, tmp_path):
         'db = "dask.db"\n'
         f'[[jobs]]\ndata = "{files / "full.csv"}"\nmodel = "{files / "model"}"\nsource = "full"\n'
         f'[[jobs]]\ndata = "{files / "holed.csv"}"\nmodel = "{files / "model"}"\nsource = "holed"\n'
-        f'[[jobs]]\ndata = "{files / "part.csv"}"\nmodel = "{files / "model"}"\nsource = "part"\n')
+        f'[[jobs]]\ndata = "{files / "part.csv"}"\nmodel = "{files / "model"}"\nsource = "part"\n'
+    )
     done = run_cli("score-batch", tmp_path / "jobs.toml", "--workers", "2")
     assert done.returncode == 0, done.stderr
     assert "dask cluster ready" in done.stderr and "workers=2" in done.stderr
@@ -329,8 +429,9 @@ def test_score_batch_on_two_dask_workers_equals_serial(files, tmp_path):
             assert a["timestamp"].tolist() == b["timestamp"].tolist() and len(a) > 0
             assert np.allclose(a["score"], b["score"], rtol=1e-6, atol=1e-12)
             assert (a["is_anomaly"] == b["is_anomaly"]).all()
-            pd.testing.assert_frame_equal(dask_store.events(source)[["start", "end", "sensors"]],
-                                          serial_store.events(source)[["start", "end", "sensors"]])
+            pd.testing.assert_frame_equal(
+                dask_store.events(source)[["start", "end", "sensors"]], serial_store.events(source)[["start", "end", "sensors"]]
+            )
         assert dask_store.runs()["status"].tolist() == ["success"] * 3
 
 
@@ -394,8 +495,7 @@ def test_documented_cron_line_works_as_written(files, tmp_path):
     script.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m anomaly "$@"\n')
     script.chmod(0o755)
     cron_env = {"HOME": str(home), "LOGNAME": "user", "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh"}
-    done = subprocess.run(["/bin/sh", "-c", fields[5]], cwd="/", env=cron_env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(["/bin/sh", "-c", fields[5]], cwd="/", env=cron_env, capture_output=True, text=True, timeout=600)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # nothing for cron to mail
     with open_store(repo / "results.db") as store:
         assert store.sources() == ["machine_temperature"]

@@ -31,9 +31,21 @@ def _frame(n: int = 600, n_sensors: int = 2, gap: tuple[int, int] | None = (300,
 
 @pytest.fixture(scope="module")
 def detector() -> LSTMAutoencoderDetector:
-    det = LSTMAutoencoderDetector(window=WINDOW, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=1,
-                                  batch_size=32, verbose=0, seed=1, local_rule=None, root_score=False, smoothing=0,
-                                  event_padding=0, local_cap=0.0)  # the plain score: the mean squared error
+    det = LSTMAutoencoderDetector(
+        window=WINDOW,
+        encoder_units=(8,),
+        decoder_units=(8,),
+        latent_dim=4,
+        epochs=1,
+        batch_size=32,
+        verbose=0,
+        seed=1,
+        local_rule=None,
+        root_score=False,
+        smoothing=0,
+        event_padding=0,
+        local_cap=0.0,
+    )  # the plain score: the mean squared error
     return det.fit(_frame(gap=None).iloc[:400])
 
 
@@ -104,8 +116,7 @@ def test_detector_scores_in_batches_equal_all_at_once(detector, batch_size):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     assert np.isnan(got[300:310]).all() and np.isfinite(got[:300]).all()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(scores["score"].to_numpy(), expected.mean(axis=1),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(scores["score"].to_numpy(), expected.mean(axis=1), rtol=1e-5, atol=1e-7)
 
 
 def test_predictor_is_remade_for_a_new_model(detector):

@@ -21,8 +21,9 @@ from anomaly.store import LockedError, Store, StoreError, make_url, open_store, 
 
 def score_frame(stamps, score, threshold=1.0, sensors=("a", "b")) -> pd.DataFrame:
     score = np.asarray(score, dtype=float)
-    frame = pd.DataFrame({"score": score, "threshold": threshold, "is_anomaly": score > threshold},
-                         index=pd.DatetimeIndex(stamps))
+    frame = pd.DataFrame(
+        {"score": score, "threshold": threshold, "is_anomaly": score > threshold}, index=pd.DatetimeIndex(stamps)
+    )
     for i, s in enumerate(sensors):
         frame[f"error_{s}"] = score * (i + 1) / 3
     return frame
@@ -38,8 +39,7 @@ def test_open_store_creates_schema_only_when_asked(tmp_path):
     assert not path.exists()
     with open_store(path, create=True) as store:
         assert store.schema_version() == 3
-        assert store.runs().columns.tolist() == ["id", "started", "finished", "model", "source", "rows_scored",
-                                                 "status", "error"]
+        assert store.runs().columns.tolist() == ["id", "started", "finished", "model", "source", "rows_scored", "status", "error"]
     with open_store(path) as store:  # a reader opens it without create
         assert store.sources() == []
 
@@ -61,8 +61,13 @@ def test_a_version_1_database_is_upgraded_with_the_flag_state_table(tmp_path):
     with open_store(path, create=True) as store:
         assert store.schema_version() == 3 and store.flag_state("s", "m") is None
         run = store.begin_run("s", "m")
-        store.commit_run(run, "s", "m", pd.DataFrame(columns=["score", "threshold", "is_anomaly"]),
-                         state=(pd.Timestamp("2024-03-01 00:05"), {"ewm_num": 1.5, "trail": [0.25]}))
+        store.commit_run(
+            run,
+            "s",
+            "m",
+            pd.DataFrame(columns=["score", "threshold", "is_anomaly"]),
+            state=(pd.Timestamp("2024-03-01 00:05"), {"ewm_num": 1.5, "trail": [0.25]}),
+        )
         assert store.flag_state("s", "m") == (pd.Timestamp("2024-03-01 00:05"), {"ewm_num": 1.5, "trail": [0.25]})
 
 
@@ -91,8 +96,9 @@ def event(s: int, e: int, peak: float = 3.0) -> dict:
 def test_verdicts_are_kept_with_who_and_when_and_replaced_not_duplicated(target):
     with open_store(target, create=True) as store:
         run = store.begin_run("src", "m@1")
-        store.commit_run(run, "src", "m@1", score_frame(T[:6], [1, 3, 1, 1, 3, 1]),
-                         pd.DataFrame([event(1, 2), event(4, 4)]), T[0])
+        store.commit_run(
+            run, "src", "m@1", score_frame(T[:6], [1, 3, 1, 1, 3, 1]), pd.DataFrame([event(1, 2), event(4, 4)]), T[0]
+        )
         before = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
         row = store.mark_event("src", "m@1", T[1], "true", " ana ", note=" pump was off ")
         assert (row["verdict"], row["author"], row["note"], row["end"]) == ("true_alarm", "ana", "pump was off", T[2])
@@ -168,15 +174,17 @@ def test_commit_run_upserts_and_never_duplicates(target):
 def test_events_are_replaced_from_the_cutoff_and_new_ones_reported(target):
     with open_store(target, create=True) as store:
         r1 = store.begin_run("src", "m")
-        added = store.commit_run(r1, "src", "m", score_frame(T[:3], [1, 1, 1]),
-                                 pd.DataFrame([event(0, 0, 3.0), event(2, 2, 4.0)]), T[0])
+        added = store.commit_run(
+            r1, "src", "m", score_frame(T[:3], [1, 1, 1]), pd.DataFrame([event(0, 0, 3.0), event(2, 2, 4.0)]), T[0]
+        )
         assert [a["start"] for a in added] == [T[0].isoformat(), T[2].isoformat()]
         assert added[0]["sensors"] == ["a", "b"] and added[0]["run_id"] == r1
         json.dumps(added)  # ready for --on-event
         r2 = store.begin_run("src", "m")
         # the event at T[2] grows, a new one appears, the event before the cutoff is untouched
-        added = store.commit_run(r2, "src", "m", score_frame(T[3:6], [1, 1, 1]),
-                                 pd.DataFrame([event(2, 3, 5.0), event(5, 5, 6.0)]), T[1])
+        added = store.commit_run(
+            r2, "src", "m", score_frame(T[3:6], [1, 1, 1]), pd.DataFrame([event(2, 3, 5.0), event(5, 5, 6.0)]), T[1]
+        )
         assert [a["start"] for a in added] == [T[5].isoformat()]
         got = store.events("src")
         assert got.columns.tolist() == ["source", "model", "start", "end", "peak_score", "severity", "sensors"]
@@ -199,9 +207,15 @@ def test_a_failed_commit_leaves_nothing(target):
             raise RuntimeError("killed")
 
         with pytest.raises(RuntimeError):
-            store.commit_run(run, "src", "m", score_frame(T, np.ones(10)), pd.DataFrame([{
-                "start": T[0], "end": T[1], "peak_score": 2.0, "severity": 2.0, "sensors": "a"}]), T[0],
-                before_commit=boom)
+            store.commit_run(
+                run,
+                "src",
+                "m",
+                score_frame(T, np.ones(10)),
+                pd.DataFrame([{"start": T[0], "end": T[1], "peak_score": 2.0, "severity": 2.0, "sensors": "a"}]),
+                T[0],
+                before_commit=boom,
+            )
         assert store.scores("src", "m").empty and store.events().empty
         assert store.runs()["status"].tolist() == ["running"]
         store.fail_run(run, "data.csv: file not found")

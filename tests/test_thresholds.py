@@ -21,11 +21,14 @@ def test_fit_thresholds_holds_every_rule():
     assert t["values"]["quantile"] == pytest.approx(4.5)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: quantile_threshold([1.0], 1.5),
-    lambda: ksigma_threshold([1.0], -1),
-    lambda: fit_thresholds([1.0], 0.9, 3, "nope"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: quantile_threshold([1.0], 1.5),
+        lambda: ksigma_threshold([1.0], -1),
+        lambda: fit_thresholds([1.0], 0.9, 3, "nope"),
+    ],
+)
 def test_bad_rule_values(call):
     with pytest.raises(ConfigError):
         call()

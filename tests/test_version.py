@@ -20,8 +20,13 @@ SEMVER = re.compile(
 def _static_version() -> str:
     """``__version__`` as setuptools' ``attr:`` reads it: the literal assigned in anomaly/__init__.py, no import."""
     tree = ast.parse((ROOT / "anomaly" / "__init__.py").read_text())
-    values = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
-              and [getattr(t, "id", None) for t in node.targets] == ["__version__"] and isinstance(node.value, ast.Constant)]
+    values = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["__version__"]
+        and isinstance(node.value, ast.Constant)
+    ]
     assert len(values) == 1, "anomaly/__init__.py must assign __version__ exactly once, to a string literal"
     return values[0]
 

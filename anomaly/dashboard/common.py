@@ -206,14 +206,27 @@ def read_upload(uploaded) -> tuple[pd.DataFrame, str]:
 
 
 @st.cache_data(show_spinner="Cleaning data…", max_entries=16)
-def clean(key: str, _raw: pd.DataFrame, source: str, timestamp_col: str, columns: tuple | None,
-          duplicates: str, interval_s: float | None) -> pd.DataFrame:
+def clean(
+    key: str,
+    _raw: pd.DataFrame,
+    source: str,
+    timestamp_col: str,
+    columns: tuple | None,
+    duplicates: str,
+    interval_s: float | None,
+) -> pd.DataFrame:
     """``anomaly.io.clean_frame`` on a raw table, cached by the table's key and the options."""
     from anomaly.io import clean_frame
 
     interval = pd.Timedelta(seconds=interval_s) if interval_s else None
-    return clean_frame(_raw, source, timestamp_col=timestamp_col, columns=list(columns) if columns else None,
-                       duplicates=duplicates, interval=interval)
+    return clean_frame(
+        _raw,
+        source,
+        timestamp_col=timestamp_col,
+        columns=list(columns) if columns else None,
+        duplicates=duplicates,
+        interval=interval,
+    )
 
 
 @st.cache_data(show_spinner="Scoring…", max_entries=8)
@@ -253,8 +266,7 @@ def trailing_rule(detector, settings: dict):
 
 
 @st.cache_data(show_spinner="Flagging…", max_entries=64)
-def reflag(model_key: str, data_key: str, settings: tuple, _detector,
-           _scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def reflag(model_key: str, data_key: str, settings: tuple, _detector, _scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scores re-flagged by the causal rule with ``settings`` (``(name, value)`` pairs) and their
     events, from the error columns (no model run). A copy of the shared detector takes the settings."""
     alt = copy.copy(_detector).set_params(**dict(settings))
@@ -263,8 +275,9 @@ def reflag(model_key: str, data_key: str, settings: tuple, _detector,
 
 
 @st.cache_data(show_spinner="Flagging…", max_entries=64)
-def fixed_flags(model_key: str, data_key: str, threshold: float, _detector,
-                _scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fixed_flags(
+    model_key: str, data_key: str, threshold: float, _detector, _scores: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scores flagged by a fixed-threshold model's own rule at ``threshold`` (the units of
     ``threshold_for``) instead of its fitted value, and their events (``LSTMAutoencoderDetector.reflag``)."""
     flagged = _detector.reflag(_scores, threshold=threshold)
@@ -373,17 +386,28 @@ def review_form(target: str, event, key: str) -> None:
     current = current if isinstance(current, str) else None
     if current:
         note = event["note"] if isinstance(event["note"], str) else ""
-        st.caption(f"Marked **{VERDICT_LABELS[current]}** by {event['author']} on {fmt_time(event['at'])}"
-                   + (f": “{note}”" if note else ""))
+        st.caption(
+            f"Marked **{VERDICT_LABELS[current]}** by {event['author']} on {fmt_time(event['at'])}"
+            + (f": “{note}”" if note else "")
+        )
     else:
         st.caption("Not reviewed yet.")
     with st.form(f"{key}_form", clear_on_submit=False, border=True):
-        verdict = st.radio("Verdict", VERDICTS, index=VERDICTS.index(current) if current else 0,
-                           format_func=VERDICT_LABELS.get, horizontal=True, key=f"{key}_verdict")
+        verdict = st.radio(
+            "Verdict",
+            VERDICTS,
+            index=VERDICTS.index(current) if current else 0,
+            format_func=VERDICT_LABELS.get,
+            horizontal=True,
+            key=f"{key}_verdict",
+        )
         author = st.text_input("Your name", key="reviewer", help="Kept with the verdict: who said so, and when.")
         note = st.text_input("Note (optional)", key=f"{key}_note")
-        mute = st.checkbox("Also mute this source's alerts until…", key=f"{key}_mute",
-                           help="False alarms and acknowledged events always silence new events that overlap them.")
+        mute = st.checkbox(
+            "Also mute this source's alerts until…",
+            key=f"{key}_mute",
+            help="False alarms and acknowledged events always silence new events that overlap them.",
+        )
         c1, c2 = st.columns(2)
         day = c1.date_input("Mute until (day)", value=pd.Timestamp(event["end"]).date(), key=f"{key}_mute_day")
         hour = c2.time_input("time", value=pd.Timestamp(event["end"]).time(), key=f"{key}_mute_time")
@@ -396,8 +420,7 @@ def review_form(target: str, event, key: str) -> None:
         return
     try:
         with _open_store(target) as store:
-            store.mark_event(event["source"], event["model"], event["start"], verdict, author, note=note,
-                             mute_until=mute_until)
+            store.mark_event(event["source"], event["model"], event["start"], verdict, author, note=note, mute_until=mute_until)
     except AnomalyError as exc:
         st.error(str(exc))
         return
@@ -425,17 +448,27 @@ def param_input(name: str, spec, default, key: str, container=st):
         return container.checkbox(label, value=bool(default), key=key, help=spec.help)
     if spec.kind == "choice":
         options = [*spec.choices, *([None] if spec.none else [])]
-        return container.selectbox(label, options, index=options.index(default), key=key, help=spec.help,
-                                   format_func=lambda v: "none" if v is None else str(v))
+        return container.selectbox(
+            label,
+            options,
+            index=options.index(default),
+            key=key,
+            help=spec.help,
+            format_func=lambda v: "none" if v is None else str(v),
+        )
     if spec.kind == "int":
         low = None if spec.low is None else int(spec.low)
         return int(container.number_input(label, min_value=low, value=int(default), step=1, key=key, help=spec.help))
     if spec.kind == "float":
         low, high = (None if b is None else float(b) for b in (spec.low, spec.high))  # Streamlit wants one type
-        return float(container.number_input(label, min_value=low, max_value=high, value=float(default), format="%g",
-                                            key=key, help=spec.help))
-    text = container.text_input(label, value=",".join(map(str, default)) if spec.kind in ("units", "names") else str(default),
-                                key=key, help=spec.help).strip()
+        return float(
+            container.number_input(
+                label, min_value=low, max_value=high, value=float(default), format="%g", key=key, help=spec.help
+            )
+        )
+    text = container.text_input(
+        label, value=",".join(map(str, default)) if spec.kind in ("units", "names") else str(default), key=key, help=spec.help
+    ).strip()
     if spec.kind == "stride" and text == "auto":
         return text
     if spec.kind == "names":
@@ -556,9 +589,11 @@ class Loaded:
             return f"batch rule {self.detector.local_rule}"
         s = self.flagging if settings is None else settings
         cap = self.cap(s)
-        return (f"mean + {s['local_k']:g} std of the last {s['local_trailing']:,} scores"
-                + (f", capped at {cap:.4g}" if cap is not None else "")
-                + (f", {s['event_padding']:,} points padding" if s["event_padding"] else ""))
+        return (
+            f"mean + {s['local_k']:g} std of the last {s['local_trailing']:,} scores"
+            + (f", capped at {cap:.4g}" if cap is not None else "")
+            + (f", {s['event_padding']:,} points padding" if s["event_padding"] else "")
+        )
 
 
 def threshold_key(model_key: str) -> str:
@@ -609,8 +644,12 @@ def sidebar() -> None:
                 sb.info("The results database holds no scored source yet.")
     with sb.expander("Reading options"):
         st.text_input("Timestamp column", value="timestamp", key="ts_col")
-        st.checkbox("Average duplicate timestamps", value=True, key="dup_mean",
-                    help="The bundled NAB file repeats some timestamps; off = refuse such files.")
+        st.checkbox(
+            "Average duplicate timestamps",
+            value=True,
+            key="dup_mean",
+            help="The bundled NAB file repeats some timestamps; off = refuse such files.",
+        )
 
 
 def load_selected(need_frame: bool = False) -> Loaded:
@@ -624,9 +663,12 @@ def load_selected(need_frame: bool = False) -> Loaded:
     with user_errors():
         detector, model_key = load_detector(name)
         kind = state.get("source_kind", SOURCE_KINDS[0])
-        options = dict(timestamp_col=state.get("ts_col") or "timestamp", columns=tuple(detector.columns_),
-                       duplicates="mean" if state.get("dup_mean", True) else "error",
-                       interval_s=detector.interval_.total_seconds())
+        options = dict(
+            timestamp_col=state.get("ts_col") or "timestamp",
+            columns=tuple(detector.columns_),
+            duplicates="mean" if state.get("dup_mean", True) else "error",
+            interval_s=detector.interval_.total_seconds(),
+        )
         if kind == DB_SOURCE_KIND:
             if need_frame:
                 st.info("This page needs the sensor values: pick a data file or an upload in the sidebar.")
@@ -636,8 +678,11 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 st.info("Pick a scored source of the results database in the sidebar.")
                 st.stop()
             scores = db_scores(db_target(), source)
-            missing = [c for c in ("score", "threshold", "is_anomaly", *[f"error_{s}" for s in detector.columns_])
-                       if c not in scores.columns]
+            missing = [
+                c
+                for c in ("score", "threshold", "is_anomaly", *[f"error_{s}" for s in detector.columns_])
+                if c not in scores.columns
+            ]
             if missing:
                 raise DataError(f"database source '{source}' lacks column(s) {', '.join(missing)} for model '{name}'")
             if scores.empty:
@@ -658,8 +703,9 @@ def load_selected(need_frame: bool = False) -> Loaded:
             raw, data_key = read_data_file(file)
             source = file
         key = f"{data_key}|{sorted(options.items())}"
-        frame = clean(key, raw, source, options["timestamp_col"], options["columns"], options["duplicates"],
-                      options["interval_s"])
+        frame = clean(
+            key, raw, source, options["timestamp_col"], options["columns"], options["duplicates"], options["interval_s"]
+        )
         scores = score(model_key, key, detector, frame)
         return Loaded(name, detector, model_key, key, source, frame, scores)
 

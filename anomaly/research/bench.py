@@ -186,16 +186,28 @@ def make_detector(params: dict | None = None):
 def post_params(detector) -> dict:
     """The detector's post-processing settings, applied to every method's score alike."""
     return {
-        "rule": detector.local_rule, "smoothing": detector.smoothing, "window_frac": detector.local_window,
-        "k": detector.local_k, "prune": detector.prune, "pad": detector.event_padding,
-        "merge_gap": detector.merge_gap, "min_length": detector.min_event_length,
-        "root": detector.root_score, "cap": detector.local_cap, "trailing": detector.local_trailing,
+        "rule": detector.local_rule,
+        "smoothing": detector.smoothing,
+        "window_frac": detector.local_window,
+        "k": detector.local_k,
+        "prune": detector.prune,
+        "pad": detector.event_padding,
+        "merge_gap": detector.merge_gap,
+        "min_length": detector.min_event_length,
+        "root": detector.root_score,
+        "cap": detector.local_cap,
+        "trailing": detector.local_trailing,
         "exclude": detector.local_exclude,
     }
 
 
-def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = None,
-              normal: np.ndarray | None = None, normal_raw: np.ndarray | None = None) -> np.ndarray:
+def flags_for(
+    score: np.ndarray,
+    post: dict,
+    fixed_threshold: float | None = None,
+    normal: np.ndarray | None = None,
+    normal_raw: np.ndarray | None = None,
+) -> np.ndarray:
     """Flags of a raw score under the post-processing ``post`` (see :mod:`anomaly.postprocess`).
 
     ``normal``: the method's smoothed scores on held-out normal rows, for the cap (``post["cap"]``) of
@@ -210,8 +222,17 @@ def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = Non
     exclude = post.pop("exclude", True)
     if post["rule"] == "trailing":
         normal_raw = np.empty(0) if normal_raw is None else normal_raw
-        rule = flagging.make_rule(normal_raw, k=post["k"], trailing=trailing, cap_factor=factor, prune=post["prune"],
-                                  pad=post["pad"], smoothing=post["smoothing"], root=post["root"], exclude=exclude)
+        rule = flagging.make_rule(
+            normal_raw,
+            k=post["k"],
+            trailing=trailing,
+            cap_factor=factor,
+            prune=post["prune"],
+            pad=post["pad"],
+            smoothing=post["smoothing"],
+            root=post["root"],
+            exclude=exclude,
+        )
         return flagging.flag(score, rule, flagging.seed(normal_raw, rule)).flags
     cap = postprocess.normal_cap(normal, factor, post["root"]) if normal is not None else None
     return postprocess.flag_scores(score, floor=fixed_threshold if post["rule"] is None else None, cap=cap, **post)[2]
@@ -220,7 +241,7 @@ def flags_for(score: np.ndarray, post: dict, fixed_threshold: float | None = Non
 def baseline_normal_raw(model, fit: pd.DataFrame, validation_fraction: float) -> np.ndarray:
     """A baseline's raw scores on the last ``validation_fraction`` of its fitting rows, in time order:
     the counterpart of the detector's ``normal_errors_`` (held-out windows), for the same seed and cap."""
-    held = fit.iloc[len(fit) - max(1, int(round(len(fit) * validation_fraction))):]
+    held = fit.iloc[len(fit) - max(1, int(round(len(fit) * validation_fraction))) :]
     return model.score(held)["score"].to_numpy()
 
 
@@ -251,8 +272,15 @@ def _baseline(method: str, window: int):
     return PCABaseline(window=window) if method == "pca" else RollingZScoreBaseline(window=window)
 
 
-def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: dict | None = None,
-               cache_dir: str | Path | None = None, max_rows: int | None = None, context: bool | None = None) -> dict:
+def run_series(
+    ref: SeriesRef,
+    protocol: str,
+    methods=METHODS,
+    detector_params: dict | None = None,
+    cache_dir: str | Path | None = None,
+    max_rows: int | None = None,
+    context: bool | None = None,
+) -> dict:
     """Every method on one series: per-method metrics, fit and score seconds.
 
     With ``max_rows`` > 0 every method fits and scores block means (see :func:`aggregate`); flags
@@ -269,9 +297,16 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
     params = {**(detector_params or {}), **({"context_columns": context_columns} if context_columns else {})}
     detector = make_detector(params)
     post = post_params(detector)
-    out = {"series": ref.name, "rows_fit": len(fit_full), "rows_scored": len(scored_full), "aggregation": factor,
-           "stride": detector.stride, "context_columns": list(context_columns),
-           "labels": len(labels), "methods": {}}
+    out = {
+        "series": ref.name,
+        "rows_fit": len(fit_full),
+        "rows_scored": len(scored_full),
+        "aggregation": factor,
+        "stride": detector.stride,
+        "context_columns": list(context_columns),
+        "labels": len(labels),
+        "methods": {},
+    }
     cache = {}
     for method in methods:
         t0 = time.perf_counter()
@@ -297,8 +332,9 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
                 from anomaly import postprocess, thresholds
 
                 normal = postprocess.ewma(model.score(fit_b)["score"].to_numpy(), post["smoothing"])
-                fixed = thresholds.fit_thresholds(normal[np.isfinite(normal)], detector.quantile, detector.k_sigma,
-                                                  detector.threshold_rule)["values"][detector.threshold_rule]
+                fixed = thresholds.fit_thresholds(
+                    normal[np.isfinite(normal)], detector.quantile, detector.k_sigma, detector.threshold_rule
+                )["values"][detector.threshold_rule]
             elif post["cap"] and post["rule"] != "trailing":
                 normal = baseline_normal_scores(normal_raw, post["smoothing"])
                 cache[f"{method}_normal"] = normal
@@ -306,7 +342,11 @@ def run_series(ref: SeriesRef, protocol: str, methods=METHODS, detector_params: 
         score_s = time.perf_counter() - t0
         cache[method] = raw
         flags = expand(flags, factor, len(scored_full))
-        out["methods"][method] = {**evaluate(scored_full.index, flags, labels), "fit_s": round(fit_s, 3), "score_s": round(score_s, 3)}
+        out["methods"][method] = {
+            **evaluate(scored_full.index, flags, labels),
+            "fit_s": round(fit_s, 3),
+            "score_s": round(score_s, 3),
+        }
     if cache_dir is not None:
         cache["factor"] = np.array([factor])
         _write_cache(Path(cache_dir), protocol, ref.name, scored_full.index, labels, cache)
@@ -338,9 +378,17 @@ def pool(per_series: list[dict], methods=METHODS) -> dict:
     return pooled
 
 
-def run_bench(root: str | Path, protocol: str | None = None, pattern: str | None = None, methods=METHODS,
-              detector_params: dict | None = None, cache_dir: str | Path | None = None, progress=None,
-              max_rows: int | None = None, context: bool | None = None) -> dict:
+def run_bench(
+    root: str | Path,
+    protocol: str | None = None,
+    pattern: str | None = None,
+    methods=METHODS,
+    detector_params: dict | None = None,
+    cache_dir: str | Path | None = None,
+    progress=None,
+    max_rows: int | None = None,
+    context: bool | None = None,
+) -> dict:
     """Run every method on every series of ``root``; returns per-series and pooled results."""
     refs = discover(root, pattern)
     if protocol is None:
@@ -353,11 +401,19 @@ def run_bench(root: str | Path, protocol: str | None = None, pattern: str | None
         per_series.append(run_series(ref, protocol, methods, detector_params, cache_dir, max_rows, context))
         if progress is not None:
             progress(i + 1, len(refs), per_series[-1])
-    return {"dataset": str(root), "protocol": protocol, "series_glob": pattern, "methods": list(methods),
-            "max_rows": MAX_ROWS if max_rows is None else max_rows,
-            "context": CONTEXT if context is None else context,
-            "detector_params": {k: list(v) if isinstance(v, tuple) else v for k, v in make_detector(detector_params).get_params().items()},
-            "series": per_series, "pooled": pool(per_series, methods)}
+    return {
+        "dataset": str(root),
+        "protocol": protocol,
+        "series_glob": pattern,
+        "methods": list(methods),
+        "max_rows": MAX_ROWS if max_rows is None else max_rows,
+        "context": CONTEXT if context is None else context,
+        "detector_params": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in make_detector(detector_params).get_params().items()
+        },
+        "series": per_series,
+        "pooled": pool(per_series, methods),
+    }
 
 
 def format_table(result: dict) -> str:
@@ -368,15 +424,21 @@ def format_table(result: dict) -> str:
     for s in result["series"]:
         for method, r in s["methods"].items():
             seg = r["overlap_segment"]
-            lines.append(f"{s['series'][:43]:<44}{method:<8}{s['labels']:>7}{r['events']:>7}{seg['tp']:>5}{seg['fp']:>5}{seg['fn']:>5}"
-                         f"{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}{r['pointwise']['f1']:>7.3f}"
-                         f"{r['point_adjusted_optimistic']['f1']:>8.3f}{r['fit_s']:>8.1f}{r['score_s']:>8.1f}")
+            lines.append(
+                f"{s['series'][:43]:<44}{method:<8}{s['labels']:>7}{r['events']:>7}{seg['tp']:>5}{seg['fp']:>5}{seg['fn']:>5}"
+                f"{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}{r['pointwise']['f1']:>7.3f}"
+                f"{r['point_adjusted_optimistic']['f1']:>8.3f}{r['fit_s']:>8.1f}{r['score_s']:>8.1f}"
+            )
     lines.append("")
     lines.append("pooled (TP/FP/FN summed over series before P/R/F1):")
-    lines.append(f"{'method':<8}{'tp':>6}{'fp':>6}{'fn':>6}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'fit s':>9}{'score s':>9}")
+    lines.append(
+        f"{'method':<8}{'tp':>6}{'fp':>6}{'fn':>6}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'fit s':>9}{'score s':>9}"
+    )
     for method, p in result["pooled"].items():
         seg = p["overlap_segment"]
-        lines.append(f"{method:<8}{seg['tp']:>6}{seg['fp']:>6}{seg['fn']:>6}{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}"
-                     f"{p['pointwise']['f1']:>7.3f}{p['point_adjusted_optimistic']['f1']:>8.3f}{p['fit_s']:>9.1f}{p['score_s']:>9.1f}")
+        lines.append(
+            f"{method:<8}{seg['tp']:>6}{seg['fp']:>6}{seg['fn']:>6}{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}"
+            f"{p['pointwise']['f1']:>7.3f}{p['point_adjusted_optimistic']['f1']:>8.3f}{p['fit_s']:>9.1f}{p['score_s']:>9.1f}"
+        )
     lines.append("F1 = overlap-segment F1 (honest); pw-F1 = point-wise; PA-F1* = point-adjusted, optimistic: never quote alone.")
     return "\n".join(lines)

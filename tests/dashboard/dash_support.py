@@ -45,8 +45,14 @@ def fill_store(db, detector, scores) -> None:
     store = open_store(str(db), create=True)
     try:
         run = store.begin_run("series.csv", "tiny")
-        store.commit_run(run, "series.csv", "tiny", scores.drop(columns=[c for c in scores if c.startswith("recon_")]),
-                         detector.events(scores), events_since=scores.index[0])
+        store.commit_run(
+            run,
+            "series.csv",
+            "tiny",
+            scores.drop(columns=[c for c in scores if c.startswith("recon_")]),
+            detector.events(scores),
+            events_since=scores.index[0],
+        )
         failed = store.begin_run("series.csv", "tiny@0123456789ab")  # a later version of the model
         store.fail_run(failed, "series.csv: file not found")
     finally:

@@ -25,8 +25,15 @@ from anomaly.detector import LSTMAutoencoderDetector
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SLOW = 120_000  # ms: the first page load scores the series on a shared 2-core machine
 expect.set_options(timeout=SLOW)
 
@@ -44,9 +51,24 @@ def server(dash_dirs):
     env = dict(os.environ, PYTHONPATH=str(ROOT), STREAMLIT_SERVER_FILE_WATCHER_TYPE="none")
     log = open(dash_dirs["base"] / "streamlit.log", "wb")
     proc = subprocess.Popen(  # the command a user runs; it execs the Streamlit server in this same process
-        [sys.executable, "-m", "anomaly", "dashboard", "--port", str(port), "--models", str(dash_dirs["models"]),
-         "--data", str(dash_dirs["data"]), "--db", str(dash_dirs["db"])],
-        cwd=dash_dirs["base"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "anomaly",
+            "dashboard",
+            "--port",
+            str(port),
+            "--models",
+            str(dash_dirs["models"]),
+            "--data",
+            str(dash_dirs["data"]),
+            "--db",
+            str(dash_dirs["db"]),
+        ],
+        cwd=dash_dirs["base"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -153,8 +175,15 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
 
     go(page, "Events")
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
-    assert page.get_by_text(re.compile(rf"mean \+ 2 std of the last [0-9,]+ scores.*\(set on the Threshold page\): "
-                                       rf"{changed} event")).count() == 1
+    assert (
+        page.get_by_text(
+            re.compile(
+                rf"mean \+ 2 std of the last [0-9,]+ scores.*\(set on the Threshold page\): "
+                rf"{changed} event"
+            )
+        ).count()
+        == 1
+    )
     shot(page, "3_events")
 
     go(page, "Embeddings")
@@ -197,7 +226,9 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
     go(page, "Threshold")
     page.get_by_role("button", name="Reset to the model's settings").click()
     idle(page)
-    expect(page.locator("[data-testid='stMetric']", has_text="Events").locator("[data-testid='stMetricValue']")).to_have_text(before)
+    expect(page.locator("[data-testid='stMetric']", has_text="Events").locator("[data-testid='stMetricValue']")).to_have_text(
+        before
+    )
     page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
     page.get_by_role("option", name="tiny_fixed", exact=True).click()
     idle(page)
@@ -223,8 +254,22 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
     expect(page.get_by_text("uploaded.csv", exact=False).last).to_be_visible()
     idle(page)
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
-    expect(page.locator("[data-testid='stMetric']", has_text="Points scored").locator("[data-testid='stMetricValue']")).to_have_text("400")
+    expect(
+        page.locator("[data-testid='stMetric']", has_text="Points scored").locator("[data-testid='stMetricValue']")
+    ).to_have_text("400")
     shot(page, "9_series_upload")
-    for name in ("1_series", "2_threshold", "2b_threshold_tuned", "2c_threshold_fixed", "3_events", "4_embeddings",
-                 "5_model", "6_train", "7_history", "7b_history_review", "8_bad_upload", "9_series_upload"):
+    for name in (
+        "1_series",
+        "2_threshold",
+        "2b_threshold_tuned",
+        "2c_threshold_fixed",
+        "3_events",
+        "4_embeddings",
+        "5_model",
+        "6_train",
+        "7_history",
+        "7b_history_review",
+        "8_bad_upload",
+        "9_series_upload",
+    ):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000

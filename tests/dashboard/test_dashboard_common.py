@@ -132,16 +132,26 @@ def _scores(n: int, flagged: slice) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = pd.DataFrame({"a": rng.standard_normal(n), "b": rng.standard_normal(n)}, index=index)
     score = np.abs(rng.standard_normal(n)) * 0.1
     score[flagged] = 5.0
-    scores = pd.DataFrame({"score": score, "threshold": 1.0, "is_anomaly": score > 1.0,
-                           "error_a": score, "error_b": score / 2, "recon_a": frame["a"] * 0.9, "recon_b": frame["b"]},
-                          index=index)
+    scores = pd.DataFrame(
+        {
+            "score": score,
+            "threshold": 1.0,
+            "is_anomaly": score > 1.0,
+            "error_a": score,
+            "error_b": score / 2,
+            "recon_a": frame["a"] * 0.9,
+            "recon_b": frame["b"],
+        },
+        index=index,
+    )
     return frame, scores
 
 
 def test_series_figure_draws_down_sampled_lines_and_shades_events():
     frame, scores = _scores(50_000, slice(30_000, 30_010))
-    events = pd.DataFrame({"start": [scores.index[30_000]], "end": [scores.index[30_009]], "peak_score": [5.0],
-                           "severity": [5.0], "sensors": ["a"]})
+    events = pd.DataFrame(
+        {"start": [scores.index[30_000]], "end": [scores.index[30_009]], "peak_score": [5.0], "severity": [5.0], "sensors": ["a"]}
+    )
     fig = figures.series_figure(frame, scores, events, 1.0, ["a", "b"], reconstruction=True)
     lines = [t for t in fig.data if t.mode == "lines"]
     assert [t.name for t in lines] == ["original", "reconstruction", "original", "reconstruction", "score"]
@@ -201,8 +211,9 @@ def test_series_figure_draws_a_constant_threshold_column_flat():
 
 def test_rule_figure_shows_threshold_saved_threshold_cap_and_events():
     _, scores, limit = _per_row()
-    events = pd.DataFrame({"start": [scores.index[100]], "end": [scores.index[119]], "peak_score": [5.0],
-                           "severity": [2.5], "sensors": ["a"]})
+    events = pd.DataFrame(
+        {"start": [scores.index[100]], "end": [scores.index[119]], "peak_score": [5.0], "severity": [2.5], "sensors": ["a"]}
+    )
     fig = figures.rule_figure(scores, events, 3.0, pd.Series(1.5, index=scores.index))
     names = [t.name for t in fig.data]
     assert names == ["score", "threshold (saved)", "threshold", "flagged"]
@@ -221,8 +232,12 @@ def test_event_figure_ends_with_the_score_and_its_threshold():
     frame, scores, limit = _per_row(1000)
     event = pd.Series({"start": scores.index[500], "end": scores.index[509]})
     fig = figures.event_figure(frame, scores, event, ["a", "b"], None, pad_rows=20)
-    assert [a.text for a in fig.layout.annotations] == ["a: original vs reconstruction", "b: original vs reconstruction",
-                                                        "error per sensor", "anomaly score"]
+    assert [a.text for a in fig.layout.annotations] == [
+        "a: original vs reconstruction",
+        "b: original vs reconstruction",
+        "error per sensor",
+        "anomaly score",
+    ]
     line = [t for t in fig.data if t.name == "threshold"][0]
     assert line.yaxis == "y4" and np.asarray(line.y, dtype=float) == pytest.approx(limit[480:530])
 
@@ -246,8 +261,15 @@ def test_many_events_are_capped_and_fast():
 
     frame, scores = _scores(20_000, slice(0, 0))
     starts = scores.index[::20][:900]
-    events = pd.DataFrame({"start": starts, "end": starts + pd.Timedelta(minutes=5), "peak_score": 2.0,
-                           "severity": np.linspace(1, 3, len(starts)), "sensors": "a"})
+    events = pd.DataFrame(
+        {
+            "start": starts,
+            "end": starts + pd.Timedelta(minutes=5),
+            "peak_score": 2.0,
+            "severity": np.linspace(1, 3, len(starts)),
+            "sensors": "a",
+        }
+    )
     fig = figures.series_figure(frame, scores, events, 1.0, ["a", "b"])
     rects = [s for s in fig.layout.shapes if s.type == "rect"]
     assert len(rects) == figures.MAX_SHADED_EVENTS
@@ -255,14 +277,28 @@ def test_many_events_are_capped_and_fast():
     assert min(pd.Timestamp(r.x0) for r in rects) == first - pd.Timedelta(seconds=30)  # half a step before
 
 
-@pytest.mark.parametrize("step, text", [(pd.Timedelta(minutes=5), "5min"), (pd.Timedelta(hours=1), "1h"),
-                                        (pd.Timedelta(seconds=90), "90s"), (pd.Timedelta(days=1), "24h")])
+@pytest.mark.parametrize(
+    "step, text",
+    [
+        (pd.Timedelta(minutes=5), "5min"),
+        (pd.Timedelta(hours=1), "1h"),
+        (pd.Timedelta(seconds=90), "90s"),
+        (pd.Timedelta(days=1), "24h"),
+    ],
+)
 def test_fmt_interval(step, text):
     assert common.fmt_interval(step) == text
 
 
-@pytest.mark.parametrize("value, text", [(pd.Timedelta(0), "0s"), (pd.Timedelta(seconds=45), "45s"),
-                                         (pd.Timedelta(minutes=220), "03:40"), (pd.Timedelta(days=2, hours=4, minutes=30), "2d 04:30"),
-                                         (pd.Timedelta(minutes=5, seconds=30), "00:05:30")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (pd.Timedelta(0), "0s"),
+        (pd.Timedelta(seconds=45), "45s"),
+        (pd.Timedelta(minutes=220), "03:40"),
+        (pd.Timedelta(days=2, hours=4, minutes=30), "2d 04:30"),
+        (pd.Timedelta(minutes=5, seconds=30), "00:05:30"),
+    ],
+)
 def test_fmt_duration(value, text):
     assert common.fmt_duration(value) == text

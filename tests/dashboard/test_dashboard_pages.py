@@ -228,8 +228,10 @@ def test_threshold_page_explains_the_rule_with_the_models_numbers(dash_env, refe
     at = page(app(), "threshold")
     ok(at)
     text = explanation(at)
-    assert (f"**mean + {detector.local_k:g} × std** of the last **{detector.local_trailing:,}** scores "
-            "(flagged points left out, so a long anomaly cannot raise its own bar)") in text
+    assert (
+        f"**mean + {detector.local_k:g} × std** of the last **{detector.local_trailing:,}** scores "
+        "(flagged points left out, so a long anomaly cannot raise its own bar)"
+    ) in text
     assert (f"{detector.local_cap:g} × the largest held-out normal score ({normal_peak:.4g}) = **{cap:.4g}**") in text
     assert f"the next **{detector.event_padding:,}** points are flagged too" in text
     assert "root of the mean squared reconstruction error, smoothed over about 20 points" in text
@@ -237,8 +239,13 @@ def test_threshold_page_explains_the_rule_with_the_models_numbers(dash_env, refe
     assert metric(at, "Events") == str(len(detector.events(scores)))
     assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
     assert metric(at, "Threshold at the last point") == f"{scores['threshold'].iloc[-1]:.4g}"
-    assert (at.slider(key="flag_k").value, at.slider(key="flag_trailing").value, at.slider(key="flag_cap").value,
-            at.number_input(key="flag_pad").value, at.toggle(key="flag_exclude").value) == (6.0, 3000, 3.0, 100, True)
+    assert (
+        at.slider(key="flag_k").value,
+        at.slider(key="flag_trailing").value,
+        at.slider(key="flag_cap").value,
+        at.number_input(key="flag_pad").value,
+        at.toggle(key="flag_exclude").value,
+    ) == (6.0, 3000, 3.0, 100, True)
     assert at.button(key="flag_save").disabled and at.button(key="flag_reset").disabled
     spec = figure(at)
     np.testing.assert_allclose(array(trace(spec, "threshold")["y"]).astype(float), scores["threshold"], rtol=1e-12)
@@ -275,7 +282,7 @@ def test_moving_k_reflags_as_the_package_does_on_every_page(dash_env, reference)
     table = at.dataframe[0].value
     assert list(table["start"]) == list(events["start"]) and list(table["end"]) == list(events["end"])
     at = page(at, "embeddings")
-    ends = frame.index[detector.window - 1:]
+    ends = frame.index[detector.window - 1 :]
     assert metric(at, "Windows ending on a flagged point") == f"{int(flagged['is_anomaly'].loc[ends].sum()):,}"
     at = page(at, "threshold")
     assert at.slider(key="flag_k").value == 2.0
@@ -317,8 +324,9 @@ def test_no_event_when_k_is_high_and_the_events_page_says_so(dash_env, reference
     assert metric(at, "Events") == "0" and metric(at, "Flagged points") == "0"
     at = page(at, "events")
     ok(at)
-    assert [i.value for i in at.info] == ["No event at this threshold. On the Threshold page, lower k or the cap "
-                                          "to see weaker anomalies."]
+    assert [i.value for i in at.info] == [
+        "No event at this threshold. On the Threshold page, lower k or the cap to see weaker anomalies."
+    ]
 
 
 def test_save_writes_the_settings_into_the_model_and_reset_restores(own_models, reference):
@@ -344,8 +352,10 @@ def test_save_writes_the_settings_into_the_model_and_reset_restores(own_models, 
     saved = LSTMAutoencoderDetector.load(own_models / "tiny")
     rescored = saved.score(frame)  # the saved model flags with the new settings when it scores
     assert (rescored["is_anomaly"] == flagged["is_anomaly"]).all()
-    assert [s.value for s in at.success] == ["Saved mean + 4 std of the last 3,000 scores, capped at "
-                                             f"{saved.flag_rule().cap:.4g}, 20 points padding into model 'tiny'."]
+    assert [s.value for s in at.success] == [
+        "Saved mean + 4 std of the last 3,000 scores, capped at "
+        f"{saved.flag_rule().cap:.4g}, 20 points padding into model 'tiny'."
+    ]
     assert (at.slider(key="flag_k").value, at.number_input(key="flag_pad").value) == (4.0, 20)
     assert at.button(key="flag_save").disabled and at.button(key="flag_reset").disabled  # now the model's own
     assert metric(at, "Events") == str(len(events))
@@ -420,8 +430,10 @@ def test_fixed_threshold_with_a_root_score_flags_as_the_model_would(dash_env, da
     assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
     assert f"threshold {scores['threshold'].iloc[0]:.4g}" in [a["text"] for a in figure(at)["layout"]["annotations"]]
     at = page(at, "threshold")
-    assert ("(rule **quantile**): compared as square roots (the Series page draws the roots); each event widened "
-            "by **100** points on both sides.") in explanation(at)
+    assert (
+        "(rule **quantile**): compared as square roots (the Series page draws the roots); each event widened "
+        "by **100** points on both sides."
+    ) in explanation(at)
     slider = at.slider(key="thr_abs")
     value = round(float(np.quantile(detector.normal_scores_, 0.99)) / slider.step) * slider.step
     slider.set_value(value).run()
@@ -479,7 +491,7 @@ def test_picking_an_event_changes_the_zoomed_range(dash_env, reference):
     assert names.count("original") == 2 and names.count("reconstruction") == 2
     assert {"error a", "error b", "score"} <= set(names)
     line = trace(spec, "threshold")  # the zoom's score row: the per-row threshold of the rule in force
-    part = flagged.loc[ranges[1][0]:ranges[1][1], "threshold"]
+    part = flagged.loc[ranges[1][0] : ranges[1][1], "threshold"]
     assert (times(line["x"]) == part.index).all()
     np.testing.assert_allclose(array(line["y"]).astype(float), part, rtol=1e-12)
 
@@ -510,8 +522,9 @@ def test_train_page_trains_and_saves_a_tiny_model(own_models):
     # untouched widgets keep the detector's defaults: the configuration `anomaly train` and the bench use
     untouched = {"window", "encoder_units", "decoder_units", "latent_dim", "epochs", "verbose"}
     defaults = LSTMAutoencoderDetector().get_params()
-    assert {k: v for k, v in saved.get_params().items() if k not in untouched} == \
-        {k: v for k, v in defaults.items() if k not in untouched}
+    assert {k: v for k, v in saved.get_params().items() if k not in untouched} == {
+        k: v for k, v in defaults.items() if k not in untouched
+    }
     at.button(key="train_go").click().run()  # same name again: refused without "replace"
     assert [e.value for e in at.error] == ["a model named 'fresh' exists; tick 'Replace if it exists' or pick another name"]
 
@@ -526,10 +539,35 @@ def test_train_page_sets_the_flagging_rule(own_models):
     # "More settings": every hyperparameter the page does not place, generated from its declaration
     from anomaly.params import form_fields
 
-    placed = {"window", "encoder_units", "decoder_units", "latent_dim", "epochs", "batch_size", "learning_rate",
-              "patience", "validation_fraction", "model_kind", "horizon", "reverse", "conditional", "bidirectional",
-              "local_rule", "local_k", "local_trailing", "local_cap", "local_exclude", "event_padding", "smoothing",
-              "root_score", "threshold_rule", "quantile", "k_sigma", "min_event_length", "merge_gap"}
+    placed = {
+        "window",
+        "encoder_units",
+        "decoder_units",
+        "latent_dim",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "patience",
+        "validation_fraction",
+        "model_kind",
+        "horizon",
+        "reverse",
+        "conditional",
+        "bidirectional",
+        "local_rule",
+        "local_k",
+        "local_trailing",
+        "local_cap",
+        "local_exclude",
+        "event_padding",
+        "smoothing",
+        "root_score",
+        "threshold_rule",
+        "quantile",
+        "k_sigma",
+        "min_event_length",
+        "merge_gap",
+    }
     widgets = [*at.number_input, *at.checkbox, *at.selectbox, *at.text_input]
     more = {w.key.removeprefix("train_more_") for w in widgets if (w.key or "").startswith("train_more_")}
     assert more == set(form_fields(LSTMAutoencoderDetector, placed)) and {"seed", "prune", "normalize_errors"} <= more
@@ -538,8 +576,16 @@ def test_train_page_sets_the_flagging_rule(own_models):
     at.button(key="train_go").click().run(timeout=600)
     ok(at)
     saved = LSTMAutoencoderDetector.load(own_models / "tuned")
-    assert (saved.local_rule, saved.local_k, saved.local_trailing, saved.local_cap, saved.local_exclude,
-            saved.event_padding, saved.seed, saved.prune) == ("trailing", 5.0, 300, 0.0, False, 7, 3, 0.1)
+    assert (
+        saved.local_rule,
+        saved.local_k,
+        saved.local_trailing,
+        saved.local_cap,
+        saved.local_exclude,
+        saved.event_padding,
+        saved.seed,
+        saved.prune,
+    ) == ("trailing", 5.0, 300, 0.0, False, 7, 3, 0.1)
     at = _train_form(page(app(), "train"), "fixed")
     at.selectbox(key="train_flagging").set_value("fixed").run()
     at.selectbox(key="train_rule").set_value("max")
@@ -627,7 +673,8 @@ def test_history_page(dash_env, reference, tmp_path, monkeypatch):
         ok(at)
         assert [i.value for i in at.info] == [
             "The results database module (`anomaly.store`) is not part of this installation yet, "
-            "so there is no scoring history to show."]
+            "so there is no scoring history to show."
+        ]
         return
     detector, _, scores = reference
     monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
@@ -678,7 +725,8 @@ def test_history_page_reviews_events_and_shows_precision(dash_env, reference, tm
     with open_store(tmp_path / "results.db") as store:
         fb = store.feedback()
     assert fb[["source", "model", "verdict", "author", "note"]].values.tolist() == [
-        ["series.csv", "tiny", "false_alarm", "ana", "sensor swap"]]
+        ["series.csv", "tiny", "false_alarm", "ana", "sensor swap"]
+    ]
     assert fb["start"].tolist() == [stored["start"].iloc[-1]]
     tables = [d.value for d in at.dataframe]  # model versions, feedback by version, runs, events
     events_table = tables[3]
@@ -691,8 +739,9 @@ def test_history_page_reviews_events_and_shows_precision(dash_env, reference, tm
     assert metric(at, "Precision (feedback)") == "100%"
     assert any(c.value.startswith("Marked **true alarm** by ana on ") for c in at.caption)
     at = submit_verdict(at, "hist_review", "true_alarm", mute=True)
-    assert [e.value for e in at.error] == ["A true alarm silences nothing: mark it a false alarm or acknowledged to "
-                                           "mute the source."]
+    assert [e.value for e in at.error] == [
+        "A true alarm silences nothing: mark it a false alarm or acknowledged to mute the source."
+    ]
 
 
 def test_events_page_reviews_the_stored_event_of_the_selected_one(dash_env, reference, tmp_path, monkeypatch):

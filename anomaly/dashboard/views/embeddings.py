@@ -12,8 +12,10 @@ from anomaly.dashboard import common, figures
 MAX_DRAWN = 20_000  # beyond this, normal windows are thinned for drawing; flagged ones are all kept
 
 st.title("Embeddings")
-st.caption("The encoder compresses every window into a fixed-length vector; PCA projects those vectors to 2-D. "
-           "Windows that look alike sit together; hover a point to see its time span.")
+st.caption(
+    "The encoder compresses every window into a fixed-length vector; PCA projects those vectors to 2-D. "
+    "Windows that look alike sit together; hover a point to see its time span."
+)
 ld = common.load_selected(need_frame=True)
 with common.user_errors():
     vectors = common.embed(ld.model_key, ld.data_key, ld.detector, ld.frame)
@@ -38,13 +40,17 @@ if len(points) > MAX_DRAWN:
     drawn = points[keep]
 else:
     drawn = points
-colour = st.radio("Colour scale", ["score", "log score"], horizontal=True, key="emb_colour",
-                  help="A log scale separates the many low scores; anomalies stay the brightest.")
+colour = st.radio(
+    "Colour scale",
+    ["score", "log score"],
+    horizontal=True,
+    key="emb_colour",
+    help="A log scale separates the many low scores; anomalies stay the brightest.",
+)
 if colour == "log score":
     drawn = drawn.assign(score=np.log10(np.maximum(drawn["score"], 1e-12)))
 m1, m2, m3 = st.columns(3)
 m1.metric("Windows", f"{len(points):,}")
 m2.metric("Drawn", f"{len(drawn):,}")
 m3.metric("Windows ending on a flagged point", f"{int(flagged.sum()):,}")
-st.plotly_chart(figures.embedding_figure(drawn.sort_values("score"), explained), key="emb_chart",
-                config={"displaylogo": False})
+st.plotly_chart(figures.embedding_figure(drawn.sort_values("score"), explained), key="emb_chart", config={"displaylogo": False})

@@ -44,16 +44,25 @@ m1.metric("Runs", len(runs))
 m2.metric("Failed runs", int((runs["status"] == "failed").sum()))
 m3.metric("Rows scored", f"{int(pd.to_numeric(runs['rows_scored'], errors='coerce').fillna(0).sum()):,}")
 m4.metric("Events", len(events))
-m5.metric("Precision (feedback)", "–" if judged["precision"] is None else f"{judged['precision']:.0%}",
-          help=f"True alarms ÷ (true + false alarms), as marked by people: {judged['true_alarms']} true, "
-               f"{judged['false_alarms']} false, {judged['reviewed']} reviewed in all.")
+m5.metric(
+    "Precision (feedback)",
+    "–" if judged["precision"] is None else f"{judged['precision']:.0%}",
+    help=f"True alarms ÷ (true + false alarms), as marked by people: {judged['true_alarms']} true, "
+    f"{judged['false_alarms']} false, {judged['reviewed']} reviewed in all.",
+)
 common.review_saved_message()
 
 left, right = st.columns(2)
 with left:
     st.markdown("**Runs over time**")
-    fig = px.scatter(runs, x="started", y="rows_scored", color="status", symbol="source" if chosen is None else None,
-                     hover_data=[c for c in ("id", "model", "source", "error") if c in runs.columns])
+    fig = px.scatter(
+        runs,
+        x="started",
+        y="rows_scored",
+        color="status",
+        symbol="source" if chosen is None else None,
+        hover_data=[c for c in ("id", "model", "source", "error") if c in runs.columns],
+    )
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.05))
     st.plotly_chart(fig, key="hist_runs", config={"displaylogo": False})
 with right:
@@ -65,37 +74,69 @@ with right:
         # A one-point event has no length; draw every bar at least 1/300 of the span wide so it shows.
         least = max((ev["end"].max() - ev["start"].min()) / 300, pd.Timedelta(seconds=1))
         ev["end"] = ev[["end"]].assign(m=ev["start"] + least).max(axis=1)
-        fig = px.timeline(ev, x_start="start", x_end="end", y="source", color="severity",
-                          hover_data=[c for c in ("model", "peak_score", "sensors") if c in ev.columns],
-                          color_continuous_scale="Reds")
+        fig = px.timeline(
+            ev,
+            x_start="start",
+            x_end="end",
+            y="source",
+            color="severity",
+            hover_data=[c for c in ("model", "peak_score", "sensors") if c in ev.columns],
+            color_continuous_scale="Reds",
+        )
         fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10))
         st.plotly_chart(fig, key="hist_events", config={"displaylogo": False})
 
 st.markdown("**Model versions**")
 # A model is FOLDER@VERSION (anomaly.scheduled.Job.model_name): a retrained model is a new row here.
-versions = (runs.groupby("model", sort=False)
-            .agg(first_run=("started", "min"), last_run=("started", "max"), runs=("id", "count"))
-            .reset_index().sort_values("last_run", ascending=False))
-st.dataframe(versions, hide_index=True, key="hist_versions",
-             column_config={"first_run": st.column_config.DatetimeColumn("first run", format="YYYY-MM-DD HH:mm"),
-                            "last_run": st.column_config.DatetimeColumn("last run", format="YYYY-MM-DD HH:mm")})
+versions = (
+    runs.groupby("model", sort=False)
+    .agg(first_run=("started", "min"), last_run=("started", "max"), runs=("id", "count"))
+    .reset_index()
+    .sort_values("last_run", ascending=False)
+)
+st.dataframe(
+    versions,
+    hide_index=True,
+    key="hist_versions",
+    column_config={
+        "first_run": st.column_config.DatetimeColumn("first run", format="YYYY-MM-DD HH:mm"),
+        "last_run": st.column_config.DatetimeColumn("last run", format="YYYY-MM-DD HH:mm"),
+    },
+)
 if not feedback.empty:
     st.markdown("**Feedback by model version**")
-    st.dataframe(precision_by(feedback, "model"), hide_index=True, key="hist_precision",
-                 column_config={"precision": st.column_config.NumberColumn("precision", format="percent"),
-                                "true_alarms": "true alarms", "false_alarms": "false alarms"})
+    st.dataframe(
+        precision_by(feedback, "model"),
+        hide_index=True,
+        key="hist_precision",
+        column_config={
+            "precision": st.column_config.NumberColumn("precision", format="percent"),
+            "true_alarms": "true alarms",
+            "false_alarms": "false alarms",
+        },
+    )
 st.markdown("**Runs**")
 st.dataframe(runs.sort_values("started", ascending=False), hide_index=True, height=260, key="hist_runs_table")
 st.markdown("**Events**")
 shown = events.assign(verdict=events["verdict"].map(VERDICT_LABELS))
-st.dataframe(shown, hide_index=True, height=260, key="hist_events_table",
-             column_config={"at": st.column_config.DatetimeColumn("reviewed", format="YYYY-MM-DD HH:mm"),
-                            "author": "reviewer"})
-st.download_button("Download events with verdicts (CSV)", events.to_csv(index=False).encode(),
-                   file_name="history_events.csv", mime="text/csv", key="hist_csv")
+st.dataframe(
+    shown,
+    hide_index=True,
+    height=260,
+    key="hist_events_table",
+    column_config={"at": st.column_config.DatetimeColumn("reviewed", format="YYYY-MM-DD HH:mm"), "author": "reviewer"},
+)
+st.download_button(
+    "Download events with verdicts (CSV)",
+    events.to_csv(index=False).encode(),
+    file_name="history_events.csv",
+    mime="text/csv",
+    key="hist_csv",
+)
 if not events.empty:
     st.markdown("**Review an event**")
     latest = events.sort_values("start", ascending=False).reset_index(drop=True)
-    pick = st.selectbox("Event", range(len(latest)), format_func=lambda i: common.event_label(latest.iloc[i]),
-                        key="hist_review_pick")
+    pick = st.selectbox(
+        "Event", range(len(latest)), format_func=lambda i: common.event_label(latest.iloc[i]), key="hist_review_pick"
+    )
     common.review_form(target, latest.iloc[pick], key="hist_review")

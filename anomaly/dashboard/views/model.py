@@ -24,9 +24,12 @@ m2.metric("Sampling interval", common.fmt_interval(detector.interval_))
 m3.metric("Epochs run", len(history.get("loss", [])))
 kind = common.rule_kind(detector)
 if kind == common.TRAILING:
-    m4.metric("Threshold", f"trailing, k = {detector.local_k:g}",
-              help=f"Each point's own threshold: mean + {detector.local_k:g} std of the last "
-                   f"{detector.local_trailing:,} scores before it (see the Threshold page).")
+    m4.metric(
+        "Threshold",
+        f"trailing, k = {detector.local_k:g}",
+        help=f"Each point's own threshold: mean + {detector.local_k:g} std of the last "
+        f"{detector.local_trailing:,} scores before it (see the Threshold page).",
+    )
 elif kind == common.FIXED:
     m4.metric(f"Threshold ({t['rule']})", f"{t['values'][t['rule']]:.4g}")
 else:
@@ -36,21 +39,38 @@ left, right = st.columns(2)
 with left:
     st.markdown("**Training and validation loss**")
     st.plotly_chart(figures.loss_figure(history), key="model_loss", config={"displaylogo": False})
-    st.markdown("**Thresholds** (fitted on held-out normal scores"
-                + ("; in force only with local_rule none)" if kind != common.FIXED else ")"))
-    st.dataframe(pd.DataFrame({"rule": list(t["values"]), "value": list(t["values"].values()),
-                               "in force": [kind == common.FIXED and r == t["rule"] for r in t["values"]]}),
-                 hide_index=True)
+    st.markdown(
+        "**Thresholds** (fitted on held-out normal scores"
+        + ("; in force only with local_rule none)" if kind != common.FIXED else ")")
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "rule": list(t["values"]),
+                "value": list(t["values"].values()),
+                "in force": [kind == common.FIXED and r == t["rule"] for r in t["values"]],
+            }
+        ),
+        hide_index=True,
+    )
     settings = {k: v for k, v in t.items() if k not in ("rule", "values", "n_normal_scores")}
-    st.caption(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items())
-               + f"; {t.get('n_normal_scores', len(detector.normal_scores_))} normal scores")
+    st.caption(
+        ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items())
+        + f"; {t.get('n_normal_scores', len(detector.normal_scores_))} normal scores"
+    )
 with right:
     st.markdown("**Configuration**")
     params = {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)) for k, v in detector.get_params().items()}
-    st.dataframe(pd.DataFrame({"parameter": list(params), "value": list(params.values())}), hide_index=True,
-                 height=35 * (len(params) + 1) + 3)
-st.markdown("**Columns**: " + ", ".join(f"`{c}`" for c in detector.columns_)
-            + (f"  ·  **time zone**: {detector.timezone_}" if getattr(detector, "timezone_", None) else ""))
+    st.dataframe(
+        pd.DataFrame({"parameter": list(params), "value": list(params.values())}),
+        hide_index=True,
+        height=35 * (len(params) + 1) + 3,
+    )
+st.markdown(
+    "**Columns**: "
+    + ", ".join(f"`{c}`" for c in detector.columns_)
+    + (f"  ·  **time zone**: {detector.timezone_}" if getattr(detector, "timezone_", None) else "")
+)
 fp = detector.fingerprint_
 st.markdown("**Training data fingerprint**")
 st.dataframe(pd.DataFrame({"field": list(fp), "value": [str(v) for v in fp.values()]}), hide_index=True)

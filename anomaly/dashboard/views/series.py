@@ -14,15 +14,27 @@ scores = ld.flagged  # score, per-row threshold and flags of the rule in force
 sensors = list(detector.columns_)
 c1, c2 = st.columns([3, 1])
 shown = c1.multiselect("Sensors", sensors, default=sensors[:6], key="series_sensors")
-recon = c2.toggle("Show reconstruction", value=False, key="series_recon", disabled=ld.frame is None,
-                  help="The model's mean reconstruction of each sensor, in the sensor's units.")
+recon = c2.toggle(
+    "Show reconstruction",
+    value=False,
+    key="series_recon",
+    disabled=ld.frame is None,
+    help="The model's mean reconstruction of each sensor, in the sensor's units.",
+)
 
 start, end = scores.index[0].to_pydatetime(), scores.index[-1].to_pydatetime()
-view = st.slider("Time range", min_value=start, max_value=end, value=(start, end), key="series_view",
-                 step=detector.interval_.to_pytimedelta(), format="YYYY-MM-DD HH:mm",
-                 help="Long series are drawn min-max down-sampled; narrow the range to see every point.")
-part = scores.loc[view[0]:view[1]]
-frame = ld.frame.loc[view[0]:view[1]] if ld.frame is not None else None
+view = st.slider(
+    "Time range",
+    min_value=start,
+    max_value=end,
+    value=(start, end),
+    key="series_view",
+    step=detector.interval_.to_pytimedelta(),
+    format="YYYY-MM-DD HH:mm",
+    help="Long series are drawn min-max down-sampled; narrow the range to see every point.",
+)
+part = scores.loc[view[0] : view[1]]
+frame = ld.frame.loc[view[0] : view[1]] if ld.frame is not None else None
 if part.empty:
     st.warning("No data in this time range.")
     st.stop()
@@ -33,13 +45,22 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Points scored", f"{int(scores['score'].notna().sum()):,}")
 if ld.rule == common.FIXED:
     threshold = ld.threshold
-    m2.metric("Threshold", f"{threshold:.4g}",
-              delta=None if threshold == ld.default_threshold else f"model: {ld.default_threshold:.4g}",
-              delta_color="off", delta_arrow="off")
+    m2.metric(
+        "Threshold",
+        f"{threshold:.4g}",
+        delta=None if threshold == ld.default_threshold else f"model: {ld.default_threshold:.4g}",
+        delta_color="off",
+        delta_arrow="off",
+    )
 elif ld.rule == common.TRAILING:
-    m2.metric("Threshold", f"k = {ld.flagging['local_k']:g}", delta="tuned, not saved" if ld.tuned else None,
-              delta_color="off", delta_arrow="off",
-              help=f"Each point's own threshold: {ld.rule_summary()} (see the Threshold page).")
+    m2.metric(
+        "Threshold",
+        f"k = {ld.flagging['local_k']:g}",
+        delta="tuned, not saved" if ld.tuned else None,
+        delta_color="off",
+        delta_arrow="off",
+        help=f"Each point's own threshold: {ld.rule_summary()} (see the Threshold page).",
+    )
 else:
     m2.metric("Threshold", detector.local_rule, help="Set per point from the whole scored batch.")
 m3.metric("Events", len(events))
@@ -47,8 +68,7 @@ m4.metric("Flagged points", f"{int(scores['is_anomaly'].sum()):,}")
 
 fig = figures.series_figure(frame, part, visible, None, shown or sensors[:1], reconstruction=recon)
 st.plotly_chart(fig, key="series_chart", config={"scrollZoom": True, "displaylogo": False})
-rule = ("the current threshold" if ld.rule == common.FIXED
-        else "the threshold of each point (dashed: " + ld.rule_summary() + ")")
+rule = "the current threshold" if ld.rule == common.FIXED else "the threshold of each point (dashed: " + ld.rule_summary() + ")"
 st.caption(
     f"Model **{ld.model_name}** on **{ld.source}**: {len(part):,} of {len(scores):,} points in view, "
     f"drawn with at most {2 * common.DRAW_POINTS:,} points per line (min and max of each bucket). "

@@ -17,10 +17,20 @@ from anomaly.detector import LSTMAutoencoderDetector
 from anomaly.errors import AnomalyError
 
 # Widget keys of the causal rule's settings, by detector parameter, and their names in the text.
-WIDGETS = {"local_k": "flag_k", "local_trailing": "flag_trailing", "local_cap": "flag_cap",
-           "event_padding": "flag_pad", "local_exclude": "flag_exclude"}
-NAMES = {"local_k": "k", "local_trailing": "trailing length", "local_cap": "cap factor",
-         "event_padding": "padding", "local_exclude": "leave flagged points out"}
+WIDGETS = {
+    "local_k": "flag_k",
+    "local_trailing": "flag_trailing",
+    "local_cap": "flag_cap",
+    "event_padding": "flag_pad",
+    "local_exclude": "flag_exclude",
+}
+NAMES = {
+    "local_k": "k",
+    "local_trailing": "trailing length",
+    "local_cap": "cap factor",
+    "event_padding": "padding",
+    "local_exclude": "leave flagged points out",
+}
 
 
 def _trailing_page(ld: common.Loaded) -> None:
@@ -51,26 +61,62 @@ def _trailing_page(ld: common.Loaded) -> None:
 
     c1, c2, c3 = st.columns(3)
     k = current["local_k"]
-    c1.slider("k: standard deviations above the trailing mean", min_value=min(2.0, k), max_value=max(12.0, k),
-              value=k, step=0.1, format="%.1f", key="flag_k", on_change=_tune,
-              help="Higher: only points further above what came before are flagged (fewer events).")
+    c1.slider(
+        "k: standard deviations above the trailing mean",
+        min_value=min(2.0, k),
+        max_value=max(12.0, k),
+        value=k,
+        step=0.1,
+        format="%.1f",
+        key="flag_k",
+        on_change=_tune,
+        help="Higher: only points further above what came before are flagged (fewer events).",
+    )
     trailing = current["local_trailing"]
-    c2.slider("Trailing length (points before each point)", min_value=min(100, trailing), max_value=max(20_000, trailing),
-              value=trailing, step=10, key="flag_trailing", on_change=_tune,
-              help="How far back the mean and std reach: longer is steadier, shorter adapts faster to a new level.")
+    c2.slider(
+        "Trailing length (points before each point)",
+        min_value=min(100, trailing),
+        max_value=max(20_000, trailing),
+        value=trailing,
+        step=10,
+        key="flag_trailing",
+        on_change=_tune,
+        help="How far back the mean and std reach: longer is steadier, shorter adapts faster to a new level.",
+    )
     factor = current["local_cap"]
-    c3.slider("Cap (× the largest normal score; 0 = off)", min_value=0.0, max_value=max(10.0, factor), value=factor,
-              step=0.1, format="%.1f", key="flag_cap", on_change=_tune,
-              help="A point above the cap is flagged whatever came before it. "
-                   f"The largest held-out normal score is {normal_peak:.4g}." if normal_peak else None)
+    c3.slider(
+        "Cap (× the largest normal score; 0 = off)",
+        min_value=0.0,
+        max_value=max(10.0, factor),
+        value=factor,
+        step=0.1,
+        format="%.1f",
+        key="flag_cap",
+        on_change=_tune,
+        help=f"A point above the cap is flagged whatever came before it. The largest held-out normal score is {normal_peak:.4g}."
+        if normal_peak
+        else None,
+    )
     c4, c5, c6 = st.columns(3)
     pad = current["event_padding"]
-    c4.number_input("Padding (points flagged after each flagged point)", min_value=0, max_value=max(10_000, pad),
-                    value=pad, step=10, key="flag_pad", on_change=_tune,
-                    help="Keeps one event whole while its score dips below the threshold for a moment.")
-    c5.toggle("Leave flagged points out of the trail", value=current["local_exclude"], key="flag_exclude",
-              on_change=_tune, help="On: a long anomaly cannot raise its own threshold and stays flagged. "
-                                    "Off: every point enters the trail, so the threshold climbs during a long anomaly.")
+    c4.number_input(
+        "Padding (points flagged after each flagged point)",
+        min_value=0,
+        max_value=max(10_000, pad),
+        value=pad,
+        step=10,
+        key="flag_pad",
+        on_change=_tune,
+        help="Keeps one event whole while its score dips below the threshold for a moment.",
+    )
+    c5.toggle(
+        "Leave flagged points out of the trail",
+        value=current["local_exclude"],
+        key="flag_exclude",
+        on_change=_tune,
+        help="On: a long anomaly cannot raise its own threshold and stays flagged. "
+        "Off: every point enters the trail, so the threshold climbs during a long anomaly.",
+    )
     if c6.button("Reset to the model's settings", key="flag_reset", disabled=not ld.tuned):
         state.pop(key, None)
         for widget in WIDGETS.values():
@@ -82,21 +128,42 @@ def _trailing_page(ld: common.Loaded) -> None:
         base_flagged, base = ld.flag(saved)
     flags, base_flags = int(flagged["is_anomaly"].sum()), int(base_flagged["is_anomaly"].sum())
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Events", len(events), delta=(len(events) - len(base)) or None, delta_color="inverse",
-              help="Change against the settings saved in the model.")
-    m2.metric("Flagged points", f"{flags:,}", delta=(flags - base_flags) or None, delta_color="inverse",
-              help="Change against the settings saved in the model.")
-    m3.metric("Cap", f"{cap:.4g}" if cap is not None else "off",
-              delta=f"{current['local_cap']:g} × normal max" if cap is not None else None, delta_color="off",
-              delta_arrow="off", help="The highest the threshold can be, as a score.")
+    m1.metric(
+        "Events",
+        len(events),
+        delta=(len(events) - len(base)) or None,
+        delta_color="inverse",
+        help="Change against the settings saved in the model.",
+    )
+    m2.metric(
+        "Flagged points",
+        f"{flags:,}",
+        delta=(flags - base_flags) or None,
+        delta_color="inverse",
+        help="Change against the settings saved in the model.",
+    )
+    m3.metric(
+        "Cap",
+        f"{cap:.4g}" if cap is not None else "off",
+        delta=f"{current['local_cap']:g} × normal max" if cap is not None else None,
+        delta_color="off",
+        delta_arrow="off",
+        help="The highest the threshold can be, as a score.",
+    )
     limit = flagged["threshold"].to_numpy(dtype=float)
     limit = limit[np.isfinite(limit)]
-    m4.metric("Threshold at the last point", f"{limit[-1]:.4g}" if len(limit) else "none",
-              help="Each point has its own threshold; this is the latest, the one the next point will face "
-                   "(frozen while an event lasts).")
+    m4.metric(
+        "Threshold at the last point",
+        f"{limit[-1]:.4g}" if len(limit) else "none",
+        help="Each point has its own threshold; this is the latest, the one the next point will face "
+        "(frozen while an event lasts).",
+    )
 
-    st.plotly_chart(figures.rule_figure(flagged, events, cap, base_flagged["threshold"] if ld.tuned else None),
-                    key="flag_chart", config={"scrollZoom": True, "displaylogo": False})
+    st.plotly_chart(
+        figures.rule_figure(flagged, events, cap, base_flagged["threshold"] if ld.tuned else None),
+        key="flag_chart",
+        config={"scrollZoom": True, "displaylogo": False},
+    )
 
     s1, s2 = st.columns([1, 3])
     if s1.button("Save these settings into the model", type="primary", key="flag_save", disabled=not ld.tuned):
@@ -114,20 +181,29 @@ def _trailing_page(ld: common.Loaded) -> None:
             st.rerun()
     if state.get("flag_saved"):
         s2.success(state.pop("flag_saved"))
-    tuned = ", ".join(f"{NAMES[name]} {saved[name]:g} → {current[name]:g}" if not isinstance(saved[name], bool)
-                      else f"{NAMES[name]} {'on' if saved[name] else 'off'} → {'on' if current[name] else 'off'}"
-                      for name in WIDGETS if current[name] != saved[name])
-    s2.caption((f"Tried here, not saved: {tuned}. " if tuned else "")
-               + "Saving writes these settings into the model's detector.json; every scorer of the model "
-                 "(`anomaly score`, scheduled scoring) flags with them from then on. The model is not retrained.")
+    tuned = ", ".join(
+        f"{NAMES[name]} {saved[name]:g} → {current[name]:g}"
+        if not isinstance(saved[name], bool)
+        else f"{NAMES[name]} {'on' if saved[name] else 'off'} → {'on' if current[name] else 'off'}"
+        for name in WIDGETS
+        if current[name] != saved[name]
+    )
+    s2.caption(
+        (f"Tried here, not saved: {tuned}. " if tuned else "")
+        + "Saving writes these settings into the model's detector.json; every scorer of the model "
+        "(`anomaly score`, scheduled scoring) flags with them from then on. The model is not retrained."
+    )
 
 
 def _explain(detector, s: dict, cap: float | None, normal_peak: float | None) -> str:
     """The causal rule in plain words, with the numbers in force."""
     score = "root of the mean squared reconstruction error" if detector.root_score else "mean squared reconstruction error"
     smooth = f", smoothed over about {detector.smoothing} points" if detector.smoothing > 1 else ""
-    trail = ("flagged points left out, so a long anomaly cannot raise its own bar" if s["local_exclude"]
-             else "flagged points included, so the bar rises during a long anomaly")
+    trail = (
+        "flagged points left out, so a long anomaly cannot raise its own bar"
+        if s["local_exclude"]
+        else "flagged points included, so the bar rises during a long anomaly"
+    )
     lines = [
         f"**How points are flagged.** Each point's anomaly score (the {score}{smooth}) is compared with a "
         "threshold of its own, made only from the points **before** it, so flags never change when later data arrives:",
@@ -136,13 +212,17 @@ def _explain(detector, s: dict, cap: float | None, normal_peak: float | None) ->
     if detector.prune > 0:
         lines.append(f"- and at least **{1 + detector.prune:g} ×** the highest of those scores;")
     if cap is not None:
-        lines.append(f"- but never above the **cap**: {s['local_cap']:g} × the largest held-out normal score "
-                     f"({normal_peak:.4g}) = **{cap:.4g}**; a score that high is anomalous whatever came before;")
+        lines.append(
+            f"- but never above the **cap**: {s['local_cap']:g} × the largest held-out normal score "
+            f"({normal_peak:.4g}) = **{cap:.4g}**; a score that high is anomalous whatever came before;"
+        )
     else:
         lines.append("- with **no cap**: however high a score, it is judged against the points before it only;")
     if s["event_padding"]:
-        lines.append(f"- once a point is flagged, the next **{s['event_padding']:,}** points are flagged too, "
-                     "so an event is not cut into pieces.")
+        lines.append(
+            f"- once a point is flagged, the next **{s['event_padding']:,}** points are flagged too, "
+            "so an event is not cut into pieces."
+        )
     else:
         lines.append("- no padding: only the points above their threshold are flagged.")
     lines.append("\nA series starts from the model's held-out normal scores, as if it followed them.")
@@ -172,9 +252,11 @@ def _fixed_page(ld: common.Loaded) -> None:
         also.append(f"each event widened by **{detector.event_padding:,}** points on both sides")
     if detector.prune > 0:
         also.append(f"events pruned unless their peak stands {detector.prune:.0%} above the next")
-    st.markdown(f"**How points are flagged.** This model compares every point's anomaly score with one fixed "
-                f"threshold, learned from its held-out normal scores (rule **{detector.thresholds_['rule']}**)"
-                + (f": {'; '.join(also)}." if also else "."))
+    st.markdown(
+        f"**How points are flagged.** This model compares every point's anomaly score with one fixed "
+        f"threshold, learned from its held-out normal scores (rule **{detector.thresholds_['rule']}**)"
+        + (f": {'; '.join(also)}." if also else ".")
+    )
     # The threshold changes only when a slider is moved (callbacks), so merely visiting this page
     # never shifts it by the sliders' rounding.
     mode = st.radio("Set the threshold as", ["absolute value", "quantile of normal scores"], horizontal=True, key="thr_mode")
@@ -186,14 +268,30 @@ def _fixed_page(ld: common.Loaded) -> None:
         step = float(f"{top / 2000:.2g}")
         top = float(np.ceil(top / step) * step)
         value = float(np.clip(round(current / step) * step, 0.0, top))
-        st.slider("Threshold (anomaly score)", min_value=0.0, max_value=top, value=value, step=step,
-                  key="thr_abs", format="%.4g", on_change=_set_absolute)
+        st.slider(
+            "Threshold (anomaly score)",
+            min_value=0.0,
+            max_value=top,
+            value=value,
+            step=step,
+            key="thr_abs",
+            format="%.4g",
+            on_change=_set_absolute,
+        )
     else:
         # Where the current threshold sits among the normal scores, as the starting quantile.
         q0 = float(np.clip(np.searchsorted(normal, current, side="right") / len(normal), 0.5, 0.9999))
-        st.slider("Quantile of the held-out normal scores", min_value=0.5, max_value=0.9999, value=round(q0, 4),
-                  step=0.0001, key="thr_q", format="%.4f", on_change=_set_quantile,
-                  help="0.995 = the score that 99.5% of held-out normal points stay below.")
+        st.slider(
+            "Quantile of the held-out normal scores",
+            min_value=0.5,
+            max_value=0.9999,
+            value=round(q0, 4),
+            step=0.0001,
+            key="thr_q",
+            format="%.4f",
+            on_change=_set_quantile,
+            help="0.995 = the score that 99.5% of held-out normal points stay below.",
+        )
     threshold = ld.threshold
     if st.button("Reset to the model's threshold", key="thr_reset", disabled=threshold == ld.default_threshold):
         st.session_state.pop(key, None)
@@ -205,19 +303,28 @@ def _fixed_page(ld: common.Loaded) -> None:
         events = ld.events(threshold)
         base = ld.events(ld.default_threshold)
     m1, m2, m3 = st.columns(3)
-    m1.metric("Events", len(events), delta=(len(events) - len(base)) or None, delta_color="inverse",
-              help="Change against the threshold saved in the model.")
-    m2.metric("Threshold", f"{threshold:.4g}", delta=f"model: {ld.default_threshold:.4g}", delta_color="off",
-              delta_arrow="off")
+    m1.metric(
+        "Events",
+        len(events),
+        delta=(len(events) - len(base)) or None,
+        delta_color="inverse",
+        help="Change against the threshold saved in the model.",
+    )
+    m2.metric("Threshold", f"{threshold:.4g}", delta=f"model: {ld.default_threshold:.4g}", delta_color="off", delta_arrow="off")
     share = float((normal > threshold).mean())
     m3.metric("Normal points above", f"{share:.2%}", help="Share of held-out normal points the threshold would flag.")
 
-    st.plotly_chart(figures.histogram_figure(normal, threshold, ld.default_threshold, series),
-                    key="thr_hist", config={"displaylogo": False})
+    st.plotly_chart(
+        figures.histogram_figure(normal, threshold, ld.default_threshold, series), key="thr_hist", config={"displaylogo": False}
+    )
 
     c1, c2 = st.columns([1, 3])
-    if c1.button("Save threshold into the model", type="primary", key="thr_save",
-                 disabled=bool(np.isclose(threshold, ld.default_threshold, rtol=1e-9, atol=0))):
+    if c1.button(
+        "Save threshold into the model",
+        type="primary",
+        key="thr_save",
+        disabled=bool(np.isclose(threshold, ld.default_threshold, rtol=1e-9, atol=0)),
+    ):
         try:
             update_threshold(common.inside(common.models_dir(), ld.model_name), float(threshold))
         except AnomalyError as exc:
@@ -229,17 +336,21 @@ def _fixed_page(ld: common.Loaded) -> None:
             st.rerun()
     if st.session_state.get("thr_saved"):
         c2.success(st.session_state.pop("thr_saved"))
-    c2.caption(f"The model's rule is **{detector.thresholds_['rule']}**; saving writes the value as rule 'manual' "
-               "into detector.json, used from then on by every scorer of this model.")
+    c2.caption(
+        f"The model's rule is **{detector.thresholds_['rule']}**; saving writes the value as rule 'manual' "
+        "into detector.json, used from then on by every scorer of this model."
+    )
 
 
 def _batch_page(ld: common.Loaded) -> None:
     """A batch rule (ksigma, dynamic, pot): explained and drawn, not tuned here."""
     rule = ld.detector.local_rule
-    st.markdown(f"**How points are flagged.** This model judges each point against the whole scored batch "
-                f"(rule **{rule}**, mean + {ld.detector.local_k:g} std over windows of "
-                f"{ld.detector.local_window:.0%} of it): its flags depend on how much is scored at once, so "
-                "this page does not tune them. Train with the trailing rule (the default) to tune it here.")
+    st.markdown(
+        f"**How points are flagged.** This model judges each point against the whole scored batch "
+        f"(rule **{rule}**, mean + {ld.detector.local_k:g} std over windows of "
+        f"{ld.detector.local_window:.0%} of it): its flags depend on how much is scored at once, so "
+        "this page does not tune them. Train with the trailing rule (the default) to tune it here."
+    )
     flagged, events = ld.flag()
     m1, m2 = st.columns(2)
     m1.metric("Events", len(events))

@@ -22,8 +22,9 @@ st.subheader("1. Data")
 origin = st.radio("Training data", ["Upload a file", "File of the data folder"], horizontal=True, key="train_origin")
 with common.user_errors():
     if origin == "Upload a file":
-        uploaded = st.file_uploader("CSV or Parquet file", type=["csv", "parquet"], key="train_upload",
-                                    max_upload_size=common.MAX_UPLOAD_MB)
+        uploaded = st.file_uploader(
+            "CSV or Parquet file", type=["csv", "parquet"], key="train_upload", max_upload_size=common.MAX_UPLOAD_MB
+        )
         if uploaded is None:
             st.info("Upload a file of sensor readings: a timestamp column and one numeric column per sensor.")
             st.stop()
@@ -40,8 +41,9 @@ with common.user_errors():
 
 columns = [str(c) for c in raw.columns]
 c1, c2, c3 = st.columns([1, 2, 1])
-ts_col = c1.selectbox("Timestamp column", columns, index=columns.index("timestamp") if "timestamp" in columns else 0,
-                      key="train_ts")
+ts_col = c1.selectbox(
+    "Timestamp column", columns, index=columns.index("timestamp") if "timestamp" in columns else 0, key="train_ts"
+)
 candidates = [c for c in columns if c != ts_col]
 numeric = [c for c in candidates if pd.api.types.is_numeric_dtype(raw[c])] or candidates
 sensors = c2.multiselect("Sensor columns", candidates, default=numeric, key="train_sensors")
@@ -57,12 +59,19 @@ st.subheader("2. Normal period")
 start, end = frame.index[0].to_pydatetime(), frame.index[-1].to_pydatetime()
 default_end = frame.index[int(len(frame) * 0.6)].to_pydatetime()
 step = frame.index[1] - frame.index[0] if len(frame) > 1 else pd.Timedelta(minutes=1)
-period = st.slider("Rows between these times are normal operation: the model learns them",
-                   min_value=start, max_value=end, value=(start, default_end), step=step.to_pytimedelta(),
-                   format="YYYY-MM-DD HH:mm", key="train_period")
+period = st.slider(
+    "Rows between these times are normal operation: the model learns them",
+    min_value=start,
+    max_value=end,
+    value=(start, default_end),
+    step=step.to_pytimedelta(),
+    format="YYYY-MM-DD HH:mm",
+    key="train_period",
+)
 normal = select_period(frame, str(pd.Timestamp(period[0])), str(pd.Timestamp(period[1])))
-st.caption(f"{len(frame):,} rows of {', '.join(sensors)} every {common.fmt_interval(step)}; "
-           f"{len(normal):,} in the normal period.")
+st.caption(
+    f"{len(frame):,} rows of {', '.join(sensors)} every {common.fmt_interval(step)}; {len(normal):,} in the normal period."
+)
 
 # -- hyperparameters ----------------------------------------------------------------------------
 # Every default is the detector's own: the configuration `anomaly train` and `anomaly bench` use.
@@ -79,54 +88,107 @@ lr = h[1].number_input("Learning rate", 1e-5, 1.0, d["learning_rate"], format="%
 patience = h[2].number_input("Early-stopping patience", 0, 100, d["patience"], key="train_patience")
 val_frac = h[3].number_input("Held-out fraction", 0.0, 0.9, d["validation_fraction"], step=0.05, key="train_val")
 h = st.columns(5)
-kind = h[0].selectbox("Model kind", ["reconstruction", "prediction", "composite"], key="train_kind",
-                      help="reconstruction: the decoder recreates the window; prediction: it predicts the next "
-                           "points; composite: both decoders, trained together")
+kind = h[0].selectbox(
+    "Model kind",
+    ["reconstruction", "prediction", "composite"],
+    key="train_kind",
+    help="reconstruction: the decoder recreates the window; prediction: it predicts the next "
+    "points; composite: both decoders, trained together",
+)
 horizon = h[1].number_input("Horizon (points predicted)", 1, 1024, 1, key="train_horizon", disabled=kind == "reconstruction")
-reverse = h[2].checkbox("Reversed target", value=False, key="train_reverse", disabled=kind == "prediction",
-                        help="reconstruct the window in reverse order (Srivastava et al. 2015)")
-conditional = h[3].checkbox("Conditional decoder", value=False, key="train_conditional",
-                            help="the decoder is fed its previous output (teacher forcing in training)")
-bidirectional = h[4].checkbox("Bidirectional layers", value=False, key="train_bidirectional", disabled=conditional,
-                              help="every LSTM layer reads the window forwards and backwards (twice the work; "
-                                   "not with a conditional decoder)")
+reverse = h[2].checkbox(
+    "Reversed target",
+    value=False,
+    key="train_reverse",
+    disabled=kind == "prediction",
+    help="reconstruct the window in reverse order (Srivastava et al. 2015)",
+)
+conditional = h[3].checkbox(
+    "Conditional decoder",
+    value=False,
+    key="train_conditional",
+    help="the decoder is fed its previous output (teacher forcing in training)",
+)
+bidirectional = h[4].checkbox(
+    "Bidirectional layers",
+    value=False,
+    key="train_bidirectional",
+    disabled=conditional,
+    help="every LSTM layer reads the window forwards and backwards (twice the work; not with a conditional decoder)",
+)
 st.subheader("4. Flagging")
 h = st.columns(4)
-causal = h[0].selectbox("Rule", ["trailing", "fixed"], key="train_flagging",
-                        help="trailing: each point against the scores before it (mean + k std of the trailing "
-                             "scores, or the cap); fixed: one threshold learned on the normal period")
-local_k = h[1].number_input("k (trailing std)", 0.5, 50.0, float(d["local_k"]), key="train_local_k",
-                            disabled=causal != "trailing")
-trailing = h[2].number_input("Trailing scores", 2, 1_000_000, d["local_trailing"], key="train_trailing",
-                             disabled=causal != "trailing")
-cap = h[3].number_input("Cap (x largest normal score, 0 = off)", 0.0, 100.0, float(d["local_cap"]), key="train_cap",
-                        disabled=causal != "trailing")
+causal = h[0].selectbox(
+    "Rule",
+    ["trailing", "fixed"],
+    key="train_flagging",
+    help="trailing: each point against the scores before it (mean + k std of the trailing "
+    "scores, or the cap); fixed: one threshold learned on the normal period",
+)
+local_k = h[1].number_input(
+    "k (trailing std)", 0.5, 50.0, float(d["local_k"]), key="train_local_k", disabled=causal != "trailing"
+)
+trailing = h[2].number_input(
+    "Trailing scores", 2, 1_000_000, d["local_trailing"], key="train_trailing", disabled=causal != "trailing"
+)
+cap = h[3].number_input(
+    "Cap (x largest normal score, 0 = off)", 0.0, 100.0, float(d["local_cap"]), key="train_cap", disabled=causal != "trailing"
+)
 h = st.columns(4)
-exclude = h[0].checkbox("Exclude flagged points", value=d["local_exclude"], key="train_exclude",
-                        disabled=causal != "trailing",
-                        help="keep flagged points out of the trailing scores, so a long anomaly stays flagged")
-padding = h[1].number_input("Points flagged after each flagged point", 0, 100_000, d["event_padding"],
-                            key="train_padding")
+exclude = h[0].checkbox(
+    "Exclude flagged points",
+    value=d["local_exclude"],
+    key="train_exclude",
+    disabled=causal != "trailing",
+    help="keep flagged points out of the trailing scores, so a long anomaly stays flagged",
+)
+padding = h[1].number_input("Points flagged after each flagged point", 0, 100_000, d["event_padding"], key="train_padding")
 smoothing = h[2].number_input("Score smoothing (EWMA span)", 0, 1000, d["smoothing"], key="train_smooth")
 root = h[3].checkbox("Root of the squared error", value=d["root_score"], key="train_root")
 h = st.columns(4)
-rule = h[0].selectbox("Fixed threshold rule", ["quantile", "ksigma", "max"], key="train_rule",
-                      disabled=causal != "fixed")
-quantile = h[1].number_input("Quantile", 0.5, 0.99999, d["quantile"], step=0.001, format="%.4f", key="train_q",
-                             disabled=causal != "fixed")
+rule = h[0].selectbox("Fixed threshold rule", ["quantile", "ksigma", "max"], key="train_rule", disabled=causal != "fixed")
+quantile = h[1].number_input(
+    "Quantile", 0.5, 0.99999, d["quantile"], step=0.001, format="%.4f", key="train_q", disabled=causal != "fixed"
+)
 k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, d["k_sigma"], key="train_k", disabled=causal != "fixed")
 # The page's own layout above; every other hyperparameter, generated from its declaration.
-PLACED = {"window", "encoder_units", "decoder_units", "latent_dim", "epochs", "batch_size", "learning_rate", "patience",
-          "validation_fraction", "model_kind", "horizon", "reverse", "conditional", "bidirectional", "local_rule",
-          "local_k", "local_trailing", "local_cap", "local_exclude", "event_padding", "smoothing", "root_score",
-          "threshold_rule", "quantile", "k_sigma", "min_event_length", "merge_gap"}
+PLACED = {
+    "window",
+    "encoder_units",
+    "decoder_units",
+    "latent_dim",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "patience",
+    "validation_fraction",
+    "model_kind",
+    "horizon",
+    "reverse",
+    "conditional",
+    "bidirectional",
+    "local_rule",
+    "local_k",
+    "local_trailing",
+    "local_cap",
+    "local_exclude",
+    "event_padding",
+    "smoothing",
+    "root_score",
+    "threshold_rule",
+    "quantile",
+    "k_sigma",
+    "min_event_length",
+    "merge_gap",
+}
 with common.user_errors():
     extra = common.more_settings(LSTMAutoencoderDetector, PLACED, "train_more")
 h = st.columns(4)
 min_len = h[0].number_input("Min event length (points)", 1, 10_000, 1, key="train_minlen")
 merge_gap = h[1].number_input("Merge events closer than (points)", 0, 10_000, 0, key="train_gap")
-name = h[2].text_input("Model name", value="my-model", key="train_name", max_chars=64,
-                       help=f"Saved as a folder under {common.models_dir()}")
+name = h[2].text_input(
+    "Model name", value="my-model", key="train_name", max_chars=64, help=f"Saved as a folder under {common.models_dir()}"
+)
 replace = h[3].checkbox("Replace if it exists", value=False, key="train_replace")
 
 if not st.button("Train and save", type="primary", key="train_go"):
@@ -138,14 +200,35 @@ try:
     if target.exists() and not replace:
         raise ConfigError(f"a model named '{name}' exists; tick 'Replace if it exists' or pick another name")
     detector = LSTMAutoencoderDetector(
-        window=int(window), encoder_units=(int(units),), decoder_units=(int(units),), latent_dim=int(latent),
-        epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
-        validation_fraction=float(val_frac), threshold_rule=rule, quantile=float(quantile), k_sigma=float(k_sigma),
-        smoothing=int(smoothing), min_event_length=int(min_len), merge_gap=int(merge_gap), verbose=0,
-        model_kind=kind, horizon=int(horizon), reverse=bool(reverse) and kind != "prediction",
-        conditional=bool(conditional), bidirectional=bool(bidirectional) and not conditional,
-        local_rule="trailing" if causal == "trailing" else None, local_k=float(local_k), local_trailing=int(trailing),
-        local_cap=float(cap), local_exclude=bool(exclude), event_padding=int(padding), root_score=bool(root), **extra,
+        window=int(window),
+        encoder_units=(int(units),),
+        decoder_units=(int(units),),
+        latent_dim=int(latent),
+        epochs=int(epochs),
+        batch_size=int(batch),
+        learning_rate=float(lr),
+        patience=int(patience),
+        validation_fraction=float(val_frac),
+        threshold_rule=rule,
+        quantile=float(quantile),
+        k_sigma=float(k_sigma),
+        smoothing=int(smoothing),
+        min_event_length=int(min_len),
+        merge_gap=int(merge_gap),
+        verbose=0,
+        model_kind=kind,
+        horizon=int(horizon),
+        reverse=bool(reverse) and kind != "prediction",
+        conditional=bool(conditional),
+        bidirectional=bool(bidirectional) and not conditional,
+        local_rule="trailing" if causal == "trailing" else None,
+        local_k=float(local_k),
+        local_trailing=int(trailing),
+        local_cap=float(cap),
+        local_exclude=bool(exclude),
+        event_padding=int(padding),
+        root_score=bool(root),
+        **extra,
     )
     bar = st.progress(0.0, text="Starting…")
     curve = st.empty()
@@ -159,8 +242,12 @@ try:
         if "val_loss" in logs:
             text += f", validation {logs['val_loss']:.5f}"
         bar.progress(min((epoch + 1) / int(epochs), 1.0), text=text)
-        curve.line_chart(pd.DataFrame({k: v for k, v in seen.items() if v}, index=range(1, len(seen["loss"]) + 1)),
-                         x_label="epoch", y_label="loss (MSE)", height=260)
+        curve.line_chart(
+            pd.DataFrame({k: v for k, v in seen.items() if v}, index=range(1, len(seen["loss"]) + 1)),
+            x_label="epoch",
+            y_label="loss (MSE)",
+            height=260,
+        )
 
     with st.spinner("Training…"):
         detector.fit(normal, on_epoch=on_epoch)
@@ -173,7 +260,7 @@ bar.progress(1.0, text="Done")
 st.session_state["_select_model"] = target.name
 st.session_state["train_done"] = {
     "message": f"Saved model '{target.name}' to {path} after {len(detector.history_.get('loss', []))} epoch(s); "
-               f"it {detector.describe_flagging()}. It is now selected in the sidebar.",
+    f"it {detector.describe_flagging()}. It is now selected in the sidebar.",
     "history": detector.history_,
 }
 st.rerun()
