@@ -129,11 +129,11 @@ def _add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _flagging_params(args) -> dict:
-    """Detector parameters from the flagging options that were given (None: not given)."""
+def _flagging_params(args, groups: tuple[str, ...] = ("flagging",)) -> dict:
+    """Detector parameters from the options of ``groups`` that were given (None: not given)."""
     from anomaly.detector import LSTMAutoencoderDetector
 
-    return params.given(args, LSTMAutoencoderDetector, ("flagging",))
+    return params.given(args, LSTMAutoencoderDetector, groups)
 
 
 def _add_saved_model_input(p: argparse.ArgumentParser, engine: bool = True) -> None:
@@ -701,11 +701,11 @@ def cmd_bench(args) -> int:
 
             raise ConfigError("--model-kind: this detector has no model kinds")
         overrides["model_kind"] = args.model_kind
-    for name in ("window", "epochs", "overlap", "seed"):
+    for name in ("window", "epochs", "seed"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
-    overrides.update(_flagging_params(args))
+    overrides.update(_flagging_params(args, ("flagging", "other")))
 
     def progress(i, n, row):
         if not args.quiet:
@@ -764,7 +764,7 @@ def _add_bench(sub) -> None:
     from anomaly.detector import LSTMAutoencoderDetector
 
     params.add_options(g, LSTMAutoencoderDetector, "flagging", show_defaults=False)
-    g.add_argument("--overlap", choices=["mean", "median"], help="join overlapping windows' estimates of a row")
+    params.add_options(g, LSTMAutoencoderDetector, "other", show_defaults=False)  # --overlap, --normalize-errors
     g.add_argument("--reverse", action="store_true", help="reconstruct each window reversed in time")
     g.add_argument("--bidirectional", action="store_true", help="bidirectional LSTM layers")
     g.add_argument(

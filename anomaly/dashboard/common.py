@@ -480,6 +480,40 @@ def param_input(name: str, spec, default, key: str, container=st):
     return numbers if spec.kind == "units" else (numbers[0] if len(numbers) == 1 else text)
 
 
+# The hyperparameters the Train page lays out itself; the others come from their declaration (more_settings).
+TRAIN_PLACED = frozenset(
+    {
+        "window",
+        "encoder_units",
+        "decoder_units",
+        "latent_dim",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "patience",
+        "validation_fraction",
+        "model_kind",
+        "horizon",
+        "reverse",
+        "conditional",
+        "bidirectional",
+        "local_rule",
+        "local_k",
+        "local_trailing",
+        "local_cap",
+        "local_exclude",
+        "event_padding",
+        "smoothing",
+        "root_score",
+        "threshold_rule",
+        "quantile",
+        "k_sigma",
+        "min_event_length",
+        "merge_gap",
+    }
+)
+
+
 def more_settings(cls, placed: set[str], key: str) -> dict:
     """Every hyperparameter a page does not place itself, in rows of four under an expander: a new
     one declared in the detector appears here without any change to the page."""

@@ -537,40 +537,12 @@ def test_train_page_sets_the_flagging_rule(own_models):
     at.checkbox(key="train_exclude").uncheck()
     at.number_input(key="train_padding").set_value(7)
     # "More settings": every hyperparameter the page does not place, generated from its declaration
+    from anomaly.dashboard.common import TRAIN_PLACED
     from anomaly.params import form_fields
 
-    placed = {
-        "window",
-        "encoder_units",
-        "decoder_units",
-        "latent_dim",
-        "epochs",
-        "batch_size",
-        "learning_rate",
-        "patience",
-        "validation_fraction",
-        "model_kind",
-        "horizon",
-        "reverse",
-        "conditional",
-        "bidirectional",
-        "local_rule",
-        "local_k",
-        "local_trailing",
-        "local_cap",
-        "local_exclude",
-        "event_padding",
-        "smoothing",
-        "root_score",
-        "threshold_rule",
-        "quantile",
-        "k_sigma",
-        "min_event_length",
-        "merge_gap",
-    }
     widgets = [*at.number_input, *at.checkbox, *at.selectbox, *at.text_input]
     more = {w.key.removeprefix("train_more_") for w in widgets if (w.key or "").startswith("train_more_")}
-    assert more == set(form_fields(LSTMAutoencoderDetector, placed)) and {"seed", "prune", "normalize_errors"} <= more
+    assert more == set(form_fields(LSTMAutoencoderDetector, TRAIN_PLACED)) and {"seed", "prune", "normalize_errors"} <= more
     at.number_input(key="train_more_seed").set_value(3)
     at.number_input(key="train_more_prune").set_value(0.1)
     at.button(key="train_go").click().run(timeout=600)

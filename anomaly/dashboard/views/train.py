@@ -152,37 +152,8 @@ quantile = h[1].number_input(
 )
 k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, d["k_sigma"], key="train_k", disabled=causal != "fixed")
 # The page's own layout above; every other hyperparameter, generated from its declaration.
-PLACED = {
-    "window",
-    "encoder_units",
-    "decoder_units",
-    "latent_dim",
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "patience",
-    "validation_fraction",
-    "model_kind",
-    "horizon",
-    "reverse",
-    "conditional",
-    "bidirectional",
-    "local_rule",
-    "local_k",
-    "local_trailing",
-    "local_cap",
-    "local_exclude",
-    "event_padding",
-    "smoothing",
-    "root_score",
-    "threshold_rule",
-    "quantile",
-    "k_sigma",
-    "min_event_length",
-    "merge_gap",
-}
 with common.user_errors():
-    extra = common.more_settings(LSTMAutoencoderDetector, PLACED, "train_more")
+    extra = common.more_settings(LSTMAutoencoderDetector, common.TRAIN_PLACED, "train_more")
 h = st.columns(4)
 min_len = h[0].number_input("Min event length (points)", 1, 10_000, 1, key="train_minlen")
 merge_gap = h[1].number_input("Merge events closer than (points)", 0, 10_000, 0, key="train_gap")
