@@ -129,13 +129,6 @@ def _add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _flagging_params(args, groups: tuple[str, ...] = ("flagging",)) -> dict:
-    """Detector parameters from the options of ``groups`` that were given (None: not given)."""
-    from anomaly.detector import LSTMAutoencoderDetector
-
-    return params.given(args, LSTMAutoencoderDetector, groups)
-
-
 def _add_saved_model_input(p: argparse.ArgumentParser, engine: bool = True) -> None:
     """DATA and --model DIR (and --engine): the inputs of every command that uses a saved model."""
     p.add_argument("data", metavar="DATA", help="CSV or Parquet file of sensor readings")
@@ -690,22 +683,15 @@ BENCH_EXAMPLES = """examples:
 
 
 def cmd_bench(args) -> int:
+    from anomaly.detector import LSTMAutoencoderDetector
     from anomaly.research.bench import format_table, run_bench
 
     overrides = {}
-    if args.model_kind is not None:
-        from anomaly.detector import LSTMAutoencoderDetector
-
-        if "model_kind" not in LSTMAutoencoderDetector.param_names():
-            from anomaly.errors import ConfigError
-
-            raise ConfigError("--model-kind: this detector has no model kinds")
-        overrides["model_kind"] = args.model_kind
-    for name in ("window", "epochs", "seed"):
+    for name in ("model_kind", "window", "epochs", "seed"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
-    overrides.update(_flagging_params(args, ("flagging", "other")))
+    overrides.update(params.given(args, LSTMAutoencoderDetector, ("flagging", "other")))
 
     def progress(i, n, row):
         if not args.quiet:

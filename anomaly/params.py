@@ -169,7 +169,7 @@ def _shown(value: Any, spec: Spec) -> str:
     return str(value)
 
 
-def dest(name: str, spec: Spec) -> str:
+def dest(spec: Spec) -> str:
     """The argparse destination of a parameter's flag (``--units`` -> ``units``)."""
     return spec.flag.lstrip("-").replace("-", "_")
 
@@ -187,7 +187,7 @@ def add_options(group, cls, which: str, show_defaults: bool = True, suffix: str 
             continue
         default = values[name] if show_defaults else None
         help_text = spec.help + (f" (default: {_shown(values[name], spec)})" if show_defaults else suffix)
-        kwargs: dict[str, Any] = {"help": help_text, "dest": dest(name, spec)}
+        kwargs: dict[str, Any] = {"help": help_text, "dest": dest(spec)}
         if spec.kind == "bool":
             kwargs.update(action=argparse.BooleanOptionalAction, default=default)
         elif spec.kind == "choice":
@@ -213,7 +213,7 @@ def given(args, cls, which: tuple[str, ...] = GROUPS) -> dict[str, Any]:
     for name, spec in specs(cls).items():
         if spec.flag is None or spec.group not in which:
             continue
-        value = getattr(args, dest(name, spec), None)
+        value = getattr(args, dest(spec), None)
         if value is not None:
             out[name] = None if spec.kind == "choice" and value == "none" else value
     return out

@@ -521,7 +521,7 @@ def more_settings(cls, placed: set[str], key: str) -> dict:
 
     fields, values = form_fields(cls, placed), defaults(cls)
     out = {}
-    with st.expander(f"More settings ({len(fields)}, at their defaults)"):
+    with st.expander(f"More settings ({len(fields)})"):
         names = list(fields)
         for row in range(0, len(names), 4):
             columns = st.columns(4)
