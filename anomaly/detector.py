@@ -13,6 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,9 @@ from anomaly.windows import (
     step_mask,
     window_starts,
 )
+
+if TYPE_CHECKING:
+    from anomaly.engine import Engine
 
 log = logging.getLogger("anomaly")
 
@@ -570,7 +574,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
 
         return isinstance(self.model_, OnnxModel)
 
-    def _predictor(self):
+    def _predictor(self) -> Engine:
         if self._onnx_loaded():  # the session is the predictor
             return self.model_
         from anomaly.model import Predictor  # imports TensorFlow: only past the ONNX case

@@ -14,12 +14,32 @@ operators: loading it runs no code from the file (no custom operators are regist
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from anomaly.errors import ModelError, first_line
 
 ENGINES = ("auto", "tensorflow", "onnx")
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the detector's scoring needs of a model runner: TensorFlow's :class:`anomaly.model.Predictor`
+    and :class:`OnnxModel` both are one (``tests/test_engine.py`` checks it)."""
+
+    batch_size: int  # windows per call
+    use_xla: bool  # whether the last plan() chose XLA (always False for ONNX)
+
+    def plan(self, n_windows: int) -> Engine:
+        """Prepare for ``n_windows`` windows about to be scored; returns the runner to call."""
+        ...
+
+    def __call__(self, x: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        """The model's output(s) for windows ``x`` (``(n, window, features)``), in the Keras output order."""
+        ...
+
+
 # Windows per ONNX Runtime call: 256 ran 19.4k windows/s, 1024 17.1k, 4096 16.0k on one core (window 32,
 # LSTM 64, bench/perf.py's model); larger batches only cost memory.
 ONNX_BATCH = 256

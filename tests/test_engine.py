@@ -193,3 +193,12 @@ def test_job_engine_is_checked(tmp_path):
         load_jobs(spec)
     spec.write_text('[[jobs]]\ndata = "d.csv"\nmodel = "m"\nengine = "onnx"\n')
     assert load_jobs(spec)[0][0].engine == "onnx"
+
+
+def test_both_runners_are_engines(exported):
+    from anomaly.engine import Engine
+
+    onnx = LSTMAutoencoderDetector.load(exported["reconstruction"], engine="onnx")._predictor()
+    keras = LSTMAutoencoderDetector.load(exported["reconstruction"], engine="tensorflow")._predictor()
+    assert isinstance(onnx, Engine) and isinstance(keras, Engine)
+    assert type(onnx).__name__ == "OnnxModel" and type(keras).__name__ == "Predictor"
