@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import StandardScaler
 
 from anomaly import events as events_mod
-from anomaly import flagging, params
+from anomaly import flagging, params, scoring
 from anomaly import thresholds as thr
 from anomaly.errors import AnomalyError, ConfigError, DataError, ModelError, NotFittedError, first_line
 from anomaly.io import detect_interval
@@ -737,14 +737,9 @@ class LSTMAutoencoderDetector(BaseEstimator):
         return out
 
     def _with_sensor_columns(self, out: pd.DataFrame, row_errors: np.ndarray, recon: np.ndarray | None) -> pd.DataFrame:
-        """``out`` with the ``error_<sensor>`` columns (and ``recon_<sensor>`` in original units)."""
-        for i, name in enumerate(self.target_columns_):
-            out[f"error_{name}"] = row_errors[:, i]
-        if recon is not None:
-            original = self._unscale_targets(recon)
-            for i, name in enumerate(self.target_columns_):
-                out[f"recon_{name}"] = original[:, i]
-        return out
+        """``out`` with the error columns (and the reconstructions in original units) of :mod:`anomaly.scoring`."""
+        original = None if recon is None else self._unscale_targets(recon)
+        return scoring.add_sensor_columns(out, self.target_columns_, row_errors, original)
 
     def flag_rule(self) -> flagging.TrailingRule:
         """The causal flagging rule in force (``local_rule="trailing"``), its cap set from the held-out normal scores."""
@@ -785,7 +780,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
             raise ConfigError(
                 f"a threshold replaces the fitted one of a fixed-threshold model only, not of local_rule {self.local_rule!r}"
             )
-        errors = scores[[f"error_{c}" for c in self.target_columns_]].to_numpy(dtype=np.float64)
+        errors = scoring.errors_of(scores, self.target_columns_)
         flagged = self._flag_rows(errors, scores.index, fixed=threshold)
         return scores.assign(**{c: flagged[c] for c in ("score", "threshold", "is_anomaly")})
 
@@ -802,7 +797,7 @@ class LSTMAutoencoderDetector(BaseEstimator):
     def events(self, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
         """Events from a frame returned by :meth:`score`, optionally at another threshold."""
         self._check_fitted()
-        contributions = scores[[f"error_{c}" for c in self.target_columns_]].to_numpy() / self.error_ref_
+        contributions = scoring.errors_of(scores, self.target_columns_) / self.error_ref_
         if self.has_postprocessing() and threshold is None:  # flags already final (see score)
             from anomaly.postprocess import events_from_flags
 
@@ -1027,14 +1022,11 @@ class LSTMAutoencoderDetector(BaseEstimator):
             score = self.combine(errors, index)
             out = pd.DataFrame({"score": score, "threshold": limit}, index=index)
             out["is_anomaly"] = np.nan_to_num(score, nan=-np.inf) > limit
-            for i, name in enumerate(self.columns_):
-                out[f"error_{name}"] = errors[:, i]
+            original = None
             if recon is not None:
                 original = self.scaler_.inverse_transform(np.nan_to_num(recon[rows]))
                 original[~np.isfinite(recon[rows])] = np.nan
-                for i, name in enumerate(self.columns_):
-                    out[f"recon_{name}"] = original[:, i]
-            frames.append(out)
+            frames.append(scoring.add_sensor_columns(out, self.columns_, errors, original))
         return frames
 
     def embed_sequences(self, sequences) -> pd.DataFrame:

@@ -29,6 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from anomaly import scoring
 from anomaly.windows import segments, window_starts
 
 EWM_TOLERANCE = 1e-16  # history weight below which the smoothed score cannot change a double
@@ -110,9 +111,8 @@ def score_rows(
     limit = detector.threshold_for(threshold, quantile)
     covered = coverage(len(X), starts, window) > 0
     idx = np.flatnonzero(np.asarray(rows, dtype=bool) & covered)
-    columns = ["score", "threshold", "is_anomaly"] + [f"error_{c}" for c in detector.target_columns_]
     if len(idx) == 0:
-        return pd.DataFrame(columns=columns, index=X.index[:0]).astype({"is_anomaly": bool, "score": float})
+        return scoring.empty_frame(detector.target_columns_, X.index)
     first, last = int(idx[0]), int(idx[-1])
     context = first
     horizon = ewm_horizon(detector.smoothing) if detector.smoothing > 1 else 0
@@ -128,9 +128,7 @@ def score_rows(
     pick = idx - lo
     out = pd.DataFrame({"score": score[pick], "threshold": limit}, index=X.index[idx])
     out["is_anomaly"] = np.nan_to_num(out["score"].to_numpy(), nan=-np.inf) > limit
-    for i, name in enumerate(detector.target_columns_):
-        out[f"error_{name}"] = row_errors[pick, i]
-    return out
+    return scoring.add_sensor_columns(out, detector.target_columns_, row_errors[pick])
 
 
 def score_causal(
@@ -162,9 +160,8 @@ def score_causal(
         first, state = int(X.index.searchsorted(saved[0], side="right")), flagging.FlagState.from_dict(saved[1])
     covered = coverage(n, starts, window) > 0
     need = starts[starts + window - 1 >= first]
-    columns = ["score", "threshold", "is_anomaly"] + [f"error_{c}" for c in detector.target_columns_]
     if len(need) == 0:
-        return pd.DataFrame(columns=columns, index=X.index[:0]).astype({"is_anomaly": bool, "score": float}), saved
+        return scoring.empty_frame(detector.target_columns_, X.index), saved
     lo, hi = int(need[0]), int(need[-1]) + window
     first = max(first, lo)  # rows in a gap before the first window have no score
     row_errors, _ = detector.forward(values[lo:hi], need - lo)
@@ -183,8 +180,7 @@ def score_causal(
         },
         index=X.index[first:hi],
     )
-    for i, name in enumerate(detector.target_columns_):
-        out[f"error_{name}"] = row_errors[:, i]
+    scoring.add_sensor_columns(out, detector.target_columns_, row_errors)
     checkpoint = (X.index[first + final - 1], head.state.to_dict()) if final else saved
     return out[covered[first:hi]], checkpoint
 
@@ -215,7 +211,9 @@ def event_frame(stored: pd.DataFrame, new: pd.DataFrame, interval: pd.Timedelta,
     (causal flagging), missing rows unflagged.
     """
     keep = [
-        c for c in new.columns if c == "score" or c.startswith("error_") or (limit is None and c in ("threshold", "is_anomaly"))
+        c
+        for c in new.columns
+        if c == "score" or c.startswith(scoring.ERROR) or (limit is None and c in ("threshold", "is_anomaly"))
     ]
     old = stored.set_index("timestamp")[[c for c in keep if c in stored.columns]]
     old = old[~old.index.isin(new.index)]

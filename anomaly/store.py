@@ -50,6 +50,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
+from anomaly import scoring
 from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, ConfigError, DataError, first_line
 
 SCHEMA_VERSION = 3
@@ -657,9 +658,7 @@ class Store:
             }
         )
         errors = pd.DataFrame([json.loads(r[4]) for r in rows], dtype=np.float64)
-        for name in errors.columns:
-            frame[f"error_{name}"] = errors[name].to_numpy()
-        return frame
+        return scoring.add_sensor_columns(frame, list(errors.columns), errors.to_numpy())
 
     def _latest_model(self, source: str) -> str | None:
         query = (
@@ -685,8 +684,8 @@ def _score_rows(frame: pd.DataFrame, source: str, model: str, run_id: int) -> li
     if len(frame) == 0:
         return []
     frame = frame[np.isfinite(frame["score"].to_numpy())]
-    sensors = [c[len("error_") :] for c in frame.columns if c.startswith("error_")]
-    errors = frame[[f"error_{s}" for s in sensors]].to_numpy(dtype=np.float64).tolist()
+    sensors = scoring.sensors_of(frame)
+    errors = scoring.errors_of(frame, sensors).tolist()
     stamps = naive_utc(frame.index).to_pydatetime()
     score = frame["score"].to_numpy(dtype=np.float64).tolist()
     limit = frame["threshold"].to_numpy(dtype=np.float64).tolist()

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from anomaly import scoring
 from anomaly.dashboard import MAX_UPLOAD_MB, db_label  # noqa: F401 (the pages' names for them)
 from anomaly.errors import AnomalyError, ConfigError, DataError
 
@@ -712,11 +713,7 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 st.info("Pick a scored source of the results database in the sidebar.")
                 st.stop()
             scores = db_scores(db_target(), source)
-            missing = [
-                c
-                for c in ("score", "threshold", "is_anomaly", *[f"error_{s}" for s in detector.columns_])
-                if c not in scores.columns
-            ]
+            missing = [c for c in scoring.frame_columns(detector.columns_) if c not in scores.columns]
             if missing:
                 raise DataError(f"database source '{source}' lacks column(s) {', '.join(missing)} for model '{name}'")
             if scores.empty:

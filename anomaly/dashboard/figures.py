@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from anomaly import scoring
 from anomaly.dashboard.common import DRAW_POINTS, downsample
 
 MAX_SHADED_EVENTS = 300  # the most severe events are shaded; more shapes make Plotly sluggish
@@ -153,10 +154,10 @@ def series_figure(
     flags = flags_of(scores, threshold)
     for i, sensor in enumerate(sensors, start=1):
         first = i == 1
-        values = frame[sensor] if frame is not None else scores[f"error_{sensor}"]
+        values = frame[sensor] if frame is not None else scores[scoring.error_column(sensor)]
         fig.add_trace(_line(values, "original" if frame is not None else "error", ORIGINAL, showlegend=first), row=i, col=1)
-        if reconstruction and f"recon_{sensor}" in scores.columns:
-            fig.add_trace(_line(scores[f"recon_{sensor}"], "reconstruction", RECON, showlegend=first), row=i, col=1)
+        if reconstruction and scoring.recon_column(sensor) in scores.columns:
+            fig.add_trace(_line(scores[scoring.recon_column(sensor)], "reconstruction", RECON, showlegend=first), row=i, col=1)
         fig.add_trace(_flag_markers(values.reindex(scores.index), flags, showlegend=first), row=i, col=1)
     fig.add_trace(_line(scores["score"], "score", SCORE), row=rows, col=1)
     _threshold(fig, scores, threshold, rows)
@@ -243,13 +244,17 @@ def event_figure(
     if frame is not None:
         for i, sensor in enumerate(sensors, start=1):
             fig.add_trace(_line(frame[sensor].loc[lo:hi], "original", ORIGINAL, showlegend=i == 1), row=i, col=1)
-            if f"recon_{sensor}" in part.columns:
+            if scoring.recon_column(sensor) in part.columns:
                 fig.add_trace(
-                    _line(part[f"recon_{sensor}"], "reconstruction", RECON, dash="dot", showlegend=i == 1), row=i, col=1
+                    _line(part[scoring.recon_column(sensor)], "reconstruction", RECON, dash="dot", showlegend=i == 1),
+                    row=i,
+                    col=1,
                 )
     palette = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#1f77b4"]
     for j, sensor in enumerate(sensors):
-        fig.add_trace(_line(part[f"error_{sensor}"], f"error {sensor}", palette[j % len(palette)]), row=rows - 1, col=1)
+        fig.add_trace(
+            _line(part[scoring.error_column(sensor)], f"error {sensor}", palette[j % len(palette)]), row=rows - 1, col=1
+        )
     fig.add_trace(_line(part["score"], "score", SCORE), row=rows, col=1)
     _threshold(fig, part, threshold, rows)
     fig.add_vrect(x0=event.start, x1=event.end, row="all", col=1, fillcolor=ANOMALY, opacity=0.15, line_width=0, layer="below")

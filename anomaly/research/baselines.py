@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from anomaly import scoring
 from anomaly.errors import DataError
 from anomaly.windows import OverlapMean, batched, gather, window_starts
 
@@ -112,7 +113,4 @@ def _frame(index: pd.DatetimeIndex, errors: np.ndarray, columns: list[str], how:
     with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
         sup.filter(RuntimeWarning)
         score = np.nanmax(errors, axis=1) if how == "max" else errors.mean(axis=1)
-    out = pd.DataFrame({"score": score}, index=index)
-    for i, name in enumerate(columns):
-        out[f"error_{name}"] = errors[:, i]
-    return out
+    return scoring.add_sensor_columns(pd.DataFrame({"score": score}, index=index), columns, errors)

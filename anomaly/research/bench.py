@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomaly import metrics
+from anomaly import metrics, scoring
 from anomaly.errors import ConfigError, DataError
 from anomaly.events import flagged_runs
 
@@ -317,7 +317,7 @@ def run_series(
             t0 = time.perf_counter()
             frame = detector.score(scored)
             flags = frame["is_anomaly"].to_numpy()
-            raw = detector.sensor_mean(frame[[f"error_{c}" for c in detector.target_columns_]].to_numpy())
+            raw = detector.sensor_mean(scoring.errors_of(frame, detector.target_columns_))
             cache[f"{method}_normal"] = detector.normal_scores_
             cache[f"{method}_normal_raw"] = detector.normal_errors_
         else:

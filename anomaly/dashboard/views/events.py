@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from anomaly import scoring
 from anomaly.dashboard import common, figures
 from anomaly.feedback import VERDICT_LABELS
 
@@ -77,7 +78,7 @@ fig = figures.event_figure(ld.frame, ld.flagged, event, sensors, None, pad)
 left, right = st.columns([3, 1])
 left.plotly_chart(fig, key="event_chart", config={"displaylogo": False})
 inside = ld.scores.loc[event.start : event.end]
-errors = inside[[f"error_{s}" for s in sensors]].mean().to_numpy() / np.asarray(detector.error_ref_, dtype=float)
+errors = inside[scoring.error_columns(sensors)].mean().to_numpy() / np.asarray(detector.error_ref_, dtype=float)
 right.markdown(
     f"**Event #{pick + 1}**  \n{common.fmt_time(event.start)} → {common.fmt_time(event.end)}  \n"
     f"peak score {event.peak_score:.4g}, severity {event.severity:.2f}"
