@@ -50,6 +50,20 @@ def pointwise(index: pd.DatetimeIndex, flags: np.ndarray, labels: Sequence[Inter
     return prf(int((flags & truth).sum()), int((flags & ~truth).sum()), int((~flags & truth).sum()))
 
 
+def auc_pr(index: pd.DatetimeIndex, score: np.ndarray, labels: Sequence[Interval]) -> float | None:
+    """Area under the precision-recall curve of a continuous score against the labelled timestamps
+    (scikit-learn's average precision; rows without a score are left out). None when there is no
+    labelled or no unlabelled scored row: the threshold-free figure Orion reports beside F1."""
+    from sklearn.metrics import average_precision_score
+
+    score = np.asarray(score, dtype=np.float64)
+    scored = np.isfinite(score)
+    truth = label_mask(index, labels)[scored]
+    if truth.all() or not truth.any():
+        return None
+    return float(average_precision_score(truth, score[scored]))
+
+
 def point_adjusted(index: pd.DatetimeIndex, flags: np.ndarray, labels: Sequence[Interval]) -> dict:
     """Point-adjusted scores (optimistic): a labelled window hit anywhere counts as wholly detected."""
     flags = np.asarray(flags, dtype=bool).copy()

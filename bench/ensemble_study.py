@@ -22,7 +22,7 @@ sys.path.insert(0, ".")
 from postprocess_study import load  # noqa: E402  (bench/ is not a package)
 
 from anomaly.detector import LSTMAutoencoderDetector  # noqa: E402
-from anomaly.research.bench import evaluate, expand, flags_for, pool, post_params  # noqa: E402
+from anomaly.research.bench import evaluate, expand, flags_for, pool, post_params, ranking_auc_pr  # noqa: E402
 
 METHODS = ("lstm", "pca", "mean", "max")
 
@@ -42,9 +42,10 @@ def combined(series: dict, how: str) -> tuple[np.ndarray, np.ndarray]:
         return join(parts, axis=0), join(normal_parts, axis=0)
 
 
-def group_f1(runs: list[list[dict]], how: str, post: dict) -> tuple[float, list[tuple[int, int, int]]]:
-    """Mean over seeds of the pooled overlap-segment F1 of ``how`` on one group, and each seed's TP/FP/FN."""
-    f1s, counts = [], []
+def group_f1(runs: list[list[dict]], how: str, post: dict) -> tuple[float, list[tuple[int, int, int]], float]:
+    """Mean over seeds of the pooled overlap-segment F1 of ``how`` on one group, each seed's TP/FP/FN,
+    and the mean over seeds and series of the AUC-PR."""
+    f1s, counts, areas = [], [], []
     for series in runs:
         rows = []
         for s in series:
@@ -52,25 +53,27 @@ def group_f1(runs: list[list[dict]], how: str, post: dict) -> tuple[float, list[
             factor = int(s["factor"][0]) if "factor" in s else 1
             flags = expand(flags_for(score, post, normal_raw=normal_raw), factor, len(s["index"]))
             rows.append({"methods": {how: {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
+            area = ranking_auc_pr(s["index"], score, post, factor, s["labels"])
+            areas += [] if area is None else [area]
         seg = pool(rows, (how,))[how]["overlap_segment"]
         f1s.append(seg["f1"])
         counts.append((seg["tp"], seg["fp"], seg["fn"]))
-    return float(np.mean(f1s)), counts
+    return float(np.mean(f1s)), counts, float(np.mean(areas)) if areas else float("nan")
 
 
 def main(argv: list[str]) -> None:
     post = post_params(LSTMAutoencoderDetector())  # the product's defaults, as `anomaly bench` applies them
     groups = {name: [load(part) for part in spec.split("+")] for name, spec in (a.split("=", 1) for a in argv)}
-    print("group".ljust(14) + "".join(m.rjust(24) for m in METHODS))
+    print("group".ljust(14) + "".join(f"{m}: F1 TP/FP/FN AUC-PR".rjust(30) for m in METHODS))
     means = {m: [] for m in METHODS}
     for name, runs in groups.items():
         cells = []
         for how in METHODS:
-            f1, counts = group_f1(runs, how, post)
+            f1, counts, area = group_f1(runs, how, post)
             means[how].append(f1)
-            cells.append(f"{f1:.3f} {'/'.join(map(str, np.sum(counts, axis=0)))}".rjust(24))
+            cells.append(f"{f1:.3f} {'/'.join(map(str, np.sum(counts, axis=0)))} {area:.3f}".rjust(30))
         print(name.ljust(14) + "".join(cells))
-    print("mean".ljust(14) + "".join(f"{np.mean(v):.3f}".rjust(24) for v in means.values()))
+    print("mean F1".ljust(14) + "".join(f"{np.mean(v):.3f}".rjust(30) for v in means.values()))
 
 
 if __name__ == "__main__":

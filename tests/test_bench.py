@@ -148,6 +148,12 @@ def test_cli_bench_nab_layout_writes_json(nab_dir, tmp_path):
     result = json.loads(out.read_text())
     assert result["protocol"] == "whole" and len(result["series"]) == 2
     assert result["detector_params"]["local_rule"] == "ksigma"
+    for method, pooled in result["pooled"].items():  # AUC-PR: per series, pooled as their mean
+        areas = [s["methods"][method]["auc_pr"] for s in result["series"]]
+        assert all(a is None or 0 < a <= 1 for a in areas), areas
+        known = [a for a in areas if a is not None]
+        assert pooled["auc_pr_mean"] == (pytest.approx(np.mean(known)) if known else None)
+    assert "AUC-PR" in proc.stdout
 
 
 def test_cli_bench_bad_folder_is_one_line_error(tmp_path):

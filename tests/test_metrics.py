@@ -80,3 +80,16 @@ def test_pooling_sums_counts_before_precision_recall_f1():
     assert seg["f1"] == pytest.approx(1 / 3)  # not the mean of per-series F1 (0.5)
     assert pooled["pointwise"]["tp"] == 10 and pooled["pointwise"]["fp"] == 5 and pooled["pointwise"]["fn"] == 10
     assert pooled["fit_s"] == 2.0 and pooled["score_s"] == 1.0 and pooled["series"] == 2
+
+
+def test_auc_pr_ranks_the_score_against_labelled_rows():
+    from anomaly.metrics import auc_pr
+
+    index = pd.date_range("2024-01-01", periods=10, freq="h")
+    labels = [(index[6], index[7])]
+    perfect = np.array([0.1, 0.2, 0.1, 0.3, 0.2, 0.1, 0.9, 0.8, 0.2, np.nan])  # the NaN row is left out
+    assert auc_pr(index, perfect, labels) == 1.0
+    backwards = -perfect
+    assert auc_pr(index, backwards, labels) == pytest.approx((1 / 8 + 2 / 9) / 2)  # found last: precision 1/8, 2/9
+    assert auc_pr(index, perfect, []) is None  # nothing labelled
+    assert auc_pr(index, perfect, [(index[0], index[-1])]) is None  # nothing unlabelled

@@ -266,6 +266,14 @@ def evaluate(index: pd.DatetimeIndex, flags: np.ndarray, labels: list) -> dict:
     }
 
 
+def ranking_auc_pr(index: pd.DatetimeIndex, raw: np.ndarray, post: dict, factor: int, labels: list) -> float | None:
+    """AUC-PR of a method's score as its flags see it (root and EWMA of ``post``), at the original rows."""
+    from anomaly import flagging
+
+    score, _, _ = flagging.transform(raw, flagging.TrailingRule(smoothing=post["smoothing"], root=bool(post["root"])))
+    return metrics.auc_pr(index, np.repeat(score, factor)[: len(index)], labels)
+
+
 def _baseline(method: str, window: int):
     from anomaly.research.baselines import PCABaseline, RollingZScoreBaseline
 
@@ -344,6 +352,7 @@ def run_series(
         flags = expand(flags, factor, len(scored_full))
         out["methods"][method] = {
             **evaluate(scored_full.index, flags, labels),
+            "auc_pr": ranking_auc_pr(scored_full.index, raw, post, factor, labels),
             "fit_s": round(fit_s, 3),
             "score_s": round(score_s, 3),
         }
@@ -371,6 +380,8 @@ def pool(per_series: list[dict], methods=METHODS) -> dict:
         for metric in ("overlap_segment", "pointwise", "point_adjusted_optimistic"):
             tp, fp, fn = (sum(r[metric][k] for r in rows) for k in ("tp", "fp", "fn"))
             entry[metric] = metrics.prf(tp, fp, fn)
+        areas = [r["auc_pr"] for r in rows if r.get("auc_pr") is not None]
+        entry["auc_pr_mean"] = float(np.mean(areas)) if areas else None  # scores do not pool across series
         entry["fit_s"] = round(sum(r["fit_s"] for r in rows), 3)
         entry["score_s"] = round(sum(r["score_s"] for r in rows), 3)
         entry["series"] = len(rows)
@@ -416,10 +427,14 @@ def run_bench(
     }
 
 
+def _area(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def format_table(result: dict) -> str:
     """Per-series and pooled figures as plain text."""
     lines = [f"dataset {result['dataset']}  protocol {result['protocol']}"]
-    head = f"{'series':<44}{'method':<8}{'labels':>7}{'events':>7}{'tp':>5}{'fp':>5}{'fn':>5}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'fit s':>8}{'score s':>8}"
+    head = f"{'series':<44}{'method':<8}{'labels':>7}{'events':>7}{'tp':>5}{'fp':>5}{'fn':>5}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'AUC-PR':>8}{'fit s':>8}{'score s':>8}"
     lines.append(head)
     for s in result["series"]:
         for method, r in s["methods"].items():
@@ -427,18 +442,22 @@ def format_table(result: dict) -> str:
             lines.append(
                 f"{s['series'][:43]:<44}{method:<8}{s['labels']:>7}{r['events']:>7}{seg['tp']:>5}{seg['fp']:>5}{seg['fn']:>5}"
                 f"{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}{r['pointwise']['f1']:>7.3f}"
-                f"{r['point_adjusted_optimistic']['f1']:>8.3f}{r['fit_s']:>8.1f}{r['score_s']:>8.1f}"
+                f"{r['point_adjusted_optimistic']['f1']:>8.3f}{_area(r.get('auc_pr')):>8}{r['fit_s']:>8.1f}{r['score_s']:>8.1f}"
             )
     lines.append("")
     lines.append("pooled (TP/FP/FN summed over series before P/R/F1):")
     lines.append(
-        f"{'method':<8}{'tp':>6}{'fp':>6}{'fn':>6}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'fit s':>9}{'score s':>9}"
+        f"{'method':<8}{'tp':>6}{'fp':>6}{'fn':>6}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'AUC-PR':>8}{'fit s':>9}{'score s':>9}"
     )
     for method, p in result["pooled"].items():
         seg = p["overlap_segment"]
         lines.append(
             f"{method:<8}{seg['tp']:>6}{seg['fp']:>6}{seg['fn']:>6}{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}"
-            f"{p['pointwise']['f1']:>7.3f}{p['point_adjusted_optimistic']['f1']:>8.3f}{p['fit_s']:>9.1f}{p['score_s']:>9.1f}"
+            f"{p['pointwise']['f1']:>7.3f}{p['point_adjusted_optimistic']['f1']:>8.3f}{_area(p.get('auc_pr_mean')):>8}"
+            f"{p['fit_s']:>9.1f}{p['score_s']:>9.1f}"
         )
-    lines.append("F1 = overlap-segment F1 (honest); pw-F1 = point-wise; PA-F1* = point-adjusted, optimistic: never quote alone.")
+    lines.append(
+        "F1 = overlap-segment F1 (honest); pw-F1 = point-wise (close to Orion's weighted-segment F1 on regular rows); "
+        "PA-F1* = point-adjusted, optimistic: never quote alone; AUC-PR = threshold-free, per series (pooled: their mean)."
+    )
     return "\n".join(lines)
