@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import conftest
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,17 +21,7 @@ from anomaly.incremental import score_causal
 from anomaly.scheduled import Job, run_job
 
 N, NORMAL, WINDOW = 900, 400, 8
-TINY = dict(
-    window=WINDOW,
-    encoder_units=(8,),
-    decoder_units=(8,),
-    latent_dim=4,
-    epochs=2,
-    batch_size=32,
-    verbose=0,
-    local_trailing=200,
-    event_padding=10,
-)
+TINY = {**conftest.TINY, "window": WINDOW, "local_trailing": 200, "event_padding": 10}
 
 
 def make_data() -> pd.DataFrame:

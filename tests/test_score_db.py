@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import TINY
 
 from anomaly.errors import EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK, DataError
 from anomaly.scheduled import PAUSE_ENV, Job, JobResult, exit_code, load_jobs, run_batch, run_job
@@ -72,17 +73,7 @@ def files(tmp_path_factory):
     data.iloc[:PART].to_csv(base / "part.csv", index=False)
     data.drop(index=range(300, 350)).to_csv(base / "holed.csv", index=False)
     normal = data.iloc[:400].set_index("timestamp")
-    detector = LSTMAutoencoderDetector(
-        window=WINDOW,
-        encoder_units=(8,),
-        decoder_units=(8,),
-        latent_dim=4,
-        epochs=2,
-        batch_size=32,
-        smoothing=5,
-        merge_gap=1,
-        verbose=0,
-    )
+    detector = LSTMAutoencoderDetector(**{**TINY, "window": WINDOW, "smoothing": 5, "merge_gap": 1})
     detector.fit(normal).save(base / "model")
     return base
 
