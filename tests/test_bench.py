@@ -1,19 +1,16 @@
 """The benchmark runner on tiny generated datasets in both layouts (tiny model, two series each)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from anomaly.errors import ConfigError, DataError
 from anomaly.research.bench import METHODS, aggregate, aggregation_factor, discover, expand, load_split, run_bench
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(window=8, encoder_units=(4,), decoder_units=(4,), latent_dim=2, epochs=1, batch_size=64, stride=2)
 START = pd.Timestamp("2024-01-01")
 
@@ -117,32 +114,10 @@ def test_a_six_sigma_spike_is_found_by_the_baselines(split_result):
 
 def test_cli_bench_nab_layout_writes_json(nab_dir, tmp_path):
     out = tmp_path / "r.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "anomaly",
-            "bench",
-            str(nab_dir),
-            "--series",
-            "cat/*",
-            "--json",
-            str(out),
-            "--window",
-            "8",
-            "--epochs",
-            "1",
-            "--local-rule",
-            "ksigma",
-            "--quiet",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli(
+        "bench", nab_dir, "--series", "cat/*", "--json", out, "--window", "8", "--epochs", "1",
+        "--local-rule", "ksigma", "--quiet", timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "pooled (TP/FP/FN summed over series" in proc.stdout and "optimistic" in proc.stdout
     result = json.loads(out.read_text())
@@ -157,10 +132,7 @@ def test_cli_bench_nab_layout_writes_json(nab_dir, tmp_path):
 
 
 def test_cli_bench_bad_folder_is_one_line_error(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "anomaly", "bench", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    proc = run_cli("bench", tmp_path, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "combined_windows.json" in proc.stderr
 
 
@@ -316,51 +288,16 @@ def test_bench_figures_equal_train_then_evaluate_through_the_cli(tmp_path):
     small = dict(window=8, encoder_units=(4,), decoder_units=(4,), latent_dim=2, epochs=2)
     bench = run_series(discover(tmp_path)[0], "train-test", ("lstm",), small)["methods"]["lstm"]
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cli = [sys.executable, "-m", "anomaly"]
-    train = subprocess.run(
-        [
-            *cli,
-            "train",
-            str(tmp_path / "m.train.parquet"),
-            "--model",
-            str(tmp_path / "model"),
-            "--window",
-            "8",
-            "--units",
-            "4",
-            "--latent",
-            "2",
-            "--epochs",
-            "2",
-            "--quiet",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    model = tmp_path / "model"
+    train = run_cli(
+        "train", tmp_path / "m.train.parquet", "--model", model, "--window", "8", "--units", "4", "--latent", "2",
+        "--epochs", "2", "--quiet", timeout=300,
+    )  # fmt: skip
     assert train.returncode == 0, train.stderr
-    proc = subprocess.run(
-        [
-            *cli,
-            "evaluate",
-            str(tmp_path / "m.test.parquet"),
-            "--model",
-            str(tmp_path / "model"),
-            "--labels",
-            str(tmp_path / "labels.json"),
-            "--key",
-            "m",
-            "--json",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli(
+        "evaluate", tmp_path / "m.test.parquet", "--model", model, "--labels", tmp_path / "labels.json",
+        "--key", "m", "--json", timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got["events"] == bench["events"] >= 2
