@@ -832,6 +832,26 @@ def _close_progress_bars() -> None:
             pass
 
 
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM behind ``exc``, if any: a library's clean-up can raise its own error while
+    the interrupt unwinds it (TensorFlow: "Exiting device scope without proper scope nesting")."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _stopped(exc: KeyboardInterrupt) -> int:
+    """The one line and exit code of an interrupted (Ctrl-C) or terminated (SIGTERM) command."""
+    _close_progress_bars()
+    terminated = isinstance(exc, Terminated)
+    print(f"error: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -842,15 +862,12 @@ def main(argv: list[str] | None = None) -> int:
     except AnomalyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Terminated:
-        _close_progress_bars()
-        print("error: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        _close_progress_bars()
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Terminated
+        return _stopped(exc)
     except Exception as exc:  # a bug or an environment problem: still one line unless --debug
+        stop = _interruption(exc)
+        if stop is not None:
+            return _stopped(stop)
         if args.debug:
             raise
         print(f"error: unexpected {type(exc).__name__}: {first_line(exc)} (rerun with --debug for details)", file=sys.stderr)

@@ -140,3 +140,28 @@ def test_killing_score_while_it_writes_leaves_no_partial_output(model, big_data,
         assert all(name.startswith(".scores.csv.tmp-") for name in leftovers)
         write_table(pd.DataFrame({"x": [1]}), out)  # the next write removes what the killed one left
         assert entries(tmp_path) == {"scores.csv"}
+
+
+@pytest.mark.parametrize("stop, code, line", [(KeyboardInterrupt, 130, "error: interrupted"),
+                                              ("terminated", 143, "error: terminated")])  # fmt: skip
+def test_an_error_raised_while_an_interrupt_unwinds_is_still_the_interrupt(monkeypatch, capsys, stop, code, line):
+    """TensorFlow's clean-up can raise its own RuntimeError while Ctrl-C unwinds a fit (seen in CI):
+    the user still gets the interrupt's one line and exit code, not "unexpected RuntimeError"."""
+    from anomaly import cli
+
+    def command(args):
+        try:
+            raise cli.Terminated() if stop == "terminated" else stop()
+        finally:
+            raise RuntimeError("Exiting device scope without proper scope nesting")
+
+    monkeypatch.setattr(cli, "cmd_events", command)
+    assert cli.main(["events", "--db", "unused.db"]) == code
+    assert capsys.readouterr().err.strip().splitlines() == [line]
+
+    def bug(args):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(cli, "cmd_events", bug)  # without an interrupt behind it, an error stays an error
+    assert cli.main(["events", "--db", "unused.db"]) == 1
+    assert "unexpected RuntimeError: a real bug" in capsys.readouterr().err
