@@ -110,7 +110,14 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
                 f"{source}: {_where(source, pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has no "
                 "time zone while others do; use one convention for the whole file"
             )
-        parsed = pd.to_datetime(text, errors="coerce", utc=bool(has_offset.any()), format="mixed")
+        try:
+            parsed = pd.to_datetime(text, errors="coerce", utc=bool(has_offset.any()), format="mixed")
+        except ValueError:  # a zone the pattern above misses (e.g. '+02:00;') beside naive timestamps
+            pos = _first_zoned(text)
+            raise DataError(
+                f"{source}: {_where(source, pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has a "
+                "time zone while others do not; use one convention for the whole file"
+            ) from None
     missing = parsed.isna().to_numpy()
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
@@ -118,6 +125,17 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
         what = "missing timestamp" if pd.isna(value) or str(value).strip() == "" else f"cannot parse timestamp '{value}'"
         raise DataError(f"{source}: {_where(source, pos)}: {what} in column '{column}'")
     return pd.DatetimeIndex(parsed, name="timestamp")
+
+
+def _first_zoned(text: pd.Series) -> int:
+    """Position of the first timestamp that parses with a time zone (only on the error path: one by one)."""
+    for pos, value in enumerate(text):
+        try:
+            if not pd.isna(value) and pd.Timestamp(value).tz is not None:
+                return pos
+        except ValueError:
+            continue
+    return 0
 
 
 def _numeric_column(raw: pd.Series, source: str, name: str) -> pd.Series:

@@ -96,6 +96,15 @@ def test_naive_mixed_with_aware_is_an_error_naming_the_line(csv):
         load_series(csv(raw))
 
 
+def test_a_zone_hidden_by_trailing_text_among_naive_timestamps_is_an_error_naming_the_line(csv):
+    """'+02:00;' escapes the offset pattern but pandas still reads the zone (found by tests/test_properties.py)."""
+    raw = series()
+    raw["timestamp"] = raw["timestamp"].astype(str)
+    raw.loc[3, "timestamp"] = "2024-01-01T00:03:00+02:00;"
+    with pytest.raises(DataError, match=r"line 5: timestamp '2024-01-01T00:03:00\+02:00;' .* has a time zone while others"):
+        load_series(csv(raw))
+
+
 def test_irregular_sampling_resamples_to_the_median_step(csv):
     raw = series()
     jitter = np.random.default_rng(2).integers(-15, 15, size=400)
