@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LSTMAutoencoderDetector",
+    "LSTMSequenceDetector",
     "load_series",
     "AnomalyError",
     "DataError",
@@ -31,4 +32,8 @@ def __getattr__(name: str):
         from anomaly.detector import LSTMAutoencoderDetector
 
         return LSTMAutoencoderDetector
+    if name == "LSTMSequenceDetector":
+        from anomaly.sequences import LSTMSequenceDetector
+
+        return LSTMSequenceDetector
     raise AttributeError(f"module 'anomaly' has no attribute {name!r}")

@@ -30,7 +30,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
 META_FILE = "detector.json"
-MAX_NORMAL_SCORES = 20_000  # a sorted sample is enough to recompute any quantile threshold
+LOADERS = {"series": "LSTMAutoencoderDetector", "sequences": "LSTMSequenceDetector"}  # by detector.json "fitted_on"
 MAX_META_BYTES = 64 * 1024 * 1024  # far above any real detector.json; refuses a planted giant file
 
 
@@ -42,37 +42,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sorted_sample(values: np.ndarray, n: int) -> list[float]:
-    values = np.sort(np.asarray(values, dtype=float))
-    if len(values) > n:
-        values = values[np.linspace(0, len(values) - 1, n).round().astype(int)]
-    return [float(v) for v in values]
-
-
 def metadata(detector) -> dict:
-    """The JSON side of a fitted detector."""
+    """The JSON side of a fitted detector: the format, its hyperparameters and its learned state."""
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in detector.get_params().items()}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "fitted_on": detector.FITTED_ON,
         "params": params,
-        "columns": detector.columns_,
-        "interval_seconds": detector.interval_.total_seconds(),
-        "timezone": detector.timezone_,
-        "scaler": {
-            "mean": detector.scaler_.mean_.tolist(),
-            "scale": detector.scaler_.scale_.tolist(),
-            "var": detector.scaler_.var_.tolist(),
-        },
-        "error_ref": detector.error_ref_.tolist(),
-        "thresholds": detector.thresholds_,
-        "normal_scores": _sorted_sample(detector.normal_scores_, MAX_NORMAL_SCORES),
-        "normal_errors": [float(v) for v in detector.normal_errors_],  # time order: seed of causal flagging
-        "stride": int(detector.stride_),
-        "history": detector.history_,
-        "fingerprint": detector.fingerprint_,
+        **detector.fitted_state(),
     }
 
 
@@ -257,6 +237,7 @@ def _validate(meta: dict, path: Path) -> None:
         return isinstance(value, list) and all(_finite(v) for v in value) and (n is None or len(value) == n)
 
     need(isinstance(meta.get("params"), dict), "'params'")
+    need(meta.get("fitted_on", "series") in LOADERS, "'fitted_on'")
     cols = meta.get("columns")
     need(isinstance(cols, list) and cols and all(isinstance(c, str) for c in cols) and len(set(cols)) == len(cols), "'columns'")
     n = len(cols)
@@ -374,11 +355,12 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
     ``engine="onnx"`` loads ``model.onnx`` into ONNX Runtime instead of the Keras model: TensorFlow
     is never imported, and the detector can score but not be saved, refitted from its weights or embed.
     """
-    from sklearn.preprocessing import StandardScaler
-
     from anomaly.errors import AnomalyError
 
     meta = read_metadata(directory)  # before TensorFlow is imported: a bad directory fails fast
+    fitted_on = meta.get("fitted_on", "series")  # models saved before the sequence detector: series
+    if fitted_on != cls.FITTED_ON:
+        raise ModelError(f"{directory}: a model fitted on {fitted_on}: load it with {LOADERS[fitted_on]}.load")
     engine = choose_engine(meta, engine, directory)
     params = meta["params"]
     try:
@@ -407,28 +389,7 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
         want = f"input {expected}, output {', '.join(map(str, expected_out))}"
         raise ModelError(f"{model_path}: model shapes ({got}) do not match the metadata ({want})")
 
-    detector.model_ = model
-    detector.columns_ = list(meta["columns"])
-    detector.n_features_in_ = n
-    detector.interval_ = pd.Timedelta(seconds=meta["interval_seconds"])
-    detector.timezone_ = meta["timezone"]
-    scaler = StandardScaler()
-    scaler.mean_ = np.array(meta["scaler"]["mean"], dtype=float)
-    scaler.scale_ = np.array(meta["scaler"]["scale"], dtype=float)
-    scaler.var_ = np.array(meta["scaler"]["var"], dtype=float)
-    scaler.n_features_in_ = n
-    scaler.n_samples_seen_ = meta["fingerprint"].get("rows", 0)
-    detector.scaler_ = scaler
-    detector.error_ref_ = np.array(meta["error_ref"], dtype=float)
-    detector.thresholds_ = meta["thresholds"]
-    detector.normal_scores_ = np.array(meta["normal_scores"], dtype=float)
-    # Models saved before causal flagging kept only the sorted smoothed scores: the nearest seed there is.
-    detector.normal_errors_ = np.array(meta.get("normal_errors", meta["normal_scores"]), dtype=float)
-    detector.stride_ = int(meta.get("stride", detector.stride if detector.stride != "auto" else 1))
-    detector.history_ = meta["history"]
-    detector.fingerprint_ = meta["fingerprint"]
-    detector.package_version_ = meta.get("package_version")
-    return detector
+    return detector.restore(meta, model)
 
 
 FLAGGING_PARAMS = ("local_k", "local_trailing", "local_exclude", "local_cap", "prune", "event_padding")

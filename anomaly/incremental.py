@@ -124,7 +124,7 @@ def score_rows(
     lo, hi = int(need[0]), int(need[-1]) + window
     row_errors, _ = detector.forward(values[lo:hi], need - lo)
     row_errors[: max(context - lo, 0)] = np.nan  # rows before the context lack some of their windows
-    score = detector.combine(row_errors, X.index[lo:hi])
+    score = detector.combine(row_errors)
     pick = idx - lo
     out = pd.DataFrame({"score": score[pick], "threshold": limit}, index=X.index[idx])
     out["is_anomaly"] = np.nan_to_num(out["score"].to_numpy(), nan=-np.inf) > limit

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly import detector as detector_mod
+from anomaly import sequences as sequences_mod
 from anomaly.detector import LSTMAutoencoderDetector
-from anomaly.errors import ConfigError, DataError
+from anomaly.errors import ConfigError, DataError, ModelError
+from anomaly.sequences import LSTMSequenceDetector
 
 ROOT = Path(__file__).resolve().parent.parent
 W, H = 8, 2
@@ -224,18 +225,18 @@ SEQ = dict(
 
 @pytest.fixture(scope="module")
 def seq_fitted():
-    return LSTMAutoencoderDetector(**SEQ).fit_sequences(recordings())
+    return LSTMSequenceDetector(**SEQ).fit(recordings())
 
 
 def test_sequences_train_and_score_one_frame_per_recording(seq_fitted):
     loss = seq_fitted.history_["loss"]
     assert loss[-1] < loss[0]
     seqs = recordings(5, seed=1)
-    frames = seq_fitted.score_sequences(seqs)
+    frames = seq_fitted.score(seqs)
     assert [len(f) for f in frames] == [len(s) for s in seqs]
     assert all(f["score"].notna().all() for f in frames)  # composite: every real step is estimated
     assert list(frames[0].columns) == ["score", "threshold", "is_anomaly", "error_x0", "error_x1"]
-    vectors = seq_fitted.embed_sequences(seqs)
+    vectors = seq_fitted.embed(seqs)
     assert list(vectors.columns) == ["sequence", "steps", "z0", "z1", "z2", "z3"]
     assert vectors["steps"].tolist() == [len(s) for s in seqs]
 
@@ -243,39 +244,59 @@ def test_sequences_train_and_score_one_frame_per_recording(seq_fitted):
 def test_padded_values_change_nothing(seq_fitted, monkeypatch):
     """Refit with another padding value: same training, same weights, same scores."""
     seqs = recordings()
-    monkeypatch.setattr(detector_mod, "PAD_VALUE", 7.5)
-    other = LSTMAutoencoderDetector(**SEQ).fit_sequences(seqs)
+    monkeypatch.setattr(sequences_mod, "PAD_VALUE", 7.5)
+    other = LSTMSequenceDetector(**SEQ).fit(seqs)
     assert other.history_ == seq_fitted.history_
     for a, b in zip(other.model_.get_weights(), seq_fitted.model_.get_weights()):
         np.testing.assert_array_equal(a, b)
-    for fa, fb in zip(other.score_sequences(seqs[:6]), seq_fitted.score_sequences(seqs[:6])):
+    for fa, fb in zip(other.score(seqs[:6]), seq_fitted.score(seqs[:6])):
         pd.testing.assert_frame_equal(fa, fb)
 
 
 def test_a_recording_scores_the_same_alone_or_with_longer_ones(seq_fitted):
     seqs = recordings(6, seed=2)
-    together = seq_fitted.score_sequences(seqs)
+    together = seq_fitted.score(seqs)
     for seq, frame in zip(seqs, together):
-        pd.testing.assert_frame_equal(seq_fitted.score_sequences([seq])[0], frame, check_exact=False, rtol=1e-6)
+        pd.testing.assert_frame_equal(seq_fitted.score([seq])[0], frame, check_exact=False, rtol=1e-6)
 
 
 def test_sequence_model_round_trip_and_flags_a_bad_recording(seq_fitted, tmp_path):
-    loaded = LSTMAutoencoderDetector.load(seq_fitted.save(tmp_path / "seq"))
+    loaded = LSTMSequenceDetector.load(seq_fitted.save(tmp_path / "seq"))
     seqs = recordings(4, seed=3)
     bad = seqs[0].copy()
     bad[3, 0] += 6.0
-    for fa, fb in zip(loaded.score_sequences([bad, *seqs]), seq_fitted.score_sequences([bad, *seqs])):
+    for fa, fb in zip(loaded.score([bad, *seqs]), seq_fitted.score([bad, *seqs])):
         pd.testing.assert_frame_equal(fa, fb, check_exact=False, rtol=1e-6)
-    first = loaded.score_sequences([bad])[0]
+    first = loaded.score([bad])[0]
     assert first["is_anomaly"].iloc[3]
     assert first["score"].idxmax() == 3
 
 
-def test_sequence_and_series_models_refuse_the_other_api(seq_fitted, fitted, data):
-    with pytest.raises(ConfigError, match="fitted on separate sequences"):
-        seq_fitted.score(data.rename(columns={"temp": "x0", "flow": "x1"}))
-    with pytest.raises(ConfigError, match="fitted on one series"):
-        fitted["prediction"][0].score_sequences(recordings(2))
+def test_sequence_and_series_models_load_only_as_their_own_detector(seq_fitted, fitted, tmp_path):
+    seq_dir = seq_fitted.save(tmp_path / "seq")
+    with pytest.raises(ModelError, match="a model fitted on sequences: load it with LSTMSequenceDetector.load"):
+        LSTMAutoencoderDetector.load(seq_dir)
+    series_dir = fitted["prediction"][0].save(tmp_path / "series", onnx=False)
+    with pytest.raises(ModelError, match="a model fitted on series: load it with LSTMAutoencoderDetector.load"):
+        LSTMSequenceDetector.load(series_dir)
+
+
+def test_sequence_detector_takes_only_the_shared_hyperparameters():
+    """The series' own settings (stride, flagging, events, context) are not the sequence detector's."""
+    names = set(LSTMSequenceDetector.param_names())
+    assert names < set(LSTMAutoencoderDetector.param_names())
+    assert not names & {"stride", "local_rule", "smoothing", "event_padding", "context_columns", "overlap"}
+    with pytest.raises(TypeError):
+        LSTMSequenceDetector(smoothing=20)
+
+
+def test_sequence_scores_are_compared_with_thresholds_of_the_same_scores(seq_fitted):
+    """The held-out normal scores and a new recording's scores are the same quantity (no smoothing on
+    one side only): scoring the held-out recordings again gives back the fitted normal scores."""
+    seqs = recordings()
+    held = seqs[len(seqs) - round(len(seqs) * seq_fitted.validation_fraction) :]
+    scores = np.concatenate([f["score"].to_numpy() for f in seq_fitted.score(held)])
+    np.testing.assert_allclose(np.sort(scores[np.isfinite(scores)]), seq_fitted.normal_scores_, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -290,7 +311,7 @@ def test_sequence_and_series_models_refuse_the_other_api(seq_fitted, fitted, dat
 )
 def test_bad_sequences_are_refused_with_one_line(seq_fitted, seqs, message):
     with pytest.raises(DataError, match=message):
-        seq_fitted.score_sequences(seqs)
+        seq_fitted.score(seqs)
 
 
 def test_incremental_scoring_refuses_kinds_it_cannot_reproduce(fitted, data):
@@ -301,11 +322,11 @@ def test_incremental_scoring_refuses_kinds_it_cannot_reproduce(fitted, data):
 
 
 def test_prediction_on_sequences_scores_the_last_horizon_steps():
-    det = LSTMAutoencoderDetector(
+    det = LSTMSequenceDetector(
         **{**SEQ, "model_kind": "prediction", "horizon": 2, "reverse": False, "conditional": False, "epochs": 2}
-    ).fit_sequences(recordings())
+    ).fit(recordings())
     seqs = recordings(3, seed=4)
-    for seq, frame in zip(seqs, det.score_sequences(seqs)):
+    for seq, frame in zip(seqs, det.score(seqs)):
         assert frame["score"].iloc[:-2].isna().all() and frame["score"].iloc[-2:].notna().all()
         assert len(frame) == len(seq)
 

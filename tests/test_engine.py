@@ -12,6 +12,7 @@ import pytest
 
 from anomaly.detector import LSTMAutoencoderDetector
 from anomaly.errors import ConfigError, DataError, ModelError
+from anomaly.sequences import LSTMSequenceDetector
 from tests.conftest import ROOT, TINY, make_series, run_cli, write_csv
 
 # A spike the detector must flag under both engines.
@@ -107,7 +108,7 @@ def test_tampered_onnx_file_is_refused(exported, tmp_path):
 
 def test_sequence_models_are_not_exported(tmp_path):
     seqs = [make_series(5 + i % 4, 2, seed=i) for i in range(12)]
-    det = LSTMAutoencoderDetector(**TINY).fit_sequences(seqs)
+    det = LSTMSequenceDetector(**TINY).fit(seqs)
     with pytest.raises(ConfigError, match="ONNX export is for models fitted on one series"):
         det.save(tmp_path / "seq", onnx=True)
     assert not (tmp_path / "seq").exists()

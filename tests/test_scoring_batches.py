@@ -160,12 +160,12 @@ def test_overlap_mean_consumed_in_place_equals_mean():
 
 
 def test_scaling_in_blocks_equals_scaling_at_once(detector, monkeypatch):
-    import anomaly.detector as detector_module
+    import anomaly.base as base_module
     from anomaly.errors import DataError
 
     frame = _frame(301, gap=None)
     whole = detector._scale(frame)
-    monkeypatch.setattr(detector_module, "SCALE_BLOCK", 7)
+    monkeypatch.setattr(base_module, "SCALE_BLOCK", 7)
     np.testing.assert_array_equal(detector._scale(frame), whole)
     frame.iloc[250, 1] = 1e300  # finite in float64, not once scaled to float32: found in a later block
     with pytest.raises(DataError, match=f"column 's1' at {frame.index[250]}: value 1e\\+300 is too large to score"):
