@@ -393,7 +393,7 @@ def _labels_for(path: str, key: str | None, data_path: str, tz) -> list:
 
 
 def cmd_evaluate(args) -> int:
-    from anomaly.metrics import overlap_segment, point_adjusted, pointwise
+    from anomaly.metrics import overlap_segment, point_adjusted, pointwise, weighted_segment
 
     detector = _load_detector(args)
     data = load_for_model(args.data, ReadOptions.of(args), detector)
@@ -406,17 +406,27 @@ def cmd_evaluate(args) -> int:
         "labels": len(labels),
         "events": len(events),
         "overlap_segment": overlap_segment(list(zip(events["start"], events["end"])), labels),
+        "weighted_segment": weighted_segment(list(zip(events["start"], events["end"])), labels, data.index[0], data.index[-1]),
         "pointwise": pointwise(scores.index, flags, labels),
         "point_adjusted_optimistic": point_adjusted(scores.index, flags, labels),
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK
-    seg, pw, pa = result["overlap_segment"], result["pointwise"], result["point_adjusted_optimistic"]
     print(f"labelled windows: {len(labels)}   detected events: {len(events)}")
-    print(f"{'metric':<28}{'precision':>10}{'recall':>10}{'f1':>10}{'tp':>8}{'fp':>8}{'fn':>8}")
-    for name, m in (("overlap-segment (events)", seg), ("point-wise", pw), ("point-adjusted (optimistic)", pa)):
-        print(f"{name:<28}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['tp']:>8}{m['fp']:>8}{m['fn']:>8}")
+    print(f"{'metric':<30}{'precision':>10}{'recall':>10}{'f1':>10}{'tp':>10}{'fp':>10}{'fn':>10}")
+    rows = (
+        ("overlap-segment (events)", "overlap_segment"),
+        ("weighted-segment (seconds)", "weighted_segment"),
+        ("point-wise (rows)", "pointwise"),
+        ("point-adjusted (optimistic)", "point_adjusted_optimistic"),
+    )
+    for name, key in rows:
+        m = result[key]
+        print(
+            f"{name:<30}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}"
+            f"{m['tp']:>10.0f}{m['fp']:>10.0f}{m['fn']:>10.0f}"
+        )
     return EXIT_OK
 
 

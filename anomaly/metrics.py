@@ -1,4 +1,4 @@
-"""Detection metrics: overlap-segment (event-level) and point-wise precision, recall and F1.
+"""Detection metrics: overlap-segment (event-level), weighted-segment (time) and point-wise precision, recall and F1.
 
 Overlap-segment, as in Orion's benchmark: a labelled window counts as found (TP) when at least one
 detected event overlaps it, and is missed (FN) otherwise; a detected event that overlaps no
@@ -16,12 +16,13 @@ import pandas as pd
 Interval = tuple[pd.Timestamp, pd.Timestamp]
 
 
-def prf(tp: int, fp: int, fn: int) -> dict:
-    """Precision, recall and F1 from counts (0 where undefined), with the counts."""
+def prf(tp: float, fp: float, fn: float) -> dict:
+    """Precision, recall and F1 from counts (0 where undefined), with the counts (ints, or seconds as floats)."""
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"tp": int(tp), "fp": int(fp), "fn": int(fn), "precision": precision, "recall": recall, "f1": f1}
+    number = float if any(isinstance(v, (float, np.floating)) for v in (tp, fp, fn)) else int
+    return {"tp": number(tp), "fp": number(fp), "fn": number(fn), "precision": precision, "recall": recall, "f1": f1}
 
 
 def _overlaps(a: Interval, b: Interval) -> bool:
@@ -33,6 +34,29 @@ def overlap_segment(events: Sequence[Interval], labels: Sequence[Interval]) -> d
     tp = sum(any(_overlaps(lab, ev) for ev in events) for lab in labels)
     fp = sum(not any(_overlaps(ev, lab) for lab in labels) for ev in events)
     return prf(tp, fp, len(labels) - tp)
+
+
+def weighted_segment(events: Sequence[Interval], labels: Sequence[Interval], start: pd.Timestamp, end: pd.Timestamp) -> dict:
+    """Orion's weighted-segment counts, in seconds: the time from ``start`` to ``end`` is cut at every
+    edge of the events and labelled windows, each piece is a window's (or an event's) when one
+    overlaps it, and counts by its duration. As Orion does with its integer timestamps, one second is
+    added to every end (ends are inclusive), and an overlap must be longer than an instant.
+    Written here because Orion is not a dependency; it is point-wise F1 weighted by time.
+    """
+
+    def seconds(t: pd.Timestamp) -> float:
+        return pd.Timestamp(t).value / 1e9  # UTC nanoseconds, so zones compare correctly
+
+    windows = [(seconds(a), seconds(b) + 1) for a, b in labels]
+    found = [(seconds(a), seconds(b) + 1) for a, b in events]
+    edges = sorted({seconds(start), seconds(end), *(e for iv in windows + found for e in iv)})
+    counts = {"tp": 0.0, "fp": 0.0, "fn": 0.0}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        labelled = any(a < hi and b > lo for a, b in windows)
+        flagged = any(a < hi and b > lo for a, b in found)
+        if labelled or flagged:
+            counts["tp" if labelled and flagged else ("fn" if labelled else "fp")] += hi - lo
+    return prf(counts["tp"], counts["fp"], counts["fn"])
 
 
 def label_mask(index: pd.DatetimeIndex, labels: Sequence[Interval]) -> np.ndarray:

@@ -65,8 +65,11 @@ def test_evaluate_prints_metrics(trained):
     metrics = json.loads(result.stdout)
     assert metrics["overlap_segment"]["tp"] == 1 and metrics["overlap_segment"]["fn"] == 0
     assert set(metrics["pointwise"]) >= {"precision", "recall", "f1"}
+    # Orion's weighted-segment counts are seconds: the found part of the 12-minute window is at most 721 s
+    ws = metrics["weighted_segment"]
+    assert 0 < ws["tp"] <= 721 and ws["tp"] + ws["fn"] == 721 and 0 < ws["f1"] <= 1
     text = run_cli("evaluate", csv, "--model", model, "--labels", labels)
-    assert "overlap-segment" in text.stdout and "point-wise" in text.stdout
+    assert "overlap-segment" in text.stdout and "weighted-segment (seconds)" in text.stdout and "point-wise" in text.stdout
 
 
 @pytest.mark.parametrize("command", ["train", "score", "evaluate"])

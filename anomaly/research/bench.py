@@ -261,6 +261,7 @@ def evaluate(index: pd.DatetimeIndex, flags: np.ndarray, labels: list) -> dict:
     return {
         "events": len(events),
         "overlap_segment": metrics.overlap_segment(events, labels),
+        "weighted_segment": metrics.weighted_segment(events, labels, index[0], index[-1]),
         "pointwise": metrics.pointwise(index, flags, labels),
         "point_adjusted_optimistic": metrics.point_adjusted(index, flags, labels),
     }
@@ -377,7 +378,7 @@ def pool(per_series: list[dict], methods=METHODS) -> dict:
     for method in methods:
         rows = [s["methods"][method] for s in per_series if method in s["methods"]]
         entry = {}
-        for metric in ("overlap_segment", "pointwise", "point_adjusted_optimistic"):
+        for metric in ("overlap_segment", "weighted_segment", "pointwise", "point_adjusted_optimistic"):
             tp, fp, fn = (sum(r[metric][k] for r in rows) for k in ("tp", "fp", "fn"))
             entry[metric] = metrics.prf(tp, fp, fn)
         areas = [r["auc_pr"] for r in rows if r.get("auc_pr") is not None]
@@ -434,30 +435,32 @@ def _area(value: float | None) -> str:
 def format_table(result: dict) -> str:
     """Per-series and pooled figures as plain text."""
     lines = [f"dataset {result['dataset']}  protocol {result['protocol']}"]
-    head = f"{'series':<44}{'method':<8}{'labels':>7}{'events':>7}{'tp':>5}{'fp':>5}{'fn':>5}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'AUC-PR':>8}{'fit s':>8}{'score s':>8}"
+    head = f"{'series':<44}{'method':<8}{'labels':>7}{'events':>7}{'tp':>5}{'fp':>5}{'fn':>5}{'P':>7}{'R':>7}{'F1':>7}{'ws-F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'AUC-PR':>8}{'fit s':>8}{'score s':>8}"
     lines.append(head)
     for s in result["series"]:
         for method, r in s["methods"].items():
             seg = r["overlap_segment"]
             lines.append(
                 f"{s['series'][:43]:<44}{method:<8}{s['labels']:>7}{r['events']:>7}{seg['tp']:>5}{seg['fp']:>5}{seg['fn']:>5}"
-                f"{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}{r['pointwise']['f1']:>7.3f}"
+                f"{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}{r['weighted_segment']['f1']:>7.3f}"
+                f"{r['pointwise']['f1']:>7.3f}"
                 f"{r['point_adjusted_optimistic']['f1']:>8.3f}{_area(r.get('auc_pr')):>8}{r['fit_s']:>8.1f}{r['score_s']:>8.1f}"
             )
     lines.append("")
     lines.append("pooled (TP/FP/FN summed over series before P/R/F1):")
     lines.append(
-        f"{'method':<8}{'tp':>6}{'fp':>6}{'fn':>6}{'P':>7}{'R':>7}{'F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'AUC-PR':>8}{'fit s':>9}{'score s':>9}"
+        f"{'method':<8}{'tp':>6}{'fp':>6}{'fn':>6}{'P':>7}{'R':>7}{'F1':>7}{'ws-F1':>7}{'pw-F1':>7}{'PA-F1*':>8}{'AUC-PR':>8}{'fit s':>9}{'score s':>9}"
     )
     for method, p in result["pooled"].items():
         seg = p["overlap_segment"]
         lines.append(
             f"{method:<8}{seg['tp']:>6}{seg['fp']:>6}{seg['fn']:>6}{seg['precision']:>7.3f}{seg['recall']:>7.3f}{seg['f1']:>7.3f}"
-            f"{p['pointwise']['f1']:>7.3f}{p['point_adjusted_optimistic']['f1']:>8.3f}{_area(p.get('auc_pr_mean')):>8}"
+            f"{p['weighted_segment']['f1']:>7.3f}{p['pointwise']['f1']:>7.3f}{p['point_adjusted_optimistic']['f1']:>8.3f}"
+            f"{_area(p.get('auc_pr_mean')):>8}"
             f"{p['fit_s']:>9.1f}{p['score_s']:>9.1f}"
         )
     lines.append(
-        "F1 = overlap-segment F1 (honest); pw-F1 = point-wise (close to Orion's weighted-segment F1 on regular rows); "
+        "F1 = overlap-segment F1 (honest); ws-F1 = Orion's weighted-segment F1 (time-weighted); pw-F1 = point-wise; "
         "PA-F1* = point-adjusted, optimistic: never quote alone; AUC-PR = threshold-free, per series (pooled: their mean)."
     )
     return "\n".join(lines)
