@@ -13,6 +13,8 @@ business: the benchmark applies the same post-processing to every method's score
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
@@ -110,7 +112,7 @@ class RollingZScoreBaseline:
 
 
 def _frame(index: pd.DatetimeIndex, errors: np.ndarray, columns: list[str], how: str) -> pd.DataFrame:
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmax of an all-NaN row (a gap) is NaN, as meant
         score = np.nanmax(errors, axis=1) if how == "max" else errors.mean(axis=1)
     return scoring.add_sensor_columns(pd.DataFrame({"score": score}, index=index), columns, errors)
