@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("anomaly")
 
 CONSTANT_POLICIES = ("error", "keep")
-MODEL_KINDS = ("reconstruction", "prediction", "composite")  # same as anomaly.model.MODEL_KINDS
+MODEL_KINDS = ("reconstruction", "prediction", "composite", "aer")  # same as anomaly.model.MODEL_KINDS
 MAX_NORMAL_ERRORS = 20000  # held-out row scores kept (the latest) to seed and cap causal flagging
 MAX_NORMAL_SCORES = 20000  # a sorted sample of them is enough to recompute any quantile threshold
 SCALE_BLOCK = 1 << 20  # rows scaled at a time (see _scale)
@@ -94,7 +94,8 @@ class AutoencoderBase(BaseEstimator):
     model_kind: str = param(
         "reconstruction",
         "choice",
-        "decoder(s): rebuild the window, predict the steps after it, or both",
+        "decoder(s): rebuild the window, predict the steps after it, both, or (aer) the steps before, "
+        "the window and the steps after, with bidirectional layers (Wong et al. 2022)",
         choices=MODEL_KINDS,
         flag="--model-kind",
         group="kind",
@@ -102,7 +103,7 @@ class AutoencoderBase(BaseEstimator):
     horizon: int = param(
         1,
         "int",
-        "steps predicted after each window, for prediction and composite",
+        "steps predicted after each window (prediction, composite, aer) and before it (aer)",
         low=1,
         flag="--horizon",
         metavar="N",
@@ -188,6 +189,8 @@ class AutoencoderBase(BaseEstimator):
         params.check(self)
         if self.bidirectional and self.conditional:
             raise ConfigError("bidirectional does not work with a conditional decoder (it runs forwards one step at a time)")
+        if self.model_kind == "aer" and self.conditional:
+            raise ConfigError("model_kind 'aer' reads both ways: it does not work with a conditional decoder")
         if self.reverse and self.model_kind == "prediction":
             raise ConfigError("reverse applies to the reconstruction decoder, which model_kind 'prediction' does not have")
 
@@ -223,17 +226,22 @@ class AutoencoderBase(BaseEstimator):
         """Rows predicted after each window (0 when there is no prediction decoder)."""
         return 0 if self.model_kind == "reconstruction" else int(self.horizon)
 
+    def _lead(self) -> int:
+        """Rows predicted before each window (``aer``'s backward decoder; 0 for the other kinds)."""
+        return int(self.horizon) if self.model_kind == "aer" else 0
+
     def _outputs(self) -> list[str]:
         """The decoders, in the order of the model's outputs."""
         return {
             "reconstruction": ["reconstruction"],
             "prediction": ["prediction"],
             "composite": ["reconstruction", "prediction"],
+            "aer": ["backward", "reconstruction", "prediction"],
         }[self.model_kind]
 
     def output_shapes(self, n_features: int) -> list[tuple]:
         """Shape of each output of the saved model, in order (checked when a model directory is loaded)."""
-        steps = {"reconstruction": self.window, "prediction": int(self.horizon)}
+        steps = {"reconstruction": self.window, "prediction": int(self.horizon), "backward": int(self.horizon)}
         n_targets = n_features - len(self._context())
         return [(None, steps[name], n_targets) for name in self._outputs()]
 

@@ -30,7 +30,6 @@ from anomaly.windows import (
     batched,
     future_starts,
     gather,
-    gather_future,
     reverse_steps,
     span_starts,
     window_starts,
@@ -221,12 +220,18 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         x = gather(values, starts, self.window)
         xt = x if targets_of is values else gather(targets_of, starts, self.window)
         targets = [
-            self._reconstruction_target(xt)
-            if name == "reconstruction"
-            else gather_future(targets_of, starts, self.window, self.horizon)
+            self._reconstruction_target(xt) if name == "reconstruction" else gather(targets_of, *self._estimated(name, starts))
             for name in self._outputs()
         ]
         return self._targets_to_batch(x, targets)
+
+    def _estimated(self, name: str, starts: np.ndarray) -> tuple[np.ndarray, int]:
+        """The rows the decoder ``name`` estimates for the windows at ``starts``: each block's first row, its length."""
+        if name == "reconstruction":
+            return starts, self.window
+        if name == "prediction":
+            return future_starts(starts, self.window), int(self.horizon)
+        return starts - self._lead(), self._lead()  # backward (aer): the rows just before the window
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y=None, *, on_epoch=None) -> LSTMAutoencoderDetector:
@@ -252,7 +257,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         values = self._scale(X)
         targets_of = self._target_values(values)
         self.stride_ = self._resolve_stride(len(X))
-        starts = span_starts(np.isfinite(values).all(axis=1), self.window, self._horizon(), self.stride_)
+        lead = self._lead()  # rows before each window that aer predicts: spans start there
+        starts = span_starts(np.isfinite(values).all(axis=1), lead + self.window, self._horizon(), self.stride_) + lead
         train, val = self._split(starts, len(X))
 
         self._train(
@@ -282,7 +288,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         n_val = int(round(len(starts) * self.validation_fraction))
         if n_val:
             val = starts[len(starts) - n_val :]
-            train = starts[starts + self.window + self._horizon() <= val[0]]
+            train = starts[starts + self.window + self._horizon() <= val[0] - self._lead()]
         else:
             val, train = starts[:0], starts
         if len(train) < MIN_TRAIN_WINDOWS or (self.validation_fraction > 0 and len(val) < MIN_VAL_WINDOWS):
@@ -296,7 +302,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     # prepare (checked, scaled frame and window starts) -> forward (per-row, per-sensor errors) ->
     # sensor_mean / combine (one raw or smoothed score per row) -> flagging (anomaly.flagging).
     def prepare(self, X: pd.DataFrame, span: int | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-        """Checked data, its scaled values and the starts of its complete spans (default: window + horizon)."""
+        """Checked data, its scaled values and the window starts of its complete spans: by default each window
+        with the rows its decoders predict around it (horizon after; for aer, before too), else ``span`` rows."""
         self._check_fitted()
         X = _check_frame(X)
         missing = [c for c in self.columns_ if c not in X.columns]
@@ -307,10 +314,12 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             )
         X = X[self.columns_]
         values = self._scale(X)
-        span = self.window + self._horizon() if span is None else span
-        starts = window_starts(np.isfinite(values).all(axis=1), span, self.stride_)
+        lead = self._lead() if span is None else 0
+        span = lead + self.window + self._horizon() if span is None else span
+        starts = window_starts(np.isfinite(values).all(axis=1), span, self.stride_) + lead
         if len(starts) == 0:
-            need = f"one window ({self.window} rows)" if span == self.window else f"one window plus the horizon ({span} rows)"
+            around = "the horizon on each side" if lead else "the horizon"
+            need = f"one window ({self.window} rows)" if span == self.window else f"one window plus {around} ({span} rows)"
             raise DataError(
                 f"no complete window to score: the series has {len(X)} rows and no stretch without gaps of at least {need}"
             )
@@ -319,7 +328,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     def forward(self, values: np.ndarray, starts: np.ndarray, reconstruct: bool = False):
         """Per-row, per-target squared error and mean estimate over every estimate of the row.
 
-        Reconstructions count for the rows of their window, predictions for the rows after it.
+        Reconstructions count for the rows of their window, predictions for the rows after it (and
+        aer's backward predictions for the rows before it).
         ``overlap="mean"``: the mean of the estimates' squared errors; ``"median"``: the squared
         error of the median estimate (which is then the estimate returned).
         """
@@ -335,14 +345,13 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             x = gather(values, batch, self.window)
             outs = predict(x)
             for name, y in zip(self._outputs(), outs if isinstance(outs, list) else [outs]):
+                at, length = self._estimated(name, batch)
                 if name == "reconstruction":
-                    at = batch
                     if self.reverse:
                         y = reverse_steps(y)
                     target = None if median else (x if targets_of is values else gather(targets_of, batch, self.window))
                 else:
-                    at = future_starts(batch, self.window)
-                    target = None if median else gather_future(targets_of, batch, self.window, self.horizon)
+                    target = None if median else gather(targets_of, at, length)
                 if errors is not None:
                     errors.add(at, (y - target) ** 2)
                 if recon is not None:

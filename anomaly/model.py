@@ -18,10 +18,13 @@ layers = keras.layers
 LATENT_LAYER = "latent"
 
 
-MODEL_KINDS = ("reconstruction", "prediction", "composite")
+MODEL_KINDS = ("reconstruction", "prediction", "composite", "aer")
 MASK_LAYER = "mask"
 RECONSTRUCTION = "reconstruction"  # name of the reconstruction decoder's output layer
 PREDICTION = "prediction"  # name of the prediction decoder's output layer
+BACKWARD = "backward"  # name of the backward prediction decoder's output layer (kind "aer")
+# AER's loss weights (Wong et al. 2022; Orion's aer.py): backward, reconstruction, forward
+AER_LOSS_WEIGHTS = (0.25, 0.5, 0.25)
 
 
 def build_autoencoder(
@@ -86,7 +89,10 @@ def build_model(
       the caller's choice of target);
     - ``prediction``: one decoder predicts the ``horizon`` steps after the window;
     - ``composite``: one encoder, both decoders, trained together on
-      ``mse(reconstruction) + prediction_weight * mse(prediction)``.
+      ``mse(reconstruction) + prediction_weight * mse(prediction)``;
+    - ``aer`` (AER, Wong et al. 2022): bidirectional layers and three decoders, the ``horizon``
+      steps before the window, the window, and the ``horizon`` steps after it, trained on
+      ``0.25 * mse(backward) + 0.5 * mse(reconstruction) + 0.25 * mse(prediction)``.
 
     Encoder: LSTM layer(s) -> Dense bottleneck ``latent`` (the window's fixed-length vector). An
     unconditioned decoder reads the latent vector repeated at every step (RepeatVector); a
@@ -103,6 +109,7 @@ def build_model(
     n_outputs = n_features if n_outputs is None else n_outputs
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
+    bidirectional = bidirectional or kind == "aer"  # AER's encoder and decoders read both ways
     if bidirectional and conditional:
         raise ValueError("a conditional decoder runs forwards one step at a time: it cannot be bidirectional")
     inputs = keras.Input(shape=(window, n_features), name="window")
@@ -115,11 +122,13 @@ def build_model(
     latent = layers.Dense(latent_dim, name=LATENT_LAYER)(x)
 
     heads = []  # (output name, steps)
-    if kind in ("reconstruction", "composite"):
+    if kind == "aer":
+        heads.append((BACKWARD, horizon))
+    if kind in ("reconstruction", "composite", "aer"):
         heads.append((RECONSTRUCTION, window))
-    if kind in ("prediction", "composite"):
+    if kind in ("prediction", "composite", "aer"):
         heads.append((PREDICTION, horizon))
-    prefix = {RECONSTRUCTION: "decoder", PREDICTION: "predictor"}
+    prefix = {RECONSTRUCTION: "decoder", PREDICTION: "predictor", BACKWARD: "backcaster"}
 
     teachers, train_outputs, infer_outputs = [], [], []
     for name, steps in heads:
@@ -149,11 +158,12 @@ def build_model(
 
     def compiled(model_inputs, outputs, model_name):
         model = keras.Model(model_inputs, outputs if len(outputs) > 1 else outputs[0], name=model_name)
-        if len(outputs) > 1:  # composite: mse(reconstruction) + prediction_weight * mse(prediction)
+        if len(outputs) > 1:  # composite: mse(reconstruction) + prediction_weight * mse(prediction); aer: fixed weights
+            weights = list(AER_LOSS_WEIGHTS) if kind == "aer" else [1.0, float(prediction_weight)]
             model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                loss=["mse", "mse"],
-                loss_weights=[1.0, float(prediction_weight)],
+                loss=["mse"] * len(outputs),
+                loss_weights=weights,
             )
         else:
             model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
@@ -222,7 +232,7 @@ def encoder_of(model: keras.Model) -> keras.Model:
 def output_names(model: keras.Model) -> list[str]:
     """Which decoder each output of a saved (inference) model comes from, in order."""
     names = {layer.name for layer in model.layers}
-    return [n for n in (RECONSTRUCTION, PREDICTION) if n in names]
+    return [n for n in (BACKWARD, RECONSTRUCTION, PREDICTION) if n in names]
 
 
 class Batches(keras.utils.PyDataset):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly.base import AutoencoderBase
-from anomaly.errors import DataError
+from anomaly.errors import ConfigError, DataError
 from anomaly.io import detect_interval
 from anomaly.windows import OverlapMean, batched, pad_sequences, reverse_steps, step_mask
 
@@ -44,6 +44,12 @@ class LSTMSequenceDetector(AutoencoderBase):
 
     FITTED_ON: ClassVar[str] = "sequences"
     ONNX_EXPORT: ClassVar[bool] = False  # the export covers the series model's fixed-length windows
+
+    def check_params(self) -> None:
+        """The shared rules, and no ``aer``: a recording has no rows before its first step to predict."""
+        super().check_params()
+        if self.model_kind == "aer":
+            raise ConfigError("model_kind 'aer' predicts rows before each window: it needs one series (fit), not recordings")
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, sequences, y=None, *, on_epoch=None) -> LSTMSequenceDetector:

@@ -26,6 +26,7 @@ CONFIGS = {
     "reconstruction-conditional": dict(model_kind="reconstruction", reverse=True, conditional=True),
     "reconstruction-stacked": dict(encoder_units=(8, 4), decoder_units=(4, 8), dropout=0.1),
     "composite-bidirectional": dict(model_kind="composite", horizon=H, bidirectional=True),
+    "aer": dict(model_kind="aer", horizon=H),
 }
 
 
@@ -89,6 +90,33 @@ def test_composite_scores_every_row_of_a_stretch(fitted, data):
     assert s["score"].notna().all()
 
 
+def test_aer_predicts_both_sides_of_each_window_and_scores_every_row(fitted, data):
+    """AER (Wong et al. 2022): bidirectional layers; the H rows before each window, the window and the
+    H rows after, weighted 0.25 / 0.5 / 0.25 in the loss; so even the first H rows get estimates."""
+    det = fitted["aer"][0]
+    assert [layer.name for layer in det.model_.layers if layer.name in ("backward", "reconstruction", "prediction")] == [
+        "backward",
+        "reconstruction",
+        "prediction",
+    ]
+    assert det.model_.get_layer("encoder_0").__class__.__name__ == "Bidirectional"  # without bidirectional=True
+    assert {"backward_loss", "reconstruction_loss", "prediction_loss"} <= set(det.history_)
+    h = det.history_
+    np.testing.assert_allclose(
+        h["loss"][-1],
+        0.25 * h["backward_loss"][-1] + 0.5 * h["reconstruction_loss"][-1] + 0.25 * h["prediction_loss"][-1],
+        rtol=2e-2,  # Keras averages each epoch's losses over batches separately: equal up to that
+    )
+    s = det.score(data)
+    assert s["score"].notna().all()
+    # a spike is estimated by the windows after it (backward), over it (reconstruction) and before it
+    spiked = data.copy()
+    spiked.iloc[200, 0] += 8.0
+    assert det.score(spiked)["score"].idxmax() == spiked.index[200]
+    with pytest.raises(DataError, match=f"one window plus the horizon on each side \\({W + 2 * H} rows\\)"):
+        det.score(data.iloc[: W + 2 * H - 1])
+
+
 def test_prediction_flags_an_injected_spike_and_only_from_it_on(fitted, data):
     det = fitted["prediction"][0]
     spiked = data.copy()
@@ -128,6 +156,7 @@ def test_old_model_without_kind_params_loads_as_reconstruction(fitted, data, tmp
         (dict(model_kind="composite", prediction_weight=0), "prediction_weight must be a positive number"),
         (dict(conditional="yes"), "conditional must be true or false"),
         (dict(bidirectional=True, conditional=True), "bidirectional does not work with a conditional decoder"),
+        (dict(model_kind="aer", conditional=True), "'aer' reads both ways"),
     ],
 )
 def test_bad_kind_params_are_refused_before_training(data, params, message):
@@ -279,6 +308,11 @@ def test_sequence_and_series_models_load_only_as_their_own_detector(seq_fitted, 
     series_dir = fitted["prediction"][0].save(tmp_path / "series", onnx=False)
     with pytest.raises(ModelError, match="a model fitted on series: load it with LSTMAutoencoderDetector.load"):
         LSTMSequenceDetector.load(series_dir)
+
+
+def test_sequence_detector_refuses_aer():
+    with pytest.raises(ConfigError, match="'aer' predicts rows before each window"):
+        LSTMSequenceDetector(**{**SEQ, "model_kind": "aer", "conditional": False}).fit(recordings())
 
 
 def test_sequence_detector_takes_only_the_shared_hyperparameters():
