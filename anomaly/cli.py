@@ -725,6 +725,8 @@ def cmd_bench(args) -> int:
 
 
 def _add_bench(sub) -> None:
+    from anomaly.base import MODEL_KINDS  # no TensorFlow import
+
     p = sub.add_parser(
         "bench",
         help="benchmark the detector and two baselines on a labelled dataset folder",
@@ -748,7 +750,7 @@ def _add_bench(sub) -> None:
     )
     p.add_argument(
         "--model-kind",
-        choices=["reconstruction", "prediction", "composite"],
+        choices=MODEL_KINDS,
         help="detector model kind (default: the detector's, reconstruction)",
     )
     p.add_argument("--cache", metavar="DIR", help="save per-timestamp raw scores (npz) under DIR to study post-processing")

@@ -303,3 +303,13 @@ def test_bench_figures_equal_train_then_evaluate_through_the_cli(tmp_path):
     assert got["events"] == bench["events"] >= 2
     for metric in ("overlap_segment", "pointwise"):
         assert got[metric] == bench[metric], metric
+
+
+def test_bench_offers_every_model_kind_of_the_detector():
+    """The bench's --model-kind choices come from the detector's parameter table, not a copy of it."""
+    from anomaly.base import MODEL_KINDS
+
+    result = run_cli("bench", "--help")
+    assert result.returncode == 0
+    assert "{" + ",".join(MODEL_KINDS) + "}" in result.stdout.replace("\n", "").replace(" ", "")
+    assert "aer" in MODEL_KINDS

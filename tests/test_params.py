@@ -98,7 +98,7 @@ def test_the_dashboard_form_shows_a_new_hyperparameter():
 
         st.session_state["got"] = common.more_settings(WithKnob, set(LSTMAutoencoderDetector.param_names()), "m")
 
-    at = AppTest.from_function(page).run()
+    at = AppTest.from_function(page, default_timeout=60).run()  # 3 s by default: too short on a busy CI machine
     assert not at.exception
     assert [n.label for n in at.number_input] == ["Knob"]
     assert at.session_state["got"] == {"knob": 3}
