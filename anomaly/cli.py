@@ -402,11 +402,12 @@ def cmd_evaluate(args) -> int:
         scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     flags = scores["is_anomaly"].to_numpy()
+    found = list(zip(events["start"], events["end"]))
     result = {
         "labels": len(labels),
         "events": len(events),
-        "overlap_segment": overlap_segment(list(zip(events["start"], events["end"])), labels),
-        "weighted_segment": weighted_segment(list(zip(events["start"], events["end"])), labels, data.index[0], data.index[-1]),
+        "overlap_segment": overlap_segment(found, labels),
+        "weighted_segment": weighted_segment(found, labels, data.index[0], data.index[-1]),
         "pointwise": pointwise(scores.index, flags, labels),
         "point_adjusted_optimistic": point_adjusted(scores.index, flags, labels),
     }
