@@ -144,11 +144,6 @@ def future_starts(starts: np.ndarray, window: int) -> np.ndarray:
     return np.asarray(starts, dtype=np.int64) + window
 
 
-def gather_future(values: np.ndarray, starts: np.ndarray, window: int, horizon: int) -> np.ndarray:
-    """The ``horizon`` rows after each window at ``starts``: ``(len(starts), horizon, n_features)``."""
-    return gather(values, future_starts(starts, window), horizon)
-
-
 # -- decoder targets --------------------------------------------------------------------------
 def reverse_steps(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
     """Each sample's steps in reverse order (the reversed reconstruction target of Srivastava et al.).

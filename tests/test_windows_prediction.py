@@ -10,7 +10,6 @@ from anomaly.windows import (
     OverlapMean,
     future_starts,
     gather,
-    gather_future,
     pad_sequences,
     reverse_steps,
     shift_right,
@@ -28,11 +27,11 @@ def test_span_starts_need_window_plus_horizon_complete_rows():
     np.testing.assert_array_equal(span_starts(np.ones(9, dtype=bool), 3, 2, stride=3), [0, 3, 4])
 
 
-def test_gather_future_is_the_rows_after_each_window():
+def test_future_starts_gather_the_rows_after_each_window():
     values = np.arange(20, dtype=np.float32).reshape(10, 2)
     starts = np.array([0, 4])
     np.testing.assert_array_equal(future_starts(starts, 3), [3, 7])
-    future = gather_future(values, starts, 3, 2)
+    future = gather(values, future_starts(starts, 3), 2)
     assert future.shape == (2, 2, 2)
     np.testing.assert_array_equal(future[0], values[3:5])
     np.testing.assert_array_equal(future[1], values[7:9])
@@ -87,5 +86,5 @@ def test_pad_sequences_and_step_mask():
 def test_gather_of_a_window_and_its_future_is_one_span():
     values = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
     starts = span_starts(np.ones(30, dtype=bool), 5, 4, stride=2)
-    both = np.concatenate([gather(values, starts, 5), gather_future(values, starts, 5, 4)], axis=1)
+    both = np.concatenate([gather(values, starts, 5), gather(values, future_starts(starts, 5), 4)], axis=1)
     np.testing.assert_array_equal(both, gather(values, starts, 9))
