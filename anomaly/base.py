@@ -275,7 +275,7 @@ class AutoencoderBase(BaseEstimator):
         ``on_epoch(epoch, logs)``, if given, is called after every epoch with the 0-based epoch and a
         dict of plain floats (``loss``, ``val_loss``): a progress hook for a UI, free of Keras types.
         """
-        from anomaly.model import Batches, EpochHook, EpochProgress
+        from anomaly.model import Batches, EpochHook, EpochProgress, StopSignals
         from anomaly.tfkeras import keras
 
         self.model_ = built.infer
@@ -289,7 +289,11 @@ class AutoencoderBase(BaseEstimator):
             callbacks.append(EpochHook(on_epoch))
         train_data = Batches(n_train, make_train, self.batch_size, shuffle=True, seed=self.seed)
         val_data = Batches(n_val, make_val, self.batch_size, shuffle=False, seed=self.seed) if n_val else None
-        history = built.train.fit(train_data, validation_data=val_data, epochs=self.epochs, callbacks=callbacks, verbose=0)
+        stop = StopSignals()  # Ctrl-C / SIGTERM end training at a batch boundary, then are raised
+        with stop.deferred():
+            history = built.train.fit(
+                train_data, validation_data=val_data, epochs=self.epochs, callbacks=[*callbacks, stop], verbose=0
+            )
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def _targets_to_batch(self, x: np.ndarray, targets: list[np.ndarray]):

@@ -8,6 +8,10 @@ See :func:`build_model`.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 import numpy as np
 
 from anomaly.tfkeras import keras, tf
@@ -411,6 +415,66 @@ class EpochProgress(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.bar is not None:
             self.bar.close()
+
+
+class StopSignals(keras.callbacks.Callback):
+    """Ctrl-C and SIGTERM during ``fit``: stop at the next batch boundary, then deliver the signal.
+
+    Python raises KeyboardInterrupt at whatever bytecode the main thread runs; inside Keras' loop that
+    can be mid-way through the PyDataset/tf.data machinery, and such an interrupt has crashed the
+    process (glibc "free(): invalid next size", SIGABRT) instead of ending it with exit code 130.
+    Keras' own ``stop_training``/``stop_evaluating`` flags end the loop cleanly instead; the signal is
+    re-raised by :meth:`deferred` once ``fit`` has returned. A second signal is not deferred.
+    Outside the main thread (a Streamlit script thread) nothing is changed: signals cannot be handled
+    there, and none arrive.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        super().__init__()
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:  # asked twice: stop now, as if nothing were deferred
+            self._restore()
+            signal.raise_signal(signum)
+            return
+        self.received = signum
+        if self.model is not None:
+            self.model.stop_training = True
+            self.model.stop_evaluating = True
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Install the handlers around the ``with`` body; on a clean exit, re-raise a deferred signal
+        through the handler it would have met (KeyboardInterrupt, the CLI's Terminated, or default)."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                previous = signal.getsignal(signum)
+                if previous not in (signal.SIG_IGN, None):  # None: installed outside Python; leave it
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            self._restore()
+        if self.received is not None:
+            signal.raise_signal(self.received)
+
+    # A signal that arrived while Keras traced or validated: the next batch boundary ends the loop too.
+    def on_train_batch_end(self, batch, logs=None):
+        if self.received is not None:
+            self.model.stop_training = True
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.received is not None:
+            self.model.stop_evaluating = True
 
 
 class EpochHook(keras.callbacks.Callback):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
-from anomaly.model import Batches, Predictor, build_autoencoder, build_model, encoder_of, output_names
+from anomaly.model import Batches, Predictor, StopSignals, build_autoencoder, build_model, encoder_of, output_names
 from anomaly.tfkeras import keras
 from anomaly.windows import shift_right
 
@@ -130,6 +132,73 @@ def test_batches_shuffle_reproducibly_and_cover_every_sample():
         data.on_epoch_end()
         again.on_epoch_end()
     assert not np.array_equal(seen[0], seen[1])
+
+
+class SignalAt(keras.callbacks.Callback):
+    """Sends ``signum`` to this process at training batch ``at`` (``times`` times); counts batches."""
+
+    def __init__(self, signum, at: int, times: int = 1):
+        super().__init__()
+        self.signum, self.at, self.times, self.batches = signum, at, times, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.batches == self.at:
+            for _ in range(self.times):
+                signal.raise_signal(self.signum)
+
+
+class Stopped(Exception):
+    pass
+
+
+def fit_with(callback, stop: StopSignals) -> None:
+    keras.utils.set_random_seed(0)
+    model = build_model(kind="reconstruction", **SMALL).train
+    x = windows(64)
+    with stop.deferred():
+        model.fit(x, x, batch_size=4, epochs=5, validation_data=(x[:8], x[:8]), callbacks=[callback, stop], verbose=0)
+
+
+def test_ctrl_c_during_training_stops_at_the_batch_boundary_then_interrupts():
+    signal_at = SignalAt(signal.SIGINT, at=3)
+    stop = StopSignals()
+    with pytest.raises(KeyboardInterrupt):
+        fit_with(signal_at, stop)
+    assert signal_at.batches == 3, "training went on after Ctrl-C"
+    assert stop.received == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handler was not restored"
+
+
+def test_sigterm_during_training_reaches_the_previous_handler_after_fit():
+    def handler(signum, frame):
+        raise Stopped()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        signal_at = SignalAt(signal.SIGTERM, at=2)
+        with pytest.raises(Stopped):
+            fit_with(signal_at, StopSignals())
+        assert signal_at.batches == 2
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_second_ctrl_c_is_not_deferred():
+    signal_at = SignalAt(signal.SIGINT, at=2, times=2)
+    stop = StopSignals()
+    with pytest.raises(KeyboardInterrupt):
+        fit_with(signal_at, stop)
+    assert signal_at.batches == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_training_without_a_signal_raises_nothing_and_restores_the_handlers():
+    signal_at = SignalAt(signal.SIGINT, at=0)
+    fit_with(signal_at, StopSignals())
+    assert signal_at.batches == 5 * 16
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_unknown_kind_is_refused():
