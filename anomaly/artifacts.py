@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomaly import __version__
+from anomaly import __version__, mixture
 from anomaly.errors import ModelError, first_line
 
 FORMAT = "lstm-anomaly-model"
@@ -252,6 +252,21 @@ def _validate(meta: dict, path: Path) -> None:
     need(numbers(meta.get("normal_scores")) and len(meta["normal_scores"]) > 0, "'normal_scores'")
     # optional: models saved before causal flagging lack them (see load_detector)
     need("normal_errors" not in meta or (numbers(meta["normal_errors"]) and len(meta["normal_errors"]) > 0), "'normal_errors'")
+    ranges = meta.get("part_ranges")  # AER's mixture (combination mult/sum) only; None or absent otherwise
+    need(
+        (ranges is None) == (meta["params"].get("combination", "mean") == "mean")
+        and (
+            ranges is None
+            or (
+                isinstance(ranges, dict)
+                and set(ranges) == set(mixture.PARTS)
+                and all(
+                    isinstance(r, list) and len(r) == 2 and all(numbers(v, n - len(context)) for v in r) for r in ranges.values()
+                )
+            )
+        ),
+        "'part_ranges'",
+    )
     stride = meta.get("stride")
     need(stride is None or (isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1), "'stride'")
     interval = meta.get("interval_seconds")

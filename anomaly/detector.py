@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly import events as events_mod
-from anomaly import flagging, scoring
+from anomaly import flagging, mixture, scoring
 from anomaly.base import AutoencoderBase
 from anomaly.errors import AnomalyError, ConfigError, DataError, ModelError, first_line
 from anomaly.io import detect_interval
@@ -38,6 +38,7 @@ from anomaly.windows import (
 MIN_TRAIN_WINDOWS = 16
 MIN_VAL_WINDOWS = 4
 OVERLAPS = ("mean", "median")
+COMBINATIONS = ("mean", *mixture.JOINS)
 MAX_TRAIN_WINDOWS = 2500  # stride="auto" grows the stride on long series so a fit sees about this many windows
 TRAILING_RULE = flagging.TRAILING  # the causal rule; the others (postprocess.LOCAL_RULES) judge the whole batch
 
@@ -195,6 +196,15 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         flag="--overlap",
         group="other",
     )
+    combination: str = param(
+        "mean",
+        "choice",
+        "join a row's reconstruction and prediction errors (composite, aer): mean of every estimate's error; "
+        "mult or sum: AER's, each scaled by its range on held-out normal rows",
+        choices=COMBINATIONS,
+        flag="--combination",
+        group="other",
+    )
     context_columns: tuple[str, ...] = param(
         (), "names", "input-only columns (read by the encoder, never rebuilt nor scored)", group="other", form=False
     )
@@ -211,6 +221,18 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             raise ConfigError(f"stride ({stride}) must not exceed horizon ({self.horizon}) for prediction, or rows go unscored")
         if self.context_columns and self.conditional:
             raise ConfigError("context_columns do not work with a conditional decoder (it is fed its own targets)")
+        if self.combination != "mean" and self.model_kind not in ("composite", "aer"):
+            raise ConfigError(
+                f"combination {self.combination!r} joins reconstruction and prediction errors: "
+                f"model_kind {self.model_kind!r} has only one of them (use composite or aer)"
+            )
+        if self.combination != "mean" and stride != "auto" and stride > self.horizon:
+            raise ConfigError(
+                f"stride ({stride}) must not exceed horizon ({self.horizon}) with combination {self.combination!r}, "
+                "or rows go without a regression error"
+            )
+        if self.combination != "mean" and self.overlap == "median":
+            raise ConfigError(f"combination {self.combination!r} joins the mean errors of each part: use overlap 'mean'")
 
     def _context(self) -> tuple[str, ...]:
         return tuple(self.context_columns)
@@ -271,7 +293,10 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         )
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
-        self._learn_normal(self.row_errors(values, val if len(val) else train))
+        parts = self._accumulate(values, val if len(val) else train)[0]
+        # AER's mixture (combination mult/sum): each part's range on the same held-out rows
+        self.part_ranges_ = mixture.part_ranges(parts) if self.combination != "mean" else None
+        self._learn_normal(self._joined(parts))
         self.fingerprint_ = fingerprint(X)
         return self
 
@@ -281,7 +306,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         if self.stride != "auto":
             return int(self.stride)
         stride = min(max(1, math.ceil(n_rows / MAX_TRAIN_WINDOWS)), max(1, self.window // 4))
-        return min(stride, self.horizon) if self.model_kind == "prediction" else stride
+        # A prediction, and a mixture's regression part, must reach every row: windows at most a horizon apart.
+        return min(stride, self.horizon) if self.model_kind == "prediction" or self.combination != "mean" else stride
 
     def _split(self, starts: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Training and held-out window starts: the last windows are held out, one window apart."""
@@ -331,12 +357,24 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         Reconstructions count for the rows of their window, predictions for the rows after it (and
         aer's backward predictions for the rows before it).
         ``overlap="mean"``: the mean of the estimates' squared errors; ``"median"``: the squared
-        error of the median estimate (which is then the estimate returned).
+        error of the median estimate (which is then the estimate returned). ``combination`` mult or
+        sum: the reconstruction and regression errors joined AER's way (:mod:`anomaly.mixture`).
         """
+        parts, estimate = self._accumulate(values, starts, reconstruct)
+        return self._joined(parts), estimate
+
+    def _joined(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """The per-row, per-target errors from :meth:`_accumulate`'s parts under ``combination``."""
+        return parts["all"] if self.combination == "mean" else mixture.join(parts, self.part_ranges_, self.combination)
+
+    def _accumulate(self, values: np.ndarray, starts: np.ndarray, reconstruct: bool = False):
+        """Each part's per-row, per-target squared errors (``{"all": ...}``, or with a ``combination``
+        the reconstruction and regression parts apart) and the rows' estimates if asked."""
         targets_of = self._target_values(values)
         n_targets = targets_of.shape[1]
         median = self.overlap == "median"
-        errors = None if median else OverlapMean(len(values), n_targets)
+        part_of = (lambda name: "all") if self.combination == "mean" else mixture.part_of
+        errors = {} if median else {part_of(name): OverlapMean(len(values), n_targets) for name in self._outputs()}
         recon = (
             OverlapMedian(len(values), n_targets) if median else (OverlapMean(len(values), n_targets) if reconstruct else None)
         )
@@ -352,14 +390,16 @@ class LSTMAutoencoderDetector(AutoencoderBase):
                     target = None if median else (x if targets_of is values else gather(targets_of, batch, self.window))
                 else:
                     target = None if median else gather(targets_of, at, length)
-                if errors is not None:
-                    errors.add(at, (y - target) ** 2)
+                if not median:
+                    errors[part_of(name)].add(at, (y - target) ** 2)
                 if recon is not None:
                     recon.add(at, y)
         if median:
             estimate = recon.median()
-            return (estimate - targets_of) ** 2, (estimate if reconstruct else None)
-        return errors.mean(consume=True), (recon.mean(consume=True) if recon is not None else None)
+            return {"all": (estimate - targets_of) ** 2}, (estimate if reconstruct else None)
+        return {part: acc.mean(consume=True) for part, acc in errors.items()}, (
+            recon.mean(consume=True) if recon is not None else None
+        )
 
     def row_errors(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Per-row, per-target squared errors of the windows at ``starts`` (:meth:`forward` without estimates)."""
@@ -536,12 +576,13 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     # -- persistence ------------------------------------------------------------------------
     def fitted_state(self) -> dict:
         """The learned state as JSON values, with the stride in force."""
-        return {**super().fitted_state(), "stride": int(self.stride_)}
+        return {**super().fitted_state(), "stride": int(self.stride_), "part_ranges": self.part_ranges_}
 
     def restore(self, state: dict, model) -> LSTMAutoencoderDetector:
         """Set the learned state from :meth:`fitted_state`'s JSON and the loaded ``model``; returns ``self``."""
         super().restore(state, model)
         self.stride_ = int(state.get("stride", self.stride if self.stride != "auto" else 1))
+        self.part_ranges_ = state.get("part_ranges")  # None: errors joined by their mean (combination "mean")
         return self
 
     @classmethod

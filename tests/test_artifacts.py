@@ -185,6 +185,7 @@ TAMPERED = {
     "huge-int": (lambda m: m["scaler"].update(mean=[10**400, 0.0]), "'scaler.mean'"),
     "short-scale": (lambda m: m["scaler"].update(scale=[1.0]), "'scaler.scale'"),
     "zero-error-ref": (lambda m: m.update(error_ref=[0.0, 1.0]), "'error_ref'"),
+    "ranges-without-mixture": (lambda m: m.update(part_ranges={"reconstruction": [[0.0, 0.0], [1.0, 1.0]]}), "'part_ranges'"),
     "duplicate-columns": (lambda m: m.update(columns=["a", "a"]), "'columns'"),
     "no-columns": (lambda m: m.pop("columns"), "'columns'"),
     "empty-normal-scores": (lambda m: m.update(normal_scores=[]), "'normal_scores'"),

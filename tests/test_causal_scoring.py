@@ -22,6 +22,11 @@ from anomaly.scheduled import Job, run_job
 
 N, NORMAL, WINDOW = 900, 400, 8
 TINY = {**conftest.TINY, "window": WINDOW, "local_trailing": 200, "event_padding": 10}
+# The defaults, and AER's mixture of errors (scaled by ranges learned at fit, so still causal).
+H = 2
+CONFIGS = {"defaults": {}, "aer-mult": {"model_kind": "aer", "horizon": H, "combination": "mult"}}
+# rows at the end of a prefix still waiting for windows: a window, and for aer a horizon on each side
+SPAN = {"defaults": WINDOW, "aer-mult": WINDOW + 2 * H}
 
 
 def make_data() -> pd.DataFrame:
@@ -39,14 +44,24 @@ def make_data() -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+def fit_saved(config: str, tmp_path_factory):
     data = make_data()
-    detector = LSTMAutoencoderDetector(**TINY).fit(data.iloc[:NORMAL])
+    detector = LSTMAutoencoderDetector(**TINY, **CONFIGS[config]).fit(data.iloc[:NORMAL])
     folder = tmp_path_factory.mktemp("causal")
     detector.save(folder / "model")
     data.reset_index().to_csv(folder / "full.csv", index=False)
-    return detector, data, folder
+    return detector, data, folder, SPAN[config]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """The defaults: incremental scoring and the database support reconstruction models only."""
+    return fit_saved("defaults", tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def every_config(request, fitted, tmp_path_factory):
+    return fitted if request.param == "defaults" else fit_saved(request.param, tmp_path_factory)
 
 
 def test_defaults_are_the_causal_rule():
@@ -55,8 +70,8 @@ def test_defaults_are_the_causal_rule():
     assert det.stride == "auto"
 
 
-def test_long_anomaly_is_flagged_and_normal_rows_are_not(fitted):
-    detector, data, _ = fitted
+def test_long_anomaly_is_flagged_and_normal_rows_are_not(every_config):
+    detector, data, _, span = every_config
     out = detector.score(data)
     flags = out["is_anomaly"].to_numpy()
     assert flags[560:700].mean() > 0.9  # the plateau stays flagged to its end
@@ -67,7 +82,7 @@ def test_long_anomaly_is_flagged_and_normal_rows_are_not(fitted):
 
 
 def test_ten_chunks_equal_one_call_flags_and_events(fitted):
-    detector, data, _ = fitted
+    detector, data, _, span = fitted
     whole = detector.score(data)
     saved, parts = None, []
     for end in np.linspace(NORMAL // 2, N, 10).astype(int):
@@ -83,17 +98,17 @@ def test_ten_chunks_equal_one_call_flags_and_events(fitted):
     pd.testing.assert_frame_equal(detector.events(merged), detector.events(whole), check_exact=False, rtol=1e-6)
 
 
-def test_appending_rows_never_changes_a_final_flag(fitted):
-    detector, data, _ = fitted
+def test_appending_rows_never_changes_a_final_flag(every_config):
+    detector, data, _, span = every_config
     full = detector.score(data)["is_anomaly"].to_numpy()
     for end in (NORMAL + 100, 560, 620, 700, 805):
         part = detector.score(data.iloc[:end])["is_anomaly"].to_numpy()
-        final = end - WINDOW  # rows whose every window is already in the prefix
+        final = end - span  # rows whose every window is already in the prefix
         assert np.array_equal(part[:final], full[:final]), end
 
 
 def test_incremental_database_runs_equal_one_call(fitted, tmp_path):
-    detector, data, folder = fitted
+    detector, data, folder, span = fitted
     db = tmp_path / "results.db"
     whole = detector.score(data)
     for end in (500, 560, 640, 700, 780, 810, N):
@@ -112,11 +127,11 @@ def test_incremental_database_runs_equal_one_call(fitted, tmp_path):
     np.testing.assert_allclose(stored["threshold"], expected["threshold"], rtol=1e-6)
     found = detector.events(whole)
     assert list(events["start"]) == list(found["start"]) and list(events["end"]) == list(found["end"])
-    assert at == data.index[N - WINDOW] and len(state["trail"]) <= TINY["local_trailing"]  # window - 1 rows provisional
+    assert at == data.index[N - span] and len(state["trail"]) <= TINY["local_trailing"]  # window - 1 rows provisional
 
 
 def test_rescore_flags_from_the_start_again(fitted, tmp_path):
-    detector, data, folder = fitted
+    detector, data, folder, span = fitted
     db = tmp_path / "results.db"
     data.reset_index().to_csv(tmp_path / "live.csv", index=False)
     job = Job(str(tmp_path / "live.csv"), str(folder / "model"), source="live")
@@ -142,14 +157,14 @@ def test_a_model_retrained_into_the_same_folder_is_a_new_version_in_the_database
 
     from anomaly.store import open_store
 
-    detector, data, folder = fitted
+    detector, data, folder, span = fitted
     model, db = tmp_path / "model", str(tmp_path / "results.db")
     shutil.copytree(folder / "model", model)
     data.iloc[:700].reset_index().to_csv(tmp_path / "live.csv", index=False)
     job = Job(str(tmp_path / "live.csv"), str(model), source="live")
     first = job.model_name
     assert run_job(job, db).status == "success"
-    LSTMAutoencoderDetector(**{**TINY, "seed": 1}).fit(data.iloc[:NORMAL]).save(model)  # retrained in place
+    LSTMAutoencoderDetector(**{**detector.get_params(), "seed": 1}).fit(data.iloc[:NORMAL]).save(model)  # retrained in place
     second = job.model_name
     assert first != second and first.rsplit("@", 1)[0] == second.rsplit("@", 1)[0] == str(model.resolve())
     again = run_job(job, db)

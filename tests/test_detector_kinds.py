@@ -27,6 +27,8 @@ CONFIGS = {
     "reconstruction-stacked": dict(encoder_units=(8, 4), decoder_units=(4, 8), dropout=0.1),
     "composite-bidirectional": dict(model_kind="composite", horizon=H, bidirectional=True),
     "aer": dict(model_kind="aer", horizon=H),
+    "aer-mult": dict(model_kind="aer", horizon=H, combination="mult"),
+    "composite-sum": dict(model_kind="composite", horizon=H, combination="sum"),
 }
 
 
@@ -157,11 +159,46 @@ def test_old_model_without_kind_params_loads_as_reconstruction(fitted, data, tmp
         (dict(conditional="yes"), "conditional must be true or false"),
         (dict(bidirectional=True, conditional=True), "bidirectional does not work with a conditional decoder"),
         (dict(model_kind="aer", conditional=True), "'aer' reads both ways"),
+        (dict(combination="mult"), "model_kind 'reconstruction' has only one of them"),
+        (dict(model_kind="prediction", combination="sum"), "model_kind 'prediction' has only one of them"),
+        (dict(model_kind="aer", combination="mult", overlap="median"), "use overlap 'mean'"),
+        (dict(model_kind="aer", horizon=2, stride=3, combination="mult"), "rows go without a regression error"),
+        (dict(model_kind="aer", combination="max"), "combination must be one of"),
     ],
 )
 def test_bad_kind_params_are_refused_before_training(data, params, message):
     with pytest.raises(ConfigError, match=message):
         LSTMAutoencoderDetector(**{**TINY, **params}).fit(data)
+
+
+def test_mixture_joins_the_parts_scaled_by_their_held_out_normal_ranges(fitted, data):
+    """combination mult/sum (AER's): per row and sensor, the reconstruction and regression errors,
+    each scaled by its [min, max] on the held-out normal rows of the fit, then joined; the ranges are
+    saved with the model, and a spike still scores highest on its own row."""
+    from anomaly import mixture
+
+    for name, how in (("aer-mult", "mult"), ("composite-sum", "sum")):
+        det, loaded, path = fitted[name]
+        assert det.stride_ <= H  # every row has a regression estimate
+        ranges = det.part_ranges_
+        assert set(ranges) == {"reconstruction", "regression"}
+        assert json.loads((path / "detector.json").read_text())["part_ranges"] == ranges == loaded.part_ranges_
+        for low, high in ranges.values():
+            assert np.all(np.asarray(low) >= 0) and np.all(np.asarray(high) > np.asarray(low))
+        # the joined error of a row: mult (1 + rec)(1 + reg) - 1, sum their mean, of the scaled parts
+        rec, reg = np.array([[0.0, 1.0]]), np.array([[2.0, np.nan]])
+        scaled = {p: mixture.scaled(v, ranges[p]) for p, v in (("reconstruction", rec), ("regression", reg))}
+        expected = (
+            (1 + scaled["reconstruction"]) * (1 + np.nan_to_num(scaled["regression"])) - 1
+            if how == "mult"
+            else np.array([[(scaled["reconstruction"][0, 0] + scaled["regression"][0, 0]) / 2, scaled["reconstruction"][0, 1]]])
+        )
+        np.testing.assert_allclose(mixture.join({"reconstruction": rec, "regression": reg}, ranges, how), expected)
+        # held-out normal rows join to at most the worst normal row: 3 (mult) or 1 (sum) per sensor
+        assert det.normal_errors_.max() <= (3.0 if how == "mult" else 1.0) + 1e-9
+        spiked = data.copy()
+        spiked.iloc[200, 0] += 8.0
+        assert det.score(spiked)["score"].idxmax() == spiked.index[200]
 
 
 def test_prediction_needs_window_plus_horizon_rows(fitted, data):
