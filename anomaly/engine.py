@@ -47,8 +47,14 @@ ONNX_BATCH = 256
 
 def export_onnx(model, path: Path) -> None:
     """Write the Keras inference ``model`` to ``path`` as ONNX (opset chosen by tf2onnx)."""
+    import logging
     import warnings
 
+    # tf2onnx's notes on the graph ("rnn ... following Reverse op isn't the part of bi-rnn" for a
+    # bidirectional model) are not the user's business either: errors only, while it converts.
+    converter_log = logging.getLogger("tf2onnx")
+    level = converter_log.level
+    converter_log.setLevel(logging.ERROR)
     try:
         model(np.zeros((1, *model.input_shape[1:]), np.float32))  # Keras exports only a model that has been called
         with warnings.catch_warnings():  # tf2onnx's numpy-2 FutureWarning is not the user's business
@@ -58,6 +64,8 @@ def export_onnx(model, path: Path) -> None:
         raise ModelError(f"ONNX export needs the 'tf2onnx' and 'onnx' packages ({exc})") from None
     except Exception as exc:  # tf2onnx raises many types for a graph it cannot convert
         raise ModelError(f"cannot export the model to ONNX ({first_line(exc, 300)})") from None
+    finally:
+        converter_log.setLevel(level)
 
 
 class OnnxModel:

@@ -203,3 +203,23 @@ def test_both_runners_are_engines(exported):
     keras = LSTMAutoencoderDetector.load(exported["reconstruction"], engine="tensorflow")._predictor()
     assert isinstance(onnx, Engine) and isinstance(keras, Engine)
     assert type(onnx).__name__ == "OnnxModel" and type(keras).__name__ == "Predictor"
+
+
+def test_exporting_a_bidirectional_model_logs_nothing(tmp_path, caplog):
+    """tf2onnx notes "rnn ... following Reverse op isn't the part of bi-rnn" on bidirectional layers:
+    a conversion detail, kept off the user's stderr (the export is still checked against TensorFlow above)."""
+    import logging
+
+    from anomaly.engine import OnnxModel, export_onnx
+    from anomaly.model import build_model
+
+    model = build_model(
+        kind="aer", window=6, n_features=2, encoder_units=(4,), decoder_units=(4,), latent_dim=2, horizon=1, bidirectional=True
+    ).infer
+    with caplog.at_level(logging.INFO):
+        export_onnx(model, tmp_path / "model.onnx")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tf2onnx") and r.levelno >= logging.WARNING] == []
+    assert logging.getLogger("tf2onnx").level == logging.NOTSET  # restored
+    x = np.random.default_rng(0).normal(size=(3, 6, 2)).astype(np.float32)
+    for a, b in zip(OnnxModel(tmp_path / "model.onnx")(x), model.predict(x, verbose=0)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
