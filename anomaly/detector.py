@@ -28,6 +28,7 @@ from anomaly.windows import (
     OverlapMean,
     OverlapMedian,
     batched,
+    coverage,
     future_starts,
     gather,
     reverse_steps,
@@ -340,16 +341,38 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             )
         X = X[self.columns_]
         values = self._scale(X)
-        lead = self._lead() if span is None else 0
-        span = lead + self.window + self._horizon() if span is None else span
-        starts = window_starts(np.isfinite(values).all(axis=1), span, self.stride_) + lead
+        starts = self._window_starts(np.isfinite(values).all(axis=1), span)
         if len(starts) == 0:
+            lead = self._lead() if span is None else 0
+            span = lead + self.window + self._horizon() if span is None else span
             around = "the horizon on each side" if lead else "the horizon"
             need = f"one window ({self.window} rows)" if span == self.window else f"one window plus {around} ({span} rows)"
             raise DataError(
                 f"no complete window to score: the series has {len(X)} rows and no stretch without gaps of at least {need}"
             )
         return X, values, starts
+
+    def _window_starts(self, finite_rows: np.ndarray, span: int | None = None) -> np.ndarray:
+        """Starts of the windows scored over rows ``finite_rows``: each with the rows its decoders estimate
+        around it (by default), else ``span`` rows, without a gap."""
+        lead = self._lead() if span is None else 0
+        span = lead + self.window + self._horizon() if span is None else span
+        return window_starts(finite_rows, span, self.stride_) + lead
+
+    def reach(self) -> tuple[int, int]:
+        """``(before, after)``: a window starting at row ``s`` estimates rows ``s - before`` to
+        ``s + after - 1`` at most (a reconstruction: ``(0, window)``); incremental scoring's bounds."""
+        return self._lead(), self.window + self._horizon()
+
+    def estimated_rows(self, finite_rows: np.ndarray) -> np.ndarray:
+        """Which rows get a score when rows ``finite_rows`` (no NaN) are scored: those some decoder of
+        a complete window estimates (not, for ``prediction``, the first ``window`` rows of a stretch)."""
+        starts = self._window_starts(np.asarray(finite_rows, dtype=bool))
+        estimated = np.zeros(len(finite_rows), dtype=bool)
+        for name in self._outputs():
+            at, length = self._estimated(name, starts)
+            estimated |= coverage(len(finite_rows), at, length) > 0
+        return estimated
 
     def forward(self, values: np.ndarray, starts: np.ndarray, reconstruct: bool = False):
         """Per-row, per-target squared error and mean estimate over every estimate of the row.

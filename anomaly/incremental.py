@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly import scoring
-from anomaly.windows import segments, window_starts
+from anomaly.windows import coverage, segments, window_starts
 
 EWM_TOLERANCE = 1e-16  # history weight below which the smoothed score cannot change a double
 
@@ -41,14 +41,6 @@ def ewm_horizon(span: int) -> int:
         return 0
     alpha = 2.0 / (span + 1.0)
     return int(math.ceil(math.log(EWM_TOLERANCE) / math.log(1.0 - alpha)))
-
-
-def coverage(n_rows: int, starts: np.ndarray, window: int) -> np.ndarray:
-    """How many windows (beginning at ``starts``) cover each row."""
-    delta = np.zeros(n_rows + 1, dtype=np.int64)
-    np.add.at(delta, starts, 1)
-    np.add.at(delta, starts + window, -1)
-    return np.cumsum(delta)[:n_rows]
 
 
 def _dilate(mask: np.ndarray, left: int, right: int) -> np.ndarray:
@@ -92,8 +84,9 @@ def score_rows(
         from anomaly.errors import ConfigError
 
         raise ConfigError(
-            f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
-            "score the whole series with 'anomaly score --out' instead"
+            f"incremental scoring with a fixed threshold supports reconstruction models only, not model_kind '{kind}'; "
+            "use the model's own causal rule (no --threshold or --quantile), or score the whole series with "
+            "'anomaly score --out'"
         )
     if detector.has_postprocessing() and threshold is None and quantile is None:
         # anomaly.postprocess works on the whole scored batch (local thresholds and pruning judge a row
@@ -137,38 +130,34 @@ def score_causal(
     """The rows of ``X`` after the checkpoint ``saved`` (``(at, state)``; None: from the first row,
     seeded like a one-shot score), scored and flagged from its state, and the new checkpoint.
 
-    A row's score is final once every window covering it is in ``X``: all but the last ``window - 1``
-    rows (``window`` with a stride above 1). The checkpoint moves to the last final row; the rows after it are written too
-    (as a one-shot score of ``X`` would give them) and flagged again by the next run.
+    A row's score is final once every window whose estimates reach it is in ``X``: all but the last
+    ``span - 1`` rows (``span`` with a stride above 1), where a window's span is its rows plus, for the
+    kinds that predict, the horizon after it (and for aer before it). The checkpoint moves to the last
+    final row; the rows after it are written too (as a one-shot score of ``X`` would give them) and
+    flagged again by the next run. Every model kind; rows nothing estimates (a prediction's first
+    ``window`` rows of a stretch) are not returned, as they are not stored.
     """
     from anomaly import flagging
 
-    kind = getattr(detector, "model_kind", "reconstruction")
-    if kind != "reconstruction":
-        from anomaly.errors import ConfigError
-
-        raise ConfigError(
-            f"incremental scoring supports reconstruction models only, not model_kind '{kind}'; "
-            "score the whole series with 'anomaly score --out' instead"
-        )
     X, values, starts = detector.prepare(X)
-    n, window = len(X), detector.window
+    n = len(X)
+    before, after = detector.reach()  # the window at s estimates rows s - before .. s + after - 1
     rule = detector.flag_rule()
     if saved is None:
         first, state = 0, detector.flag_seed(rule)
     else:
         first, state = int(X.index.searchsorted(saved[0], side="right")), flagging.FlagState.from_dict(saved[1])
-    covered = coverage(n, starts, window) > 0
-    need = starts[starts + window - 1 >= first]
+    estimated = detector.estimated_rows(np.isfinite(values).all(axis=1))
+    need = starts[starts + after - 1 >= first]
     if len(need) == 0:
         return scoring.empty_frame(detector.target_columns_, X.index), saved
-    lo, hi = int(need[0]), int(need[-1]) + window
+    lo, hi = int(need[0]) - before, int(need[-1]) + after
     first = max(first, lo)  # rows in a gap before the first window have no score
     row_errors, _ = detector.forward(values[lo:hi], need - lo)
     row_errors = row_errors[first - lo :]  # rows first .. hi-1 (the rows before first lack some windows)
     raw = detector.sensor_mean(row_errors)
     # rows before `last` have all their windows (with stride > 1 the segment's last window moves as rows arrive)
-    last = n - window + (1 if detector.stride_ == 1 else 0)
+    last = n - (before + after) + (1 if detector.stride_ == 1 else 0)
     final = max(0, min(last, hi) - first)  # rows first .. first+final-1
     head = flagging.flag(raw[:final], rule, state)
     tail = flagging.flag(raw[final:], rule, head.state.copy())
@@ -182,7 +171,7 @@ def score_causal(
     )
     scoring.add_sensor_columns(out, detector.target_columns_, row_errors)
     checkpoint = (X.index[first + final - 1], head.state.to_dict()) if final else saved
-    return out[covered[first:hi]], checkpoint
+    return out[estimated[first:hi]], checkpoint
 
 
 def event_cutoff(

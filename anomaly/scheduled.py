@@ -142,24 +142,24 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
 
 def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detector, data) -> JobResult:
     """A run of a model with causal flagging: the rows after the stored checkpoint, flagged from its state."""
-    from anomaly.incremental import coverage, score_causal
-    from anomaly.windows import window_starts
+    from anomaly.incremental import score_causal
 
     source, model = job.source_name, job.model_name
     stamps = naive_utc(data.index)  # the database's clock: naive UTC
     saved = None if job.rescore else store.flag_state(source, model)
-    if saved is not None and saved[0] < stamps[0] + (detector.window - 1) * detector.interval_:
+    context = sum(detector.reach()) - 1  # rows before a row whose windows' estimates reach it
+    if saved is not None and saved[0] < stamps[0] + context * detector.interval_:
         log.warning(
             "DATA starts only %d rows before the first row to write (the model needs %d for full context); "
             "keep older rows in DATA for scores equal to a full re-score",
             max(0, int((saved[0] - stamps[0]) / detector.interval_)),
-            detector.window - 1,
+            context,
             extra={"fields": {"source": source}},
         )
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
     if saved is not None:
         finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
-        scorable = coverage(len(data), window_starts(finite, detector.window, detector.stride_), detector.window) > 0
+        scorable = detector.estimated_rows(finite)
         waiting = scorable & ~stamps.isin(known)
         if not waiting.any():  # nothing new: the rows after the state's row are stored as this DATA gives them
             store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)

@@ -42,6 +42,14 @@ def window_starts(finite_rows: np.ndarray, window: int, stride: int = 1) -> np.n
     return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
 
 
+def coverage(n_rows: int, starts: np.ndarray, window: int) -> np.ndarray:
+    """How many blocks of ``window`` rows (beginning at ``starts``) cover each row."""
+    delta = np.zeros(n_rows + 1, dtype=np.int64)
+    np.add.at(delta, starts, 1)
+    np.add.at(delta, starts + window, -1)
+    return np.cumsum(delta)[:n_rows]
+
+
 def gather(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
     """The windows beginning at ``starts`` as a ``(len(starts), window, n_features)`` array."""
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)  # (n, f, window), no copy

@@ -24,9 +24,13 @@ N, NORMAL, WINDOW = 900, 400, 8
 TINY = {**conftest.TINY, "window": WINDOW, "local_trailing": 200, "event_padding": 10}
 # The defaults, and AER's mixture of errors (scaled by ranges learned at fit, so still causal).
 H = 2
-CONFIGS = {"defaults": {}, "aer-mult": {"model_kind": "aer", "horizon": H, "combination": "mult"}}
-# rows at the end of a prefix still waiting for windows: a window, and for aer a horizon on each side
-SPAN = {"defaults": WINDOW, "aer-mult": WINDOW + 2 * H}
+CONFIGS = {
+    "defaults": {},
+    "aer-mult": {"model_kind": "aer", "horizon": H, "combination": "mult"},
+    "prediction": {"model_kind": "prediction", "horizon": H},
+}
+# rows at the end of a prefix still waiting for windows: a window, plus the horizon (each side for aer)
+SPAN = {"defaults": WINDOW, "aer-mult": WINDOW + 2 * H, "prediction": WINDOW + H}
 
 
 def make_data() -> pd.DataFrame:
@@ -53,15 +57,10 @@ def fit_saved(config: str, tmp_path_factory):
     return detector, data, folder, SPAN[config]
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    """The defaults: incremental scoring and the database support reconstruction models only."""
-    return fit_saved("defaults", tmp_path_factory)
-
-
 @pytest.fixture(scope="module", params=list(CONFIGS))
-def every_config(request, fitted, tmp_path_factory):
-    return fitted if request.param == "defaults" else fit_saved(request.param, tmp_path_factory)
+def fitted(request, tmp_path_factory):
+    """The defaults and the other kinds: every one scores causally, in chunks and into the database."""
+    return fit_saved(request.param, tmp_path_factory)
 
 
 def test_defaults_are_the_causal_rule():
@@ -70,8 +69,8 @@ def test_defaults_are_the_causal_rule():
     assert det.stride == "auto"
 
 
-def test_long_anomaly_is_flagged_and_normal_rows_are_not(every_config):
-    detector, data, _, span = every_config
+def test_long_anomaly_is_flagged_and_normal_rows_are_not(fitted):
+    detector, data, _, span = fitted
     out = detector.score(data)
     flags = out["is_anomaly"].to_numpy()
     assert flags[560:700].mean() > 0.9  # the plateau stays flagged to its end
@@ -98,8 +97,8 @@ def test_ten_chunks_equal_one_call_flags_and_events(fitted):
     pd.testing.assert_frame_equal(detector.events(merged), detector.events(whole), check_exact=False, rtol=1e-6)
 
 
-def test_appending_rows_never_changes_a_final_flag(every_config):
-    detector, data, _, span = every_config
+def test_appending_rows_never_changes_a_final_flag(fitted):
+    detector, data, _, span = fitted
     full = detector.score(data)["is_anomaly"].to_numpy()
     for end in (NORMAL + 100, 560, 620, 700, 805):
         part = detector.score(data.iloc[:end])["is_anomaly"].to_numpy()
@@ -152,12 +151,17 @@ def test_a_constant_sensor_is_kept_with_a_warning_and_its_change_flagged(caplog)
     assert detector.events(out)["sensors"].str.contains("valve").any()
 
 
-def test_a_model_retrained_into_the_same_folder_is_a_new_version_in_the_database(fitted, tmp_path):
+@pytest.fixture(scope="module")
+def defaults(tmp_path_factory):
+    return fit_saved("defaults", tmp_path_factory)
+
+
+def test_a_model_retrained_into_the_same_folder_is_a_new_version_in_the_database(defaults, tmp_path):
     import shutil
 
     from anomaly.store import open_store
 
-    detector, data, folder, span = fitted
+    detector, data, folder, _ = defaults
     model, db = tmp_path / "model", str(tmp_path / "results.db")
     shutil.copytree(folder / "model", model)
     data.iloc[:700].reset_index().to_csv(tmp_path / "live.csv", index=False)

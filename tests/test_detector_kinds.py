@@ -220,6 +220,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     [
         ("prediction", ["--horizon", "2", "--bidirectional"], "parquet"),
         ("composite", ["--horizon", "2", "--reverse", "--conditional", "--prediction-weight", "0.5"], "csv"),
+        ("aer", ["--horizon", "2", "--combination", "mult"], "csv"),
     ],
 )
 def test_cli_trains_scores_and_embeds_every_kind(tmp_path, data, kind, extra, suffix):
@@ -239,6 +240,23 @@ def test_cli_trains_scores_and_embeds_every_kind(tmp_path, data, kind, extra, su
     api_scores = det.score(data)
     np.testing.assert_allclose(cli_scores["score"].to_numpy(), api_scores["score"].to_numpy(), rtol=1e-6)
     np.testing.assert_array_equal(cli_scores["is_anomaly"].to_numpy(), api_scores["is_anomaly"].to_numpy())
+
+    # into a database, in two runs: the rows stored are the rows with a score, flagged as in one call
+    db = tmp_path / "results.db"
+    data.iloc[:250].rename_axis("timestamp").reset_index().to_csv(tmp_path / "live.csv", index=False)
+    r = run_cli("score", str(tmp_path / "live.csv"), "--model", str(model), "--db", str(db), "--source", "live")
+    assert r.returncode == 0, r.stderr
+    data.rename_axis("timestamp").reset_index().to_csv(tmp_path / "live.csv", index=False)
+    r = run_cli("score", str(tmp_path / "live.csv"), "--model", str(model), "--db", str(db), "--source", "live")
+    assert r.returncode == 0, r.stderr
+    from anomaly.store import open_store
+
+    with open_store(db) as store:
+        stored = store.scores("live").set_index("timestamp")
+    expected = api_scores[api_scores["score"].notna()]
+    assert stored.index.equals(expected.index)
+    np.testing.assert_array_equal(stored["is_anomaly"].to_numpy(), expected["is_anomaly"].to_numpy())
+    np.testing.assert_allclose(stored["score"].to_numpy(), expected["score"].to_numpy(), rtol=1e-6)
 
     out = tmp_path / f"vectors.{suffix}"
     r = run_cli("embed", str(csv), "--model", str(model), "--out", str(out))
@@ -385,10 +403,10 @@ def test_bad_sequences_are_refused_with_one_line(seq_fitted, seqs, message):
         seq_fitted.score(seqs)
 
 
-def test_incremental_scoring_refuses_kinds_it_cannot_reproduce(fitted, data):
+def test_fixed_threshold_incremental_scoring_refuses_kinds_it_cannot_reproduce(fitted, data):
     from anomaly.incremental import score_rows
 
-    with pytest.raises(ConfigError, match="reconstruction models only, not model_kind 'prediction'"):
+    with pytest.raises(ConfigError, match="fixed threshold supports reconstruction models only, not model_kind 'prediction'"):
         score_rows(fitted["prediction"][0], data, np.ones(len(data), dtype=bool))
 
 
