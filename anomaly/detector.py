@@ -343,8 +343,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         values = self._scale(X)
         starts = self._window_starts(np.isfinite(values).all(axis=1), span)
         if len(starts) == 0:
-            lead = self._lead() if span is None else 0
-            span = lead + self.window + self._horizon() if span is None else span
+            lead, span = self._span(span)
             around = "the horizon on each side" if lead else "the horizon"
             need = f"one window ({self.window} rows)" if span == self.window else f"one window plus {around} ({span} rows)"
             raise DataError(
@@ -355,9 +354,13 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     def _window_starts(self, finite_rows: np.ndarray, span: int | None = None) -> np.ndarray:
         """Starts of the windows scored over rows ``finite_rows``: each with the rows its decoders estimate
         around it (by default), else ``span`` rows, without a gap."""
-        lead = self._lead() if span is None else 0
-        span = lead + self.window + self._horizon() if span is None else span
+        lead, span = self._span(span)
         return window_starts(finite_rows, span, self.stride_) + lead
+
+    def _span(self, span: int | None = None) -> tuple[int, int]:
+        """``(lead, span)`` of a scored window: by default the rows its decoders estimate before it and
+        the whole stretch they need; with ``span`` given, that many rows and no lead."""
+        return (self._lead(), self._lead() + self.window + self._horizon()) if span is None else (0, span)
 
     def reach(self) -> tuple[int, int]:
         """``(before, after)``: a window starting at row ``s`` estimates rows ``s - before`` to
