@@ -8,7 +8,9 @@ the raw scores that ``anomaly bench ... --cache DIR`` keeps, without refitting:
   ``sigma:F`` = F x (mean + k std), ``max:F`` = F x their largest value, ``q:P`` = their P-quantile;
 - ``winsor``: a flagged row enters the trail clipped at its threshold (instead of staying out), so
   frequent exceedances raise the bar; padded rows enter as they are;
-- ``padin``: flagged rows stay out, padded rows enter the trail.
+- ``padin``: flagged rows stay out, padded rows enter the trail;
+- ``persist:N``: an alarm starts only at the N-th consecutive row over the threshold (the rows
+  before it are not flagged afterwards: the past is never rewritten).
 
 Why a row-by-row loop instead of :mod:`anomaly.flagging`: the variants change what enters the
 trail, which the vectorised rule does not expose. The loop with no variant is the product's rule:
@@ -48,6 +50,9 @@ VARIANTS = [
     "q:0.99",
     "winsor",
     "padin",
+    "persist:3",
+    "persist:6",
+    "persist:12",
 ]
 
 
@@ -73,7 +78,8 @@ def variant_flags(raw: np.ndarray, normal_raw: np.ndarray, variant: str, p: dict
     score, _, _ = flagging.transform(raw, rule, num, den)
     trail = deque(normal[len(normal) - min(len(normal), p["trailing"]) :].tolist())
     total, squares = float(np.sum(trail)), float(np.sum(np.square(trail)))
-    flags, pad_left = np.zeros(len(score), dtype=bool), 0
+    flags, pad_left, over_run = np.zeros(len(score), dtype=bool), 0, 0
+    persist = int(variant.split(":")[1]) if variant.startswith("persist:") else 1
 
     def enter(v: float) -> None:
         nonlocal total, squares
@@ -90,10 +96,13 @@ def variant_flags(raw: np.ndarray, normal_raw: np.ndarray, variant: str, p: dict
         mean = total / n if n else 0.0
         limit = mean + p["k"] * np.sqrt(max(squares / n - mean * mean, 0.0)) if n >= 2 else np.inf
         limit = min(max(limit, floor), cap)
-        if v > limit:
+        over_run = over_run + 1 if v > limit else 0
+        if v > limit and (over_run >= persist or pad_left > 0):
             flags[i], pad_left = True, p["pad"]
             if variant == "winsor":
                 enter(limit)
+        elif v > limit:
+            continue  # over, but not yet for long enough: not flagged, kept out of the trail
         elif pad_left > 0:
             flags[i], pad_left = True, pad_left - 1
             if variant in ("winsor", "padin"):
