@@ -90,7 +90,8 @@ def test_machine_temperature_demo_with_the_defaults(tmp_path):
 
     Measured: 3 of the 4 failures found (the third is invisible in this model's error), 4 false
     alarms with the default seed (3 with seeds 1 and 2). Issue 13 asked for at most 3; the defaults
-    were chosen on the benchmarks, not on this file (docs/benchmarks.md: why not --bidirectional).
+    were chosen on the benchmarks, not on this file (docs/benchmarks.md: the cap's factor, and why
+    not --bidirectional).
     """
     data = ROOT / "data" / "machine_temperature_system_failure.csv"
     model = tmp_path / "demo"
