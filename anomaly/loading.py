@@ -1,7 +1,8 @@
 """Loading what a run needs: a saved model, and a data file read for it.
 
 One path for every face of the tool (``anomaly score``/``evaluate``/``embed``, the scheduled scorer,
-the bench's CLI check), so a scheduled run and a one-off score read identical frames.
+the bench's CLI check, the dashboard), so a scheduled run, a one-off score and the dashboard read
+identical frames.
 """
 
 from __future__ import annotations
@@ -50,26 +51,33 @@ def load_data(path: str | Path, options: ReadOptions, interval=None) -> pd.DataF
 
 
 def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataFrame:
-    """Data for a fitted model: its columns (unless ``options.columns``), resampled to its interval.
+    """Data for a fitted model: ``path`` read, then :func:`frame_for_model`."""
+    from anomaly.io import read_table
 
-    A file sampled at another interval is resampled with a warning; one that lacks a model column
-    is refused, naming it.
+    return frame_for_model(read_table(path), str(path), options, detector)
+
+
+def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detector) -> pd.DataFrame:
+    """A raw table cleaned for a fitted model: its columns (unless ``options.columns``), resampled to
+    its interval. The CLI, the scheduler and the dashboard (which reads uploads itself) share it.
+
+    A table sampled at another interval is resampled with a warning; one that lacks a model column
+    is refused, naming ``source`` and the column.
     """
-    from anomaly.io import clean_frame, detect_interval, read_table
+    from anomaly.io import clean_frame, detect_interval
 
-    raw = read_table(path)
     columns = options.columns
     if columns is None:
         missing = [c for c in detector.columns_ if c not in raw.columns]
         if missing:
             raise DataError(
-                f"{path}: lacks the model's column(s) {', '.join(map(repr, missing))} "
+                f"{source}: lacks the model's column(s) {', '.join(map(repr, missing))} "
                 f"(model columns: {', '.join(detector.columns_)})"
             )
         columns = detector.columns_
     frame = clean_frame(
         raw,
-        path,
+        source,
         timestamp_col=options.timestamp_col,
         columns=columns,
         duplicates=options.duplicates,
@@ -82,7 +90,7 @@ def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataF
         except DataError:
             seen = None
         if seen is not None and seen != detector.interval_:
-            log.warning("%s: sampling interval %s differs from the model's %s; resampled", path, seen, detector.interval_)
+            log.warning("%s: sampling interval %s differs from the model's %s; resampled", source, seen, detector.interval_)
     return frame
 
 

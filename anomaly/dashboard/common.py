@@ -207,27 +207,22 @@ def read_upload(uploaded) -> tuple[pd.DataFrame, str]:
 
 
 @st.cache_data(show_spinner="Cleaning data…", max_entries=16)
-def clean(
-    key: str,
-    _raw: pd.DataFrame,
-    source: str,
-    timestamp_col: str,
-    columns: tuple | None,
-    duplicates: str,
-    interval_s: float | None,
-) -> pd.DataFrame:
-    """``anomaly.io.clean_frame`` on a raw table, cached by the table's key and the options."""
+def clean(key: str, _raw: pd.DataFrame, source: str, timestamp_col: str, columns: tuple, duplicates: str) -> pd.DataFrame:
+    """A raw table cleaned for training (``anomaly.io.clean_frame``), cached by the table's key and the options."""
     from anomaly.io import clean_frame
 
-    interval = pd.Timedelta(seconds=interval_s) if interval_s else None
-    return clean_frame(
-        _raw,
-        source,
-        timestamp_col=timestamp_col,
-        columns=list(columns) if columns else None,
-        duplicates=duplicates,
-        interval=interval,
-    )
+    return clean_frame(_raw, source, timestamp_col=timestamp_col, columns=list(columns) or None, duplicates=duplicates)
+
+
+@st.cache_data(show_spinner="Cleaning data…", max_entries=16)
+def clean_for_model(
+    key: str, model_key: str, _raw: pd.DataFrame, source: str, _detector, timestamp_col: str, duplicates: str
+) -> pd.DataFrame:
+    """A raw table read for a model as the CLI and the scheduler read it (``anomaly.loading``),
+    cached by the table's key, the model's version and the options."""
+    from anomaly.loading import ReadOptions, frame_for_model
+
+    return frame_for_model(_raw, source, ReadOptions(timestamp_col=timestamp_col, duplicates=duplicates), _detector)
 
 
 @st.cache_data(show_spinner="Scoring…", max_entries=8)
@@ -698,12 +693,8 @@ def load_selected(need_frame: bool = False) -> Loaded:
     with user_errors():
         detector, model_key = load_detector(name)
         kind = state.get("source_kind", SOURCE_KINDS[0])
-        options = dict(
-            timestamp_col=state.get("ts_col") or "timestamp",
-            columns=tuple(detector.columns_),
-            duplicates="mean" if state.get("dup_mean", True) else "error",
-            interval_s=detector.interval_.total_seconds(),
-        )
+        timestamp_col = state.get("ts_col") or "timestamp"
+        duplicates = "mean" if state.get("dup_mean", True) else "error"
         if kind == DB_SOURCE_KIND:
             if need_frame:
                 st.info("This page needs the sensor values: pick a data file or an upload in the sidebar.")
@@ -733,10 +724,8 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 st.stop()
             raw, data_key = read_data_file(file)
             source = file
-        key = f"{data_key}|{sorted(options.items())}"
-        frame = clean(
-            key, raw, source, options["timestamp_col"], options["columns"], options["duplicates"], options["interval_s"]
-        )
+        key = f"{data_key}|{timestamp_col}|{duplicates}"
+        frame = clean_for_model(key, model_key, raw, source, detector, timestamp_col, duplicates)
         scores = score(model_key, key, detector, frame)
         return Loaded(name, detector, model_key, key, source, frame, scores)
 

@@ -52,7 +52,7 @@ if not sensors:
     st.info("Pick at least one sensor column.")
     st.stop()
 with common.user_errors():
-    frame = common.clean(f"{raw_key}|{ts_col}|{sensors}|{duplicates}", raw, source, ts_col, tuple(sensors), duplicates, None)
+    frame = common.clean(f"{raw_key}|{ts_col}|{sensors}|{duplicates}", raw, source, ts_col, tuple(sensors), duplicates)
 
 # -- normal period ------------------------------------------------------------------------------
 st.subheader("2. Normal period")
