@@ -30,8 +30,12 @@ demo-model: $(DEMO_MODEL)/detector.json
 run: demo-model
 	$(PY) -m anomaly dashboard --address $(ADDRESS) --port $(PORT)
 
+# Two pytest-xdist workers (CI has two cores), a test file per worker at a time so module fixtures
+# (the fitted tiny models) are built once; `make test TEST_WORKERS=0` runs serially.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed
-	$(PY) -m pytest --durations=15  # the slowest tests, to watch the 15-minute CI budget
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15  # the slowest, to watch the 20-minute CI budget
 
 lint: $(VENV)/.installed  # what CI checks: ruff's lint rules and its formatting (config in pyproject.toml)
 	$(PY) -m ruff check .

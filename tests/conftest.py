@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -56,7 +57,31 @@ def pg_url() -> str:
         if os.environ.get("CI"):
             pytest.fail("ANOMALY_TEST_PG_URL is not set: .ci/run must start PostgreSQL before the tests")
         pytest.skip("no PostgreSQL: run the PostgreSQL block of .ci/run as root and export ANOMALY_TEST_PG_URL")
-    return url
+    return worker_database(url)
+
+
+@functools.cache
+def worker_database(url: str) -> str:
+    """``url`` for the first pytest-xdist worker (or a serial run); another worker gets a database of
+    its own (``<name>_gw1``, created on first use), so parallel workers never drop each other's
+    tables nor wait on each other's advisory locks, which PostgreSQL keys per database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    if worker == "gw0":
+        return url
+    import sqlalchemy as sa
+
+    from anomaly.store import make_url
+
+    own = sa.engine.make_url(url)
+    own = own.set(database=f"{own.database}_{worker}")
+    engine = sa.create_engine(make_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own.database}).scalar():
+                conn.execute(sa.text(f'CREATE DATABASE "{own.database}"'))
+    finally:
+        engine.dispose()
+    return own.render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
