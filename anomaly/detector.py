@@ -549,7 +549,13 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         return flagging.seed(self.normal_errors_, self.flag_rule() if rule is None else rule)
 
     def events(self, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
-        """Events from a frame returned by :meth:`score`, optionally at another threshold."""
+        """Events from a frame returned by :meth:`score`, optionally at one fixed ``threshold``.
+
+        ``threshold`` is compared with the frame's own ``score`` column, so it is in that column's
+        units: the plain score's for a frame from ``score(X, threshold=...)``, but the smoothed root
+        of it for a frame scored under a rule with ``root_score`` (the default). To try a fixed
+        threshold on the plain score of any model, score with it: ``detect(X, threshold=t)``.
+        """
         self._check_fitted()
         contributions = scoring.errors_of(scores, self.target_columns_) / self.error_ref_
         if self.has_postprocessing() and threshold is None:  # flags already final (see score)
