@@ -20,22 +20,9 @@ import numpy as np
 sys.path.insert(0, ".")
 from postprocess_study import load, results  # noqa: E402  (bench/ is not a package)
 
-from anomaly.research.bench import pool  # noqa: E402
+from anomaly.research.bench import make_detector, pool, post_params  # noqa: E402
 
-# The detector's default causal rule (anomaly/detector.py), padding aside.
-RULE = {
-    "rule": "trailing",
-    "k": 6.0,
-    "trailing": 3000,
-    "exclude": True,
-    "cap": 3.0,
-    "prune": 0.0,
-    "smoothing": 20,
-    "root": True,
-    "merge_gap": 0,
-    "min_length": 1,
-    "window_frac": 0.33,
-}
+RULE = post_params(make_detector())  # the detector's defaults, as the bench applies them; padding varies
 METHODS = ("lstm", "pca")
 METRICS = ("overlap_segment", "weighted_segment", "pointwise")
 

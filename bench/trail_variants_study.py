@@ -35,9 +35,9 @@ sys.path.insert(0, ".")
 from postprocess_study import load  # noqa: E402  (bench/ is not a package)
 
 from anomaly import flagging  # noqa: E402
-from anomaly.research.bench import evaluate, expand, flags_for, pool  # noqa: E402
+from anomaly.research.bench import evaluate, expand, flags_for, make_detector, pool, post_params  # noqa: E402
 
-DEFAULTS = {"k": 6.0, "trailing": 3000, "cap": 3.0, "pad": 100, "smoothing": 20, "root": True}
+DEFAULTS = post_params(make_detector())  # the detector's defaults, as the bench applies them
 VARIANTS = [
     "exclude",
     "sigma:0.5",
@@ -114,9 +114,8 @@ def variant_flags(raw: np.ndarray, normal_raw: np.ndarray, variant: str, p: dict
 
 def check_reference(series: list[dict]) -> None:
     """Stop unless the loop without a variant flags exactly as the product does."""
-    post = {"rule": "trailing", "prune": 0.0, "exclude": True, **DEFAULTS}
     for s in series:
-        product = flags_for(s["lstm"], post, normal_raw=s["lstm_normal_raw"])
+        product = flags_for(s["lstm"], DEFAULTS, normal_raw=s["lstm_normal_raw"])
         mine = variant_flags(s["lstm"], s["lstm_normal_raw"], "exclude")
         if not np.array_equal(product, mine):
             sys.exit(f"{s['name']}: the reference loop differs from anomaly.flagging in {int((product != mine).sum())} rows")
