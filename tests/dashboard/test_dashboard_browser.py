@@ -118,9 +118,13 @@ def go(page: Page, title: str) -> None:
     idle(page)
 
 
-def metric(page: Page, label: str) -> str:
+def metric_value(page: Page, label: str):
     box = page.locator("[data-testid='stMetric']", has=page.locator("[data-testid='stMetricLabel']", has_text=label))
-    return box.first.locator("[data-testid='stMetricValue']").inner_text().strip()
+    return box.first.locator("[data-testid='stMetricValue']")
+
+
+def metric(page: Page, label: str) -> str:
+    return metric_value(page, label).inner_text().strip()
 
 
 def shot(page: Page, name: str) -> None:
@@ -235,7 +239,9 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
     expect(page.get_by_text("one fixed threshold", exact=False)).to_be_visible()
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     fixed = LSTMAutoencoderDetector.load(dash_dirs["models"] / "tiny_fixed")
-    assert metric(page, "Threshold") == f"{fixed.threshold_for():.4g}"
+    # waits for the new model's run: the script state can read "not running" before the rerun starts
+    expect(metric_value(page, "Threshold")).to_have_text(f"{fixed.threshold_for():.4g}")
+    idle(page)
     assert metric(page, "Events") == str(len(fixed.events(fixed.score(load_series(dash_dirs["data"] / "series.csv")))))
     shot(page, "2c_threshold_fixed")
     go(page, "Series")
