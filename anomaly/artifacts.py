@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomaly import __version__, mixture
+from anomaly import __version__, mixture, seasonal
 from anomaly.errors import ModelError, first_line
 
 FORMAT = "lstm-anomaly-model"
@@ -267,6 +267,7 @@ def _validate(meta: dict, path: Path) -> None:
         ),
         "'part_ranges'",
     )
+    need(_valid_profiles(meta.get("seasonal", {}), [c for c in cols if c not in context]), "'seasonal'")
     stride = meta.get("stride")
     need(stride is None or (isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1), "'stride'")
     interval = meta.get("interval_seconds")
@@ -290,6 +291,24 @@ def _validate(meta: dict, path: Path) -> None:
 
 
 MAX_INTERVAL_SECONDS = 366 * 86400.0
+
+
+def _valid_profiles(profiles, sensors: list[str]) -> bool:
+    """A dict of sensor -> seasonal profile (:mod:`anomaly.seasonal`): offsets ascending within the period."""
+    if not isinstance(profiles, dict) or not set(profiles) <= set(sensors):
+        return False
+    for p in profiles.values():
+        if not (isinstance(p, dict) and p.get("period") in seasonal.PERIODS and (p.get("r2") is None or _finite(p["r2"]))):
+            return False
+        offsets, levels = p.get("offsets"), p.get("levels")
+        if not (isinstance(offsets, list) and isinstance(levels, list) and 0 < len(offsets) == len(levels)):
+            return False
+        if not all(_finite(v) for v in offsets + levels):
+            return False
+        o = np.asarray(offsets, dtype=float)
+        if o[0] < 0 or o[-1] >= seasonal.PERIODS[p["period"]] or np.any(np.diff(o) <= 0):
+            return False
+    return True
 
 
 def _finite(value) -> bool:

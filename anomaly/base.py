@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import StandardScaler
 
-from anomaly import params, scoring
+from anomaly import params, scoring, seasonal
 from anomaly import thresholds as thr
 from anomaly.errors import ConfigError, DataError, NotFittedError
 from anomaly.params import param
@@ -420,6 +420,9 @@ class AutoencoderBase(BaseEstimator):
     def _with_sensor_columns(self, out: pd.DataFrame, row_errors: np.ndarray, recon: np.ndarray | None) -> pd.DataFrame:
         """``out`` with the error columns (and the estimates in original units) of :mod:`anomaly.scoring`."""
         original = None if recon is None else self._unscale_targets(recon)
+        profiles = getattr(self, "seasonal_", None)  # the series detector's: estimates were made without them
+        if original is not None and profiles:
+            original = original + seasonal.levels(out.index, self.target_columns_, profiles)
         return scoring.add_sensor_columns(out, self.target_columns_, row_errors, original)
 
     # -- persistence ------------------------------------------------------------------------

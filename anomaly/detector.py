@@ -9,6 +9,7 @@ here are the series' own parts: sliding windows, the scoring seam, causal flaggi
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly import events as events_mod
-from anomaly import flagging, mixture, scoring
+from anomaly import flagging, mixture, scoring, seasonal
 from anomaly.base import AutoencoderBase
 from anomaly.errors import AnomalyError, ConfigError, DataError, ModelError, first_line
 from anomaly.io import detect_interval
@@ -42,6 +43,7 @@ OVERLAPS = ("mean", "median")
 COMBINATIONS = ("mean", *mixture.JOINS)
 MAX_TRAIN_WINDOWS = 2500  # stride="auto" grows the stride on long series so a fit sees about this many windows
 TRAILING_RULE = flagging.TRAILING  # the causal rule; the others (postprocess.LOCAL_RULES) judge the whole batch
+log = logging.getLogger("anomaly")
 
 
 @dataclass(repr=False, eq=False)  # __init__ from the fields (the base's first); scikit-learn's repr and identity
@@ -81,6 +83,10 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     ``context_columns`` are inputs only: the encoder reads them (e.g. SMAP's command flags), but
     the decoders rebuild and predict only the other columns (``target_columns_``), and errors,
     scores and events concern those alone. Not with ``conditional``.
+
+    ``seasonal`` (:mod:`anomaly.seasonal`) subtracts each sensor's normal level at the row's time of
+    day or week before scaling, so a day without its usual shape scores high though every window of
+    it looks ordinary; with ``auto`` only where that profile predicts held-out normal days.
 
     ``normalize_errors`` divides each sensor's error by its mean on the held-out normal windows
     (``error_ref_``) before the mean over sensors, so a sensor the model rebuilds poorly even in
@@ -206,6 +212,15 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         flag="--combination",
         group="other",
     )
+    seasonal: str = param(
+        "auto",
+        "choice",
+        "subtract each sensor's normal level at its time of day or week before scaling: auto keeps such a "
+        "profile only where it predicts held-out normal days (R^2 >= 0.5); day, week: always; off: never",
+        choices=seasonal.MODES,
+        flag="--seasonal",
+        group="other",
+    )
     context_columns: tuple[str, ...] = param(
         (), "names", "input-only columns (read by the encoder, never rebuilt nor scored)", group="other", form=False
     )
@@ -276,8 +291,12 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             raise DataError("every column is a context column: at least one must be a sensor to rebuild")
         self.interval_ = pd.Timedelta(X.index.freq) if X.index.freq is not None else detect_interval(X.index)
         self.timezone_ = str(X.index.tz) if X.index.tz is not None else None
-        self._fit_scaler(X)
-        values = self._scale(X)
+        self.seasonal_ = seasonal.fit_profiles(X[self.target_columns_], self.seasonal, self.interval_)
+        if self.seasonal_:
+            log.info("seasonal profile removed from %s", seasonal.describe(self.seasonal_))
+        normal = seasonal.remove(X, self.seasonal_)
+        self._fit_scaler(normal)
+        values = self._scale(normal)
         targets_of = self._target_values(values)
         self.stride_ = self._resolve_stride(len(X))
         lead = self._lead()  # rows before each window that aer predicts: spans start there
@@ -340,7 +359,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
                 f"(model columns: {', '.join(self.columns_)}; data columns: {', '.join(map(str, X.columns))})"
             )
         X = X[self.columns_]
-        values = self._scale(X)
+        values = self._scale(seasonal.remove(X, self.seasonal_))
         starts = self._window_starts(np.isfinite(values).all(axis=1), span)
         if len(starts) == 0:
             lead, span = self._span(span)
@@ -608,13 +627,20 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     # -- persistence ------------------------------------------------------------------------
     def fitted_state(self) -> dict:
         """The learned state as JSON values, with the stride in force."""
-        return {**super().fitted_state(), "stride": int(self.stride_), "part_ranges": self.part_ranges_}
+        return {
+            **super().fitted_state(),
+            "stride": int(self.stride_),
+            "part_ranges": self.part_ranges_,
+            "seasonal": {column: profile.to_json() for column, profile in self.seasonal_.items()},
+        }
 
     def restore(self, state: dict, model) -> LSTMAutoencoderDetector:
         """Set the learned state from :meth:`fitted_state`'s JSON and the loaded ``model``; returns ``self``."""
         super().restore(state, model)
         self.stride_ = int(state.get("stride", self.stride if self.stride != "auto" else 1))
         self.part_ranges_ = state.get("part_ranges")  # None: errors joined by their mean (combination "mean")
+        # Models saved before seasonal profiles have none: their data were scaled as they came.
+        self.seasonal_ = {column: seasonal.Profile.from_json(p) for column, p in state.get("seasonal", {}).items()}
         return self
 
     @classmethod

@@ -28,29 +28,36 @@ CONFIGS = {
     "defaults": {},
     "aer-mult": {"model_kind": "aer", "horizon": H, "combination": "mult"},
     "prediction": {"model_kind": "prediction", "horizon": H},
+    "seasonal": {},  # the defaults on a series with busy hours: its daily profile is removed before scaling
 }
 # rows at the end of a prefix still waiting for windows: a window, plus the horizon (each side for aer)
-SPAN = {"defaults": WINDOW, "aer-mult": WINDOW + 2 * H, "prediction": WINDOW + H}
+SPAN = {"defaults": WINDOW, "aer-mult": WINDOW + 2 * H, "prediction": WINDOW + H, "seasonal": WINDOW}
 
 
-def make_data() -> pd.DataFrame:
+def make_data(daily: bool = False) -> pd.DataFrame:
+    """Two noisy waves; with ``daily``, rows 20 minutes apart (12.5 days), waves of 12 hours and both 3
+    higher from 09:00 to 17:00: a daily shape that the seasonal profile removes."""
     rng = np.random.default_rng(1)
     t = np.arange(N)
+    period = 36 if daily else 40
     frame = pd.DataFrame(
         {
-            "a": np.sin(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(N),
-            "b": np.cos(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(N),
+            "a": np.sin(2 * np.pi * t / period) + 0.05 * rng.standard_normal(N),
+            "b": np.cos(2 * np.pi * t / period) + 0.05 * rng.standard_normal(N),
         },
-        index=pd.date_range("2024-03-01", periods=N, freq="min", name="timestamp"),
+        index=pd.date_range("2024-03-01", periods=N, freq="20min" if daily else "min", name="timestamp"),
     )
+    if daily:
+        frame += 3.0 * ((frame.index.hour >= 9) & (frame.index.hour < 17))[:, None]
     frame.iloc[550:700, 0] += 2.5  # a long anomaly: a batch-relative threshold rises over it
     frame.iloc[800:803, 1] += 4.0  # a spike
     return frame
 
 
 def fit_saved(config: str, tmp_path_factory):
-    data = make_data()
+    data = make_data(daily=config == "seasonal")
     detector = LSTMAutoencoderDetector(**TINY, **CONFIGS[config]).fit(data.iloc[:NORMAL])
+    assert bool(detector.seasonal_) == (config == "seasonal")
     folder = tmp_path_factory.mktemp("causal")
     detector.save(folder / "model")
     data.reset_index().to_csv(folder / "full.csv", index=False)

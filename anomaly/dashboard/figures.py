@@ -336,6 +336,24 @@ def loss_figure(history: dict) -> go.Figure:
     return fig
 
 
+def profile_figure(profiles: dict) -> go.Figure:
+    """Each profiled sensor's normal level by hour into its period (:mod:`anomaly.seasonal`): what is
+    subtracted before the model sees the sensor."""
+    fig = go.Figure()
+    for column, profile in profiles.items():
+        fig.add_trace(go.Scatter(x=profile.offsets / 3600, y=profile.levels, name=f"{column} ({profile.period})", mode="lines"))
+    weekly = any(p.period == "week" for p in profiles.values())
+    fig.update_xaxes(dtick=24 if weekly else 3, range=[0, 168 if weekly else 24])
+    fig.update_layout(
+        height=280,
+        margin=dict(l=10, r=10, t=30, b=10),
+        xaxis_title="hours into the week (from Monday 00:00)" if weekly else "hour of day",
+        yaxis_title="normal level",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
 def embedding_figure(points: pd.DataFrame, explained: tuple[float, float]) -> go.Figure:
     """Windows as points in the encoder's space projected to 2-D, coloured by anomaly score."""
     hover = points["start"].dt.strftime("%Y-%m-%d %H:%M") + " → " + points["end"].dt.strftime("%Y-%m-%d %H:%M")

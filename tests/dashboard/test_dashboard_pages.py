@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from dash_support import APP, csv_bytes, dash_dirs, dash_env, fill_store, make_series  # noqa: F401 (fixtures)
+from dash_support import APP, TINY, csv_bytes, dash_dirs, dash_env, fill_store, make_series  # noqa: F401 (fixtures)
 from streamlit.testing.v1 import AppTest
 
 from anomaly import load_series
@@ -618,6 +618,24 @@ def test_model_page_shows_the_model_card(dash_env, reference):
     assert at.dataframe[0].value.set_index("rule")["in force"].to_dict() == {"quantile": True, "ksigma": False, "max": False}
 
 
+def test_model_page_shows_seasonal_profiles_or_says_there_are_none(own_models):
+    index = pd.date_range("2024-01-01", periods=8 * 48, freq="30min", name="timestamp")  # 8 days
+    busy = ((index.hour >= 9) & (index.hour < 17)).astype(float)
+    noise = np.random.default_rng(0).normal(0, 0.05, (len(index), 2))
+    frame = pd.DataFrame({"a": busy + noise[:, 0], "b": np.sin(np.arange(len(index)) / 3) + noise[:, 1]}, index=index)
+    detector = LSTMAutoencoderDetector(**TINY).fit(frame)
+    detector.save(own_models / "daily")
+    at = page(app(model="daily"), "model")
+    ok(at)
+    [text] = [m.value for m in at.markdown if "Seasonal profiles" in m.value]
+    assert f"`a` (day, R² {detector.seasonal_['a'].r2:.2f} on held-out periods)" in text and "`b`" not in text
+    profile = trace(figure(at, 1), "a (day)")
+    np.testing.assert_allclose(array(profile["y"]), detector.seasonal_["a"].levels)
+    np.testing.assert_allclose(array(profile["x"]), detector.seasonal_["a"].offsets / 3600)
+    at.sidebar.selectbox(key="model").set_value("tiny").run()
+    assert any("No seasonal profile (seasonal auto): no sensor's daily" in c.value for c in at.caption)
+
+
 # -- Embeddings ---------------------------------------------------------------------------------
 def test_embeddings_page_projects_every_window(dash_env, reference):
     detector, frame, scores = reference
@@ -742,7 +760,6 @@ def test_events_page_reviews_the_stored_event_of_the_selected_one(dash_env, refe
 
 # -- the hook the Train page uses -----------------------------------------------------------------
 def test_fit_reports_every_epoch_to_on_epoch():
-    from dash_support import TINY
 
     calls = []
     detector = LSTMAutoencoderDetector(**TINY).fit(make_series(400).iloc[:300], on_epoch=lambda e, logs: calls.append((e, logs)))

@@ -71,6 +71,21 @@ st.markdown(
     + ", ".join(f"`{c}`" for c in detector.columns_)
     + (f"  ·  **time zone**: {detector.timezone_}" if getattr(detector, "timezone_", None) else "")
 )
+profiles = getattr(detector, "seasonal_", {})
+if profiles:
+    st.markdown(
+        "**Seasonal profiles** (subtracted before scaling, so a day without its usual shape stands out): "
+        + ", ".join(
+            f"`{c}` ({p.period}" + ("" if p.r2 is None else f", R² {p.r2:.2f} on held-out periods") + ")"
+            for c, p in profiles.items()
+        )
+    )
+    st.plotly_chart(figures.profile_figure(profiles), key="model_profiles", config={"displaylogo": False})
+elif hasattr(detector, "seasonal_"):
+    st.caption(
+        f"No seasonal profile (seasonal {detector.seasonal}): "
+        + ("turned off." if detector.seasonal == "off" else "no sensor's daily or weekly shape predicts held-out normal days.")
+    )
 fp = detector.fingerprint_
 st.markdown("**Training data fingerprint**")
 st.dataframe(pd.DataFrame({"field": list(fp), "value": [str(v) for v in fp.values()]}), hide_index=True)

@@ -1,0 +1,157 @@
+"""Seasonal profiles (anomaly.seasonal) and the detector's use of them, on generated daily and weekly series."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY
+
+from anomaly import seasonal
+from anomaly.detector import LSTMAutoencoderDetector
+from anomaly.errors import DataError, ModelError
+
+TEN_MIN = pd.Timedelta("10min")
+
+
+def daily(days: int = 8, noise: float = 0.05, seed: int = 0, start: str = "2024-01-01", tz: str | None = None) -> pd.DataFrame:
+    """Every 10 minutes: ``day`` is 1 from 09:00 to 17:00 and 0 otherwise, ``flat`` has no daily shape; both noisy."""
+    index = pd.date_range(start, periods=days * 144, freq="10min", name="timestamp", tz=tz)
+    rng = np.random.default_rng(seed)
+    hours = index.hour + index.minute / 60
+    busy = ((hours >= 9) & (hours < 17)).astype(float)
+    return pd.DataFrame(
+        {"day": busy + rng.normal(0, noise, len(index)), "flat": rng.normal(0, 1, len(index))},
+        index=index,
+    )
+
+
+def test_auto_keeps_a_profile_only_where_it_predicts_held_out_days():
+    profiles = seasonal.fit_profiles(daily(), "auto", TEN_MIN)
+    assert list(profiles) == ["day"]
+    day = profiles["day"]
+    assert day.period == "day" and day.r2 > 0.95
+    assert len(day.offsets) == 144 and day.offsets[0] == 0 and day.offsets[-1] == 86400 - 600
+    assert np.allclose(day.levels, ((day.offsets >= 9 * 3600) & (day.offsets < 17 * 3600)).astype(float), atol=0.1)
+
+
+def test_a_weekly_pattern_gets_a_week_profile():
+    index = pd.date_range("2024-01-01", periods=6 * 7 * 24, freq="h", name="timestamp")  # six weeks, hourly
+    weekend = (index.dayofweek >= 5).astype(float)
+    frame = pd.DataFrame({"load": 3 * weekend + np.random.default_rng(0).normal(0, 0.1, len(index))}, index=index)
+    profiles = seasonal.fit_profiles(frame, "auto", pd.Timedelta("1h"))
+    assert profiles["load"].period == "week" and profiles["load"].r2 > 0.95
+    saturday = pd.DatetimeIndex([pd.Timestamp("2030-06-01 12:00")])  # a Saturday, years later
+    assert profiles["load"].at(saturday)[0] == pytest.approx(3, abs=0.2)
+
+
+def test_too_few_days_leave_auto_without_a_profile_and_refuse_a_forced_one():
+    short = daily(days=3)
+    assert seasonal.fit_profiles(short, "auto", TEN_MIN) == {}
+    assert seasonal.fit_profiles(daily(), "off", TEN_MIN) == {}
+    with pytest.raises(DataError, match=r"touches 3 day\(s\) of column .day.; a day profile needs at least 4"):
+        seasonal.fit_profiles(short, "day", TEN_MIN)
+    forced = seasonal.fit_profiles(daily(), "day", TEN_MIN)
+    assert set(forced) == {"day", "flat"} and forced["flat"].r2 < 0.1  # forced: kept however poor
+
+
+def test_levels_are_exact_on_slots_interpolated_between_and_wrap_at_midnight():
+    index = pd.date_range("2024-01-01", periods=4 * 4, freq="6h")  # slots 00, 06, 12, 18 h
+    values = np.tile([1.0, 2.0, 3.0, 4.0], 4)
+    profile = seasonal.fit_profiles(pd.DataFrame({"x": values}, index=index), "day", pd.Timedelta("6h"))["x"]
+    at = pd.DatetimeIndex(["2031-05-05 06:00", "2031-05-05 09:00", "2031-05-05 21:00", "2031-05-06 00:00"])
+    np.testing.assert_allclose(profile.at(at), [2.0, 2.5, 2.5, 1.0])
+
+
+def test_remove_subtracts_only_profiled_columns_and_keeps_gaps():
+    frame = daily()
+    frame.iloc[5, 0] = np.nan
+    profiles = seasonal.fit_profiles(frame, "auto", TEN_MIN)
+    out = seasonal.remove(frame, profiles)
+    assert np.isnan(out.iloc[5, 0]) and out["flat"].equals(frame["flat"])
+    assert abs(out["day"].mean()) < 0.02 and out["day"].std() < 0.07
+    assert seasonal.remove(frame, {}) is frame
+    # a function of the timestamp alone: chunks give the rows of the whole
+    pd.testing.assert_frame_equal(seasonal.remove(frame.iloc[500:700], profiles), out.iloc[500:700])
+
+
+def test_profiles_follow_the_wall_clock_of_a_timezone():
+    """Across a daylight-saving change the busy hours stay 09-17 local: the profile is the naive one's."""
+    local = daily(days=10, start="2024-03-25", tz="Europe/Paris")
+    naive = local.tz_localize(None)
+    a = seasonal.fit_profiles(local, "auto", TEN_MIN)["day"]
+    b = seasonal.fit_profiles(naive, "auto", TEN_MIN)["day"]
+    np.testing.assert_array_equal(a.offsets, b.offsets)
+    np.testing.assert_array_equal(a.levels, b.levels)
+
+
+# -- in the detector -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def days():
+    """Ten normal days, then four more of which the second keeps its night level all day (no busy hours)."""
+    frame = daily(days=14)[["day"]]
+    frame.iloc[11 * 144 : 12 * 144, 0] -= frame.iloc[11 * 144 : 12 * 144, 0].round()
+    return frame
+
+
+def test_the_detector_learns_and_uses_profiles(days):
+    det = LSTMAutoencoderDetector(**TINY, seed=0).fit(days.iloc[: 10 * 144])
+    assert list(det.seasonal_) == ["day"] and det.seasonal_["day"].period == "day"
+    # the model sees the series less its profile: the same as a model without one fitted on that
+    plain = LSTMAutoencoderDetector(**TINY, seed=0, seasonal="off")
+    plain.fit(seasonal.remove(days.iloc[: 10 * 144], det.seasonal_))
+    assert plain.seasonal_ == {}
+    ours = det.score(days, reconstruct=True)
+    theirs = plain.score(seasonal.remove(days, det.seasonal_), reconstruct=True)
+    pd.testing.assert_series_equal(ours["score"], theirs["score"])
+    # estimates are shown in the sensor's own units: the profile added back
+    level = det.seasonal_["day"].at(days.index)
+    np.testing.assert_allclose(ours["recon_day"], theirs["recon_day"] + level, atol=1e-9)
+
+
+def test_a_day_without_its_shape_scores_high_only_with_its_profile(days):
+    """Every window of the flat day looks like an ordinary night: only the profile tells it apart."""
+    config = dict(TINY, window=12, epochs=8, seed=0)
+    flat_day = slice(11 * 144 + 9 * 6, 11 * 144 + 17 * 6)  # its busy hours, when the level should be 1
+    normal_days = slice(10 * 144, 11 * 144)
+    ratios = {}
+    for mode in ("auto", "off"):
+        scores = LSTMAutoencoderDetector(**config, seasonal=mode).fit(days.iloc[: 10 * 144]).score(days)["score"]
+        ratios[mode] = scores.iloc[flat_day].mean() / scores.iloc[normal_days].mean()
+    assert ratios["auto"] > 5 and ratios["auto"] > 3 * ratios["off"], ratios
+
+
+def test_profiles_are_saved_validated_and_loaded(days, tmp_path):
+    det = LSTMAutoencoderDetector(**TINY, seed=0).fit(days.iloc[: 10 * 144])
+    det.save(tmp_path / "m")
+    loaded = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert loaded.seasonal_.keys() == det.seasonal_.keys()
+    np.testing.assert_array_equal(loaded.seasonal_["day"].levels, det.seasonal_["day"].levels)
+    pd.testing.assert_frame_equal(loaded.score(days), det.score(days))
+
+    path = tmp_path / "m" / "detector.json"
+    good = json.loads(path.read_text())
+    for broken in (
+        {"other": good["seasonal"]["day"]},  # not a sensor of the model
+        {"day": {**good["seasonal"]["day"], "period": "month"}},
+        {"day": {**good["seasonal"]["day"], "offsets": good["seasonal"]["day"]["offsets"][::-1]}},
+        {"day": {**good["seasonal"]["day"], "levels": good["seasonal"]["day"]["levels"][:-1]}},
+        {"day": {**good["seasonal"]["day"], "offsets": [86400.0] * len(good["seasonal"]["day"]["offsets"])}},
+    ):
+        path.write_text(json.dumps({**good, "seasonal": broken}))
+        with pytest.raises(ModelError, match="invalid field 'seasonal'"):
+            LSTMAutoencoderDetector.load(tmp_path / "m")
+
+
+def test_a_model_saved_before_profiles_loads_without_one(days, tmp_path):
+    det = LSTMAutoencoderDetector(**TINY, seed=0, seasonal="off").fit(days.iloc[: 10 * 144])
+    det.save(tmp_path / "m")
+    path = tmp_path / "m" / "detector.json"
+    meta = json.loads(path.read_text())
+    del meta["seasonal"]
+    path.write_text(json.dumps(meta))
+    assert LSTMAutoencoderDetector.load(tmp_path / "m").seasonal_ == {}
