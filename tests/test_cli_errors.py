@@ -359,3 +359,8 @@ def test_model_with_a_lambda_layer_is_refused(tmp_path, copy):
     keras.Model(inputs, outputs).save(copy / "model.keras")
     _edit_json(copy, lambda m: m.update(model_sha256=sha256_file(copy / "model.keras")))
     score_fails(tmp_path, tmp_path / "data.csv", copy, "model.keras", "cannot load the Keras model", "Lambda", extra=KERAS)
+
+
+def test_a_forced_seasonal_profile_needs_four_periods_of_normal_data(tmp_path):
+    data = write_csv(series(), tmp_path / "data.csv")
+    train_fails(tmp_path, data, "seasonal=week", "of column 'a'; a week profile needs at least 4", extra=("--seasonal", "week"))
