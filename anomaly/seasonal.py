@@ -111,7 +111,11 @@ def fit_profiles(X: pd.DataFrame, mode: str, interval: pd.Timedelta) -> dict[str
         for period in periods:
             numbers = _period_number(finite.index, period)
             touched = len(np.unique(numbers))
-            if touched < MIN_PERIODS or step >= PERIODS[period]:
+            if step * 2 > PERIODS[period]:  # fewer than two rows a period: no shape to learn
+                if mode != "auto":
+                    raise DataError(f"seasonal={mode}: rows are {interval} apart, too far for a {period} profile")
+                continue
+            if touched < MIN_PERIODS:
                 if mode != "auto":
                     raise DataError(
                         f"seasonal={mode}: the normal period touches {touched} {period}(s) of column '{column}'; "

@@ -57,6 +57,15 @@ def test_too_few_days_leave_auto_without_a_profile_and_refuse_a_forced_one():
     assert set(forced) == {"day", "flat"} and forced["flat"].r2 < 0.1  # forced: kept however poor
 
 
+def test_rows_too_far_apart_for_a_period_get_none():
+    index = pd.date_range("2024-01-01", periods=120, freq="D", name="timestamp")  # daily rows, 17 weeks
+    weekday = pd.DataFrame({"sales": (index.dayofweek < 5) * 10.0 + np.arange(120) % 3}, index=index)
+    profiles = seasonal.fit_profiles(weekday, "auto", pd.Timedelta("1D"))
+    assert profiles["sales"].period == "week" and len(profiles["sales"].offsets) == 7  # the weekday effect
+    with pytest.raises(DataError, match="rows are 1 days 00:00:00 apart, too far for a day profile"):
+        seasonal.fit_profiles(weekday, "day", pd.Timedelta("1D"))
+
+
 def test_levels_are_exact_on_slots_interpolated_between_and_wrap_at_midnight():
     index = pd.date_range("2024-01-01", periods=4 * 4, freq="6h")  # slots 00, 06, 12, 18 h
     values = np.tile([1.0, 2.0, 3.0, 4.0], 4)
