@@ -26,7 +26,8 @@ from anomaly import __version__, mixture, seasonal
 from anomaly.errors import ModelError, first_line
 
 FORMAT = "lstm-anomaly-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: seasonal profiles (an older package refuses them by name: "upgrade the package")
+OLDEST_FORMAT = 1  # still loaded: format 1 had no profiles, so its models load with seasonal "off"
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
 META_FILE = "detector.json"
@@ -220,7 +221,7 @@ def read_metadata(directory: Path) -> dict:
             f"{path}: written by a newer version (format {version}, package {meta.get('package_version')}); "
             f"this is {__version__} (format {FORMAT_VERSION}): upgrade the package"
         )
-    if version < FORMAT_VERSION:
+    if version < OLDEST_FORMAT:
         raise ModelError(f"{path}: format {version} is too old for this version ({__version__}); retrain the model")
     _validate(meta, path)
     return meta
@@ -293,12 +294,14 @@ def _validate(meta: dict, path: Path) -> None:
 MAX_INTERVAL_SECONDS = 366 * 86400.0
 
 
-def _valid_profiles(profiles, sensors: list[str]) -> bool:
+def _valid_profiles(profiles: object, sensors: list[str]) -> bool:
     """A dict of sensor -> seasonal profile (:mod:`anomaly.seasonal`): offsets ascending within the period."""
     if not isinstance(profiles, dict) or not set(profiles) <= set(sensors):
         return False
     for p in profiles.values():
-        if not (isinstance(p, dict) and p.get("period") in seasonal.PERIODS and (p.get("r2") is None or _finite(p["r2"]))):
+        if not (isinstance(p, dict) and isinstance(p.get("period"), str) and p["period"] in seasonal.PERIODS):
+            return False
+        if "r2" not in p or not (p["r2"] is None or _finite(p["r2"])):
             return False
         offsets, levels = p.get("offsets"), p.get("levels")
         if not (isinstance(offsets, list) and isinstance(levels, list) and 0 < len(offsets) == len(levels)):

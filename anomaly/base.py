@@ -317,6 +317,8 @@ class AutoencoderBase(BaseEstimator):
             raise DataError(f"column '{col}': values too large to scale (overflow)")
         constant = self.scaler_.var_ == 0
         names = ", ".join(repr(self.columns_[i]) for i in np.flatnonzero(constant))
+        if any(self.columns_[i] in self._profiles() for i in np.flatnonzero(constant)):
+            names += " (once its seasonal profile is removed)"
         if constant.any() and self.on_constant == "error":
             raise DataError(f"sensor {names} is constant in the normal period; drop it with --columns or use --on-constant keep")
         if constant.any():
@@ -335,6 +337,9 @@ class AutoencoderBase(BaseEstimator):
         scaled = np.empty(raw.shape, dtype=np.float32)
         for lo in range(0, len(raw), SCALE_BLOCK):
             block = raw[lo : lo + SCALE_BLOCK]
+            levels = self._levels(X.index[lo : lo + SCALE_BLOCK], self.columns_)
+            if levels is not None:  # less each sensor's seasonal profile, a block at a time
+                block = block - levels
             with np.errstate(over="ignore", invalid="ignore"):
                 scaled[lo : lo + SCALE_BLOCK] = self.scaler_.transform(block)
             overflow = np.isfinite(block) & ~np.isfinite(scaled[lo : lo + SCALE_BLOCK])
@@ -344,6 +349,17 @@ class AutoencoderBase(BaseEstimator):
                     f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} is too large to score"
                 )
         return scaled
+
+    def _profiles(self) -> dict:
+        """Seasonal profiles by column (:mod:`anomaly.seasonal`): none here; the series detector learns them."""
+        return {}
+
+    def _levels(self, index: pd.Index, columns: list[str]) -> np.ndarray | None:
+        """The seasonal level of ``columns`` at each timestamp of ``index``; None where none has a profile."""
+        profiles = self._profiles()
+        if not any(c in profiles for c in columns):
+            return None
+        return seasonal.offsets_of(index, columns, profiles, self.timezone_)
 
     # -- engines ----------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -420,9 +436,9 @@ class AutoencoderBase(BaseEstimator):
     def _with_sensor_columns(self, out: pd.DataFrame, row_errors: np.ndarray, recon: np.ndarray | None) -> pd.DataFrame:
         """``out`` with the error columns (and the estimates in original units) of :mod:`anomaly.scoring`."""
         original = None if recon is None else self._unscale_targets(recon)
-        profiles = getattr(self, "seasonal_", None)  # the series detector's: estimates were made without them
-        if original is not None and profiles:
-            original = original + seasonal.levels(out.index, self.target_columns_, profiles)
+        levels = None if original is None else self._levels(out.index, self.target_columns_)
+        if levels is not None:  # estimates of the de-seasonalised series: the profile added back
+            original = original + levels
         return scoring.add_sensor_columns(out, self.target_columns_, row_errors, original)
 
     # -- persistence ------------------------------------------------------------------------

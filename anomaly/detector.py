@@ -291,12 +291,11 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             raise DataError("every column is a context column: at least one must be a sensor to rebuild")
         self.interval_ = pd.Timedelta(X.index.freq) if X.index.freq is not None else detect_interval(X.index)
         self.timezone_ = str(X.index.tz) if X.index.tz is not None else None
-        self.seasonal_ = seasonal.fit_profiles(X[self.target_columns_], self.seasonal, self.interval_)
+        self.seasonal_ = seasonal.fit_profiles(X[self.target_columns_], self.seasonal, self.interval_, self.timezone_)
         if self.seasonal_:
             log.info("seasonal profile removed from %s", seasonal.describe(self.seasonal_))
-        normal = seasonal.remove(X, self.seasonal_)
-        self._fit_scaler(normal)
-        values = self._scale(normal)
+        self._fit_scaler(seasonal.remove(X, self.seasonal_, self.timezone_))
+        values = self._scale(X)  # less the profiles (AutoencoderBase._levels)
         targets_of = self._target_values(values)
         self.stride_ = self._resolve_stride(len(X))
         lead = self._lead()  # rows before each window that aer predicts: spans start there
@@ -359,7 +358,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
                 f"(model columns: {', '.join(self.columns_)}; data columns: {', '.join(map(str, X.columns))})"
             )
         X = X[self.columns_]
-        values = self._scale(seasonal.remove(X, self.seasonal_))
+        values = self._scale(X)
         starts = self._window_starts(np.isfinite(values).all(axis=1), span)
         if len(starts) == 0:
             lead, span = self._span(span)
@@ -624,6 +623,9 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         out.insert(0, "start", X.index[starts])
         return out
 
+    def _profiles(self) -> dict:
+        return self.seasonal_
+
     # -- persistence ------------------------------------------------------------------------
     def fitted_state(self) -> dict:
         """The learned state as JSON values, with the stride in force."""
@@ -639,8 +641,9 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         super().restore(state, model)
         self.stride_ = int(state.get("stride", self.stride if self.stride != "auto" else 1))
         self.part_ranges_ = state.get("part_ranges")  # None: errors joined by their mean (combination "mean")
-        # Models saved before seasonal profiles have none: their data were scaled as they came.
         self.seasonal_ = {column: seasonal.Profile.from_json(p) for column, p in state.get("seasonal", {}).items()}
+        if "seasonal" not in state:  # saved before seasonal profiles: its data were scaled as they came
+            self.seasonal = "off"
         return self
 
     @classmethod

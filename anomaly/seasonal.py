@@ -5,8 +5,10 @@ usual jump, or stays flat through its busy hours, looks locally normal to it. Su
 sensor's normal profile at the row's time of day before scaling (the seasonal step of a classic
 decomposition) leaves the model the departures from the usual day, and such days score high.
 
-A profile is the median normal value in each slot of the period (slots as wide as the sampling
-interval, on the wall clock, so a timezone's daylight-saving shift keeps office hours in place).
+A profile is the median normal value in each slot of the period: slots as wide as the sampling
+interval (at most :data:`MAX_SLOTS` a period), centred on the grid so jittered timestamps stay in
+their slot, on the clock of the model's time zone (a named zone's daylight-saving shift keeps
+office hours in place; data read with UTC offsets are on UTC's clock).
 With ``mode="auto"`` a sensor gets one only where it predicts held-out periods well: a profile
 from the even-numbered days must explain at least :data:`GATE` of the variance of the odd ones and
 back (cross-validated R^2), so series without a clock-bound pattern are left as they are. A
@@ -28,11 +30,13 @@ from anomaly.errors import DataError
 PERIODS = {"day": 86400.0, "week": 7 * 86400.0}
 MODES = ("auto", "off", *PERIODS)
 GATE = 0.5  # auto: least cross-validated R^2 of a profile (chosen a priori, see docs/benchmarks.md)
-MIN_PERIODS = 4  # periods the normal data must touch: at least two on each side of the even/odd split
+MIN_PERIODS = 4  # periods with data in at least half their slots: two on each side of the even/odd split
+# (a profile and its R^2 use every row, partial periods included; only this count asks for coverage)
+MAX_SLOTS = 1440  # slots a period at most (a day of minutes), so a profile stays small in detector.json
 ORIGIN = pd.Timestamp("1970-01-05")  # a Monday: weekly slots count from Monday 00:00
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Profile:
     """A sensor's normal level by position in ``period``: ``levels[i]`` at ``offsets[i]`` seconds into it."""
 
@@ -41,49 +45,63 @@ class Profile:
     levels: np.ndarray
     r2: float | None  # cross-validated on the normal data; None where it cannot be computed
 
-    def at(self, index: pd.DatetimeIndex) -> np.ndarray:
-        """The level at each timestamp: a slot's own level, interpolated (circularly) between slots."""
-        return np.interp(phase(index, self.period), self.offsets, self.levels, period=PERIODS[self.period])
+    def at(self, index: pd.DatetimeIndex, tz: str | None = None) -> np.ndarray:
+        """The level at each timestamp (read on ``tz``'s clock): a slot's own level, interpolated
+        circularly between slots."""
+        return np.interp(phase(index, self.period, tz), self.offsets, self.levels, period=PERIODS[self.period])
 
     def to_json(self) -> dict:
-        return {
-            "period": self.period,
-            "offsets": self.offsets.tolist(),
-            "levels": self.levels.tolist(),
-            "r2": self.r2,
-        }
+        """JSON values for ``detector.json`` (checked on load by :mod:`anomaly.artifacts`)."""
+        return {"period": self.period, "offsets": self.offsets.tolist(), "levels": self.levels.tolist(), "r2": self.r2}
 
     @classmethod
     def from_json(cls, state: dict) -> Profile:
+        """The profile :meth:`to_json` wrote."""
         return cls(state["period"], np.asarray(state["offsets"], float), np.asarray(state["levels"], float), state["r2"])
 
 
-def phase(index: pd.DatetimeIndex, period: str) -> np.ndarray:
-    """Seconds into the period of each timestamp, on the wall clock."""
-    wall = index.tz_localize(None) if index.tz is not None else index
-    seconds = (wall - ORIGIN).total_seconds().to_numpy()
-    phases = np.mod(seconds, PERIODS[period])
+def _seconds(index: pd.DatetimeIndex, tz: str | None) -> np.ndarray:
+    """Seconds since :data:`ORIGIN` on the clock of ``tz`` (else of the index's own zone, or none)."""
+    if index.tz is not None:
+        index = (index.tz_convert(tz) if tz is not None else index).tz_localize(None)
+    return (index - ORIGIN).total_seconds().to_numpy()
+
+
+def phase(index: pd.DatetimeIndex, period: str, tz: str | None = None) -> np.ndarray:
+    """Seconds into the period of each timestamp, on ``tz``'s clock."""
+    phases = np.mod(_seconds(index, tz), PERIODS[period])
     return np.where(phases >= PERIODS[period], 0.0, phases)  # a float mod may round up to the period itself
 
 
-def _period_number(index: pd.DatetimeIndex, period: str) -> np.ndarray:
-    wall = index.tz_localize(None) if index.tz is not None else index
-    return np.floor((wall - ORIGIN).total_seconds().to_numpy() / PERIODS[period]).astype(np.int64)
+def slot_width(interval: pd.Timedelta, period: str) -> float:
+    """Seconds a slot spans: the sampling interval, or wider where a period would hold more than MAX_SLOTS."""
+    return max(interval.total_seconds(), PERIODS[period] / MAX_SLOTS)
 
 
-def _profile(phases: np.ndarray, values: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Median phase and median value per slot of width ``step``: exact slot positions on a regular grid."""
-    slot = np.floor(phases / step).astype(np.int64)
-    grouped = pd.DataFrame({"phase": phases, "value": values}).groupby(slot, sort=True).median()
-    return grouped["phase"].to_numpy(), grouped["value"].to_numpy()
+def _slots(phases: np.ndarray, width: float, period: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's slot (centred on multiples of ``width``, the last one wrapping to slot 0) and its phase
+    made continuous within the slot (just before the period's end counts as just before 0)."""
+    n = max(1, int(round(PERIODS[period] / width)))
+    slot = np.floor(phases / width + 0.5).astype(np.int64)
+    wraps = slot >= n
+    return np.where(wraps, 0, slot), np.where(wraps, phases - PERIODS[period], phases)
 
 
-def _cv_r2(phases: np.ndarray, numbers: np.ndarray, values: np.ndarray, step: float, period: str) -> float | None:
+def _profile(phases: np.ndarray, values: np.ndarray, width: float, period: str) -> tuple[np.ndarray, np.ndarray]:
+    """Median phase and median value per slot, ascending by phase: exact slot positions on a regular grid."""
+    slot, continuous = _slots(phases, width, period)
+    grouped = pd.DataFrame({"phase": continuous, "value": values}).groupby(slot, sort=True).median()
+    offsets = np.mod(grouped["phase"].to_numpy(), PERIODS[period])
+    order = np.argsort(offsets, kind="stable")
+    return offsets[order], grouped["value"].to_numpy()[order]
+
+
+def _cv_r2(phases: np.ndarray, numbers: np.ndarray, values: np.ndarray, width: float, period: str) -> float | None:
     """Mean R^2 of the profile of the even periods on the odd ones and back; None on a constant sensor."""
     scores = []
     for side in (0, 1):
         fit = numbers % 2 == side
-        offsets, levels = _profile(phases[fit], values[fit], step)
+        offsets, levels = _profile(phases[fit], values[fit], width, period)
         held = values[~fit]
         total = np.sum((held - held.mean()) ** 2)
         if total == 0:
@@ -93,62 +111,69 @@ def _cv_r2(phases: np.ndarray, numbers: np.ndarray, values: np.ndarray, step: fl
     return float(np.mean(scores))
 
 
-def fit_profiles(X: pd.DataFrame, mode: str, interval: pd.Timedelta) -> dict[str, Profile]:
-    """Profiles of the columns of ``X`` (normal data) that get one under ``mode``; see the module docstring.
+def _covered(numbers: np.ndarray, slots: np.ndarray, width: float, period: str) -> np.ndarray:
+    """A row mask: rows of the periods that have data in at least half their slots."""
+    n = max(1, int(round(PERIODS[period] / width)))
+    per_period = pd.Series(slots).groupby(numbers).nunique()
+    full = per_period.index[per_period.to_numpy() * 2 >= n]
+    return np.isin(numbers, full.to_numpy())
+
+
+def fit_profiles(X: pd.DataFrame, mode: str, interval: pd.Timedelta, tz: str | None = None) -> dict[str, Profile]:
+    """Profiles of the columns of ``X`` (normal data, read on ``tz``'s clock) that get one under ``mode``;
+    see the module docstring.
 
     ``mode`` ``day`` or ``week`` gives every column that period's profile, and raises
-    :class:`DataError` if the normal data touch fewer than :data:`MIN_PERIODS` of them.
+    :class:`DataError` if the data have fewer than :data:`MIN_PERIODS` of them at least half covered.
     """
     if mode == "off":
         return {}
-    periods = tuple(PERIODS) if mode == "auto" else (mode,)
-    step = max(interval.total_seconds(), 1e-9)
     profiles: dict[str, Profile] = {}
-    for column in X.columns:
-        series = X[column]
-        finite = series[np.isfinite(series.to_numpy(dtype=float))]
-        best: Profile | None = None
-        for period in periods:
-            numbers = _period_number(finite.index, period)
-            touched = len(np.unique(numbers))
-            if step * 2 > PERIODS[period]:  # fewer than two rows a period: no shape to learn
-                if mode != "auto":
-                    raise DataError(f"seasonal={mode}: rows are {interval} apart, too far for a {period} profile")
-                continue
-            if touched < MIN_PERIODS:
+    for period in tuple(PERIODS) if mode == "auto" else (mode,):
+        if interval.total_seconds() * 2 > PERIODS[period]:  # fewer than two rows a period: no shape to learn
+            if mode != "auto":
+                raise DataError(f"seasonal={mode}: rows are {interval} apart, too far for a {period} profile")
+            continue
+        width = slot_width(interval, period)
+        all_phases = phase(X.index, period, tz)
+        all_numbers = np.floor(_seconds(X.index, tz) / PERIODS[period]).astype(np.int64)
+        for column in X.columns:
+            finite = np.isfinite(X[column].to_numpy(dtype=float))
+            phases, numbers, values = all_phases[finite], all_numbers[finite], X[column].to_numpy(dtype=float)[finite]
+            covered = _covered(numbers, _slots(phases, width, period)[0], width, period)
+            n_periods = len(np.unique(numbers[covered]))
+            if n_periods < MIN_PERIODS:
                 if mode != "auto":
                     raise DataError(
-                        f"seasonal={mode}: the normal period touches {touched} {period}(s) of column '{column}'; "
-                        f"a {period} profile needs at least {MIN_PERIODS} (use --seasonal auto or off)"
+                        f"seasonal={mode}: the normal data of column '{column}' cover {n_periods} {period}(s) at least half; "
+                        f"a {period} profile needs {MIN_PERIODS} (use --seasonal auto or off)"
                     )
                 continue
-            phases, values = phase(finite.index, period), finite.to_numpy(dtype=float)
-            r2 = _cv_r2(phases, numbers, values, step, period)
+            r2 = _cv_r2(phases, numbers, values, width, period)
+            best = profiles.get(str(column))
             if mode == "auto" and (r2 is None or r2 < GATE or (best is not None and r2 <= best.r2)):
                 continue
-            best = Profile(period, *_profile(phases, values, step), r2)
-        if best is not None:
-            profiles[str(column)] = best
-    return profiles
+            profiles[str(column)] = Profile(period, *_profile(phases, values, width, period), r2)
+    return {str(c): profiles[str(c)] for c in X.columns if str(c) in profiles}
 
 
-def levels(index: pd.DatetimeIndex, columns: list[str], profiles: dict[str, Profile]) -> np.ndarray:
+def offsets_of(index: pd.DatetimeIndex, columns: list[str], profiles: dict[str, Profile], tz: str | None = None) -> np.ndarray:
     """The profile level of each column at each timestamp (0 where a column has no profile)."""
     out = np.zeros((len(index), len(columns)))
     for j, column in enumerate(columns):
         if column in profiles:
-            out[:, j] = profiles[column].at(index)
+            out[:, j] = profiles[column].at(index, tz)
     return out
 
 
-def remove(X: pd.DataFrame, profiles: dict[str, Profile]) -> pd.DataFrame:
+def remove(X: pd.DataFrame, profiles: dict[str, Profile], tz: str | None = None) -> pd.DataFrame:
     """``X`` less each profiled column's level at its timestamps (``X`` itself when there is none)."""
     profiled = [c for c in X.columns if c in profiles]
     if not profiled:
         return X
     out = X.copy()
     for column in profiled:
-        out[column] = out[column].to_numpy(dtype=float) - profiles[column].at(X.index)
+        out[column] = out[column].to_numpy(dtype=float) - profiles[column].at(X.index, tz)
     return out
 
 

@@ -363,4 +363,10 @@ def test_model_with_a_lambda_layer_is_refused(tmp_path, copy):
 
 def test_a_forced_seasonal_profile_needs_four_periods_of_normal_data(tmp_path):
     data = write_csv(series(), tmp_path / "data.csv")
-    train_fails(tmp_path, data, "seasonal=week", "of column 'a'; a week profile needs at least 4", extra=("--seasonal", "week"))
+    train_fails(
+        tmp_path,
+        data,
+        "seasonal=week",
+        "of column 'a' cover 0 week(s) at least half; a week profile needs 4",
+        extra=("--seasonal", "week"),
+    )

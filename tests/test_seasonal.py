@@ -51,8 +51,13 @@ def test_too_few_days_leave_auto_without_a_profile_and_refuse_a_forced_one():
     short = daily(days=3)
     assert seasonal.fit_profiles(short, "auto", TEN_MIN) == {}
     assert seasonal.fit_profiles(daily(), "off", TEN_MIN) == {}
-    with pytest.raises(DataError, match=r"touches 3 day\(s\) of column .day.; a day profile needs at least 4"):
+    with pytest.raises(DataError, match=r"column 'day' cover 3 day\(s\) at least half; a day profile needs 4"):
         seasonal.fit_profiles(short, "day", TEN_MIN)
+    # four days touched but two covered (23:00 on the first to 01:00 on the fourth): too few
+    edges = daily(days=5).loc["2024-01-01 23:00":"2024-01-04 00:50"]
+    assert seasonal.fit_profiles(edges, "auto", TEN_MIN) == {}
+    with pytest.raises(DataError, match=r"cover 2 day\(s\)"):
+        seasonal.fit_profiles(edges, "day", TEN_MIN)
     forced = seasonal.fit_profiles(daily(), "day", TEN_MIN)
     assert set(forced) == {"day", "flat"} and forced["flat"].r2 < 0.1  # forced: kept however poor
 
@@ -86,14 +91,36 @@ def test_remove_subtracts_only_profiled_columns_and_keeps_gaps():
     pd.testing.assert_frame_equal(seasonal.remove(frame.iloc[500:700], profiles), out.iloc[500:700])
 
 
-def test_profiles_follow_the_wall_clock_of_a_timezone():
-    """Across a daylight-saving change the busy hours stay 09-17 local: the profile is the naive one's."""
+def test_profiles_follow_the_clock_of_the_models_timezone():
+    """Across a daylight-saving change the busy hours stay 09-17 local: the profile is the naive one's,
+    and the same instants given in UTC get the same levels."""
     local = daily(days=10, start="2024-03-25", tz="Europe/Paris")
     naive = local.tz_localize(None)
-    a = seasonal.fit_profiles(local, "auto", TEN_MIN)["day"]
+    a = seasonal.fit_profiles(local, "auto", TEN_MIN, "Europe/Paris")["day"]
     b = seasonal.fit_profiles(naive, "auto", TEN_MIN)["day"]
     np.testing.assert_array_equal(a.offsets, b.offsets)
     np.testing.assert_array_equal(a.levels, b.levels)
+    utc = local.tz_convert("UTC")
+    np.testing.assert_array_equal(a.at(utc.index, "Europe/Paris"), a.at(local.index, "Europe/Paris"))
+    assert a.r2 > 0.95
+
+
+def test_jittered_timestamps_stay_in_their_slot():
+    frame = daily(days=8)
+    jitter = np.random.default_rng(1).integers(-60, 61, len(frame))  # up to a minute either side
+    frame.index = frame.index + pd.to_timedelta(jitter, unit="s")
+    profile = seasonal.fit_profiles(frame, "auto", TEN_MIN)["day"]
+    at = pd.DatetimeIndex(["2024-02-01 09:00", "2024-02-01 09:05", "2024-02-01 16:50", "2024-02-01 23:55"])
+    np.testing.assert_allclose(profile.at(at), [1, 1, 1, 0], atol=0.1)
+
+
+def test_a_period_has_at_most_max_slots():
+    index = pd.date_range("2024-01-01", periods=5 * 86400 // 10, freq="10s", name="timestamp")  # 5 days, 10 s apart
+    frame = pd.DataFrame(
+        {"x": np.sin(2 * np.pi * index.hour / 24) + np.random.default_rng(0).normal(0, 0.01, len(index))}, index=index
+    )
+    profile = seasonal.fit_profiles(frame, "auto", pd.Timedelta("10s"))["x"]
+    assert len(profile.offsets) == seasonal.MAX_SLOTS and profile.r2 > 0.99
 
 
 # -- in the detector -------------------------------------------------------------------------
@@ -134,6 +161,18 @@ def test_a_day_without_its_shape_scores_high_only_with_its_profile(days):
     assert ratios["auto"] > 5 and ratios["auto"] > 3 * ratios["off"], ratios
 
 
+def test_context_columns_never_get_a_profile(days):
+    frame = days.assign(ctx=days["day"].to_numpy())  # as daily as the sensor
+    det = LSTMAutoencoderDetector(**TINY, seed=0, context_columns=("ctx",)).fit(frame.iloc[: 10 * 144])
+    assert list(det.seasonal_) == ["day"]
+
+
+def test_a_sensor_that_only_follows_its_schedule_is_named_as_such(caplog):
+    frame = daily(days=8, noise=0.0)[["day"]].assign(other=np.random.default_rng(0).normal(0, 1, 8 * 144))
+    LSTMAutoencoderDetector(**TINY, seed=0).fit(frame)
+    assert "sensor 'day' (once its seasonal profile is removed) is constant in the normal period" in caplog.text
+
+
 def test_profiles_are_saved_validated_and_loaded(days, tmp_path):
     det = LSTMAutoencoderDetector(**TINY, seed=0).fit(days.iloc[: 10 * 144])
     det.save(tmp_path / "m")
@@ -150,17 +189,25 @@ def test_profiles_are_saved_validated_and_loaded(days, tmp_path):
         {"day": {**good["seasonal"]["day"], "offsets": good["seasonal"]["day"]["offsets"][::-1]}},
         {"day": {**good["seasonal"]["day"], "levels": good["seasonal"]["day"]["levels"][:-1]}},
         {"day": {**good["seasonal"]["day"], "offsets": [86400.0] * len(good["seasonal"]["day"]["offsets"])}},
+        {"day": {**good["seasonal"]["day"], "period": ["day"]}},
+        {"day": {k: v for k, v in good["seasonal"]["day"].items() if k != "r2"}},
+        {"day": {**good["seasonal"]["day"], "levels": [float("nan")] * len(good["seasonal"]["day"]["levels"])}},
+        {"day": {**good["seasonal"]["day"], "r2": "high"}},
+        [good["seasonal"]["day"]],
     ):
         path.write_text(json.dumps({**good, "seasonal": broken}))
         with pytest.raises(ModelError, match="invalid field 'seasonal'"):
             LSTMAutoencoderDetector.load(tmp_path / "m")
 
 
-def test_a_model_saved_before_profiles_loads_without_one(days, tmp_path):
+def test_a_model_saved_before_profiles_loads_as_it_scored(days, tmp_path):
+    """Format 1 had no profiles and no ``seasonal`` parameter: such a model loads with seasonal off."""
     det = LSTMAutoencoderDetector(**TINY, seed=0, seasonal="off").fit(days.iloc[: 10 * 144])
     det.save(tmp_path / "m")
     path = tmp_path / "m" / "detector.json"
     meta = json.loads(path.read_text())
-    del meta["seasonal"]
-    path.write_text(json.dumps(meta))
-    assert LSTMAutoencoderDetector.load(tmp_path / "m").seasonal_ == {}
+    del meta["seasonal"], meta["params"]["seasonal"]
+    path.write_text(json.dumps({**meta, "format_version": 1}))
+    old = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert old.seasonal_ == {} and old.seasonal == "off"
+    pd.testing.assert_frame_equal(old.score(days), det.score(days))

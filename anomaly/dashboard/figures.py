@@ -342,7 +342,7 @@ def profile_figure(profiles: dict) -> go.Figure:
     fig = go.Figure()
     for column, profile in profiles.items():
         fig.add_trace(go.Scatter(x=profile.offsets / 3600, y=profile.levels, name=f"{column} ({profile.period})", mode="lines"))
-    weekly = any(p.period == "week" for p in profiles.values())
+    weekly = any(p.period == "week" for p in profiles.values())  # then day profiles show their first day
     fig.update_xaxes(dtick=24 if weekly else 3, range=[0, 168 if weekly else 24])
     fig.update_layout(
         height=280,

@@ -633,7 +633,9 @@ def test_model_page_shows_seasonal_profiles_or_says_there_are_none(own_models):
     np.testing.assert_allclose(array(profile["y"]), detector.seasonal_["a"].levels)
     np.testing.assert_allclose(array(profile["x"]), detector.seasonal_["a"].offsets / 3600)
     at.sidebar.selectbox(key="model").set_value("tiny").run()
-    assert any("No seasonal profile (seasonal auto): no sensor's daily" in c.value for c in at.caption)
+    assert any(
+        "No seasonal profile (seasonal auto): no sensor's daily" in c.value and "fewer than 4 days" in c.value for c in at.caption
+    )
 
 
 # -- Embeddings ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from anomaly import seasonal
 from anomaly.dashboard import common, figures
 
 st.title("Model")
@@ -84,7 +85,12 @@ if profiles:
 elif hasattr(detector, "seasonal_"):
     st.caption(
         f"No seasonal profile (seasonal {detector.seasonal}): "
-        + ("turned off." if detector.seasonal == "off" else "no sensor's daily or weekly shape predicts held-out normal days.")
+        + (
+            "none learned."
+            if detector.seasonal == "off"
+            else "no sensor's daily or weekly shape predicted held-out normal days, or the normal period "
+            f"covered fewer than {seasonal.MIN_PERIODS} days."
+        )
     )
 fp = detector.fingerprint_
 st.markdown("**Training data fingerprint**")
