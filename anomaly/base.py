@@ -317,8 +317,6 @@ class AutoencoderBase(BaseEstimator):
             raise DataError(f"column '{col}': values too large to scale (overflow)")
         constant = self.scaler_.var_ == 0
         names = ", ".join(repr(self.columns_[i]) for i in np.flatnonzero(constant))
-        if any(self.columns_[i] in self._profiles() for i in np.flatnonzero(constant)):
-            names += " (once its seasonal profile is removed)"
         if constant.any() and self.on_constant == "error":
             raise DataError(f"sensor {names} is constant in the normal period; drop it with --columns or use --on-constant keep")
         if constant.any():

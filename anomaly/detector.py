@@ -294,7 +294,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         self.seasonal_ = seasonal.fit_profiles(X[self.target_columns_], self.seasonal, self.interval_, self.timezone_)
         if self.seasonal_:
             log.info("seasonal profile removed from %s", seasonal.describe(self.seasonal_))
-        self._fit_scaler(seasonal.remove(X, self.seasonal_, self.timezone_))
+        self._fit_scaler(X)
+        self._centre_profiled(X)
         values = self._scale(X)  # less the profiles (AutoencoderBase._levels)
         targets_of = self._target_values(values)
         self.stride_ = self._resolve_stride(len(X))
@@ -318,6 +319,19 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         self._learn_normal(self._joined(parts))
         self.fingerprint_ = fingerprint(X)
         return self
+
+    def _centre_profiled(self, X: pd.DataFrame) -> None:
+        """Centre each profiled sensor on the mean of its residual (the value less its profile), keeping
+        the spread of its raw values: a residual that is mostly noise is not blown up to unit variance,
+        where it would drown the other sensors' errors (SMD 0.682 -> 0.685, realAdExchange 0.614 ->
+        0.629 against the residual's own spread; docs/benchmarks.md)."""
+        if not self.seasonal_:
+            return
+        residual = seasonal.remove(X, self.seasonal_, self.timezone_).to_numpy(dtype=float)
+        complete = residual[np.isfinite(residual).all(axis=1)]  # the rows the scaler was fitted on
+        for j, column in enumerate(self.columns_):
+            if column in self.seasonal_:
+                self.scaler_.mean_[j] = complete[:, j].mean()
 
     def _resolve_stride(self, n_rows: int) -> int:
         """The stride in force: ``stride``, or with ``"auto"`` the smallest that gives a fit on ``n_rows``

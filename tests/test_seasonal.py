@@ -135,18 +135,22 @@ def days():
 
 
 def test_the_detector_learns_and_uses_profiles(days):
-    det = LSTMAutoencoderDetector(**TINY, seed=0).fit(days.iloc[: 10 * 144])
+    normal = days.iloc[: 10 * 144]
+    det = LSTMAutoencoderDetector(**TINY, seed=0).fit(normal)
     assert list(det.seasonal_) == ["day"] and det.seasonal_["day"].period == "day"
-    # the model sees the series less its profile: the same as a model without one fitted on that
-    plain = LSTMAutoencoderDetector(**TINY, seed=0, seasonal="off")
-    plain.fit(seasonal.remove(days.iloc[: 10 * 144], det.seasonal_))
-    assert plain.seasonal_ == {}
-    ours = det.score(days, reconstruct=True)
-    theirs = plain.score(seasonal.remove(days, det.seasonal_), reconstruct=True)
-    pd.testing.assert_series_equal(ours["score"], theirs["score"])
-    # estimates are shown in the sensor's own units: the profile added back
+    # the model sees the value less its profile, centred on the residual's mean, in units of the raw spread
     level = det.seasonal_["day"].at(days.index)
-    np.testing.assert_allclose(ours["recon_day"], theirs["recon_day"] + level, atol=1e-9)
+    residual = normal["day"] - det.seasonal_["day"].at(normal.index)
+    assert det.scaler_.mean_[0] == pytest.approx(residual.mean())
+    assert det.scaler_.scale_[0] == pytest.approx(normal["day"].std(ddof=0))
+    X, values, starts = det.prepare(days)
+    np.testing.assert_allclose(
+        values[:, 0], (days["day"] - level - residual.mean()) / normal["day"].std(ddof=0), rtol=1e-5, atol=1e-6
+    )
+    # estimates are shown in the sensor's own units: the profile added back
+    ours = det.score(days, reconstruct=True)
+    _, recon = det.forward(values, starts, reconstruct=True)
+    np.testing.assert_allclose(ours["recon_day"], det._unscale_targets(recon)[:, 0] + level, atol=1e-9)
 
 
 def test_a_day_without_its_shape_scores_high_only_with_its_profile(days):
@@ -167,10 +171,14 @@ def test_context_columns_never_get_a_profile(days):
     assert list(det.seasonal_) == ["day"]
 
 
-def test_a_sensor_that_only_follows_its_schedule_is_named_as_such(caplog):
+def test_a_sensor_that_only_follows_its_schedule_keeps_its_spread_and_is_not_constant(caplog):
+    """Its residual is zero, yet it is scaled by the spread of its values: kept, never called constant."""
     frame = daily(days=8, noise=0.0)[["day"]].assign(other=np.random.default_rng(0).normal(0, 1, 8 * 144))
-    LSTMAutoencoderDetector(**TINY, seed=0).fit(frame)
-    assert "sensor 'day' (once its seasonal profile is removed) is constant in the normal period" in caplog.text
+    det = LSTMAutoencoderDetector(**TINY, seed=0).fit(frame)
+    assert "constant" not in caplog.text and list(det.seasonal_) == ["day"]
+    assert det.scaler_.scale_[0] == pytest.approx(frame["day"].std(ddof=0)) and det.scaler_.mean_[0] == pytest.approx(
+        0, abs=1e-12
+    )
 
 
 def test_profiles_are_saved_validated_and_loaded(days, tmp_path):
