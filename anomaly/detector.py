@@ -638,6 +638,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         return out
 
     def _profiles(self) -> dict:
+        """The seasonal profiles learned at fit (``seasonal_``), which scaling subtracts."""
         return self.seasonal_
 
     # -- persistence ------------------------------------------------------------------------
