@@ -325,13 +325,12 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         the spread of its raw values: a residual that is mostly noise is not blown up to unit variance,
         where it would drown the other sensors' errors (SMD 0.682 -> 0.685, realAdExchange 0.614 ->
         0.629 against the residual's own spread; docs/benchmarks.md)."""
-        if not self.seasonal_:
-            return
-        residual = seasonal.remove(X, self.seasonal_, self.timezone_).to_numpy(dtype=float)
-        complete = residual[np.isfinite(residual).all(axis=1)]  # the rows the scaler was fitted on
+        values = X.to_numpy(dtype=float)
+        complete = np.isfinite(values).all(axis=1)  # the rows the scaler was fitted on
+        levels = self._levels(X.index[complete], self.columns_)
         for j, column in enumerate(self.columns_):
             if column in self.seasonal_:
-                self.scaler_.mean_[j] = complete[:, j].mean()
+                self.scaler_.mean_[j] = (values[complete, j] - levels[:, j]).mean()
 
     def _resolve_stride(self, n_rows: int) -> int:
         """The stride in force: ``stride``, or with ``"auto"`` the smallest that gives a fit on ``n_rows``

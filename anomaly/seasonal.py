@@ -78,12 +78,15 @@ def slot_width(interval: pd.Timedelta, period: str) -> float:
     return max(interval.total_seconds(), PERIODS[period] / MAX_SLOTS)
 
 
+def _n_slots(width: float, period: str) -> int:
+    return max(1, int(round(PERIODS[period] / width)))
+
+
 def _slots(phases: np.ndarray, width: float, period: str) -> tuple[np.ndarray, np.ndarray]:
     """Each row's slot (centred on multiples of ``width``, the last one wrapping to slot 0) and its phase
     made continuous within the slot (just before the period's end counts as just before 0)."""
-    n = max(1, int(round(PERIODS[period] / width)))
     slot = np.floor(phases / width + 0.5).astype(np.int64)
-    wraps = slot >= n
+    wraps = slot >= _n_slots(width, period)
     return np.where(wraps, 0, slot), np.where(wraps, phases - PERIODS[period], phases)
 
 
@@ -111,12 +114,10 @@ def _cv_r2(phases: np.ndarray, numbers: np.ndarray, values: np.ndarray, width: f
     return float(np.mean(scores))
 
 
-def _covered(numbers: np.ndarray, slots: np.ndarray, width: float, period: str) -> np.ndarray:
-    """A row mask: rows of the periods that have data in at least half their slots."""
-    n = max(1, int(round(PERIODS[period] / width)))
-    per_period = pd.Series(slots).groupby(numbers).nunique()
-    full = per_period.index[per_period.to_numpy() * 2 >= n]
-    return np.isin(numbers, full.to_numpy())
+def _covered_periods(numbers: np.ndarray, slots: np.ndarray, width: float, period: str) -> int:
+    """How many periods have data in at least half their slots."""
+    per_period = pd.Series(slots).groupby(numbers).nunique().to_numpy()
+    return int(np.sum(per_period * 2 >= _n_slots(width, period)))
 
 
 def fit_profiles(X: pd.DataFrame, mode: str, interval: pd.Timedelta, tz: str | None = None) -> dict[str, Profile]:
@@ -138,10 +139,10 @@ def fit_profiles(X: pd.DataFrame, mode: str, interval: pd.Timedelta, tz: str | N
         all_phases = phase(X.index, period, tz)
         all_numbers = np.floor(_seconds(X.index, tz) / PERIODS[period]).astype(np.int64)
         for column in X.columns:
-            finite = np.isfinite(X[column].to_numpy(dtype=float))
-            phases, numbers, values = all_phases[finite], all_numbers[finite], X[column].to_numpy(dtype=float)[finite]
-            covered = _covered(numbers, _slots(phases, width, period)[0], width, period)
-            n_periods = len(np.unique(numbers[covered]))
+            values = X[column].to_numpy(dtype=float)
+            finite = np.isfinite(values)
+            phases, numbers, values = all_phases[finite], all_numbers[finite], values[finite]
+            n_periods = _covered_periods(numbers, _slots(phases, width, period)[0], width, period)
             if n_periods < MIN_PERIODS:
                 if mode != "auto":
                     raise DataError(
@@ -168,13 +169,9 @@ def offsets_of(index: pd.DatetimeIndex, columns: list[str], profiles: dict[str, 
 
 def remove(X: pd.DataFrame, profiles: dict[str, Profile], tz: str | None = None) -> pd.DataFrame:
     """``X`` less each profiled column's level at its timestamps (``X`` itself when there is none)."""
-    profiled = [c for c in X.columns if c in profiles]
-    if not profiled:
+    if not any(c in profiles for c in X.columns):
         return X
-    out = X.copy()
-    for column in profiled:
-        out[column] = out[column].to_numpy(dtype=float) - profiles[column].at(X.index, tz)
-    return out
+    return X - offsets_of(X.index, list(X.columns), profiles, tz)
 
 
 def describe(profiles: dict[str, Profile]) -> str:
