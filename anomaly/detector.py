@@ -86,7 +86,9 @@ class LSTMAutoencoderDetector(AutoencoderBase):
 
     ``seasonal`` (:mod:`anomaly.seasonal`) subtracts each sensor's normal level at the row's time of
     day or week before scaling, so a day without its usual shape scores high though every window of
-    it looks ordinary; with ``auto`` only where that profile predicts held-out normal days.
+    it looks ordinary; with ``auto`` only where that profile predicts held-out normal days. The
+    profiles are read on the clock of ``timezone`` (learned as ``timezone_``; default: the index's
+    own zone), so a series stored in UTC keeps its local office hours across daylight-saving changes.
 
     ``normalize_errors`` divides each sensor's error by its mean on the held-out normal windows
     (``error_ref_``) before the mean over sensors, so a sensor the model rebuilds poorly even in
@@ -221,6 +223,18 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         flag="--seasonal",
         group="other",
     )
+    timezone: str | None = param(
+        None,
+        "zone",
+        "the clock that time-of-day and time-of-week profiles are read on, an IANA name such as Europe/Berlin, "
+        "so that office hours stay put across daylight-saving changes when timestamps are in UTC or carry "
+        "offsets; timestamps without an offset are taken as that clock already",
+        none=True,
+        default_text="the timestamps' own zone",
+        flag="--timezone",
+        group="other",
+        metavar="ZONE",
+    )
     context_columns: tuple[str, ...] = param(
         (), "names", "input-only columns (read by the encoder, never rebuilt nor scored)", group="other", form=False
     )
@@ -290,7 +304,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         if not self.target_columns_:
             raise DataError("every column is a context column: at least one must be a sensor to rebuild")
         self.interval_ = pd.Timedelta(X.index.freq) if X.index.freq is not None else detect_interval(X.index)
-        self.timezone_ = str(X.index.tz) if X.index.tz is not None else None
+        self.timezone_ = self.timezone or (str(X.index.tz) if X.index.tz is not None else None)
         self.seasonal_ = seasonal.fit_profiles(X[self.target_columns_], self.seasonal, self.interval_, self.timezone_)
         if self.seasonal_:
             log.info("seasonal profile removed from %s", seasonal.describe(self.seasonal_))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from anomaly.errors import ConfigError
 
-KINDS = ("int", "float", "bool", "choice", "units", "stride", "names")
+KINDS = ("int", "float", "bool", "choice", "units", "stride", "names", "zone")
 GROUPS = ("model", "kind", "flagging", "threshold", "events", "other")
 
 
@@ -71,6 +72,8 @@ class Spec:
             return "one or more positive integers"
         if self.kind == "stride":
             return "'auto' or an integer >= 1"
+        if self.kind == "zone":
+            return f"{'None or ' if self.none else ''}an IANA time zone name such as Europe/Berlin"
         return "a list of column names"
 
     def valid(self, value: Any) -> bool:
@@ -88,6 +91,8 @@ class Spec:
             return bool(units) and all(_is_int(u) and u >= 1 for u in units)
         if self.kind == "names":
             return isinstance(value, (tuple, list)) and all(isinstance(c, str) for c in value)
+        if self.kind == "zone":
+            return _is_zone(value)
         number = _is_int(value) if self.kind == "int" else _is_number(value)
         return number and _within(float(value), self)
 
@@ -102,6 +107,17 @@ def _is_number(value) -> bool:
         and not isinstance(value, (bool, np.bool_))
         and math.isfinite(value)
     )
+
+
+def _is_zone(value) -> bool:
+    """Whether ``value`` names a time zone of the IANA database (``zoneinfo``, which pandas reads too)."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # ValueError: a path-like name such as '../x'
+        return False
+    return True
 
 
 def _within(value: float, spec: Spec) -> bool:

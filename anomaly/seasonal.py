@@ -8,7 +8,8 @@ decomposition) leaves the model the departures from the usual day, and such days
 A profile is the median normal value in each slot of the period: slots as wide as the sampling
 interval (at most :data:`MAX_SLOTS` a period), centred on the grid so jittered timestamps stay in
 their slot, on the clock of the model's time zone (a named zone's daylight-saving shift keeps
-office hours in place; data read with UTC offsets are on UTC's clock).
+office hours in place; data read with UTC offsets are on UTC's clock unless the detector's
+``timezone`` names a zone).
 With ``mode="auto"`` a sensor gets one only where it predicts held-out periods well: a profile
 from the even-numbered days must explain at least :data:`GATE` of the variance of the odd ones and
 back (cross-validated R^2), so series without a clock-bound pattern are left as they are. A

@@ -370,3 +370,11 @@ def test_a_forced_seasonal_profile_needs_four_periods_of_normal_data(tmp_path):
         "of column 'a' cover 0 week(s) at least half; a week profile needs 4",
         extra=("--seasonal", "week"),
     )
+
+
+def test_an_unknown_time_zone_is_refused_in_one_line(tmp_path):
+    data = write_csv(series(), tmp_path / "data.csv")
+    before = entries(tmp_path)
+    proc = run_cli("train", data, "--model", tmp_path / "model", *TRAIN, "--timezone", "Mars/Base")
+    assert_one_line_error(proc, "timezone must be None or an IANA time zone name", "'Mars/Base'")
+    assert entries(tmp_path) == before, "something was written"

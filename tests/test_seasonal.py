@@ -105,6 +105,38 @@ def test_profiles_follow_the_clock_of_the_models_timezone():
     assert a.r2 > 0.95
 
 
+def office_hours_in_utc(days: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Busy 09-17 Paris time across the March daylight-saving change, and the same rows indexed in UTC
+    (as a file with offsets or a trailing Z is read)."""
+    local = daily(days=days, start="2024-03-25", tz="Europe/Paris")[["day"]]
+    return local, local.tz_convert("UTC")
+
+
+def test_a_named_timezone_reads_utc_timestamps_on_its_clock():
+    """UTC's clock moves the busy hours by an hour at the change: its profile is blurred there and
+    predicts held-out days worse. ``timezone`` gives the local profile back, from UTC rows."""
+    local, utc = office_hours_in_utc()
+    config = dict(TINY, epochs=1, seed=0)
+    own = LSTMAutoencoderDetector(**config).fit(utc)
+    named = LSTMAutoencoderDetector(**config, timezone="Europe/Paris").fit(utc)
+    assert own.timezone_ == "UTC" and named.timezone_ == "Europe/Paris"
+    expected = seasonal.fit_profiles(local, "auto", TEN_MIN, "Europe/Paris")["day"]
+    np.testing.assert_array_equal(named.seasonal_["day"].levels, expected.levels)
+    assert named.seasonal_["day"].r2 > 0.95 > own.seasonal_["day"].r2
+    # 09:00 Paris is 08:00 UTC before the change and 07:00 after: the named zone's level is busy at both
+    nine = pd.DatetimeIndex(["2024-03-28 08:05", "2024-04-02 07:05"], tz="UTC")
+    np.testing.assert_allclose(named.seasonal_["day"].at(nine, named.timezone_), 1.0, atol=0.1)
+
+
+def test_naive_timestamps_are_taken_as_the_named_zones_clock():
+    local, _ = office_hours_in_utc()
+    naive = local.tz_localize(None)
+    det = LSTMAutoencoderDetector(**dict(TINY, epochs=1, seed=0), timezone="Europe/Paris").fit(naive)
+    assert det.timezone_ == "Europe/Paris"
+    expected = seasonal.fit_profiles(naive, "auto", TEN_MIN)["day"]
+    np.testing.assert_array_equal(det.seasonal_["day"].levels, expected.levels)
+
+
 def test_jittered_timestamps_stay_in_their_slot():
     frame = daily(days=8)
     jitter = np.random.default_rng(1).integers(-60, 61, len(frame))  # up to a minute either side
@@ -208,14 +240,18 @@ def test_profiles_are_saved_validated_and_loaded(days, tmp_path):
             LSTMAutoencoderDetector.load(tmp_path / "m")
 
 
-def test_a_model_saved_before_profiles_loads_as_it_scored(days, tmp_path):
-    """Format 1 had no profiles and no ``seasonal`` parameter: such a model loads with seasonal off."""
-    det = LSTMAutoencoderDetector(**TINY, seed=0, seasonal="off").fit(days.iloc[: 10 * 144])
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_model_saved_by_an_older_format_loads_as_it_scored(days, tmp_path, version):
+    """Format 1 had no profiles and no ``seasonal`` parameter: such a model loads with seasonal off.
+    Neither it nor format 2 had the ``timezone`` parameter: they load with the timestamps' own zone."""
+    det = LSTMAutoencoderDetector(**TINY, seed=0, seasonal="off" if version == 1 else "auto").fit(days.iloc[: 10 * 144])
     det.save(tmp_path / "m")
     path = tmp_path / "m" / "detector.json"
     meta = json.loads(path.read_text())
-    del meta["seasonal"], meta["params"]["seasonal"]
-    path.write_text(json.dumps({**meta, "format_version": 1}))
+    del meta["params"]["timezone"]
+    if version == 1:
+        del meta["seasonal"], meta["params"]["seasonal"]
+    path.write_text(json.dumps({**meta, "format_version": version}))
     old = LSTMAutoencoderDetector.load(tmp_path / "m")
-    assert old.seasonal_ == {} and old.seasonal == "off"
+    assert old.timezone is None and old.seasonal == det.seasonal and list(old.seasonal_) == list(det.seasonal_)
     pd.testing.assert_frame_equal(old.score(days), det.score(days))

@@ -462,6 +462,11 @@ def param_input(name: str, spec, default, key: str, container=st):
                 label, min_value=low, max_value=high, value=float(default), format="%g", key=key, help=spec.help
             )
         )
+    if spec.kind == "zone":  # checked with the other hyperparameters when the form is used
+        return (
+            container.text_input(label, value=default or "", key=key, help=spec.help, placeholder="the timestamps' own").strip()
+            or None
+        )
     text = container.text_input(
         label, value=",".join(map(str, default)) if spec.kind in ("units", "names") else str(default), key=key, help=spec.help
     ).strip()

@@ -546,9 +546,11 @@ def test_train_page_sets_the_flagging_rule(own_models):
     assert more == set(form_fields(LSTMAutoencoderDetector, TRAIN_PLACED)) and {"seed", "prune", "normalize_errors"} <= more
     at.number_input(key="train_more_seed").set_value(3)
     at.number_input(key="train_more_prune").set_value(0.1)
+    at.text_input(key="train_more_timezone").set_value("Europe/Paris")
     at.button(key="train_go").click().run(timeout=600)
     ok(at)
     saved = LSTMAutoencoderDetector.load(own_models / "tuned")
+    assert saved.timezone == saved.timezone_ == "Europe/Paris"
     assert (
         saved.local_rule,
         saved.local_k,
@@ -566,6 +568,7 @@ def test_train_page_sets_the_flagging_rule(own_models):
     ok(at)
     saved = LSTMAutoencoderDetector.load(own_models / "fixed")
     assert saved.local_rule is None and saved.thresholds_["rule"] == "max"
+    assert saved.timezone is None  # an empty field: the timestamps' own zone
 
 
 def test_train_page_trains_a_prediction_model(own_models):
