@@ -223,6 +223,17 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         flag="--seasonal",
         group="other",
     )
+    trim: float = param(
+        0.0,
+        "float",
+        "fit twice: the second time, from fresh weights, without this fraction of training windows, those "
+        "the first fit rebuilt worst, so anomalies inside the normal period are not learned as normal",
+        low=0,
+        high=0.5,
+        open_high=True,
+        flag="--trim",
+        group="other",
+    )
     timezone: str | None = param(
         None,
         "zone",
@@ -317,14 +328,26 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         starts = span_starts(np.isfinite(values).all(axis=1), lead + self.window, self._horizon(), self.stride_) + lead
         train, val = self._split(starts, len(X))
 
-        self._train(
-            self._build(),
-            len(train),
-            len(val),
-            lambda idx: self._window_batch(values, targets_of, train[idx]),
-            lambda idx: self._window_batch(values, targets_of, val[idx]),
-            on_epoch=on_epoch,
-        )
+        def fit_on(train: np.ndarray) -> None:
+            self._train(
+                self._build(),
+                len(train),
+                len(val),
+                lambda idx: self._window_batch(values, targets_of, train[idx]),
+                lambda idx: self._window_batch(values, targets_of, val[idx]),
+                on_epoch=on_epoch,
+            )
+
+        fit_on(train)
+        kept = self._untrimmed(values, train) if self.trim > 0 else train
+        if len(kept) < len(train):
+            log.info(
+                "refitting without the %d of %d training windows rebuilt worst (trim %g)",
+                len(train) - len(kept),
+                len(train),
+                self.trim,
+            )
+            fit_on(kept)
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
         parts = self._accumulate(values, val if len(val) else train)[0]
@@ -333,6 +356,19 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         self._learn_normal(self._joined(parts))
         self.fingerprint_ = fingerprint(X)
         return self
+
+    def _untrimmed(self, values: np.ndarray, train: np.ndarray) -> np.ndarray:
+        """The training window starts less the ``trim`` fraction whose rows the fitted model rebuilds
+        worst: a window's error is the sum over its rows of the row's error (every part's, all targets)."""
+        n_drop = int(len(train) * self.trim)
+        if n_drop == 0:
+            return train
+        parts = self._accumulate(values, train)[0]  # unscaled parts: a mixture's ranges are not learned yet
+        row_errors = sum(np.nan_to_num(part).sum(axis=1) for part in parts.values())
+        cumulative = np.concatenate([[0.0], np.cumsum(row_errors)])
+        window_error = cumulative[train + self.window] - cumulative[train]
+        worst = np.argpartition(window_error, len(train) - n_drop)[len(train) - n_drop :]
+        return np.delete(train, worst)
 
     def _centre_profiled(self, X: pd.DataFrame) -> None:
         """Centre each profiled sensor on the mean of its residual (the value less its profile), keeping

@@ -1,4 +1,4 @@
-"""Detector options: ``overlap`` (median of overlapping estimates), ``context_columns`` (inputs only), ``normalize_errors``, ``local_cap``."""
+"""Detector options: ``overlap`` (median of overlapping estimates), ``context_columns`` (inputs only), ``normalize_errors``, ``local_cap``, ``trim``."""
 
 import numpy as np
 import pandas as pd
@@ -136,3 +136,57 @@ def test_incremental_scoring_refuses_batch_relative_post_processing(series):
     fixed = score_rows(det, series, rows, threshold=1.0)
     full = det.score(series, threshold=1.0)
     np.testing.assert_allclose(fixed["score"].to_numpy(), full["score"].to_numpy()[-len(fixed) :], rtol=1e-6)
+
+
+# -- trim: a second fit without the windows the first rebuilt worst ---------------------------
+
+
+def shift_inside_normal(n: int = 4000) -> pd.DataFrame:
+    """A noisy sine with its level raised by 1.5 on rows 1500-1559: an anomaly inside the normal period."""
+    t = np.arange(n)
+    values = np.sin(2 * np.pi * t / 50) + np.random.default_rng(0).normal(0, 0.05, n)
+    values[1500:1560] += 1.5
+    return pd.DataFrame({"a": values}, index=pd.date_range("2024-01-01", periods=n, freq="1min", name="timestamp"))
+
+
+TRIM_CONFIG = dict(window=32, encoder_units=(16,), decoder_units=(16,), latent_dim=8, epochs=15, batch_size=32, verbose=0, seed=0)
+
+
+def test_trim_drops_exactly_the_windows_rebuilt_worst(monkeypatch):
+    X = shift_inside_normal()
+    seen = {}
+    untrimmed = LSTMAutoencoderDetector._untrimmed
+
+    def spy(self, values, train):
+        seen["train"], seen["kept"] = train, untrimmed(self, values, train)
+        return seen["kept"]
+
+    monkeypatch.setattr(LSTMAutoencoderDetector, "_untrimmed", spy)
+    det = LSTMAutoencoderDetector(**TRIM_CONFIG, trim=0.05).fit(X)
+    train, kept = seen["train"], seen["kept"]
+    dropped = np.setdiff1d(train, kept)
+    assert len(dropped) == int(len(train) * 0.05) and np.isin(kept, train).all() and (np.diff(kept) > 0).all()
+    touching = train[(train + det.window > 1500) & (train < 1560)]
+    assert np.isin(touching, dropped).all()  # every window that holds the shift is among the worst
+    # the second fit trained on the kept windows only: refitting on them from the same seed gives its weights
+    again = LSTMAutoencoderDetector(**TRIM_CONFIG, trim=0.05)
+    monkeypatch.setattr(LSTMAutoencoderDetector, "_untrimmed", lambda self, values, train: kept)
+    again.fit(X)
+    for a, b in zip(det.model_.get_weights(), again.model_.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_trim_keeps_an_anomaly_of_the_normal_period_from_being_learned():
+    X = shift_inside_normal()
+    ratio = {}
+    for trim in (0.0, 0.05):
+        score = LSTMAutoencoderDetector(**TRIM_CONFIG, **FIXED, trim=trim).fit(X).score(X)["score"]
+        ratio[trim] = score.iloc[1500:1560].mean() / score.iloc[2000:3000].mean()
+    assert ratio[0.05] > 2 * ratio[0.0]  # measured: 1000 against 46 (the mean squared error)
+
+
+def test_trim_zero_fits_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(LSTMAutoencoderDetector, "_untrimmed", lambda self, values, train: calls.append(1) or train)
+    LSTMAutoencoderDetector(**TINY).fit(shift_inside_normal(600))
+    assert calls == []
