@@ -313,3 +313,32 @@ def test_bench_offers_every_model_kind_of_the_detector():
     assert result.returncode == 0
     assert "{" + ",".join(MODEL_KINDS) + "}" in result.stdout.replace("\n", "").replace(" ", "")
     assert "aer" in MODEL_KINDS
+
+
+def test_baselines_read_the_series_less_the_detectors_seasonal_profiles():
+    """A fair table: the baselines see what the LSTM sees, the profiles taken off (none with seasonal off)."""
+    from anomaly import seasonal
+    from anomaly.research.bench import baseline_inputs, make_detector
+
+    index = pd.date_range("2024-01-01", periods=10 * 144, freq="10min", name="timestamp")
+    hours = index.hour + index.minute / 60
+    noise = np.random.default_rng(0).normal(0, 0.05, (len(index), 2))
+    frame = pd.DataFrame({"day": ((hours >= 9) & (hours < 17)) + noise[:, 0], "ctx_flag": noise[:, 1]}, index=index)
+    fit, scored = frame.iloc[:1000], frame.iloc[1000:]
+    detector = make_detector()
+    fit_b, scored_b = baseline_inputs(fit, scored, ("ctx_flag",), detector)
+    profile = seasonal.fit_profiles(fit[["day"]], "auto", pd.Timedelta("10min"))["day"]
+    assert list(fit_b.columns) == ["day"]
+    np.testing.assert_allclose(fit_b["day"], fit["day"] - profile.at(fit.index))
+    np.testing.assert_allclose(scored_b["day"], scored["day"] - profile.at(scored.index))
+    fit_r, scored_r = baseline_inputs(fit, scored, ("ctx_flag",), make_detector({"seasonal": "off"}))
+    pd.testing.assert_frame_equal(fit_r, fit[["day"]])
+    pd.testing.assert_frame_equal(scored_r, scored[["day"]])
+    # the detector itself learns the very same profile from these rows
+    assert (
+        make_detector(dict(epochs=1, window=8, encoder_units=(4,), decoder_units=(4,), latent_dim=2))
+        .fit(fit[["day"]])
+        .seasonal_["day"]
+        .levels.tolist()
+        == profile.levels.tolist()
+    )

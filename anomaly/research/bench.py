@@ -8,8 +8,9 @@ Two layouts (see ``shared/benchdata/README.md``):
 Protocols: ``train-test`` fits on the training split (normal operation) and scores the test split;
 ``whole`` fits on and scores the whole series (train + test where split); ``probation`` fits on the
 first 15% and scores the rest. Every method (the LSTM detector and two baselines) sees the same
-rows and its score goes through the same post-processing (the detector's own rules), so the
-figures compare the scores, not the thresholds. Counts are summed over series before P/R/F1
+rows, less the same seasonal profiles (the detector's ``seasonal`` setting), and its score goes
+through the same post-processing (the detector's own rules), so the figures compare the models,
+not the preprocessing or the thresholds. Counts are summed over series before P/R/F1
 (Orion's leaderboard convention).
 """
 
@@ -330,7 +331,7 @@ def run_series(
             cache[f"{method}_normal"] = detector.normal_scores_
             cache[f"{method}_normal_raw"] = detector.normal_errors_
         else:
-            fit_b, scored_b = fit.drop(columns=list(context_columns)), scored.drop(columns=list(context_columns))
+            fit_b, scored_b = baseline_inputs(fit, scored, context_columns, detector)
             model = _baseline(method, detector.window).fit(fit_b)
             fit_s = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -361,6 +362,21 @@ def run_series(
         cache["factor"] = np.array([factor])
         _write_cache(Path(cache_dir), protocol, ref.name, scored_full.index, labels, cache)
     return out
+
+
+def baseline_inputs(fit: pd.DataFrame, scored: pd.DataFrame, context_columns, detector) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What a baseline fits and scores: the LSTM's sensors less the seasonal profiles the detector
+    learns from the same normal data, so that the table compares models and not preprocessing."""
+    from anomaly import seasonal
+    from anomaly.io import detect_interval
+
+    fit_b, scored_b = fit.drop(columns=list(context_columns)), scored.drop(columns=list(context_columns))
+    interval = pd.Timedelta(fit_b.index.freq) if fit_b.index.freq is not None else detect_interval(fit_b.index)
+    tz = detector.timezone or (str(fit_b.index.tz) if fit_b.index.tz is not None else None)
+    profiles = seasonal.fit_profiles(fit_b, detector.seasonal, interval, tz)
+    if not profiles:
+        return fit_b, scored_b
+    return seasonal.remove(fit_b, profiles, tz), seasonal.remove(scored_b, profiles, tz)
 
 
 def _write_cache(root: Path, protocol: str, name: str, index: pd.DatetimeIndex, labels: list, arrays: dict) -> None:
