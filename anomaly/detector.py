@@ -339,15 +339,17 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             )
 
         fit_on(train)
-        kept = self._untrimmed(values, train) if self.trim > 0 else train
-        if len(kept) < len(train):
+        if self.trim > 0:
+            kept = self._untrimmed(values, train)
             log.info(
-                "refitting without the %d of %d training windows rebuilt worst (trim %g)",
+                "trim %g: refitting without %d of %d training windows, those rebuilt worst",
+                self.trim,
                 len(train) - len(kept),
                 len(train),
-                self.trim,
             )
-            fit_on(kept)
+            if len(kept) < len(train):
+                fit_on(kept)
+            train = kept  # the windows the final model learned from
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
         parts = self._accumulate(values, val if len(val) else train)[0]
@@ -358,15 +360,17 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         return self
 
     def _untrimmed(self, values: np.ndarray, train: np.ndarray) -> np.ndarray:
-        """The training window starts less the ``trim`` fraction whose rows the fitted model rebuilds
-        worst: a window's error is the sum over its rows of the row's error (every part's, all targets)."""
-        n_drop = int(len(train) * self.trim)
+        """The training window starts less the ``trim`` fraction (keeping at least
+        :data:`MIN_TRAIN_WINDOWS`) whose rows the fitted model rebuilds and predicts worst: a window's
+        error is the sum of the row errors (every part's, all targets) over every row it reads or
+        estimates, so a prediction's target rows count too."""
+        n_drop = min(int(len(train) * self.trim), max(0, len(train) - MIN_TRAIN_WINDOWS))
         if n_drop == 0:
             return train
         parts = self._accumulate(values, train)[0]  # unscaled parts: a mixture's ranges are not learned yet
         row_errors = sum(np.nan_to_num(part).sum(axis=1) for part in parts.values())
         cumulative = np.concatenate([[0.0], np.cumsum(row_errors)])
-        window_error = cumulative[train + self.window] - cumulative[train]
+        window_error = cumulative[train + self.window + self._horizon()] - cumulative[train - self._lead()]
         worst = np.argpartition(window_error, len(train) - n_drop)[len(train) - n_drop :]
         return np.delete(train, worst)
 

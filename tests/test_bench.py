@@ -168,6 +168,8 @@ def test_bench_fits_the_detector_defaults_with_overrides():
     assert make_detector({"window": 16, "local_k": 5.0}).get_params() == {**defaults, "verbose": 0, "window": 16, "local_k": 5.0}
     with pytest.raises(ConfigError, match="no parameter"):
         make_detector({"nope": 1})
+    with pytest.raises(ConfigError, match="^timezone must be an IANA time zone name"):
+        make_detector({"timezone": "Mars/Base"})  # checked before any method runs, the baselines' too
 
 
 def test_auto_stride_grows_on_long_normal_periods_and_stays_under_a_prediction_horizon():

@@ -152,8 +152,39 @@ def shift_inside_normal(n: int = 4000) -> pd.DataFrame:
 TRIM_CONFIG = dict(window=32, encoder_units=(16,), decoder_units=(16,), latent_dim=8, epochs=15, batch_size=32, verbose=0, seed=0)
 
 
-def test_trim_drops_exactly_the_windows_rebuilt_worst(monkeypatch):
+def test_trim_drops_exactly_the_windows_rebuilt_worst_and_refits_on_the_rest(monkeypatch):
     X = shift_inside_normal()
+    seen, fits = {}, []
+    untrimmed, train_once = LSTMAutoencoderDetector._untrimmed, LSTMAutoencoderDetector._train
+
+    def spy(self, values, train):
+        seen["train"], seen["kept"] = train, untrimmed(self, values, train)
+        return seen["kept"]
+
+    def counting(self, built, n_train, *args, **kwargs):
+        fits.append(n_train)
+        return train_once(self, built, n_train, *args, **kwargs)
+
+    monkeypatch.setattr(LSTMAutoencoderDetector, "_untrimmed", spy)
+    monkeypatch.setattr(LSTMAutoencoderDetector, "_train", counting)
+    det = LSTMAutoencoderDetector(**TRIM_CONFIG, trim=0.05, validation_fraction=0.0).fit(X)
+    train, kept = seen["train"], seen["kept"]
+    dropped = np.setdiff1d(train, kept)
+    assert len(dropped) == int(len(train) * 0.05) and np.isin(kept, train).all() and (np.diff(kept) > 0).all()
+    touching = train[(train + det.window > 1500) & (train < 1560)]
+    assert np.isin(touching, dropped).all()  # every window that holds the shift is among the worst
+    assert fits == [len(train), len(kept)]  # a second fit, on the kept windows only
+    # no held-out windows: the normal errors come from the kept windows, so the shift's rows are not among them
+    covered = np.zeros(len(X), bool)
+    for start in kept:
+        covered[start : start + det.window] = True
+    assert not covered[1500:1560].any() and len(det.normal_errors_) == covered.sum()
+
+
+def test_trim_counts_the_rows_a_prediction_estimates(monkeypatch):
+    """A prediction window whose inputs are normal but whose next rows hold the shift is dropped too."""
+    X = shift_inside_normal(1500)  # (its shift lies past the end: one is put inside at rows 500-529)
+    X.iloc[500:530, 0] += 1.5
     seen = {}
     untrimmed = LSTMAutoencoderDetector._untrimmed
 
@@ -162,18 +193,11 @@ def test_trim_drops_exactly_the_windows_rebuilt_worst(monkeypatch):
         return seen["kept"]
 
     monkeypatch.setattr(LSTMAutoencoderDetector, "_untrimmed", spy)
-    det = LSTMAutoencoderDetector(**TRIM_CONFIG, trim=0.05).fit(X)
-    train, kept = seen["train"], seen["kept"]
-    dropped = np.setdiff1d(train, kept)
-    assert len(dropped) == int(len(train) * 0.05) and np.isin(kept, train).all() and (np.diff(kept) > 0).all()
-    touching = train[(train + det.window > 1500) & (train < 1560)]
-    assert np.isin(touching, dropped).all()  # every window that holds the shift is among the worst
-    # the second fit trained on the kept windows only: refitting on them from the same seed gives its weights
-    again = LSTMAutoencoderDetector(**TRIM_CONFIG, trim=0.05)
-    monkeypatch.setattr(LSTMAutoencoderDetector, "_untrimmed", lambda self, values, train: kept)
-    again.fit(X)
-    for a, b in zip(det.model_.get_weights(), again.model_.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    config = dict(TRIM_CONFIG, window=16, epochs=10)
+    det = LSTMAutoencoderDetector(**config, model_kind="prediction", horizon=8, stride=1, trim=0.1).fit(X)
+    train = seen["train"]
+    targets_only = train[(train + det.window <= 500) & (train + det.window + det.horizon > 500)]
+    assert len(targets_only) == 8 and not np.isin(targets_only, seen["kept"]).any()
 
 
 def test_trim_keeps_an_anomaly_of_the_normal_period_from_being_learned():

@@ -36,7 +36,7 @@ def invalid_values(spec: params.Spec) -> list:
         "units": [(), (0,), "32"],
         "stride": [0, "fast", 1.5],
         "names": ["a,b", (1,)],
-        "zone": ["Mars/Base", "", "../etc/passwd", 1],
+        "zone": ["Mars/Base", "", "../etc/passwd", "Europe", "x" * 300, "localtime", 1],
     }.get(spec.kind, [])
     if spec.kind in ("int", "float"):
         bad += [True, "3", float("nan")]

@@ -181,7 +181,9 @@ def make_detector(params: dict | None = None):
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ConfigError(f"the detector has no parameter(s) {', '.join(unknown)}")
-    return LSTMAutoencoderDetector(**settings)
+    detector = LSTMAutoencoderDetector(**settings)
+    detector.check_params()  # before any method runs: a baseline-only run uses the settings too
+    return detector
 
 
 def post_params(detector) -> dict:

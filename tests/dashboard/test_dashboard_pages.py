@@ -547,10 +547,11 @@ def test_train_page_sets_the_flagging_rule(own_models):
     at.number_input(key="train_more_seed").set_value(3)
     at.number_input(key="train_more_prune").set_value(0.1)
     at.text_input(key="train_more_timezone").set_value("Europe/Paris")
+    at.number_input(key="train_more_trim").set_value(0.1)  # two fits: the progress restarts with the second
     at.button(key="train_go").click().run(timeout=600)
     ok(at)
     saved = LSTMAutoencoderDetector.load(own_models / "tuned")
-    assert saved.timezone == saved.timezone_ == "Europe/Paris"
+    assert saved.timezone == saved.timezone_ == "Europe/Paris" and saved.trim == 0.1
     assert (
         saved.local_rule,
         saved.local_k,

@@ -205,11 +205,19 @@ try:
     curve = st.empty()
     seen: dict[str, list[float]] = {"loss": [], "val_loss": []}
 
+    fits = [0]  # with trim the detector fits twice: the curve restarts with the second fit
+
     def on_epoch(epoch: int, logs: dict) -> None:
+        if epoch == 0:
+            fits[0] += 1
+            for k in seen:
+                seen[k].clear()
         for k in seen:
             if k in logs:
                 seen[k].append(logs[k])
         text = f"Epoch {epoch + 1} of at most {int(epochs)}: loss {logs.get('loss', float('nan')):.5f}"
+        if detector.trim > 0:
+            text = f"Fit {fits[0]} of 2 (trim {detector.trim:g}) · " + text
         if "val_loss" in logs:
             text += f", validation {logs['val_loss']:.5f}"
         bar.progress(min((epoch + 1) / int(epochs), 1.0), text=text)
