@@ -26,9 +26,8 @@ from anomaly import __version__, mixture, seasonal
 from anomaly.errors import ModelError, first_line
 
 FORMAT = "lstm-anomaly-model"
-FORMAT_VERSION = (
-    3  # 2: seasonal profiles; 3: the timezone parameter (an older package refuses both by name: "upgrade the package")
-)
+# 2: seasonal profiles; 3: the timezone parameter (an older package refuses both by name: "upgrade the package")
+FORMAT_VERSION = 3
 OLDEST_FORMAT = 1  # still loaded: format 1 had no profiles, so its models load with seasonal "off"
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"

@@ -90,6 +90,10 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     profiles are read on the clock of ``timezone`` (learned as ``timezone_``; default: the index's
     own zone), so a series stored in UTC keeps its local office hours across daylight-saving changes.
 
+    ``trim`` > 0 fits twice, the second time from fresh weights without that fraction of training
+    windows, those the first model rebuilt (and predicted) worst: for a normal period that may hold
+    anomalies. Off by default: on the benchmarks it costs rarely seen normal patterns (docs/benchmarks.md).
+
     ``normalize_errors`` divides each sensor's error by its mean on the held-out normal windows
     (``error_ref_``) before the mean over sensors, so a sensor the model rebuilds poorly even in
     normal operation does not drown the others (one sensor: no effect on relative thresholds).
@@ -341,14 +345,16 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         fit_on(train)
         if self.trim > 0:
             kept = self._untrimmed(values, train)
-            log.info(
-                "trim %g: refitting without %d of %d training windows, those rebuilt worst",
-                self.trim,
-                len(train) - len(kept),
-                len(train),
-            )
             if len(kept) < len(train):
+                log.info(
+                    "trim %g: refitting without the %d of %d training windows rebuilt worst",
+                    self.trim,
+                    len(train) - len(kept),
+                    len(train),
+                )
                 fit_on(kept)
+            else:
+                log.info("trim %g: %d training windows are too few to drop any; fitted once", self.trim, len(train))
             train = kept  # the windows the final model learned from
 
         # Thresholds come from windows the model did not train on (all of them if none were held out).
