@@ -26,8 +26,9 @@ from anomaly import __version__, mixture, seasonal
 from anomaly.errors import ModelError, first_line
 
 FORMAT = "lstm-anomaly-model"
-# 2: seasonal profiles; 3: the timezone parameter (an older package refuses both by name: "upgrade the package")
-FORMAT_VERSION = 3
+# 2: seasonal profiles; 3: the timezone parameter; 4: the smoothing span in force (`smoothing_span`), which
+# grows with the stride (an older package refuses each by name: "upgrade the package")
+FORMAT_VERSION = 4
 OLDEST_FORMAT = 1  # still loaded: format 1 had no profiles, so its models load with seasonal "off"
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
@@ -272,6 +273,8 @@ def _validate(meta: dict, path: Path) -> None:
     need(_valid_profiles(meta.get("seasonal", {}), [c for c in cols if c not in context]), "'seasonal'")
     stride = meta.get("stride")
     need(stride is None or (isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1), "'stride'")
+    span = meta.get("smoothing_span")
+    need(span is None or (isinstance(span, int) and not isinstance(span, bool) and span >= 0), "'smoothing_span'")
     interval = meta.get("interval_seconds")
     need(_finite(interval) and 1e-9 <= interval <= MAX_INTERVAL_SECONDS, "'interval_seconds'")
     tz = meta.get("timezone")

@@ -46,6 +46,16 @@ TRAILING_RULE = flagging.TRAILING  # the causal rule; the others (postprocess.LO
 log = logging.getLogger("anomaly")
 
 
+def smoothing_span(smoothing: int, stride: int) -> int:
+    """The score's EWMA span for a fit at ``stride``: ``smoothing`` times the square root of the stride.
+
+    At stride s a row's error averages about ``window / s`` windows instead of ``window`` (scoring
+    uses the fit's grid), so the score of a long, strided series is noisier per row and wants a
+    longer span. The square root was chosen by leave-one-group-out on the five benchmark groups among
+    stride ** 0, 0.25, 0.5, 0.75 and 1 (docs/benchmarks.md, "The score's span grows with the stride")."""
+    return int(smoothing) if smoothing <= 1 else int(round(smoothing * math.sqrt(stride)))
+
+
 @dataclass(repr=False, eq=False)  # __init__ from the fields (the base's first); scikit-learn's repr and identity
 class LSTMAutoencoderDetector(AutoencoderBase):
     """LSTM autoencoder anomaly detector for uni- and multivariate sensor series.
@@ -99,7 +109,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     normal operation does not drown the others (one sensor: no effect on relative thresholds).
 
     Flagging (the defaults are the configuration ``anomaly bench`` measures): the score compared is
-    the root of the squared error (``root_score``), EWMA-smoothed over ``smoothing`` rows. With
+    the root of the squared error (``root_score``), EWMA-smoothed over ``smoothing_`` rows (``smoothing``
+    times the square root of the fit's stride, see :func:`smoothing_span`). With
     ``local_rule="trailing"`` (default, :mod:`anomaly.flagging`) a row is flagged when it exceeds
     mean + ``local_k`` std of the ``local_trailing`` scores before it (only the unflagged ones with
     ``local_exclude``), seeded with the held-out normal scores, or ``local_cap`` times the largest
@@ -175,7 +186,13 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         group="flagging",
     )
     smoothing: int = param(
-        20, "int", "EWMA span of the score in points, 0 = off", low=0, flag="--smoothing", metavar="SPAN", group="flagging"
+        30,
+        "int",
+        "EWMA span of the score in points at stride 1, 0 = off; a fit at stride s smooths over SPAN * sqrt(s) points",
+        low=0,
+        flag="--smoothing",
+        metavar="SPAN",
+        group="flagging",
     )
     root_score: bool = param(
         True,
@@ -327,7 +344,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         self._centre_profiled(X)
         values = self._scale(X)  # less the profiles (AutoencoderBase._levels)
         targets_of = self._target_values(values)
-        self.stride_ = self._resolve_stride(len(X))
+        self.stride_ = self.resolve_stride(len(X))
+        self.smoothing_ = smoothing_span(self.smoothing, self.stride_)
         lead = self._lead()  # rows before each window that aer predicts: spans start there
         starts = span_starts(np.isfinite(values).all(axis=1), lead + self.window, self._horizon(), self.stride_) + lead
         train, val = self._split(starts, len(X))
@@ -392,7 +410,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             if column in self.seasonal_:
                 self.scaler_.mean_[j] = (values[complete, j] - levels[:, j]).mean()
 
-    def _resolve_stride(self, n_rows: int) -> int:
+    def resolve_stride(self, n_rows: int) -> int:
         """The stride in force: ``stride``, or with ``"auto"`` the smallest that gives a fit on ``n_rows``
         about :data:`MAX_TRAIN_WINDOWS` windows (at most a quarter window; a prediction's horizon)."""
         if self.stride != "auto":
@@ -523,10 +541,10 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         return self.forward(values, starts)[0]
 
     def combine(self, row_errors: np.ndarray) -> np.ndarray:
-        """One score per row: mean over sensors, optionally EWMA-smoothed over ``smoothing`` rows."""
+        """One score per row: mean over sensors, optionally EWMA-smoothed over ``smoothing_`` rows."""
         score = self.sensor_mean(row_errors)
-        if self.smoothing > 1:
-            score = pd.Series(score).ewm(span=self.smoothing, ignore_na=True).mean().to_numpy(copy=True)
+        if self.smoothing_ > 1:
+            score = pd.Series(score).ewm(span=self.smoothing_, ignore_na=True).mean().to_numpy(copy=True)
             score[~np.isfinite(row_errors).all(axis=1)] = np.nan
         return score
 
@@ -578,7 +596,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             out["score"], out["threshold"], out["is_anomaly"] = flag_scores(
                 raw,
                 rule=self.local_rule,
-                smoothing=self.smoothing,
+                smoothing=self.smoothing_,
                 window_frac=self.local_window,
                 k=self.local_k,
                 floor=floor,
@@ -601,7 +619,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             cap_factor=self.local_cap,
             prune=self.prune,
             pad=self.event_padding,
-            smoothing=self.smoothing,
+            smoothing=self.smoothing_,
             root=bool(self.root_score),
             exclude=bool(self.local_exclude),
         )
@@ -706,6 +724,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         return {
             **super().fitted_state(),
             "stride": int(self.stride_),
+            "smoothing_span": int(self.smoothing_),
             "part_ranges": self.part_ranges_,
             "seasonal": {column: profile.to_json() for column, profile in self.seasonal_.items()},
         }
@@ -714,6 +733,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         """Set the learned state from :meth:`fitted_state`'s JSON and the loaded ``model``; returns ``self``."""
         super().restore(state, model)
         self.stride_ = int(state.get("stride", self.stride if self.stride != "auto" else 1))
+        # Saved before format 4 the span was ``smoothing`` itself, whatever the stride.
+        self.smoothing_ = int(state.get("smoothing_span", self.smoothing))
         self.part_ranges_ = state.get("part_ranges")  # None: errors joined by their mean (combination "mean")
         self.seasonal_ = {column: seasonal.Profile.from_json(p) for column, p in state.get("seasonal", {}).items()}
         if "seasonal" not in state:  # saved before seasonal profiles: its data were scaled as they came

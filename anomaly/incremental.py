@@ -108,7 +108,7 @@ def score_rows(
         return scoring.empty_frame(detector.target_columns_, X.index)
     first, last = int(idx[0]), int(idx[-1])
     context = first
-    horizon = ewm_horizon(detector.smoothing) if detector.smoothing > 1 else 0
+    horizon = ewm_horizon(detector.smoothing_) if detector.smoothing_ > 1 else 0
     if horizon:
         # start the EWMA `horizon` covered rows before the first written row (or at row 0)
         before = np.flatnonzero(covered[:first])

@@ -130,7 +130,7 @@ def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
     stored = np.isin(stamps.asi8, known.asi8)
     plan = np.zeros(len(data), dtype=bool) if job.rescore else stored
-    rows = rows_to_write(finite, plan, detector.window, detector.stride_, detector.smoothing)
+    rows = rows_to_write(finite, plan, detector.window, detector.stride_, detector.smoothing_)
     if not rows.any():
         store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
@@ -214,7 +214,7 @@ def _warn_short_context(store: Store, job: Job, detector, rows: np.ndarray, stam
     those rows then lack windows or EWMA history that a full re-score would have."""
     from anomaly.incremental import ewm_horizon
 
-    need = detector.window - 1 + ewm_horizon(detector.smoothing)
+    need = detector.window - 1 + ewm_horizon(detector.smoothing_)
     first = int(np.flatnonzero(rows)[0])
     if first < need and store.has_scores_before(job.source_name, job.model_name, stamps[0]):
         log.warning(

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, ".")
-from postprocess_study import load  # noqa: E402  (bench/ is not a package)
+from postprocess_study import benched, load  # noqa: E402  (bench/ is not a package)
 
 from anomaly.detector import LSTMAutoencoderDetector  # noqa: E402
 from anomaly.research.bench import evaluate, expand, flags_for, pool, post_params, ranking_auc_pr  # noqa: E402
@@ -51,9 +51,10 @@ def group_f1(runs: list[list[dict]], how: str, post: dict) -> tuple[float, list[
         for s in series:
             score, normal_raw = combined(s, how)
             factor = int(s["factor"][0]) if "factor" in s else 1
-            flags = expand(flags_for(score, post, normal_raw=normal_raw), factor, len(s["index"]))
+            rule = benched(post, s)  # the span the bench smoothed this series over
+            flags = expand(flags_for(score, rule, normal_raw=normal_raw), factor, len(s["index"]))
             rows.append({"methods": {how: {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
-            area = ranking_auc_pr(s["index"], score, post, factor, s["labels"])
+            area = ranking_auc_pr(s["index"], score, rule, factor, s["labels"])
             areas += [] if area is None else [area]
         seg = pool(rows, (how,))[how]["overlap_segment"]
         f1s.append(seg["f1"])

@@ -29,7 +29,9 @@ METRICS = ("overlap_segment", "weighted_segment", "pointwise")
 
 def f1s(runs: list[list[dict]], pad: int) -> dict[str, np.ndarray]:
     """Per method, the mean over seeds of (overlap-segment, weighted-segment, point-wise) F1."""
-    per_seed = [pool(results(series, {**RULE, "pad": pad}, methods=METHODS), methods=METHODS) for series in runs]
+    per_seed = [
+        pool(results(series, {**RULE, "pad": pad}, methods=METHODS, benched_span=True), methods=METHODS) for series in runs
+    ]
     return {m: np.mean([[p[m][metric]["f1"] for metric in METRICS] for p in per_seed], axis=0) for m in METHODS}
 
 

@@ -51,16 +51,24 @@ def load(spec: str) -> list[dict]:
     return out
 
 
-def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = False) -> list[dict]:
-    """Per-series results shaped like ``anomaly.research.bench.run_series`` (without timings)."""
+def benched(post: dict, s: dict) -> dict:
+    """``post`` with the score's span the bench used on series ``s`` (it grows with the fit's stride;
+    cached since model format 4), for studies of the defaults as ``anomaly bench`` applies them."""
+    return {**post, "smoothing": int(s["smoothing"][0])} if "smoothing" in s else post
+
+
+def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = False, benched_span: bool = False) -> list[dict]:
+    """Per-series results shaped like ``anomaly.research.bench.run_series`` (without timings);
+    ``benched_span``: each series' score smoothed over the span the bench used (:func:`benched`)."""
     out = []
     for s in series:
         factor = int(s["factor"][0]) if "factor" in s else 1
         row = {"series": s["name"], "labels": len(s["labels"]), "methods": {}}
+        rule = benched(post, s) if benched_span else post
         for m in methods:
             score = s[m] ** 2 if (m == "zscore" and abs_zscore) else s[m]
             flags = expand(
-                flags_for(score, post, normal=s.get(f"{m}_normal"), normal_raw=s.get(f"{m}_normal_raw")), factor, len(s["index"])
+                flags_for(score, rule, normal=s.get(f"{m}_normal"), normal_raw=s.get(f"{m}_normal_raw")), factor, len(s["index"])
             )
             row["methods"][m] = {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}
         out.append(row)

@@ -146,7 +146,8 @@ def test_detector_post_processing_matches_the_pure_module(split_dir, tmp_path):
     out = det.score(scored)
     raw = out[[c for c in out.columns if c.startswith("error_")]].to_numpy().mean(axis=1)
     cap = postprocess.normal_cap(det.normal_scores_, 2.0, root=True)
-    smooth, limit, flags = postprocess.flag_scores(raw, rule="ksigma", k=3.0, cap=cap, prune=0.1, pad=3, smoothing=4, root=True)
+    assert (det.stride_, det.smoothing_) == (2, 6)  # the span grows with the stride: 4 x sqrt(2), rounded
+    smooth, limit, flags = postprocess.flag_scores(raw, rule="ksigma", k=3.0, cap=cap, prune=0.1, pad=3, smoothing=6, root=True)
     assert np.array_equal(out["is_anomaly"].to_numpy(), flags)
     np.testing.assert_allclose(out["threshold"].to_numpy(), limit)
     events = det.events(out)
@@ -176,9 +177,9 @@ def test_auto_stride_grows_on_long_normal_periods_and_stays_under_a_prediction_h
     from anomaly.detector import LSTMAutoencoderDetector
 
     det = LSTMAutoencoderDetector()  # window 32
-    assert [det._resolve_stride(n) for n in (100, 2500, 2501, 10_000, 50_000)] == [1, 1, 2, 4, 8]
-    assert LSTMAutoencoderDetector(model_kind="prediction", horizon=3)._resolve_stride(50_000) == 3
-    assert LSTMAutoencoderDetector(stride=5)._resolve_stride(50_000) == 5
+    assert [det.resolve_stride(n) for n in (100, 2500, 2501, 10_000, 50_000)] == [1, 1, 2, 4, 8]
+    assert LSTMAutoencoderDetector(model_kind="prediction", horizon=3).resolve_stride(50_000) == 3
+    assert LSTMAutoencoderDetector(stride=5).resolve_stride(50_000) == 5
 
 
 def test_context_flags_feed_the_lstm_only(split_dir, tmp_path):
@@ -344,3 +345,11 @@ def test_baselines_read_the_series_less_the_detectors_seasonal_profiles():
         .levels.tolist()
         == profile.levels.tolist()
     )
+
+
+def test_every_method_is_smoothed_over_the_span_of_the_detectors_stride():
+    from anomaly.research.bench import make_detector, post_params
+
+    det = make_detector()  # smoothing 30, window 32
+    assert [post_params(det, n)["smoothing"] for n in (2000, 5000, 10_000, 50_000)] == [30, 42, 60, 85]
+    assert post_params(det)["smoothing"] == 30  # no fit length: stride 1

@@ -88,10 +88,10 @@ def test_missing_model_dir_is_one_line_error(trained, tmp_path):
 def test_machine_temperature_demo_with_the_defaults(tmp_path):
     """The demo (`make run`) as a user gets it: CLI defaults, trained before the first labelled window.
 
-    Measured: 3 of the 4 failures found (the third is invisible in this model's error), 4 false
-    alarms with the default seed (3 with seeds 1 and 2). Issue 13 asked for at most 3; the defaults
-    were chosen on the benchmarks, not on this file (docs/benchmarks.md: the cap's factor, and why
-    not --bidirectional).
+    Measured: 3 of the 4 failures found (the third is invisible in this model's error) and 3 false
+    alarms, with seeds 0, 1 and 2 (issue 13 asks for at least 3 found and at most 3 false alarms).
+    With a span of 20 rows, before it grew with the stride, seed 0 gave 4 false alarms. The defaults
+    are chosen on the benchmarks, not on this file (docs/benchmarks.md).
     """
     data = ROOT / "data" / "machine_temperature_system_failure.csv"
     model = tmp_path / "demo"
@@ -112,4 +112,4 @@ def test_machine_temperature_demo_with_the_defaults(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     seg = json.loads(result.stdout)["overlap_segment"]
-    assert seg["tp"] >= 3 and seg["fp"] <= 4, seg
+    assert seg["tp"] >= 3 and seg["fp"] <= 3, seg

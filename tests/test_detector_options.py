@@ -214,3 +214,53 @@ def test_trim_zero_fits_once(monkeypatch):
     monkeypatch.setattr(LSTMAutoencoderDetector, "_untrimmed", lambda self, values, train: calls.append(1) or train)
     LSTMAutoencoderDetector(**TINY).fit(shift_inside_normal(600))
     assert calls == []
+
+
+# -- the score's span grows with the fit's stride (detector.smoothing_span) -------------------------
+def test_smoothing_span_is_the_span_times_the_square_root_of_the_stride():
+    from anomaly.detector import smoothing_span
+
+    assert [smoothing_span(30, s) for s in (1, 2, 4, 8)] == [30, 42, 60, 85]
+    assert [smoothing_span(20, 4), smoothing_span(0, 8), smoothing_span(1, 8)] == [40, 0, 1]  # off stays off
+
+
+@pytest.fixture(scope="module")
+def strided_detector(series):
+    return LSTMAutoencoderDetector(**TINY, stride=4, smoothing=5).fit(series)
+
+
+def test_a_strided_fit_smooths_its_score_over_the_longer_span(series, strided_detector, tmp_path):
+    det = strided_detector
+    assert (det.stride_, det.smoothing, det.smoothing_) == (4, 5, 10)
+    assert det.flag_rule().smoothing == 10
+    # the score compared is the root of the raw score, EWMA-smoothed over span 10 (not 5), carried on
+    # from the held-out normal scores (anomaly.flagging.seed)
+    from anomaly import flagging
+
+    raw = det.sensor_mean(det.row_errors(det._scale(series), window_starts(np.ones(len(series), bool), 8, 4)))
+
+    def smoothed(span):
+        rule = flagging.TrailingRule(smoothing=span, root=True)
+        state = flagging.seed(det.normal_errors_, rule)
+        return flagging.transform(raw, rule, state.ewm_num, state.ewm_den)[0]
+
+    scores = det.score(series)
+    np.testing.assert_allclose(scores["score"].to_numpy(), smoothed(10), rtol=1e-6)
+    assert not np.allclose(scores["score"].to_numpy(), smoothed(5), rtol=1e-3)
+    det.save(tmp_path / "m")
+    loaded = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert loaded.smoothing_ == 10
+    pd.testing.assert_frame_equal(loaded.score(series), scores)
+
+
+def test_a_model_saved_before_format_4_keeps_its_span(series, strided_detector, tmp_path):
+    import json
+
+    strided_detector.save(tmp_path / "old")
+    meta_path = tmp_path / "old" / "detector.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["smoothing_span"]  # what format 3 wrote: the span was `smoothing` whatever the stride
+    meta["format_version"] = 3
+    meta_path.write_text(json.dumps(meta))
+    loaded = LSTMAutoencoderDetector.load(tmp_path / "old")
+    assert (loaded.stride_, loaded.smoothing_) == (4, 5)

@@ -186,11 +186,17 @@ def make_detector(params: dict | None = None):
     return detector
 
 
-def post_params(detector) -> dict:
-    """The detector's post-processing settings, applied to every method's score alike."""
+def post_params(detector, n_fit: int | None = None) -> dict:
+    """The detector's post-processing settings, applied to every method's score alike.
+
+    ``n_fit``: the rows it is fitted on, whose stride sets the score's span (:func:`smoothing_span`);
+    without it, the span of a fit at stride 1."""
+    from anomaly.detector import smoothing_span
+
+    stride = detector.resolve_stride(n_fit) if n_fit is not None else 1
     return {
         "rule": detector.local_rule,
-        "smoothing": detector.smoothing,
+        "smoothing": smoothing_span(detector.smoothing, stride),
         "window_frac": detector.local_window,
         "k": detector.local_k,
         "prune": detector.prune,
@@ -308,7 +314,7 @@ def run_series(
     context_columns = tuple(c for c in fit.columns if str(c).startswith(CONTEXT_PREFIX)) if context else ()
     params = {**(detector_params or {}), **({"context_columns": context_columns} if context_columns else {})}
     detector = make_detector(params)
-    post = post_params(detector)
+    post = post_params(detector, len(fit))
     out = {
         "series": ref.name,
         "rows_fit": len(fit_full),
@@ -362,6 +368,7 @@ def run_series(
         }
     if cache_dir is not None:
         cache["factor"] = np.array([factor])
+        cache["smoothing"] = np.array([post["smoothing"]])  # the span every method's score was smoothed over
         _write_cache(Path(cache_dir), protocol, ref.name, scored_full.index, labels, cache)
     return out
 

@@ -235,6 +235,7 @@ def test_threshold_page_explains_the_rule_with_the_models_numbers(dash_env, refe
     ) in text
     assert (f"{detector.local_cap:g} × the largest held-out normal score ({normal_peak:.4g}) = **{cap:.4g}**") in text
     assert f"the next **{detector.event_padding:,}** points are flagged too" in text
+    assert detector.smoothing_ == 20  # the fixture's span at stride 1
     assert "root of the mean squared reconstruction error, smoothed over about 20 points" in text
     assert metric(at, "Cap") == f"{cap:.4g}"
     assert metric(at, "Events") == str(len(detector.events(scores)))

@@ -198,7 +198,7 @@ def _trailing_page(ld: common.Loaded) -> None:
 def _explain(detector, s: dict, cap: float | None, normal_peak: float | None) -> str:
     """The causal rule in plain words, with the numbers in force."""
     score = "root of the mean squared reconstruction error" if detector.root_score else "mean squared reconstruction error"
-    smooth = f", smoothed over about {detector.smoothing} points" if detector.smoothing > 1 else ""
+    smooth = f", smoothed over about {detector.smoothing_} points" if detector.smoothing_ > 1 else ""
     trail = (
         "flagged points left out, so a long anomaly cannot raise its own bar"
         if s["local_exclude"]

@@ -143,7 +143,14 @@ exclude = h[0].checkbox(
     help="keep flagged points out of the trailing scores, so a long anomaly stays flagged",
 )
 padding = h[1].number_input("Points flagged after each flagged point", 0, 100_000, d["event_padding"], key="train_padding")
-smoothing = h[2].number_input("Score smoothing (EWMA span)", 0, 1000, d["smoothing"], key="train_smooth")
+smoothing = h[2].number_input(
+    "Score smoothing (EWMA span)",
+    0,
+    1000,
+    d["smoothing"],
+    key="train_smooth",
+    help="in points at stride 1; a fit at stride s smooths over this times the square root of s",
+)
 root = h[3].checkbox("Root of the squared error", value=d["root_score"], key="train_root")
 h = st.columns(4)
 rule = h[0].selectbox("Fixed threshold rule", ["quantile", "ksigma", "max"], key="train_rule", disabled=causal != "fixed")
