@@ -273,8 +273,11 @@ def _validate(meta: dict, path: Path) -> None:
     need(_valid_profiles(meta.get("seasonal", {}), [c for c in cols if c not in context]), "'seasonal'")
     stride = meta.get("stride")
     need(stride is None or (isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1), "'stride'")
-    span = meta.get("smoothing_span")
-    need(span is None or (isinstance(span, int) and not isinstance(span, bool) and span >= 0), "'smoothing_span'")
+    span = meta.get("smoothing_span")  # a series model's since format 4 (before: the span was `smoothing`)
+    if meta.get("fitted_on", "series") == "series" and meta.get("format_version", 0) >= 4:
+        need(isinstance(span, int) and not isinstance(span, bool) and span >= 0, "'smoothing_span'")
+    else:
+        need(span is None or (isinstance(span, int) and not isinstance(span, bool) and span >= 0), "'smoothing_span'")
     interval = meta.get("interval_seconds")
     need(_finite(interval) and 1e-9 <= interval <= MAX_INTERVAL_SECONDS, "'interval_seconds'")
     tz = meta.get("timezone")

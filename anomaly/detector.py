@@ -631,6 +631,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             return (
                 f"flags rows over mean + {self.local_k:g} std of the last {self.local_trailing} scores"
                 + (f" or over {cap:.6g}" if cap is not None else "")
+                + (f" (scores smoothed over {self.smoothing_} rows)" if self.smoothing_ > 1 else "")
                 + (f", and the {self.event_padding} rows after each" if self.event_padding else "")
             )
         t = self.thresholds_
@@ -739,6 +740,15 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         self.seasonal_ = {column: seasonal.Profile.from_json(p) for column, p in state.get("seasonal", {}).items()}
         if "seasonal" not in state:  # saved before seasonal profiles: its data were scaled as they came
             self.seasonal = "off"
+        return self
+
+    def set_params(self, **params) -> LSTMAutoencoderDetector:
+        """Change hyperparameters (:meth:`AutoencoderBase.set_params`). On a fitted detector a new
+        ``smoothing`` takes effect at once, as the other flagging settings do (for :meth:`reflag`):
+        the span in force becomes :func:`smoothing_span` of it at the fitted stride."""
+        super().set_params(**params)
+        if "smoothing" in params and hasattr(self, "stride_"):
+            self.smoothing_ = smoothing_span(self.smoothing, self.stride_)
         return self
 
     @classmethod

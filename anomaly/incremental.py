@@ -5,7 +5,7 @@ each run flags the rows after the stored checkpoint from the state saved there, 
 holds exactly the flags of a one-shot score. The rest of this doc is the fixed-threshold path.
 
 A detector's score for a timestamp is the mean error of every window covering it, optionally
-EWMA-smoothed (``smoothing``) over all earlier rows. So when new rows arrive:
+EWMA-smoothed (over the span in force, ``smoothing_``) over all earlier rows. So when new rows arrive:
 
 - the rows without a stored score are *dirty*; every row within ``window - 1`` of a dirty row is
   covered by new windows and changes too, so it is re-scored and upserted (with ``stride > 1``

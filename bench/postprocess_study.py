@@ -5,7 +5,7 @@ rows and the labelled windows (``.npz``, no pickle). This script applies post-pr
 them with the same functions the benchmark uses (``anomaly.research.bench.flags_for``/``evaluate``/``pool``) and
 prints pooled figures per method. Usage:
 
-    python bench/postprocess_study.py 'CACHE_DIR[::GLOB]' '{"rule": "ksigma", "k": 4}' ...
+    python bench/postprocess_study.py 'CACHE_DIR[::GLOB]' '{"rule": "ksigma", "k": 4}' ... [--abs-zscore] [--benched-span]
 
 Caches written before the z-score baseline returned squared z hold |z|: pass ``--abs-zscore``.
 The cap (``{"cap": 3}``, see ``anomaly.postprocess.normal_cap``) needs each method's scores on
@@ -52,8 +52,9 @@ def load(spec: str) -> list[dict]:
 
 
 def benched(post: dict, s: dict) -> dict:
-    """``post`` with the score's span the bench used on series ``s`` (it grows with the fit's stride;
-    cached since model format 4), for studies of the defaults as ``anomaly bench`` applies them."""
+    """``post`` with the score's span the bench used on series ``s`` (it grows with the fit's stride),
+    for studies of the defaults as ``anomaly bench`` applies them. Caches written before December 6
+    2026 do not hold it: there ``post`` is returned unchanged, so give it the span of that time (20)."""
     return {**post, "smoothing": int(s["smoothing"][0])} if "smoothing" in s else post
 
 
@@ -76,12 +77,12 @@ def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = 
 
 
 def main(argv: list[str]) -> None:
-    abs_z = "--abs-zscore" in argv
-    argv = [a for a in argv if a != "--abs-zscore"]
+    abs_z, benched_span = "--abs-zscore" in argv, "--benched-span" in argv  # see benchmark_table.py
+    argv = [a for a in argv if a not in ("--abs-zscore", "--benched-span")]
     series = load(argv[0])
     for text in argv[1:] or ["{}"]:
         post = {**DEFAULT_POST, **json.loads(text)}
-        pooled = pool(results(series, post, abs_zscore=abs_z))
+        pooled = pool(results(series, post, abs_zscore=abs_z, benched_span=benched_span))
         print(
             json.dumps({k: v for k, v in post.items() if DEFAULT_POST.get(k) != v}),
             "  ".join(

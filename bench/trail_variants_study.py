@@ -32,7 +32,7 @@ from collections import deque
 import numpy as np
 
 sys.path.insert(0, ".")
-from postprocess_study import load  # noqa: E402  (bench/ is not a package)
+from postprocess_study import benched, load  # noqa: E402  (bench/ is not a package)
 
 from anomaly import flagging  # noqa: E402
 from anomaly.research.bench import evaluate, expand, flags_for, make_detector, pool, post_params  # noqa: E402
@@ -115,8 +115,8 @@ def variant_flags(raw: np.ndarray, normal_raw: np.ndarray, variant: str, p: dict
 def check_reference(series: list[dict]) -> None:
     """Stop unless the loop without a variant flags exactly as the product does."""
     for s in series:
-        product = flags_for(s["lstm"], DEFAULTS, normal_raw=s["lstm_normal_raw"])
-        mine = variant_flags(s["lstm"], s["lstm_normal_raw"], "exclude")
+        product = flags_for(s["lstm"], benched(DEFAULTS, s), normal_raw=s["lstm_normal_raw"])
+        mine = variant_flags(s["lstm"], s["lstm_normal_raw"], "exclude", benched(DEFAULTS, s))
         if not np.array_equal(product, mine):
             sys.exit(f"{s['name']}: the reference loop differs from anomaly.flagging in {int((product != mine).sum())} rows")
 
@@ -126,7 +126,7 @@ def group_f1(series: list[dict], variant: str) -> tuple[float, tuple[int, int, i
     rows = []
     for s in series:
         factor = int(s["factor"][0]) if "factor" in s else 1
-        flags = expand(variant_flags(s["lstm"], s["lstm_normal_raw"], variant), factor, len(s["index"]))
+        flags = expand(variant_flags(s["lstm"], s["lstm_normal_raw"], variant, benched(DEFAULTS, s)), factor, len(s["index"]))
         rows.append({"methods": {"lstm": {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
     seg = pool(rows, ("lstm",))["lstm"]["overlap_segment"]
     return seg["f1"], (seg["tp"], seg["fp"], seg["fn"])

@@ -194,6 +194,7 @@ TAMPERED = {
     "string-interval": (lambda m: m.update(interval_seconds="60"), "'interval_seconds'"),
     "bad-timezone": (lambda m: m.update(timezone="Mars/Olympus_Mons"), "'timezone'"),
     "negative-span": (lambda m: m.update(smoothing_span=-3), "'smoothing_span'"),
+    "missing-span": (lambda m: m.pop("smoothing_span"), "'smoothing_span'"),  # required since format 4
     "float-span": (lambda m: m.update(smoothing_span=2.5), "'smoothing_span'"),
     "negative-threshold": (lambda m: m["thresholds"]["values"].update(quantile=-1.0), "'thresholds.values'"),
     "unknown-rule": (lambda m: m["thresholds"].update(rule="magic"), "'thresholds'"),

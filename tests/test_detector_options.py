@@ -233,6 +233,7 @@ def test_a_strided_fit_smooths_its_score_over_the_longer_span(series, strided_de
     det = strided_detector
     assert (det.stride_, det.smoothing, det.smoothing_) == (4, 5, 10)
     assert det.flag_rule().smoothing == 10
+    assert "(scores smoothed over 10 rows)" in det.describe_flagging()  # what `anomaly train` and `score` print
     # the score compared is the root of the raw score, EWMA-smoothed over span 10 (not 5), carried on
     # from the held-out normal scores (anomaly.flagging.seed)
     from anomaly import flagging
@@ -251,6 +252,15 @@ def test_a_strided_fit_smooths_its_score_over_the_longer_span(series, strided_de
     loaded = LSTMAutoencoderDetector.load(tmp_path / "m")
     assert loaded.smoothing_ == 10
     pd.testing.assert_frame_equal(loaded.score(series), scores)
+
+
+def test_a_new_smoothing_on_a_fitted_detector_takes_effect_at_its_stride(series, strided_detector, tmp_path):
+    strided_detector.save(tmp_path / "m")
+    det = LSTMAutoencoderDetector.load(tmp_path / "m").set_params(smoothing=8)
+    assert (det.smoothing_, det.flag_rule().smoothing) == (16, 16)  # 8 x sqrt(4)
+    fresh = LSTMAutoencoderDetector.load(tmp_path / "m")
+    reflagged = det.reflag(fresh.score(series))  # reflag reads the new span, as it reads a new k
+    assert not np.allclose(reflagged["score"].to_numpy(), fresh.score(series)["score"].to_numpy())
 
 
 def test_a_model_saved_before_format_4_keeps_its_span(series, strided_detector, tmp_path):

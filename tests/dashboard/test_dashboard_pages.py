@@ -618,6 +618,8 @@ def test_model_page_shows_the_model_card(dash_env, reference):
     params = frames[1].set_index("parameter")["value"]
     assert params["window"] == "8" and params["encoder_units"] == "8"
     assert frames[2].set_index("field")["value"]["sha256"] == detector.fingerprint_["sha256"]
+    span = f"**stride**: {detector.stride_}  ·  **score smoothed over**: {detector.smoothing_} points"
+    assert any(span in m.value for m in at.markdown if m.value.startswith("**Columns**"))
     at.sidebar.selectbox(key="model").set_value("tiny_fixed").run()
     assert metric(at, "Threshold (quantile)") == f"{detector.threshold_for():.4g}"
     assert at.dataframe[0].value.set_index("rule")["in force"].to_dict() == {"quantile": True, "ksigma": False, "max": False}

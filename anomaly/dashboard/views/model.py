@@ -71,6 +71,11 @@ st.markdown(
     "**Columns**: "
     + ", ".join(f"`{c}`" for c in detector.columns_)
     + (f"  ·  **time zone**: {detector.timezone_}" if getattr(detector, "timezone_", None) else "")
+    + (
+        f"  ·  **stride**: {detector.stride_}  ·  **score smoothed over**: {detector.smoothing_} points"
+        if hasattr(detector, "smoothing_")
+        else ""
+    )
 )
 profiles = getattr(detector, "seasonal_", {})
 if profiles:
