@@ -58,6 +58,20 @@ def benched(post: dict, s: dict) -> dict:
     return {**post, "smoothing": int(s["smoothing"][0])} if "smoothing" in s else post
 
 
+def leave_one_group_out(table: dict, names: list[str], indent: str = "") -> float:
+    """Score each group with the setting best on the *other* groups (mean F1) and print the picks;
+    returns the mean of those held-out F1s, the honest estimate for unseen data. ``table[setting][group]``
+    is ``(F1, counts)``."""
+    logo = []
+    for g in names:
+        others = {c: np.mean([table[c][h][0] for h in names if h != g]) for c in table}
+        pick = max(others, key=others.get)
+        logo.append(table[pick][g][0])
+        print(f"{indent}leave out {g}: pick {pick} -> {g} F1 {table[pick][g][0]:.3f} {table[pick][g][1]}")
+    print(f"{indent}leave-one-group-out mean F1 {np.mean(logo):.3f}")
+    return float(np.mean(logo))
+
+
 def results(series: list[dict], post: dict, methods=METHODS, abs_zscore: bool = False, benched_span: bool = False) -> list[dict]:
     """Per-series results shaped like ``anomaly.research.bench.run_series`` (without timings);
     ``benched_span``: each series' score smoothed over the span the bench used (:func:`benched`)."""

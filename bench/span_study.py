@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from postprocess_study import load  # noqa: E402  (bench/ is not a package)
+from postprocess_study import leave_one_group_out, load  # noqa: E402  (bench/ is not a package)
 
-from anomaly.detector import MAX_TRAIN_WINDOWS  # noqa: E402
 from anomaly.research.bench import (  # noqa: E402
     discover,
     evaluate,
@@ -39,17 +37,17 @@ from anomaly.research.bench import (  # noqa: E402
     post_params,
 )
 
-BASE = post_params(make_detector())  # the product's flagging defaults; only the span varies
+DETECTOR = make_detector()  # the product's defaults
+BASE = post_params(DETECTOR)  # its flagging settings; only the span varies
 GRID = {"base": [10, 20, 30], "power": [0.0, 0.5, 1.0], "max_span": [80, 160]}
-WINDOW = make_detector().window
 
 
 def strides(benchdata: Path, dataset: str, protocol: str) -> dict[str, int]:
-    """Each series' auto stride (as ``LSTMAutoencoderDetector.resolve_stride``), by cache file stem."""
+    """Each series' stride under the default detector, by cache file stem."""
     out = {}
     for ref in discover(benchdata / dataset):
         fit, _, _ = load_split(ref, protocol)
-        out[ref.name.replace("/", "__")] = min(max(1, math.ceil(len(fit) / MAX_TRAIN_WINDOWS)), WINDOW // 4)
+        out[ref.name.replace("/", "__")] = DETECTOR.resolve_stride(len(fit))
     return out
 
 
@@ -92,14 +90,7 @@ def main(argv: list[str]) -> None:
             + " ".join(f"{g} {v[0]:.3f}" for g, v in table[key].items()),
             flush=True,
         )
-    names = list(groups)
-    logo = []
-    for g in names:
-        others = {c: np.mean([table[c][h][0] for h in names if h != g]) for c in table}
-        pick = max(others, key=others.get)
-        logo.append(table[pick][g][0])
-        print(f"leave out {g}: pick {pick} -> {g} F1 {table[pick][g][0]:.3f} {table[pick][g][1]}")
-    print(f"leave-one-group-out mean F1 {np.mean(logo):.3f}")
+    leave_one_group_out(table, list(groups))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, ".")
-from postprocess_study import load  # noqa: E402  (bench/ is not a package)
+from postprocess_study import leave_one_group_out, load  # noqa: E402  (bench/ is not a package)
 
 from anomaly.research.bench import evaluate, expand, flags_for, pool  # noqa: E402
 
@@ -79,13 +79,7 @@ def main(argv: list[str]) -> None:
         best = max(mean, key=mean.get)
         print(f"== {method}: best over all groups (mean F1 {mean[best]:.3f}): {best}")
         print("   " + "  ".join(f"{g} {table[best][g][0]:.3f} {table[best][g][1]}" for g in names))
-        logo = []
-        for g in names:
-            others = {c: np.mean([table[c][h][0] for h in names if h != g]) for c in table}
-            pick = max(others, key=others.get)
-            logo.append(table[pick][g][0])
-            print(f"   leave out {g}: pick {pick} -> {g} F1 {table[pick][g][0]:.3f} {table[pick][g][1]}")
-        print(f"   leave-one-group-out mean F1 {np.mean(logo):.3f}")
+        leave_one_group_out(table, names, indent="   ")
         for c in sorted(mean, key=mean.get, reverse=True)[:TOP]:
             print(
                 f"   {mean[c]:.3f} {c} "
