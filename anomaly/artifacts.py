@@ -27,9 +27,8 @@ from anomaly.errors import ModelError, first_line
 
 FORMAT = "lstm-anomaly-model"
 # 2: seasonal profiles; 3: the timezone parameter; 4: the smoothing span in force (`smoothing_span`), which
-# grows with the stride; 5: the spike reading (`spike_k`, `spike_smoothing`; older models load with it off)
-# (an older package refuses each by name: "upgrade the package")
-FORMAT_VERSION = 5
+# grows with the stride (an older package refuses each by name: "upgrade the package")
+FORMAT_VERSION = 4
 OLDEST_FORMAT = 1  # still loaded: format 1 had no profiles, so its models load with seasonal "off"
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
@@ -437,16 +436,7 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
     return detector.restore(meta, model)
 
 
-FLAGGING_PARAMS = (
-    "local_k",
-    "local_trailing",
-    "local_exclude",
-    "local_cap",
-    "prune",
-    "event_padding",
-    "spike_k",
-    "spike_smoothing",
-)
+FLAGGING_PARAMS = ("local_k", "local_trailing", "local_exclude", "local_cap", "prune", "event_padding")
 
 
 def update_params(directory: Path, params: dict) -> None:

@@ -115,11 +115,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     mean + ``local_k`` std of the ``local_trailing`` scores before it (only the unflagged ones with
     ``local_exclude``), seeded with the held-out normal scores, or ``local_cap`` times the largest
     held-out normal score; ``prune`` > 0 also requires (1 + prune) times the trailing maximum; the
-    ``event_padding`` rows after a flagged row are flagged too. ``spike_k`` > 0 adds a second reading
-    of the same score, smoothed over ``spike_smoothing`` rows only and judged by the same rule with k
-    ``spike_k``, its flags joined (off by default: on the benchmarks it finds about as many windows
-    as it adds false alarms). It depends only on the past, so a series scored at once, in chunks or
-    incrementally gets the same flags. ``local_rule=None`` uses
+    ``event_padding`` rows after a flagged row are flagged too. It depends only on the past, so a
+    series scored at once, in chunks or incrementally gets the same flags. ``local_rule=None`` uses
     the fixed threshold learned at fit time (``threshold_rule``); ``ksigma``, ``dynamic`` and ``pot``
     judge each row against the whole scored batch (Orion's and telemanom's rules: results depend on
     how much is scored at once, so they cannot score incrementally) with telemanom's pruning and
@@ -194,25 +191,6 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         "EWMA span of the score in points at stride 1, 0 = off; a fit at stride s smooths over SPAN * sqrt(s) points",
         low=0,
         flag="--smoothing",
-        metavar="SPAN",
-        group="flagging",
-    )
-    spike_k: float = param(
-        0.0,
-        "float",
-        "trailing: also flag a row whose score smoothed over only SPIKE_SMOOTHING points exceeds mean + K std of "
-        "its own trailing scores, for isolated spikes the long span dilutes (0 = off; 20 is a starting point)",
-        low=0,
-        flag="--spike-k",
-        metavar="K",
-        group="flagging",
-    )
-    spike_smoothing: int = param(
-        3,
-        "int",
-        "EWMA span of the spike reading's score in points (see --spike-k)",
-        low=1,
-        flag="--spike-smoothing",
         metavar="SPAN",
         group="flagging",
     )
@@ -644,8 +622,6 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             smoothing=self.smoothing_,
             root=bool(self.root_score),
             exclude=bool(self.local_exclude),
-            spike_k=float(self.spike_k),
-            spike_smoothing=int(self.spike_smoothing),
         )
 
     def describe_flagging(self) -> str:
@@ -656,11 +632,6 @@ class LSTMAutoencoderDetector(AutoencoderBase):
                 f"flags rows over mean + {self.local_k:g} std of the last {self.local_trailing} scores"
                 + (f" or over {cap:.6g}" if cap is not None else "")
                 + (f" (scores smoothed over {self.smoothing_} rows)" if self.smoothing_ > 1 else "")
-                + (
-                    f", or over mean + {self.spike_k:g} std of scores smoothed over {self.spike_smoothing} rows"
-                    if self.spike_k > 0
-                    else ""
-                )
                 + (f", and the {self.event_padding} rows after each" if self.event_padding else "")
             )
         t = self.thresholds_
@@ -783,7 +754,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     @classmethod
     def save_flagging(cls, directory: str | Path, **settings) -> None:
         """Store new causal-flagging settings (``local_k``, ``local_trailing``, ``local_exclude``, ``local_cap``,
-        ``prune``, ``event_padding``, ``spike_k``, ``spike_smoothing``) in a saved model directory, checked as the constructor's are."""
+        ``prune``, ``event_padding``) in a saved model directory, checked as the constructor's are."""
         from anomaly.artifacts import FLAGGING_PARAMS, read_metadata, update_params
 
         directory = Path(directory)

@@ -11,11 +11,7 @@ reconstruction error, EWMA-smoothed) is compared with a threshold made only from
   pruning, done causally: a row must stand clearly above everything normal seen lately);
 - lowered to the ``cap`` (a multiple of the largest held-out normal score) when that is lower:
   a score that far above normal is anomalous whatever happened lately;
-- once a row is flagged, the next ``pad`` rows are flagged too (padding forward only);
-- optionally, a second reading of the same raw score (``TrailingRule.spike``): smoothed over a few
-  rows only and judged by the same rule with a much higher k, its flags joined to the first's. A long
-  span calms a noisy score but dilutes an isolated spike to nothing; the short reading catches the
-  spike only when it stands far above everything recent.
+- once a row is flagged, the next ``pad`` rows are flagged too (padding forward only).
 
 Everything a row's flag depends on is carried in a small :class:`FlagState` (EWMA sums, the
 trailing scores, the padding still due), so scoring a series in one call, in chunks, or
@@ -49,48 +45,40 @@ class TrailingRule:
     smoothing: int = 0
     root: bool = False
     exclude: bool = True  # flagged rows stay out of the trail (False: every row enters it)
-    spike: TrailingRule | None = None  # a second reading (short span, high k), flags joined; its own spike is None
 
 
 @dataclass
 class FlagState:
-    """What the flag of the next row depends on: EWMA sums, trailing unflagged scores, padding due
-    (and the second reading's own state, ``spike``, when the rule has one)."""
+    """What the flag of the next row depends on: EWMA sums, trailing unflagged scores, padding due."""
 
     ewm_num: float = 0.0
     ewm_den: float = 0.0
     trail: np.ndarray = field(default_factory=lambda: np.empty(0))
     pad_left: int = 0
-    spike: FlagState | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready (Python floats round-trip exactly through JSON)."""
-        out = {
+        return {
             "ewm_num": float(self.ewm_num),
             "ewm_den": float(self.ewm_den),
             "trail": [float(v) for v in self.trail],
             "pad_left": int(self.pad_left),
         }
-        return out if self.spike is None else {**out, "spike": self.spike.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> FlagState:
-        spike = cls.from_dict(d["spike"]) if d.get("spike") is not None else None
-        return cls(float(d["ewm_num"]), float(d["ewm_den"]), np.asarray(d["trail"], dtype=np.float64), int(d["pad_left"]), spike)
+        return cls(float(d["ewm_num"]), float(d["ewm_den"]), np.asarray(d["trail"], dtype=np.float64), int(d["pad_left"]))
 
     def copy(self) -> FlagState:
-        return FlagState(
-            self.ewm_num, self.ewm_den, self.trail.copy(), self.pad_left, None if self.spike is None else self.spike.copy()
-        )
+        return FlagState(self.ewm_num, self.ewm_den, self.trail.copy(), self.pad_left)
 
 
 @dataclass
 class FlagResult:
     score: np.ndarray  # the score compared (root, smoothed); NaN where the raw score is NaN
     threshold: np.ndarray  # the threshold in force at each row (NaN where the score is NaN)
-    flags: np.ndarray  # bool: either reading's
+    flags: np.ndarray  # bool
     state: FlagState  # after the last row
-    spike: FlagResult | None = None  # the second reading's own score, threshold and flags
 
 
 def transform(raw: np.ndarray, rule: TrailingRule, num: float = 0.0, den: float = 0.0) -> tuple[np.ndarray, float, float]:
@@ -122,8 +110,7 @@ def seed(normal_raw: np.ndarray, rule: TrailingRule) -> FlagState:
     so the first rows of a series are smoothed like the rest instead of judged raw."""
     smooth, num, den = transform(normal_raw, rule)
     smooth = smooth[np.isfinite(smooth)]
-    spike = seed(normal_raw, rule.spike) if rule.spike is not None else None
-    return FlagState(num, den, smooth[len(smooth) - min(len(smooth), rule.trailing) :].copy(), spike=spike)
+    return FlagState(num, den, smooth[len(smooth) - min(len(smooth), rule.trailing) :].copy())
 
 
 def normal_cap(normal_raw: np.ndarray, factor: float, rule: TrailingRule) -> float | None:
@@ -146,13 +133,8 @@ def make_rule(
     smoothing: int,
     root: bool,
     exclude: bool = True,
-    spike_k: float = 0.0,
-    spike_smoothing: int = 0,
 ) -> TrailingRule:
-    """The rule of a fitted model: its cap set from the held-out normal scores ``normal_raw``.
-
-    ``spike_k`` > 0 adds the second reading: the same rule over a span of ``spike_smoothing`` rows
-    with k ``spike_k``, capped by its own held-out normal scores."""
+    """The rule of a fitted model: its cap set from the held-out normal scores ``normal_raw``."""
     base = TrailingRule(
         k=float(k),
         trailing=int(trailing),
@@ -162,11 +144,7 @@ def make_rule(
         root=bool(root),
         exclude=bool(exclude),
     )
-    spike = None
-    if spike_k > 0:
-        spike = replace(base, k=float(spike_k), smoothing=int(spike_smoothing))
-        spike = replace(spike, cap=normal_cap(normal_raw, cap_factor, spike))
-    return replace(base, cap=normal_cap(normal_raw, cap_factor, base), spike=spike)
+    return replace(base, cap=normal_cap(normal_raw, cap_factor, base))
 
 
 def _limit(trail: np.ndarray, rule: TrailingRule) -> float:
@@ -248,21 +226,10 @@ def flag(raw: np.ndarray, rule: TrailingRule, state: FlagState | None = None) ->
     flagged, and they neither count down padding nor enter the trail.
 
     Works through :data:`BLOCK` rows at a time, each resumed from the previous one's state (the
-    property this module guarantees), so memory beyond the three outputs stays small. With a second
-    reading (``rule.spike``) both run on ``raw``, each from its own state, and a row is flagged when
-    either flags it; ``score`` and ``threshold`` are the first reading's, the second's in ``spike``.
+    property this module guarantees), so memory beyond the three outputs stays small.
     """
     raw = np.asarray(raw, dtype=np.float64)
     state = FlagState() if state is None else state
-    first = _flag_reading(raw, rule, state)
-    if rule.spike is None:
-        return first
-    second = _flag_reading(raw, rule.spike, state.spike if state.spike is not None else FlagState())
-    return FlagResult(first.score, first.threshold, first.flags | second.flags, replace(first.state, spike=second.state), second)
-
-
-def _flag_reading(raw: np.ndarray, rule: TrailingRule, state: FlagState) -> FlagResult:
-    """:func:`flag` by one reading of the score (``rule.spike`` ignored)."""
     score, limits, flags = np.empty(len(raw)), np.full(len(raw), np.nan), np.zeros(len(raw), dtype=bool)
     num, den, trail, pad_left = state.ewm_num, state.ewm_den, state.trail, state.pad_left
     for lo in range(0, len(raw), BLOCK):

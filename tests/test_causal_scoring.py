@@ -22,17 +22,16 @@ from anomaly.scheduled import Job, run_job
 
 N, NORMAL, WINDOW = 900, 400, 8
 TINY = {**conftest.TINY, "window": WINDOW, "local_trailing": 200, "event_padding": 10}
-# The defaults, the spike reading, and AER's mixture of errors (scaled by ranges learned at fit, so still causal).
+# The defaults, and AER's mixture of errors (scaled by ranges learned at fit, so still causal).
 H = 2
 CONFIGS = {
     "defaults": {},
     "aer-mult": {"model_kind": "aer", "horizon": H, "combination": "mult"},
     "prediction": {"model_kind": "prediction", "horizon": H},
     "seasonal": {},  # the defaults on a series with busy hours: its daily profile is removed before scaling
-    "spike": {"spike_k": 10.0, "spike_smoothing": 2},  # a second reading, its state carried beside the first's
 }
 # rows at the end of a prefix still waiting for windows: a window, plus the horizon (each side for aer)
-SPAN = {"defaults": WINDOW, "aer-mult": WINDOW + 2 * H, "prediction": WINDOW + H, "seasonal": WINDOW, "spike": WINDOW}
+SPAN = {"defaults": WINDOW, "aer-mult": WINDOW + 2 * H, "prediction": WINDOW + H, "seasonal": WINDOW}
 
 
 def make_data(daily: bool = False) -> pd.DataFrame:
@@ -135,7 +134,6 @@ def test_incremental_database_runs_equal_one_call(fitted, tmp_path):
     found = detector.events(whole)
     assert list(events["start"]) == list(found["start"]) and list(events["end"]) == list(found["end"])
     assert at == data.index[N - span] and len(state["trail"]) <= TINY["local_trailing"]  # window - 1 rows provisional
-    assert ("spike" in state) == (detector.spike_k > 0)  # the second reading resumes from its own state
 
 
 def test_rescore_flags_from_the_start_again(fitted, tmp_path):

@@ -1,14 +1,10 @@
-"""Detector options: ``overlap`` (median of overlapping estimates), ``context_columns`` (inputs only), ``normalize_errors``,
-``local_cap``, ``trim``, the span in force, the spike reading."""
-
-import copy
+"""Detector options: ``overlap`` (median of overlapping estimates), ``context_columns`` (inputs only), ``normalize_errors``, ``local_cap``, ``trim``."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import FIXED, TINY, make_series
 
-from anomaly import scoring
 from anomaly.detector import LSTMAutoencoderDetector
 from anomaly.errors import ConfigError, DataError
 from anomaly.windows import gather, window_starts
@@ -278,43 +274,3 @@ def test_a_model_saved_before_format_4_keeps_its_span(series, strided_detector, 
     meta_path.write_text(json.dumps(meta))
     loaded = LSTMAutoencoderDetector.load(tmp_path / "old")
     assert (loaded.stride_, loaded.smoothing_) == (4, 5)
-
-
-# -- the spike reading (spike_k, spike_smoothing): a second, short-span reading of the score --------
-def test_the_spike_reading_joins_its_flags_to_the_first_readings(series, tiny_detector, tmp_path):
-    from anomaly import flagging
-
-    spiked = series.copy()
-    spiked.iloc[300, 0] += 4.0  # one row, about 6 std: the 30-row span dilutes it below the first reading's bar
-    scores = tiny_detector.score(spiked)
-    assert tiny_detector.spike_k == 0 and tiny_detector.flag_rule().spike is None  # off by default
-    assert not scores["is_anomaly"].any()
-    det = copy.copy(tiny_detector).set_params(spike_k=6.0, spike_smoothing=2)
-    rule = det.flag_rule()
-    assert (rule.spike.k, rule.spike.smoothing, rule.spike.trailing) == (6.0, 2, det.local_trailing)
-    assert "or over mean + 6 std of scores smoothed over 2 rows" in det.describe_flagging()
-    both = det.reflag(scores)
-    assert both.index[both["is_anomaly"]].equals(spiked.index[300 : 300 + 1 + det.event_padding])  # the spike, padded
-    # the score and threshold shown stay the first reading's; the flags are either reading's
-    pd.testing.assert_series_equal(both["score"], scores["score"])
-    pd.testing.assert_series_equal(both["threshold"], scores["threshold"])
-    raw = tiny_detector.sensor_mean(scoring.errors_of(scores, tiny_detector.target_columns_))
-    second = flagging.flag(raw, rule.spike, flagging.seed(tiny_detector.normal_errors_, rule.spike)).flags
-    assert np.array_equal(both["is_anomaly"].to_numpy(), second)
-    det.save(tmp_path / "m")
-    loaded = LSTMAutoencoderDetector.load(tmp_path / "m")
-    assert (loaded.spike_k, loaded.spike_smoothing) == (6.0, 2)
-    pd.testing.assert_frame_equal(loaded.score(spiked), both)
-
-
-def test_a_model_saved_before_format_5_flags_by_one_reading(series, tiny_detector, tmp_path):
-    import json
-
-    tiny_detector.save(tmp_path / "old")
-    meta_path = tmp_path / "old" / "detector.json"
-    meta = json.loads(meta_path.read_text())
-    del meta["params"]["spike_k"], meta["params"]["spike_smoothing"]  # what format 4 wrote
-    meta["format_version"] = 4
-    meta_path.write_text(json.dumps(meta))
-    loaded = LSTMAutoencoderDetector.load(tmp_path / "old")
-    assert loaded.spike_k == 0 and loaded.flag_rule().spike is None

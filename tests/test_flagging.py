@@ -4,7 +4,6 @@ exactly from saved state, and never changes a row's flag when rows are appended.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,15 +13,7 @@ from anomaly import flagging as fg
 
 
 def reference(raw: np.ndarray, rule: fg.TrailingRule, state: fg.FlagState):
-    """The rule as written in the module doc, one row at a time: the specification. A second
-    reading (``rule.spike``) is the same rule from its own state, its flags joined."""
-    score, limits, flags = reading(raw, rule, state)
-    if rule.spike is not None:
-        flags = flags | reading(raw, rule.spike, state.spike)[2]
-    return score, limits, flags
-
-
-def reading(raw: np.ndarray, rule: fg.TrailingRule, state: fg.FlagState):
+    """The rule as written in the module doc, one row at a time: the specification."""
     score, _, _ = fg.transform(raw, rule, state.ewm_num, state.ewm_den)
     trail, pad_left = list(state.trail), state.pad_left
     limits, flags = np.full(len(raw), np.nan), np.zeros(len(raw), dtype=bool)
@@ -64,8 +55,6 @@ def random_case(rng: np.random.Generator, trial: int):
         root=bool(trial % 3),
         exclude=trial % 5 != 4,
     )
-    if trial % 4 == 3:  # a second reading: a shorter span, a higher k
-        rule = replace(rule, spike=replace(rule, k=rule.k * float(rng.uniform(1, 4)), smoothing=int(rng.integers(0, 6))))
     start = fg.seed(rng.gamma(2.0, 1.0, int(rng.integers(0, 500))), rule)
     return raw, rule, start
 
@@ -165,25 +154,3 @@ def test_long_series_are_flagged_block_by_block_exactly(monkeypatch):
     assert np.array_equal(out.flags, flags)
     np.testing.assert_allclose(out.threshold, limits, rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(out.score, score, rtol=1e-12, equal_nan=True)
-
-
-def test_the_spike_reading_flags_a_spike_the_long_span_dilutes():
-    rng = np.random.default_rng(5)
-    normal = rng.gamma(4.0, 0.25, 600)
-    raw = rng.gamma(4.0, 0.25, 400)
-    raw[200] = 30.0  # one row: smoothed over 30 rows it stays under the first reading's bar
-    settings = dict(k=6.0, trailing=300, cap_factor=3.0, prune=0.0, pad=5, smoothing=30, root=True)
-    one = fg.make_rule(normal, **settings)
-    two = fg.make_rule(normal, **settings, spike_k=10.0, spike_smoothing=3)
-    assert one.spike is None and (two.spike.k, two.spike.smoothing, two.spike.pad) == (10.0, 3, 5)
-    assert two.spike.cap == fg.normal_cap(normal, 3.0, two.spike) and two.spike.spike is None
-    plain = fg.flag(raw, one, fg.seed(normal, one))
-    both = fg.flag(raw, two, fg.seed(normal, two))
-    assert not plain.flags.any()
-    assert both.flags.tolist() == [False] * 200 + [True] * 6 + [False] * 194  # the spike and its padding
-    assert np.array_equal(both.score, plain.score) and np.array_equal(both.threshold, plain.threshold)
-    assert both.spike.flags[200] and both.spike.score[200] > both.spike.threshold[200]
-    # each reading resumes from its own state, kept through JSON
-    state = fg.FlagState.from_dict(json.loads(json.dumps(fg.flag(raw[:150], two, fg.seed(normal, two)).state.to_dict())))
-    assert state.spike is not None and np.array_equal(fg.flag(raw[150:], two, state).flags, both.flags[150:])
-    assert "spike" not in fg.seed(normal, one).to_dict()

@@ -240,14 +240,7 @@ def _with_duration(events: pd.DataFrame) -> pd.DataFrame:
 TRAILING, FIXED, BATCH = "trailing", "fixed", "batch"
 # The causal rule's settings the Threshold page tunes (a subset of anomaly.artifacts.FLAGGING_PARAMS)
 # and their Python types (as written into detector.json).
-TUNABLE = {
-    "local_k": float,
-    "local_trailing": int,
-    "local_cap": float,
-    "local_exclude": bool,
-    "event_padding": int,
-    "spike_k": float,
-}
+TUNABLE = {"local_k": float, "local_trailing": int, "local_cap": float, "local_exclude": bool, "event_padding": int}
 
 
 def rule_kind(detector) -> str:
@@ -635,7 +628,6 @@ class Loaded:
             f"mean + {s['local_k']:g} std of the last {s['local_trailing']:,} scores"
             + (f", capped at {cap:.4g}" if cap is not None else "")
             + (f", {s['event_padding']:,} points padding" if s["event_padding"] else "")
-            + (f", spike reading k {s['spike_k']:g}" if s.get("spike_k") else "")
         )
 
 

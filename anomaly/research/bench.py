@@ -207,8 +207,6 @@ def post_params(detector, n_fit: int | None = None) -> dict:
         "cap": detector.local_cap,
         "trailing": detector.local_trailing,
         "exclude": detector.local_exclude,
-        "spike_k": detector.spike_k,
-        "spike_smoothing": detector.spike_smoothing,
     }
 
 
@@ -231,7 +229,6 @@ def flags_for(
     factor = post.pop("cap", 0.0)
     trailing = post.pop("trailing", flagging.TrailingRule.trailing)
     exclude = post.pop("exclude", True)
-    spike_k, spike_smoothing = post.pop("spike_k", 0.0), post.pop("spike_smoothing", 0)  # the trailing rule's alone
     if post["rule"] == "trailing":
         normal_raw = np.empty(0) if normal_raw is None else normal_raw
         rule = flagging.make_rule(
@@ -244,8 +241,6 @@ def flags_for(
             smoothing=post["smoothing"],
             root=post["root"],
             exclude=exclude,
-            spike_k=spike_k,
-            spike_smoothing=spike_smoothing,
         )
         return flagging.flag(score, rule, flagging.seed(normal_raw, rule)).flags
     cap = postprocess.normal_cap(normal, factor, post["root"]) if normal is not None else None

@@ -318,22 +318,6 @@ def test_every_setting_reflags_as_the_package_does(dash_env, reference):
     assert "cap factor 3 → 1" in at.caption[-1].value and "leave flagged points out on → off" in at.caption[-1].value
 
 
-def test_the_spike_reading_is_explained_and_reflags_as_the_package_does(dash_env, reference):
-    detector, _, scores = reference
-    flagged, events = tuned(detector, scores, spike_k=3.0)
-    assert int(flagged["is_anomaly"].sum()) > int(scores["is_anomaly"].sum())  # k 3 over a short span flags more
-    at = page(app(), "threshold")
-    assert at.slider(key="flag_spike_k").value == 0.0 and "spike reading" not in explanation(at)  # off by default
-    at.slider(key="flag_spike_k").set_value(3.0).run()
-    ok(at)
-    assert metric(at, "Events") == str(len(events))
-    assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
-    assert f"(the spike reading) the score smoothed over only **{detector.spike_smoothing}** points" in explanation(at)
-    assert "mean + **3** × std of its own last 3,000 values" in explanation(at)
-    assert (times(trace(figure(at), "flagged")["x"]) == flagged.index[flagged["is_anomaly"].to_numpy()]).all()
-    assert "spike k 0 → 3" in at.caption[-1].value
-
-
 def test_no_event_when_k_is_high_and_the_events_page_says_so(dash_env, reference):
     detector, _, scores = reference
     assert tuned(detector, scores, local_k=12.0)[1].empty

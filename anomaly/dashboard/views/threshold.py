@@ -23,7 +23,6 @@ WIDGETS = {
     "local_cap": "flag_cap",
     "event_padding": "flag_pad",
     "local_exclude": "flag_exclude",
-    "spike_k": "flag_spike_k",
 }
 NAMES = {
     "local_k": "k",
@@ -31,7 +30,6 @@ NAMES = {
     "local_cap": "cap factor",
     "event_padding": "padding",
     "local_exclude": "leave flagged points out",
-    "spike_k": "spike k",
 }
 
 
@@ -49,7 +47,7 @@ def _trailing_page(ld: common.Loaded) -> None:
     def _tune() -> None:
         # Only a moved widget changes the settings (callbacks), and only differences from the model are kept.
         values = {name: kind(state[WIDGETS[name]]) for name, kind in common.TUNABLE.items()}
-        for name in ("local_k", "local_cap", "spike_k"):  # slider steps of 0.1 in binary floating point
+        for name in ("local_k", "local_cap"):  # slider steps of 0.1 in binary floating point
             values[name] = round(values[name], 6)
         changed = {name: value for name, value in values.items() if value != saved[name]}
         if changed:
@@ -118,20 +116,6 @@ def _trailing_page(ld: common.Loaded) -> None:
         on_change=_tune,
         help="On: a long anomaly cannot raise its own threshold and stays flagged. "
         "Off: every point enters the trail, so the threshold climbs during a long anomaly.",
-    )
-    c7, _ = st.columns([1, 2])
-    spike = current["spike_k"]
-    c7.slider(
-        "Spike reading k (0 = off)",
-        min_value=0.0,
-        max_value=max(40.0, spike),
-        value=spike,
-        step=0.5,
-        format="%.1f",
-        key="flag_spike_k",
-        on_change=_tune,
-        help=f"A second reading of the score, smoothed over only {ld.detector.spike_smoothing} points, judged the same way "
-        "with this k: it catches an isolated spike that the longer smoothing dilutes. Off by default.",
     )
     if c6.button("Reset to the model's settings", key="flag_reset", disabled=not ld.tuned):
         state.pop(key, None)
@@ -234,12 +218,6 @@ def _explain(detector, s: dict, cap: float | None, normal_peak: float | None) ->
         )
     else:
         lines.append("- with **no cap**: however high a score, it is judged against the points before it only;")
-    if s["spike_k"] > 0:
-        lines.append(
-            f"- **or** (the spike reading) the score smoothed over only **{detector.spike_smoothing}** points is above "
-            f"mean + **{s['spike_k']:g}** × std of its own last {s['local_trailing']:,} values, so an isolated spike "
-            "that the longer smoothing dilutes is caught too;"
-        )
     if s["event_padding"]:
         lines.append(
             f"- once a point is flagged, the next **{s['event_padding']:,}** points are flagged too, "
