@@ -3,19 +3,19 @@
 The default score is smoothed over 30 x sqrt(stride) rows: that calms noisy series but dilutes an
 isolated spike (NAB realAdExchange's hourly clicks lose everything past a span of about 33). This
 script flags every cached series with the product's rule (``anomaly.flagging`` through
-``flags_for``, the span the bench used) plus a second reading of a short span ``span2`` and a high
-k ``k2`` (the detector's ``spike_smoothing``, ``spike_k``), whose flags are joined; each reading has
-its own trail, seed and cap. ``grow``: ``span2`` grows with the stride as the main span does;
-``main_scale``: the main span times this (past the default, where the first reading alone
-collapses on realAdExchange). It prints each group's mean-of-seeds F1 and TP/FP/FN per setting and
-the leave-one-group-out estimate. Usage:
+``flags_for``, the span the bench used) and again with the same rule over a short span ``span2``
+with k ``k2`` and a cap of ``cap2`` times the largest held-out normal value *of that reading* (0:
+no cap; a huge ``k2`` leaves the cap alone), and joins the two readings' flags; each reading has
+its own trail and seed. ``grow``: ``span2`` grows with the stride as the main span does;
+``main_scale``: the main span times this (past the default, where the first reading alone collapses
+on realAdExchange). It prints each group's mean-of-seeds F1 and TP/FP/FN per setting and the
+leave-one-group-out estimate. Usage:
 
     python bench/second_reading_study.py [--grid=JSON] NAME=CACHE_DIR::GLOB[+...] ...
 
 e.g. ``adex=C/s0/whole::realAd*+C/s1/whole::realAd*+C/s2/whole::realAd*`` for caches written by
-``anomaly bench ... --seed S --cache C/sS``. Its December 6 2026 result (five groups, grid
-``{"span2":[null,2,3,5,8],"k2":[16,20,25,40],"grow":[false,true]}``): leave-one-group-out 0.720
-against 0.734 without the second reading, so ``spike_k`` stays off by default (docs/benchmarks.md).
+``anomaly bench ... --seed S --cache C/sS``. Its December 6 2026 result: not adopted
+(docs/benchmarks.md, "A second, short-span reading of the score").
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from postprocess_study import leave_one_group_out, load  # noqa: E402  (bench/ i
 
 from anomaly.research.bench import evaluate, expand, flags_for, make_detector, pool, post_params  # noqa: E402
 
-BASE = post_params(make_detector())  # the product's flagging settings; the spike reading's vary
-GRID = {"main_scale": [1.0], "span2": [None, 3, 5, 8], "k2": [12, 16, 20], "grow": [False, True]}
+BASE = post_params(make_detector())  # the product's flagging settings
+GRID = {"main_scale": [1.0], "span2": [None, 3, 5, 8], "k2": [12, 16, 20], "grow": [False, True], "cap2": [3.0]}
 DEFAULT_SMOOTHING = make_detector().smoothing  # the span at stride 1: a benched span over it is sqrt(stride)
 
 
@@ -43,11 +43,14 @@ def group_f1(series: list[dict], setting: dict) -> tuple[float, tuple[int, int, 
     for s in series:
         factor = int(s["factor"][0]) if "factor" in s else 1
         span = round(int(s["smoothing"][0]) * setting["main_scale"])
-        span2 = setting["span2"] or 0
-        if setting["grow"]:  # the short span grows with the stride as the main one does (x benched / stride-1 span)
-            span2 = round(span2 * int(s["smoothing"][0]) / DEFAULT_SMOOTHING)
-        post = {**BASE, "smoothing": span, "spike_k": setting["k2"] if span2 else 0.0, "spike_smoothing": span2}
-        flags = flags_for(s["lstm"], post, normal_raw=s.get("lstm_normal_raw"))
+        normal = s.get("lstm_normal_raw")
+        flags = flags_for(s["lstm"], {**BASE, "smoothing": span}, normal_raw=normal)
+        if setting["span2"]:
+            span2 = setting["span2"]
+            if setting["grow"]:  # the short span grows with the stride as the main one does (x benched / stride-1 span)
+                span2 = round(span2 * int(s["smoothing"][0]) / DEFAULT_SMOOTHING)
+            second = {**BASE, "smoothing": span2, "k": setting["k2"], "cap": setting["cap2"]}
+            flags = flags | flags_for(s["lstm"], second, normal_raw=normal)
         flags = expand(flags, factor, len(s["index"]))
         rows.append({"methods": {"lstm": {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
     seg = pool(rows, ("lstm",))["lstm"]["overlap_segment"]
@@ -63,12 +66,11 @@ def main(argv: list[str]) -> None:
         name, spec = arg.split("=", 1)
         groups[name] = [load(part) for part in spec.split("+")]
     settings = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
-    settings = [s for s in settings if s["span2"] is not None or (s["k2"], s["grow"]) == (grid["k2"][0], grid["grow"][0])]
+    first = {k: v[0] for k, v in grid.items() if k not in ("main_scale", "span2")}
+    settings = [s for s in settings if s["span2"] is not None or all(s[k] == v for k, v in first.items())]
     table = {}
     for setting in settings:
-        key = json.dumps(
-            {**setting, "k2": setting["k2"] if setting["span2"] else None, "grow": setting["grow"] and bool(setting["span2"])}
-        )
+        key = json.dumps(setting if setting["span2"] else {"main_scale": setting["main_scale"], "span2": None})
         table[key] = {}
         for g, runs in groups.items():
             each = [group_f1(series, setting) for series in runs]
