@@ -62,6 +62,9 @@ def leave_one_group_out(table: dict, names: list[str], indent: str = "") -> floa
     """Score each group with the setting best on the *other* groups (mean F1) and print the picks;
     returns the mean of those held-out F1s, the honest estimate for unseen data. ``table[setting][group]``
     is ``(F1, counts)``."""
+    if len(names) < 2:
+        print(f"{indent}leave-one-group-out needs two groups or more")
+        return float("nan")
     logo = []
     for g in names:
         others = {c: np.mean([table[c][h][0] for h in names if h != g]) for c in table}

@@ -1,0 +1,80 @@
+"""The study scripts of ``bench/`` on a tiny bench cache: each gives the bench's own figures for the defaults.
+
+They choose the product's defaults (docs/benchmarks.md), so a script that drifts from the bench (another
+span, another rule, a key it no longer reads) would mislead the next study: here each one's row for the
+defaults must equal what ``anomaly bench`` measured on the same cache.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly.research.bench import make_detector, post_params, run_bench
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # bench/ is scripts, not a package
+import benchmark_table  # noqa: E402
+import second_reading_study  # noqa: E402
+import span_study  # noqa: E402
+
+# A tiny model; every flagging setting stays the product's default, as the studies assume.
+TINY = dict(window=8, encoder_units=(4,), decoder_units=(4,), latent_dim=2, epochs=2, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory):
+    """Two NAB-layout series with a spike and a level shift, benched with ``--cache``: (root, cache spec, pooled LSTM)."""
+    root = tmp_path_factory.mktemp("data") / "nab"
+    (root / "cat").mkdir(parents=True)
+    windows = {}
+    for i, name in enumerate(["a.csv", "b.csv"]):
+        rng = np.random.default_rng(i)
+        idx = pd.date_range("2024-01-01", periods=900, freq="5min")
+        x = np.sin(np.arange(900) * 2 * np.pi / 48) + 0.05 * rng.standard_normal(900)
+        x[150:154] += 5.0  # a spike
+        x[280:340] += 1.5  # a level shift (both before the held-out last fifth, whose scores seed the rule)
+        x[560:590] += 0.3  # a faint bump: the defaults miss it, a looser rule would not
+        pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M:%S"), "value": x}).to_csv(root / "cat" / name, index=False)
+        windows[f"cat/{name}"] = [[str(idx[145]), str(idx[160])], [str(idx[275]), str(idx[345])], [str(idx[555]), str(idx[595])]]
+    (root / "combined_windows.json").write_text(json.dumps(windows))
+    cache = tmp_path_factory.mktemp("cache")
+    result = run_bench(root, "whole", "cat/*", detector_params=TINY, cache_dir=cache)
+    seg = result["pooled"]["lstm"]["overlap_segment"]
+    assert seg["tp"] >= 1 and seg["fn"] >= 1  # found and missed windows: another rule would change the counts
+    return root, f"{cache}/whole::cat*", seg
+
+
+def printed(capsys, main, argv: list[str]) -> str:
+    main(argv)
+    return capsys.readouterr().out
+
+
+def test_benchmark_table_reproduces_the_bench(cached, capsys):
+    _, spec, seg = cached
+    post = json.dumps(post_params(make_detector()))
+    out = printed(capsys, benchmark_table.main, [post, f"g={spec}", "--benched-span"])
+    assert f"| g | 2 | **{seg['f1']:.3f}**" in out and f"| {seg['tp']}/{seg['fp']}/{seg['fn']} |" in out
+
+
+def test_span_study_at_the_default_span_reproduces_the_bench(cached, capsys):
+    root, spec, seg = cached
+    grid = json.dumps({"base": [make_detector().smoothing, 5], "power": [0.5], "max_span": [1000]})
+    group = f"whole={root.name}={spec}"
+    out = printed(capsys, span_study.main, [f"--grid={grid}", str(root.parent), f"g={group}", f"h={group}"])
+    default = next(line for line in out.splitlines() if '"base": 30,' in line)
+    assert f"g {seg['f1']:.3f} h {seg['f1']:.3f}" in default
+    assert "leave out g: pick" in out and "leave-one-group-out mean F1" in out
+
+
+def test_second_reading_study_without_a_second_reading_reproduces_the_bench(cached, capsys):
+    _, spec, seg = cached
+    grid = json.dumps({"span2": [None, 3], "k2": [20], "grow": [False], "cap2": [3.0]})
+    out = printed(capsys, second_reading_study.main, [f"--grid={grid}", f"g={spec}"])
+    rows = [line for line in out.splitlines() if line[:1].isdigit()]
+    assert len(rows) == 2 and "needs two groups or more" in out  # none, and one second reading; one group
+    assert f"g {seg['f1']:.3f} [({seg['tp']}, {seg['fp']}, {seg['fn']})]" in rows[0] and '"span2": null' in rows[0]
