@@ -19,8 +19,12 @@ from anomaly.research.bench import make_detector, post_params, run_bench
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # bench/ is scripts, not a package
 import benchmark_table  # noqa: E402
+import ensemble_study  # noqa: E402
+import padding_study  # noqa: E402
 import second_reading_study  # noqa: E402
 import span_study  # noqa: E402
+import trail_variants_study  # noqa: E402
+import trailing_study  # noqa: E402
 
 # A tiny model; every flagging setting stays the product's default, as the studies assume.
 TINY = dict(window=8, encoder_units=(4,), decoder_units=(4,), latent_dim=2, epochs=2, batch_size=64)
@@ -78,3 +82,33 @@ def test_second_reading_study_without_a_second_reading_reproduces_the_bench(cach
     rows = [line for line in out.splitlines() if line[:1].isdigit()]
     assert len(rows) == 2 and "needs two groups or more" in out  # none, and one second reading; one group
     assert f"g {seg['f1']:.3f} [({seg['tp']}, {seg['fp']}, {seg['fn']})]" in rows[0] and '"span2": null' in rows[0]
+
+
+def counts(seg: dict) -> str:
+    return f"{seg['f1']:.3f} [({seg['tp']}, {seg['fp']}, {seg['fn']})]"
+
+
+def test_trailing_study_at_the_defaults_reproduces_the_bench(cached, capsys):
+    _, spec, seg = cached
+    grid = json.dumps({"k": [6.0, 1.0], "trailing": [3000], "prune": [0.0]})  # k 1 flags far more: another F1
+    out = printed(capsys, trailing_study.main, [f"g={spec}", f"h={spec}", f"--grid={grid}"])
+    rows = {
+        line.split("{")[1].split(",")[0]: line
+        for line in out.splitlines()
+        if line.startswith("   0.") or line.startswith("   1.")
+    }
+    assert f"{seg['f1']:.3f} {seg['f1']:.3f}  point-wise" in rows['"k": 6.0'] and '"pad": 100' in rows['"k": 6.0']
+    assert f"{seg['f1']:.3f} {seg['f1']:.3f}  point-wise" not in rows['"k": 1.0']
+
+
+def test_padding_ensemble_and_trail_variant_studies_at_the_defaults_reproduce_the_bench(cached, capsys):
+    _, spec, seg = cached
+    out = printed(capsys, padding_study.main, [f"g={spec}", "--pads=100"])
+    assert f"| 100 | g | {seg['f1']:.3f} |" in out
+    out = printed(capsys, ensemble_study.main, [f"g={spec}"])
+    assert next(line for line in out.splitlines() if line.startswith("g ")).split()[1:3] == [
+        f"{seg['f1']:.3f}",
+        f"{seg['tp']}/{seg['fp']}/{seg['fn']}",
+    ]
+    out = printed(capsys, trail_variants_study.main, [f"g={spec}", f"h={spec}"])
+    assert f"g {counts(seg)}" in next(line for line in out.splitlines() if line.startswith("exclude"))
