@@ -58,6 +58,25 @@ def benched(post: dict, s: dict) -> dict:
     return {**post, "smoothing": int(s["smoothing"][0])} if "smoothing" in s else post
 
 
+def segment_f1(series: list[dict], flags_of, method: str = "lstm") -> tuple[float, tuple[int, int, int]]:
+    """Pooled overlap-segment F1 and TP/FP/FN of ``method`` on one cache of a group, each series ``s``
+    flagged by ``flags_of(s)`` at its scored (possibly aggregated) rows."""
+    rows = []
+    for s in series:
+        factor = int(s["factor"][0]) if "factor" in s else 1
+        flags = expand(flags_of(s), factor, len(s["index"]))
+        rows.append({"methods": {method: {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
+    seg = pool(rows, (method,))[method]["overlap_segment"]
+    return seg["f1"], (seg["tp"], seg["fp"], seg["fn"])
+
+
+def seeds_f1(runs: list[list[dict]], flags_of, method: str = "lstm") -> tuple[float, list[tuple[int, int, int]]]:
+    """:func:`segment_f1` over the caches of one group (one per seed): the mean F1 and each seed's TP/FP/FN,
+    the ``table[setting][group]`` entry :func:`leave_one_group_out` reads."""
+    each = [segment_f1(series, flags_of, method) for series in runs]
+    return float(np.mean([e[0] for e in each])), [e[1] for e in each]
+
+
 def leave_one_group_out(table: dict, names: list[str], indent: str = "") -> float:
     """Score each group with the setting best on the *other* groups (mean F1) and print the picks;
     returns the mean of those held-out F1s, the honest estimate for unseen data. ``table[setting][group]``

@@ -28,20 +28,20 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from postprocess_study import leave_one_group_out, load  # noqa: E402  (bench/ is not a package)
+from postprocess_study import leave_one_group_out, load, seeds_f1  # noqa: E402  (bench/ is not a package)
 
-from anomaly.research.bench import evaluate, expand, flags_for, make_detector, pool, post_params  # noqa: E402
+from anomaly.research.bench import flags_for, make_detector, post_params  # noqa: E402
 
 BASE = post_params(make_detector())  # the product's flagging settings
 GRID = {"main_scale": [1.0], "span2": [None, 3, 5, 8], "k2": [12, 16, 20], "grow": [False, True], "cap2": [3.0]}
 DEFAULT_SMOOTHING = make_detector().smoothing  # the span at stride 1: a benched span over it is sqrt(stride)
 
 
-def group_f1(series: list[dict], setting: dict) -> tuple[float, tuple[int, int, int]]:
-    """Pooled overlap-segment F1 and TP/FP/FN of the LSTM on a group under one setting."""
-    rows = []
-    for s in series:
-        factor = int(s["factor"][0]) if "factor" in s else 1
+def joined_flags(setting: dict):
+    """Flags of a cached series' LSTM score: the default rule's (its span times ``main_scale``), joined
+    with the second reading's when ``span2`` is set."""
+
+    def flags_of(s: dict) -> np.ndarray:
         span = round(int(s["smoothing"][0]) * setting["main_scale"])
         normal = s.get("lstm_normal_raw")
         flags = flags_for(s["lstm"], {**BASE, "smoothing": span}, normal_raw=normal)
@@ -51,10 +51,9 @@ def group_f1(series: list[dict], setting: dict) -> tuple[float, tuple[int, int, 
                 span2 = round(span2 * int(s["smoothing"][0]) / DEFAULT_SMOOTHING)
             second = {**BASE, "smoothing": span2, "k": setting["k2"], "cap": setting["cap2"]}
             flags = flags | flags_for(s["lstm"], second, normal_raw=normal)
-        flags = expand(flags, factor, len(s["index"]))
-        rows.append({"methods": {"lstm": {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
-    seg = pool(rows, ("lstm",))["lstm"]["overlap_segment"]
-    return seg["f1"], (seg["tp"], seg["fp"], seg["fn"])
+        return flags
+
+    return flags_of
 
 
 def main(argv: list[str]) -> None:
@@ -73,8 +72,7 @@ def main(argv: list[str]) -> None:
         key = json.dumps(setting if setting["span2"] else {"main_scale": setting["main_scale"], "span2": None})
         table[key] = {}
         for g, runs in groups.items():
-            each = [group_f1(series, setting) for series in runs]
-            table[key][g] = (float(np.mean([e[0] for e in each])), [e[1] for e in each])
+            table[key][g] = seeds_f1(runs, joined_flags(setting))
         print(
             f"{np.mean([v[0] for v in table[key].values()]):.3f} {key} "
             + " ".join(f"{g} {v[0]:.3f} {v[1]}" for g, v in table[key].items()),

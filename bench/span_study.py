@@ -24,16 +24,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from postprocess_study import leave_one_group_out, load  # noqa: E402  (bench/ is not a package)
+from postprocess_study import leave_one_group_out, load, seeds_f1  # noqa: E402  (bench/ is not a package)
 
 from anomaly.research.bench import (  # noqa: E402
     discover,
-    evaluate,
-    expand,
     flags_for,
     load_split,
     make_detector,
-    pool,
     post_params,
 )
 
@@ -51,17 +48,14 @@ def strides(benchdata: Path, dataset: str, protocol: str) -> dict[str, int]:
     return out
 
 
-def group_f1(series: list[dict], stride: dict[str, int], setting: dict) -> tuple[float, tuple[int, int, int]]:
-    """Pooled overlap-segment F1 and TP/FP/FN of the LSTM on a group under a span setting."""
-    rows = []
-    for s in series:
+def span_flags(stride: dict[str, int], setting: dict):
+    """Flags of a cached series' LSTM score under a span setting (``base * stride ** power``, capped)."""
+
+    def flags_of(s: dict) -> np.ndarray:
         span = min(setting["max_span"], round(setting["base"] * stride[s["name"]] ** setting["power"]))
-        post = {**BASE, "smoothing": int(span)}
-        factor = int(s["factor"][0]) if "factor" in s else 1
-        flags = expand(flags_for(s["lstm"], post, normal_raw=s.get("lstm_normal_raw")), factor, len(s["index"]))
-        rows.append({"methods": {"lstm": {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
-    seg = pool(rows, ("lstm",))["lstm"]["overlap_segment"]
-    return seg["f1"], (seg["tp"], seg["fp"], seg["fn"])
+        return flags_for(s["lstm"], {**BASE, "smoothing": int(span)}, normal_raw=s.get("lstm_normal_raw"))
+
+    return flags_of
 
 
 def main(argv: list[str]) -> None:
@@ -83,8 +77,7 @@ def main(argv: list[str]) -> None:
         key = json.dumps(setting)
         table[key] = {}
         for g, runs in groups.items():
-            each = [group_f1(series, stride, setting) for series in runs]
-            table[key][g] = (float(np.mean([e[0] for e in each])), [e[1] for e in each])
+            table[key][g] = seeds_f1(runs, span_flags(stride, setting))
         print(
             f"{np.mean([v[0] for v in table[key].values()]):.3f} {key} "
             + " ".join(f"{g} {v[0]:.3f}" for g, v in table[key].items()),

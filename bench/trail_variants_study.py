@@ -32,10 +32,10 @@ from collections import deque
 import numpy as np
 
 sys.path.insert(0, ".")
-from postprocess_study import benched, load  # noqa: E402  (bench/ is not a package)
+from postprocess_study import benched, load, seeds_f1  # noqa: E402  (bench/ is not a package)
 
 from anomaly import flagging  # noqa: E402
-from anomaly.research.bench import evaluate, expand, flags_for, make_detector, pool, post_params  # noqa: E402
+from anomaly.research.bench import flags_for, make_detector, post_params  # noqa: E402
 
 DEFAULTS = post_params(make_detector())  # the detector's defaults, as the bench applies them
 VARIANTS = [
@@ -121,17 +121,6 @@ def check_reference(series: list[dict]) -> None:
             sys.exit(f"{s['name']}: the reference loop differs from anomaly.flagging in {int((product != mine).sum())} rows")
 
 
-def group_f1(series: list[dict], variant: str) -> tuple[float, tuple[int, int, int]]:
-    """Pooled overlap-segment F1 and TP/FP/FN of the LSTM's scores of one cache under ``variant``."""
-    rows = []
-    for s in series:
-        factor = int(s["factor"][0]) if "factor" in s else 1
-        flags = expand(variant_flags(s["lstm"], s["lstm_normal_raw"], variant, benched(DEFAULTS, s)), factor, len(s["index"]))
-        rows.append({"methods": {"lstm": {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
-    seg = pool(rows, ("lstm",))["lstm"]["overlap_segment"]
-    return seg["f1"], (seg["tp"], seg["fp"], seg["fn"])
-
-
 def main(argv: list[str]) -> None:
     groups = {}
     for arg in argv:
@@ -144,8 +133,9 @@ def main(argv: list[str]) -> None:
     for variant in VARIANTS:
         table[variant] = {}
         for name, runs in groups.items():
-            each = [group_f1(series, variant) for series in runs]
-            table[variant][name] = (float(np.mean([f for f, _ in each])), [c for _, c in each])
+            table[variant][name] = seeds_f1(
+                runs, lambda s, variant=variant: variant_flags(s["lstm"], s["lstm_normal_raw"], variant, benched(DEFAULTS, s))
+            )
         means = np.mean([table[variant][g][0] for g in groups])
         cells = "  ".join(f"{g} {f:.3f} {c}" for g, (f, c) in table[variant].items())
         print(f"{variant:10} mean {means:.3f}  {cells}", flush=True)
