@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, ".")
-from postprocess_study import leave_one_group_out, load  # noqa: E402  (bench/ is not a package)
+from postprocess_study import benched, leave_one_group_out, load  # noqa: E402  (bench/ is not a package)
 
 from anomaly.research.bench import evaluate, expand, flags_for, make_detector, pool, post_params  # noqa: E402
 
@@ -47,9 +47,8 @@ def group_f1(series: list[dict], post: dict, method: str) -> tuple[float, tuple[
     rows = []
     for s in series:
         factor = int(s["factor"][0]) if "factor" in s else 1
-        rule = post
-        if post["smoothing"] == BENCHED:  # caches written before December 6 2026 do not hold it: the default span
-            rule = {**post, "smoothing": int(s["smoothing"][0]) if "smoothing" in s else DEFAULTS["smoothing"]}
+        # the benched span; caches written before December 6 2026 do not hold it: the default span there
+        rule = benched({**post, "smoothing": DEFAULTS["smoothing"]}, s) if post["smoothing"] == BENCHED else post
         flags = expand(flags_for(s[method], rule, normal_raw=s.get(f"{method}_normal_raw")), factor, len(s["index"]))
         rows.append({"methods": {method: {**evaluate(s["index"], flags, s["labels"]), "fit_s": 0.0, "score_s": 0.0}}})
     pooled = pool(rows, (method,))[method]
