@@ -697,12 +697,7 @@ def cmd_bench(args) -> int:
     from anomaly.detector import LSTMAutoencoderDetector
     from anomaly.research.bench import format_table, run_bench
 
-    overrides = {}
-    for name in ("model_kind", "window", "epochs", "seed"):
-        value = getattr(args, name)
-        if value is not None:
-            overrides[name] = value
-    overrides.update(params.given(args, LSTMAutoencoderDetector, ("flagging", "other")))
+    overrides = params.given(args, LSTMAutoencoderDetector, ("model", "kind", "flagging", "other"))
 
     def progress(i, n, row):
         if not args.quiet:
@@ -713,9 +708,6 @@ def cmd_bench(args) -> int:
                 flush=True,
             )
 
-    for flag in ("reverse", "bidirectional"):
-        if getattr(args, flag):
-            overrides[flag] = True
     result = run_bench(
         args.dir, args.protocol, args.series, tuple(args.methods), overrides, args.cache, progress, args.max_rows, args.context
     )
@@ -726,8 +718,6 @@ def cmd_bench(args) -> int:
 
 
 def _add_bench(sub) -> None:
-    from anomaly.base import MODEL_KINDS  # no TensorFlow import
-
     p = sub.add_parser(
         "bench",
         help="benchmark the detector and two baselines on a labelled dataset folder",
@@ -749,23 +739,15 @@ def _add_bench(sub) -> None:
     p.add_argument(
         "--methods", type=_name_list, default=["lstm", "pca", "zscore"], help="comma-separated: lstm,pca,zscore (default: all)"
     )
-    p.add_argument(
-        "--model-kind",
-        choices=MODEL_KINDS,
-        help="detector model kind (default: the detector's, reconstruction)",
-    )
     p.add_argument("--cache", metavar="DIR", help="save per-timestamp raw scores (npz) under DIR to study post-processing")
     g = p.add_argument_group("detector overrides (default: the detector's defaults, as 'anomaly train' uses them)")
     g.add_argument("--max-rows", type=int, help="average blocks of rows so the scored part has at most this many (0 = off)")
-    g.add_argument("--window", type=int)
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--seed", type=int, help="random seed of the LSTM's weights (report the mean of several)")
     from anomaly.detector import LSTMAutoencoderDetector
 
-    params.add_options(g, LSTMAutoencoderDetector, "flagging", show_defaults=False)
-    params.add_options(g, LSTMAutoencoderDetector, "other", show_defaults=False)  # --overlap, --normalize-errors
-    g.add_argument("--reverse", action="store_true", help="reconstruct each window reversed in time")
-    g.add_argument("--bidirectional", action="store_true", help="bidirectional LSTM layers")
+    # Every option of `anomaly train` that shapes the detector, from the same table: a setting is
+    # measured exactly as a user would set it (--seed: report the mean of several).
+    for group in ("model", "kind", "flagging", "other"):
+        params.add_options(g, LSTMAutoencoderDetector, group, show_defaults=False)
     g.add_argument(
         "--context",
         action=argparse.BooleanOptionalAction,

@@ -198,7 +198,7 @@ def test_context_flags_feed_the_lstm_only(split_dir, tmp_path):
     assert a["lstm"].shape == b["lstm"].shape and not np.allclose(a["lstm"], b["lstm"])  # the LSTM reads them
 
 
-def test_cli_bench_passes_overlap_reverse_context_and_cap(monkeypatch, split_dir):
+def test_cli_bench_passes_model_options_overlap_reverse_context_and_cap(monkeypatch, split_dir):
     import anomaly.research.bench
     from anomaly.cli import build_parser
 
@@ -214,6 +214,12 @@ def test_cli_bench_passes_overlap_reverse_context_and_cap(monkeypatch, split_dir
     )
     assert args.func(args) == 0
     assert seen == {"params": {"overlap": "median", "reverse": True, "local_cap": 0.0}, "context": True}
+    # every model option of `anomaly train` overrides the defaults the same way
+    args = build_parser().parse_args(
+        ["bench", str(split_dir), "--dropout", "0.2", "--latent", "8", "--units", "16,8", "--stride", "auto", "--quiet"]
+    )
+    args.func(args)
+    assert seen["params"] == {"dropout": 0.2, "latent_dim": 8, "encoder_units": (16, 8), "stride": "auto"}
     args = build_parser().parse_args(["bench", str(split_dir), "--no-context", "--quiet"])
     args.func(args)
     assert seen == {"params": {}, "context": False}
