@@ -160,6 +160,28 @@ def fit_with(callback, stop: StopSignals) -> None:
         model.fit(x, x, batch_size=4, epochs=5, validation_data=(x[:8], x[:8]), callbacks=[callback, stop], verbose=0)
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler for the test: a runner started in the background (``cmd &`` in a
+    script, nohup) ignores SIGINT, and StopSignals rightly leaves an ignored signal alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_ignored_ctrl_c_stays_ignored_through_training():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        signal_at = SignalAt(signal.SIGINT, at=3)
+        stop = StopSignals()
+        fit_with(signal_at, stop)  # no KeyboardInterrupt
+        assert (signal_at.batches, stop.received) == (5 * 16, None)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_during_training_stops_at_the_batch_boundary_then_interrupts():
     signal_at = SignalAt(signal.SIGINT, at=3)
     stop = StopSignals()
@@ -185,6 +207,7 @@ def test_sigterm_during_training_reaches_the_previous_handler_after_fit():
         signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_a_second_ctrl_c_is_not_deferred():
     signal_at = SignalAt(signal.SIGINT, at=2, times=2)
     stop = StopSignals()
@@ -194,6 +217,7 @@ def test_a_second_ctrl_c_is_not_deferred():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_training_without_a_signal_raises_nothing_and_restores_the_handlers():
     signal_at = SignalAt(signal.SIGINT, at=0)
     fit_with(signal_at, StopSignals())
