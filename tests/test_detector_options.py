@@ -149,7 +149,7 @@ def shift_inside_normal(n: int = 4000) -> pd.DataFrame:
     return pd.DataFrame({"a": values}, index=pd.date_range("2024-01-01", periods=n, freq="1min", name="timestamp"))
 
 
-TRIM_CONFIG = dict(window=32, encoder_units=(16,), decoder_units=(16,), latent_dim=8, epochs=15, batch_size=32, verbose=0, seed=0)
+TRIM_CONFIG = dict(window=32, encoder_units=(16,), decoder_units=(16,), latent_dim=8, epochs=8, batch_size=32, verbose=0, seed=0)
 
 
 def test_trim_drops_exactly_the_windows_rebuilt_worst_and_refits_on_the_rest(monkeypatch):
@@ -206,7 +206,7 @@ def test_trim_keeps_an_anomaly_of_the_normal_period_from_being_learned():
     for trim in (0.0, 0.05):
         score = LSTMAutoencoderDetector(**TRIM_CONFIG, **FIXED, trim=trim).fit(X).score(X)["score"]
         ratio[trim] = score.iloc[1500:1560].mean() / score.iloc[2000:3000].mean()
-    assert ratio[0.05] > 2 * ratio[0.0]  # measured: 1000 against 46 (the mean squared error)
+    assert ratio[0.05] > 2 * ratio[0.0]  # measured: 386 against 49 (the mean squared error; 914 against 48 at 15 epochs)
 
 
 def test_trim_zero_fits_once(monkeypatch):
