@@ -89,6 +89,38 @@ def test_naive_local_times_repeated_at_the_autumn_change_are_duplicates(csv):
         load_series(csv(raw))
 
 
+def year_last(fmt: str, start: str, n: int = 400, freq: str = "1h") -> pd.DataFrame:
+    """``series()`` with its timestamps written year last in ``fmt`` (01/02/2024 13:00 and the like)."""
+    index = pd.date_range(start, periods=n, freq=freq)
+    return series(n).assign(timestamp=index.strftime(fmt))
+
+
+@pytest.mark.parametrize("fmt", ["%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d.%m.%y %H:%M", "%d-%m-%Y %H:%M"])
+def test_year_last_dates_are_read_in_one_order_for_the_whole_column(csv, fmt):
+    """30/01 and 01/02 in one column: day first throughout (pandas alone reads 01/02 as 2 January)."""
+    frame = load_series(csv(year_last(fmt, "2024-01-25")))
+    assert frame.index.equals(pd.DatetimeIndex(pd.date_range("2024-01-25", periods=400, freq="1h"), name="timestamp"))
+
+
+def test_year_last_dates_with_no_day_over_12_take_the_order_that_keeps_the_step(csv):
+    # 01/02 .. 12/02, hourly: read month first they would jump a month every 24 rows
+    frame = load_series(csv(year_last("%d/%m/%Y %H:%M", "2024-02-01", n=24 * 12)))
+    assert frame.index[[0, -1]].tolist() == [pd.Timestamp("2024-02-01 00:00"), pd.Timestamp("2024-02-12 23:00")]
+    frame = load_series(csv(year_last("%m/%d/%Y %H:%M", "2024-02-01", n=24 * 12)))
+    assert frame.index[[0, -1]].tolist() == [pd.Timestamp("2024-02-01 00:00"), pd.Timestamp("2024-02-12 23:00")]
+
+
+def test_year_last_dates_in_both_orders_are_an_error_naming_both_lines(csv):
+    raw = year_last("%d/%m/%Y %H:%M", "2024-01-25")
+    raw.loc[300, "timestamp"] = "02/13/2024 12:00"
+    with pytest.raises(
+        DataError,
+        match=r"data.csv: column 'timestamp' writes dates day first \(line 2: '25/01/2024 00:00'\) "
+        r"and month first \(line 302: '02/13/2024 12:00'\)",
+    ):
+        load_series(csv(raw))
+
+
 def test_naive_mixed_with_aware_is_an_error_naming_the_line(csv):
     raw = series(tz="UTC")
     raw.loc[3, "timestamp"] = "2024-01-01 00:03:00"
