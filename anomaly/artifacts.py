@@ -140,6 +140,15 @@ def _owner_alive(path: Path) -> bool:
     return True
 
 
+def check_model_target(directory: Path) -> None:
+    """Refuse to write a model over a file or a directory that holds something else (``anomaly
+    train`` checks this before fitting, so a wrong ``--model`` costs no training)."""
+    if directory.exists() and not directory.is_dir():
+        raise ModelError(f"{directory}: exists and is not a directory; refusing to replace it")
+    if directory.exists() and not (directory / META_FILE).exists() and any(directory.iterdir()):
+        raise ModelError(f"{directory}: exists and is not a model directory; refusing to replace it")
+
+
 def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     """Write ``directory`` atomically; an existing model there is replaced only once the new one is complete.
 
@@ -152,10 +161,7 @@ def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
     _recover(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ModelError(f"{directory}: exists and is not a directory; refusing to replace it")
-    if directory.exists() and not (directory / META_FILE).exists() and any(directory.iterdir()):
-        raise ModelError(f"{directory}: exists and is not a model directory; refusing to replace it")
+    check_model_target(directory)
     tmp = _scratch_name(directory, "tmp")
     old = _scratch_name(directory, "old")
     tmp.mkdir()

@@ -279,6 +279,7 @@ class AutoencoderBase(BaseEstimator):
         from anomaly.tfkeras import keras
 
         self.model_ = built.infer
+        self._built_with = self._structure()
         self._predictor_cache = self._encoder_cache = None
         callbacks = []
         if n_val:
@@ -360,9 +361,25 @@ class AutoencoderBase(BaseEstimator):
         return seasonal.offsets_of(index, columns, profiles, self.timezone_)
 
     # -- engines ----------------------------------------------------------------------------
+    # The hyperparameters the fitted network and its windows are built from: one changed by
+    # set_params on a fitted detector leaves a model of another shape, unusable until refitted.
+    STRUCTURAL: ClassVar[tuple[str, ...]] = (
+        "window", "encoder_units", "decoder_units", "latent_dim", "activation",
+        "model_kind", "horizon", "reverse", "conditional", "bidirectional",
+    )  # fmt: skip
+
+    def _structure(self) -> dict:
+        return {name: getattr(self, name) for name in self.STRUCTURAL}
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise NotFittedError("this detector is not fitted yet: call fit() or load() first")
+        built = getattr(self, "_built_with", None) or {}
+        for name, value in built.items():
+            if _as_tuple(getattr(self, name)) != _as_tuple(value):
+                raise ConfigError(
+                    f"{name} is {getattr(self, name)!r} but the model was fitted with {value!r}: fit again after changing it"
+                )
 
     def _onnx_loaded(self) -> bool:
         """Whether ``model_`` is an ONNX Runtime session (``load(engine="onnx")``), not a Keras model."""
@@ -464,6 +481,7 @@ class AutoencoderBase(BaseEstimator):
         and the loaded ``model``; returns ``self``."""
         n = len(state["columns"])
         self.model_ = model
+        self._built_with = self._structure()
         self.columns_ = list(state["columns"])
         self.n_features_in_ = n
         self.interval_ = pd.Timedelta(seconds=state["interval_seconds"])
@@ -519,3 +537,8 @@ def _sorted_sample(values: np.ndarray, n: int) -> list[float]:
     if len(values) > n:
         values = values[np.linspace(0, len(values) - 1, n).round().astype(int)]
     return [float(v) for v in values]
+
+
+def _as_tuple(value):
+    """Units given as a list (JSON, a user) compare equal to the same units as a tuple."""
+    return tuple(value) if isinstance(value, list) else value

@@ -18,22 +18,32 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported anywhere
 
 from anomaly import __version__, params  # noqa: E402
-from anomaly.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, AnomalyError, DataError, MissingExtraError, first_line  # noqa: E402
+from anomaly.errors import (  # noqa: E402
+    EXIT_BAD_INPUT,
+    EXIT_ERROR,
+    EXIT_OK,
+    AnomalyError,
+    ConfigError,
+    DataError,
+    MissingExtraError,
+    first_line,
+)
 from anomaly.loading import ReadOptions, load_data, load_for_model, load_model, naming  # noqa: E402
 
 log = logging.getLogger("anomaly")
 
 TRAIN_EXAMPLES = """examples:
-  anomaly train data/machine_temperature_system_failure.csv --model models/demo --normal-end 2013-12-09
+  anomaly train data/machine_temperature_system_failure.csv --model models/demo --duplicates mean --normal-end '2013-12-10 06:20'
   anomaly train sensors.parquet --model models/pump --columns p1,p2,flow --normal-frac 0.3 --window 64
   anomaly train today.csv --model models/m --normal-data last_month_normal.csv --quiet
 """
 SCORE_EXAMPLES = """examples:
-  anomaly score data/machine_temperature_system_failure.csv --model models/demo --out scores.csv --events events.csv
+  anomaly score data/machine_temperature_system_failure.csv --model models/demo --duplicates mean --out scores.csv --events events.csv
   anomaly score new.parquet --model models/pump --out scores.parquet --quantile 0.999
 """
 EVALUATE_EXAMPLES = """examples:
-  anomaly evaluate data/machine_temperature_system_failure.csv --model models/demo --labels data/machine_temperature_labels.json
+  anomaly evaluate data/machine_temperature_system_failure.csv --model models/demo --duplicates mean \\
+      --labels data/machine_temperature_labels.json
   anomaly evaluate test.csv --model models/m --labels labels.json --key test.csv --json
 """
 
@@ -48,11 +58,22 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-gap",
-        type=int,
+        type=_count,
         default=3,
         metavar="N",
         help="interpolate gaps of at most N missing points; longer gaps are breaks (default: 3)",
     )
+
+
+def _count(text: str) -> int:
+    """An integer >= 0 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not '{text}'")
+    return value
 
 
 def _name_list(text: str) -> list[str]:
@@ -63,16 +84,39 @@ def _name_list(text: str) -> list[str]:
 
 
 # -- train ------------------------------------------------------------------------------------
+def _normal_period_options(args) -> str | None:
+    """Which way the normal period is given ('data', 'frac', 'range' or None: all of DATA); two ways at once are refused."""
+    given = {
+        "data": args.normal_data is not None,
+        "frac": args.normal_frac is not None,
+        "range": args.normal_start is not None or args.normal_end is not None,
+    }
+    if given["frac"] and not 0 < args.normal_frac <= 1:
+        raise ConfigError(f"--normal-frac must be in (0, 1], not {args.normal_frac:g}")
+    ways = [way for way, used in given.items() if used]
+    if len(ways) > 1:
+        flags = {"data": "--normal-data", "frac": "--normal-frac", "range": "--normal-start/--normal-end"}
+        raise ConfigError(f"{' and '.join(flags[w] for w in ways)} both give the normal period; use one")
+    return ways[0] if ways else None
+
+
 def cmd_train(args) -> int:
+    from anomaly.artifacts import check_model_target
     from anomaly.io import select_period
 
+    way = _normal_period_options(args)
+    check_model_target(Path(args.model).resolve())  # before the data is read or a model fitted
     data = load_data(args.data, ReadOptions.of(args))
-    if args.normal_data:
+    if way == "data":
         normal = load_data(args.normal_data, ReadOptions.of(args))
         source = args.normal_data
-    elif args.normal_start or args.normal_end or args.normal_frac:
+    elif way is not None:
         normal = select_period(data, args.normal_start, args.normal_end, args.normal_frac)
         source = f"{args.data} (normal period)"
+        if len(normal) == len(data):
+            log.warning(
+                "the normal period covers all %d rows of %s: nothing is held back as possibly abnormal", len(data), args.data
+            )
     else:
         normal, source = data, args.data
     if len(normal) == 0:
@@ -167,11 +211,14 @@ def _load_detector(args):
 
 
 def cmd_score(args) -> int:
-    from anomaly.io import write_table
+    from anomaly.io import check_output, write_table
 
     if args.db:
         return cmd_score_db(args)
     _check_no_db_options(args)
+    outputs = [check_output(path) for path in (args.out, args.events) if path]  # before any work or any write
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        raise ConfigError(f"{args.out}: --out and --events name the same file; give each its own")
     detector = _load_detector(args)
     data = load_for_model(args.data, ReadOptions.of(args), detector)
     with naming(args.data):
@@ -451,19 +498,19 @@ def _add_evaluate(sub) -> None:
 
 # -- embed ------------------------------------------------------------------------------------
 EMBED_EXAMPLES = """examples:
-  anomaly embed data/machine_temperature_system_failure.csv --model models/demo --out vectors.parquet
+  anomaly embed data/machine_temperature_system_failure.csv --model models/demo --duplicates mean --out vectors.parquet
   anomaly embed new.csv --model models/pump --out vectors.csv
 """
 
 
 def cmd_embed(args) -> int:
-    from anomaly.io import PARQUET_SUFFIXES, write_table
+    from anomaly.io import check_output, write_table
 
-    if Path(args.out).suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:  # before any work
-        raise DataError(f"{args.out}: output must end in .csv or .parquet")
+    check_output(args.out)  # before any work
     detector = _load_detector(args)
     data = load_for_model(args.data, ReadOptions.of(args), detector)
-    vectors = detector.embed(data)
+    with naming(args.data):
+        vectors = detector.embed(data)
     write_table(vectors, args.out)
     print(f"wrote {len(vectors)} vectors of {vectors.shape[1] - 2} numbers to {args.out}")
     return EXIT_OK
@@ -494,12 +541,20 @@ def cmd_export_onnx(args) -> int:
     return EXIT_OK
 
 
+EXPORT_ONNX_EXAMPLES = """examples:
+  anomaly export-onnx models/demo                    # a model trained with --no-onnx, or by an older version
+  anomaly score new.csv --model models/demo --engine onnx
+"""
+
+
 def _add_export_onnx(sub) -> None:
     p = sub.add_parser(
         "export-onnx",
         help="add an ONNX export to a saved model (scoring without TensorFlow)",
         description="Export the model of DIR to DIR/model.onnx, so that 'anomaly score' runs it with "
         "ONNX Runtime: no TensorFlow import, about a second to start, a fraction of the memory.",
+        epilog=EXPORT_ONNX_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="DIR", help="model directory written by 'anomaly train'")
     p.set_defaults(func=cmd_export_onnx)
@@ -579,13 +634,14 @@ def _add_feedback(sub) -> None:
 
 def cmd_events(args) -> int:
     from anomaly.feedback import with_feedback
+    from anomaly.io import check_output, write_table
     from anomaly.store import open_store
 
+    if args.out:
+        check_output(args.out)
     with open_store(args.db) as store:
         table = with_feedback(store.events(args.source), store.feedback(args.source))
     if args.out:
-        from anomaly.io import write_table
-
         write_table(table, args.out)
         print(f"wrote {len(table)} event(s) to {args.out}")
     else:
@@ -664,6 +720,13 @@ def _exec(command: list[str], env: dict) -> int:
     return EXIT_ERROR  # not reached: execve returns only by raising
 
 
+DASHBOARD_EXAMPLES = """examples:
+  anomaly dashboard                                  # ./models, ./data and ./results.db on http://127.0.0.1:8501
+  anomaly dashboard --models /srv/models --data /srv/data --db postgresql://viewer@db/results --port 8600
+  anomaly dashboard --address 0.0.0.0                # reachable from other machines (no login: a trusted network only)
+"""
+
+
 def _add_dashboard(sub) -> None:
     p = sub.add_parser(
         "dashboard",
@@ -671,6 +734,8 @@ def _add_dashboard(sub) -> None:
         description="Serve the dashboard: explore a series and its scores, tune the flagging rule, "
         "train models, and follow the scheduled runs of a results database. It reads and "
         "writes only inside --models, --data and --db.",
+        epilog=DASHBOARD_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--models", default="models", metavar="DIR", help="models folder (default: ./models)")
     p.add_argument("--data", default="data", metavar="DIR", help="data folder (default: ./data)")

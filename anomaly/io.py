@@ -67,7 +67,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: first line is empty, expected a header row")
     try:
         # utf-8-sig: spreadsheets often start UTF-8 files with a byte-order mark
-        frame = pd.read_csv(path, sep=_sniff_delimiter(header), encoding="utf-8-sig", skipinitialspace=True)
+        sep = _sniff_delimiter(header)
+        frame = pd.read_csv(
+            path, sep=sep, decimal=_sniff_decimal(text.splitlines()[1:], sep), encoding="utf-8-sig", skipinitialspace=True
+        )
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except pd.errors.EmptyDataError:
@@ -83,6 +86,21 @@ def _sniff_delimiter(header: str) -> str:
     counts = {d: header.count(d) for d in _DELIMITERS}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else ","
+
+
+_COMMA_DECIMAL = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")
+_POINT_DECIMAL = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
+
+
+def _sniff_decimal(lines: list[str], sep: str) -> str:
+    """',' where a file not separated by commas writes its numbers with decimal commas (20,5), as
+    spreadsheets in much of Europe save semicolon CSVs, and no number with a decimal point; else '.'."""
+    if sep == ",":
+        return "."
+    fields = [f.strip().strip('"') for line in lines[:200] for f in line.split(sep)]
+    if any(_COMMA_DECIMAL.fullmatch(f) for f in fields) and not any(_POINT_DECIMAL.fullmatch(f) for f in fields):
+        return ","
+    return "."
 
 
 def _line_of(position: int) -> int:
@@ -342,6 +360,8 @@ def clean_frame(
         log.warning("%s: averaged %d duplicate timestamp(s)", source, int(dup.sum()))
         frame = frame.groupby(level=0).mean()
 
+    if interval is None and len(frame.index) < 2:
+        raise DataError(f"{source}: one timestamp only; the sampling interval needs two or more")
     step = pd.Timedelta(interval) if interval is not None else detect_interval(frame.index)
     if step <= pd.Timedelta(0):
         raise DataError(f"{source}: sampling interval must be positive, not {step}")
@@ -403,6 +423,19 @@ def _as_time(value: str, tz, what: str) -> pd.Timestamp:
     return ts
 
 
+def check_output(path: str | Path) -> Path:
+    """``path`` as a table file :func:`write_table` can write, or a DataError; commands check their
+    outputs before any work, so a bad one is refused before anything is written."""
+    path = Path(path)
+    if path.suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:
+        raise DataError(f"{path}: output must end in .csv or .parquet")
+    if not path.parent.is_dir():
+        raise DataError(f"{path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file to write")
+    return path
+
+
 def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
     """Write CSV or Parquet (by suffix) atomically: a temporary name beside ``path``, then rename.
 
@@ -413,13 +446,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -
     import os
     import uuid
 
-    path = Path(path)
-    if path.suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:
-        raise DataError(f"{path}: output must end in .csv or .parquet")
-    if not path.parent.is_dir():
-        raise DataError(f"{path}: directory {path.parent} does not exist")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a file to write")
+    path = check_output(path)
     for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
         stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")

@@ -101,7 +101,9 @@ def load_model(directory: str | Path, engine: str = "auto", min_length: int | No
 
     detector = LSTMAutoencoderDetector.load(directory, engine=engine)
     overrides = {k: v for k, v in (("min_event_length", min_length), ("merge_gap", merge_gap)) if v is not None}
-    return detector.set_params(**overrides)
+    detector.set_params(**overrides)
+    detector.check_params()  # a bad --min-length or --merge-gap is refused as `anomaly train` refuses it
+    return detector
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ from anomaly.errors import (
 )
 from anomaly.feedback import split_silenced
 from anomaly.flagging import TRAILING
-from anomaly.loading import ReadOptions, load_for_model, load_model
+from anomaly.loading import ReadOptions, load_for_model, load_model, naming
 from anomaly.logfmt import use_logfmt
 from anomaly.store import LockedError, Store, naive_utc, open_store
 
@@ -119,10 +119,15 @@ def load_job(job: Job):
 
 
 def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
+    detector, data = load_job(job)
+    with naming(job.data):  # the detector's DataErrors name the data file, as `anomaly score` does
+        return _score_loaded(store, run_id, job, fields, detector, data)
+
+
+def _score_loaded(store: Store, run_id: int, job: Job, fields: dict, detector, data) -> JobResult:
     from anomaly.incremental import rows_to_write, score_rows
 
     source, model = job.source_name, job.model_name
-    detector, data = load_job(job)
     if detector.local_rule == TRAILING and job.threshold is None and job.quantile is None:
         return _score_run_causal(store, run_id, job, fields, detector, data)
     stamps = naive_utc(data.index)
@@ -399,6 +404,8 @@ def _check_types(values: dict, where: str) -> None:
     for key, kind in kinds.items():
         if key in values and (not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool))):
             raise DataError(f"{where}: '{key}' has the wrong type ({type(values[key]).__name__})")
+    if values.get("max_gap", 0) < 0:
+        raise DataError(f"{where}: 'max_gap' must be an integer >= 0, not {values['max_gap']!r}")
     rules = specs(LSTMAutoencoderDetector)
     for key, name in _OVERRIDES.items():
         if key in values and not rules[name].valid(values[key]):

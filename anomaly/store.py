@@ -238,7 +238,10 @@ def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout:
         raise
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"database {_display(url)}: {first_line(getattr(exc, 'orig', None) or exc)}") from None
+        reason = first_line(getattr(exc, "orig", None) or exc)
+        if url.get_backend_name() == "sqlite" and "file is not a database" in reason:  # a CSV given as --db, say
+            raise DataError(f"{target}: not an SQLite database file") from None
+        raise StoreError(f"database {_display(url)}: {reason}") from None
     return store
 
 

@@ -113,3 +113,38 @@ def test_machine_temperature_demo_with_the_defaults(tmp_path):
     assert result.returncode == 0, result.stderr
     seg = json.loads(result.stdout)["overlap_segment"]
     assert seg["tp"] >= 3 and seg["fp"] <= 3, seg
+
+
+def help_examples() -> list[list[str]]:
+    """Every ``anomaly ...`` line of every command's ``--help`` examples, split as a shell would."""
+    import argparse
+    import shlex
+
+    from anomaly.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    lines = []
+    for sub in commands.choices.values():
+        text = (sub.epilog or "").replace("\\\n", " ")
+        lines += [shlex.split(line, comments=True) for line in text.splitlines() if line.strip().startswith("anomaly ")]
+    return lines
+
+
+def test_every_help_example_parses_and_reads_the_bundled_data_it_names(monkeypatch):
+    """The examples that name the bundled data read it with their own options (the machine
+    temperature file needs --duplicates mean); every example parses."""
+    from anomaly.cli import build_parser
+    from anomaly.loading import ReadOptions, load_data
+
+    monkeypatch.chdir(ROOT)
+    examples = help_examples()
+    assert len(examples) >= 20 and {e[1] for e in examples} >= {"train", "score", "evaluate", "embed", "export-onnx", "dashboard"}
+    read = 0
+    for example in examples:
+        args = build_parser().parse_args(example[1:])
+        if getattr(args, "data", None) and (ROOT / args.data).is_file():
+            assert len(load_data(args.data, ReadOptions.of(args))) > 1000, example
+            read += 1
+        if getattr(args, "labels", None) and args.data.startswith("data/"):
+            assert (ROOT / args.labels).is_file(), example
+    assert read == 4  # train, score, evaluate and embed on the bundled machine temperature

@@ -378,3 +378,72 @@ def test_an_unknown_time_zone_is_refused_in_one_line(tmp_path):
     proc = run_cli("train", data, "--model", tmp_path / "model", *TRAIN, "--timezone", "Mars/Base")
     assert_one_line_error(proc, "timezone must be an IANA time zone name", "'Mars/Base'")
     assert entries(tmp_path) == before, "something was written"
+
+
+# -- outputs, options and targets checked before any work -----------------------------------------
+def test_a_bad_events_path_or_one_file_for_both_outputs_writes_nothing(tmp_path, model):
+    data = write_csv(series(), tmp_path / "data.csv")
+    before = entries(tmp_path)
+    proc = run_cli("score", data, "--model", model, "--out", tmp_path / "s.csv", "--events", tmp_path / "nodir" / "e.csv")
+    assert_one_line_error(proc, "nodir", "does not exist")
+    proc = run_cli("score", data, "--model", model, "--out", tmp_path / "s.csv", "--events", tmp_path / "e.txt")
+    assert_one_line_error(proc, "e.txt", "must end in .csv or .parquet")
+    proc = run_cli("score", data, "--model", model, "--out", tmp_path / "x.csv", "--events", tmp_path / "." / "x.csv")
+    assert_one_line_error(proc, "--out and --events name the same file")
+    assert entries(tmp_path) == before, "a scores file was written by a run that failed"
+
+
+def test_score_checks_its_event_options_as_train_does(tmp_path, model):
+    data = write_csv(series(), tmp_path / "data.csv")
+    assert_one_line_error(run_cli("score", data, "--model", model, "--min-length", "-5"), "min_event_length must be", "-5")
+    assert_one_line_error(run_cli("score", data, "--model", model, "--merge-gap", "-1"), "merge_gap must be", "-1")
+    proc = run_cli("score", data, "--model", model, "--max-gap", "-1")  # argparse's own usage error
+    assert proc.returncode == 2 and "--max-gap: expected an integer >= 0, not '-1'" in proc.stderr
+
+
+def test_normal_period_options_zero_or_two_ways_are_refused(tmp_path):
+    data = write_csv(series(), tmp_path / "data.csv")
+    before = entries(tmp_path)
+    proc = run_cli("train", data, "--model", tmp_path / "m", *TRAIN, "--normal-frac", "0")
+    assert_one_line_error(proc, "--normal-frac must be in (0, 1], not 0")
+    proc = run_cli("train", data, "--model", tmp_path / "m", *TRAIN, "--normal-end", "2024-01-01 02:00", "--normal-frac", "0.9")
+    assert_one_line_error(proc, "--normal-frac and --normal-start/--normal-end both give the normal period; use one")
+    proc = run_cli("train", data, "--model", tmp_path / "m", *TRAIN, "--normal-data", data, "--normal-frac", "0.9")
+    assert_one_line_error(proc, "--normal-data and --normal-frac both give the normal period")
+    assert entries(tmp_path) == before
+
+
+def test_a_normal_period_past_the_end_of_the_data_trains_with_a_warning(tmp_path):
+    data = write_csv(series(), tmp_path / "data.csv")
+    proc = run_cli("train", data, "--model", tmp_path / "m", *TRAIN, "--normal-end", "2030-01-01")
+    assert proc.returncode == 0, proc.stderr
+    assert "the normal period covers all 400 rows" in proc.stderr
+
+
+def test_a_model_path_that_is_not_a_model_is_refused_before_the_data_is_read(tmp_path):
+    target = tmp_path / "notes"
+    target.mkdir()
+    (target / "NOTES.md").write_text("mine")
+    proc = run_cli("train", tmp_path / "missing.csv", "--model", target, *TRAIN)
+    assert_one_line_error(proc, "notes", "exists and is not a model directory")  # not "missing.csv: file not found"
+    assert entries(target) == {"NOTES.md"}
+
+
+def test_decimal_commas_in_a_semicolon_file_read_as_numbers(tmp_path, model, baseline):
+    data = write_csv(series(), tmp_path / "data.csv", sep=";", decimal=",")
+    assert "0,0" in data.read_text() or ",0" in data.read_text()
+    scores, _ = score_ok(tmp_path, data, model)
+    pd.testing.assert_frame_equal(scores, baseline)
+
+
+def test_errors_found_late_still_name_the_file(tmp_path, model):
+    one = tmp_path / "one.csv"
+    one.write_text("timestamp,a,b\n2024-01-01 00:00:00,1,2\n")
+    train_fails(tmp_path, one, "one timestamp only")
+    short = write_csv(series(5), tmp_path / "short.csv")
+    proc = run_cli("embed", short, "--model", model, "--out", tmp_path / "v.csv")
+    assert_one_line_error(proc, str(short), "no complete window")
+    proc = run_cli("score", short, "--model", model, "--db", tmp_path / "r.db")
+    assert proc.returncode == 2 and f"{short}: no complete window" in proc.stderr.splitlines()[-1]
+    proc = run_cli("score", short, "--model", model, "--db", one)  # a CSV given as the database: bad input
+    assert proc.returncode == 2 and f"{one}: not an SQLite database file" in proc.stderr.splitlines()[-1]

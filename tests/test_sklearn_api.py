@@ -102,3 +102,20 @@ def test_decision_function_and_predict_are_the_score_frames_columns(pipeline, da
     assert labels.dtype.kind == "i" and set(np.unique(labels)) == {0, 1}
     np.testing.assert_array_equal(labels, frame["is_anomaly"].to_numpy().astype(int))
     assert labels[230:236].any() and not labels[190:200].any()
+
+
+def test_a_fitted_detector_whose_shape_is_changed_asks_to_be_refitted(data):
+    """set_params(window=...) on a fitted detector: one clear error, not Keras' shape mismatch; set back, it scores."""
+    det = LSTMAutoencoderDetector(**SMALL).fit(data.iloc[:NORMAL_ROWS])
+    expected = det.score(data)
+    det.set_params(window=16)
+    with pytest.raises(ConfigError, match=r"^window is 16 but the model was fitted with 8: fit again after changing it$"):
+        det.score(data)
+    det.set_params(window=8, encoder_units=[4])  # the same units as a list (from JSON, say) is no change
+    np.testing.assert_array_equal(det.score(data)["score"].to_numpy(), expected["score"].to_numpy())
+    det.set_params(local_k=9.0, epochs=3)  # flagging and training settings do not change the network
+    det.score(data)
+    det.set_params(latent_dim=3)
+    with pytest.raises(ConfigError, match="latent_dim is 3"):
+        det.detect(data)
+    assert det.fit(data.iloc[:NORMAL_ROWS]).score(data)["score"].notna().any()  # refitted at the new shape, it scores
