@@ -640,7 +640,7 @@ class Store:
         ``model=None`` picks the model of the source's most recent run that wrote scores.
         """
         if model is None:
-            model = self._latest_model(source)
+            model = self.latest_model(source)
             if model is None:
                 return pd.DataFrame(columns=["timestamp", "score", "threshold", "is_anomaly"])
         query = (
@@ -663,7 +663,8 @@ class Store:
         errors = pd.DataFrame([json.loads(r[4]) for r in rows], dtype=np.float64)
         return scoring.add_sensor_columns(frame, list(errors.columns), errors.to_numpy())
 
-    def _latest_model(self, source: str) -> str | None:
+    def latest_model(self, source: str) -> str | None:
+        """``FOLDER@VERSION`` of the model whose run last wrote scores of ``source`` (None: none has)."""
         query = (
             sa.select(scores.c.model)
             .join(runs, runs.c.id == scores.c.run_id)

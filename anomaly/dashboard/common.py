@@ -325,6 +325,13 @@ def db_scores(target: str, source: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=30, show_spinner="Reading the results database…")
+def db_scores_model(target: str, source: str) -> str | None:
+    """``FOLDER@VERSION`` of the model that wrote the stored scores :func:`db_scores` reads."""
+    with _open_store(target) as store:
+        return store.latest_model(source)
+
+
+@st.cache_data(ttl=30, show_spinner="Reading the results database…")
 def db_runs(target: str) -> pd.DataFrame:
     with _open_store(target) as store:
         return store.runs()
@@ -714,6 +721,13 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 raise DataError(f"database source '{source}' lacks column(s) {', '.join(missing)} for model '{name}'")
             if scores.empty:
                 raise DataError(f"database source '{source}' has no scores yet")
+            written_by = (db_scores_model(db_target(), source) or "").rsplit("@", 1)[0]
+            if written_by and Path(written_by).name != name:
+                st.warning(
+                    f"The stored scores of '{source}' were written by model '{Path(written_by).name}' "
+                    f"({written_by}), not by '{name}': they are flagged here with '{name}''s rule. "
+                    f"Pick '{Path(written_by).name}' in the sidebar to see them as they were judged."
+                )
             return Loaded(name, detector, model_key, f"db:{source}", source, None, scores)
         if kind == "Upload":
             uploaded = state.get("upload")

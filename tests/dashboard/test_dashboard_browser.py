@@ -233,6 +233,18 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
     expect(page.locator("[data-testid='stMetric']", has_text="Events").locator("[data-testid='stMetricValue']")).to_have_text(
         before
     )
+    # The sliders show the model's settings again, and moving another one keeps them (the browser
+    # once kept k = 2 and sent it back with the next move).
+    thumb = page.get_by_role("slider").first
+    expect(thumb).to_have_value(re.compile(rf"^{detector.local_k:g}(\.0*)?$"))
+    page.get_by_role("slider").nth(1).focus()  # the trailing length
+    page.keyboard.press("ArrowRight")
+    longer = copy.copy(detector).set_params(local_trailing=detector.local_trailing + 10)
+    expect(metric_value(page, "Flagged points")).to_have_text(f"{int(longer.reflag(scores)['is_anomaly'].sum()):,}")
+    idle(page)
+    expect(thumb).to_have_value(re.compile(rf"^{detector.local_k:g}(\.0*)?$"))
+    page.get_by_role("button", name="Reset to the model's settings").click()
+    idle(page)
     page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
     page.get_by_role("option", name="tiny_fixed", exact=True).click()
     idle(page)

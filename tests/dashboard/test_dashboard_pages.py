@@ -219,6 +219,13 @@ def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeyp
     ok(at)
     assert metric(at, "Points scored") == f"{int(scores['score'].notna().sum()):,}"
     assert metric(at, "Events") == str(len(detector.events(scores)))
+    assert not at.warning  # the model that wrote them
+    at.sidebar.selectbox(key="model").set_value("tiny_fixed").run()  # another model's rule on them: said so
+    ok(at)
+    assert [w.value for w in at.warning] == [
+        "The stored scores of 'series.csv' were written by model 'tiny' (tiny), not by 'tiny_fixed': they are "
+        "flagged here with 'tiny_fixed''s rule. Pick 'tiny' in the sidebar to see them as they were judged."
+    ]
 
 
 # -- Threshold: the causal rule -----------------------------------------------------------------

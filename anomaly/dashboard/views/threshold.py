@@ -33,16 +33,42 @@ NAMES = {
 }
 
 
+def _set_widgets(settings: dict) -> None:
+    """Put ``settings`` into the rule's widgets. Written into session state, not dropped from it: a
+    dropped key leaves the browser's widget at its old value, which it sends back at the next move."""
+    for name, widget in WIDGETS.items():
+        st.session_state[widget] = settings[name]
+
+
+def _initial(widget: str, value) -> dict:
+    """``value=`` for a widget that session state does not drive yet (Streamlit warns when given both)."""
+    return {} if widget in st.session_state else {"value": value}
+
+
+def _absolute_range(series: np.ndarray, normal: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    """``(top, step, value)`` of the absolute threshold slider: up to above the highest score (so every
+    event can be dismissed) in 2000 steps, fine enough near the threshold (the quantile mode is finer still)."""
+    finite = series[np.isfinite(series)]
+    top = float(max(finite.max() if len(finite) else 0.0, normal.max(), threshold) * 1.05) or 1.0
+    step = float(f"{top / 2000:.2g}")
+    top = float(np.ceil(top / step) * step)
+    return top, step, float(np.clip(round(threshold / step) * step, 0.0, top))
+
+
+def _quantile_of(normal: np.ndarray, threshold: float) -> float:
+    """Where ``threshold`` sits among the sorted normal scores: the quantile slider's value for it."""
+    return round(float(np.clip(np.searchsorted(normal, threshold, side="right") / len(normal), 0.5, 0.9999)), 4)
+
+
 def _trailing_page(ld: common.Loaded) -> None:
     """The causal rule: explanation, settings, live metrics, score against threshold, reset and save."""
     state = st.session_state
     key = common.flagging_key(ld.model_key)
     saved = ld.saved_flagging
-    if state.get("flag_for") != ld.model_key:  # another model (version): its widgets start from its settings
-        for widget in WIDGETS.values():
-            state.pop(widget, None)
-        state["flag_for"] = ld.model_key
     current = ld.flagging
+    if state.get("flag_for") != ld.model_key:  # another model (version): its widgets start from its settings
+        _set_widgets(current)
+        state["flag_for"] = ld.model_key
 
     def _tune() -> None:
         # Only a moved widget changes the settings (callbacks), and only differences from the model are kept.
@@ -65,7 +91,7 @@ def _trailing_page(ld: common.Loaded) -> None:
         "k: standard deviations above the trailing mean",
         min_value=min(2.0, k),
         max_value=max(12.0, k),
-        value=k,
+        **_initial("flag_k", k),
         step=0.1,
         format="%.1f",
         key="flag_k",
@@ -77,7 +103,7 @@ def _trailing_page(ld: common.Loaded) -> None:
         "Trailing length (points before each point)",
         min_value=min(100, trailing),
         max_value=max(20_000, trailing),
-        value=trailing,
+        **_initial("flag_trailing", trailing),
         step=10,
         key="flag_trailing",
         on_change=_tune,
@@ -88,7 +114,7 @@ def _trailing_page(ld: common.Loaded) -> None:
         "Cap (× the largest normal score; 0 = off)",
         min_value=0.0,
         max_value=max(10.0, factor),
-        value=factor,
+        **_initial("flag_cap", factor),
         step=0.1,
         format="%.1f",
         key="flag_cap",
@@ -103,7 +129,7 @@ def _trailing_page(ld: common.Loaded) -> None:
         "Padding (points flagged after each flagged point)",
         min_value=0,
         max_value=max(10_000, pad),
-        value=pad,
+        **_initial("flag_pad", pad),
         step=10,
         key="flag_pad",
         on_change=_tune,
@@ -111,17 +137,18 @@ def _trailing_page(ld: common.Loaded) -> None:
     )
     c5.toggle(
         "Leave flagged points out of the trail",
-        value=current["local_exclude"],
+        **_initial("flag_exclude", current["local_exclude"]),
         key="flag_exclude",
         on_change=_tune,
         help="On: a long anomaly cannot raise its own threshold and stays flagged. "
         "Off: every point enters the trail, so the threshold climbs during a long anomaly.",
     )
-    if c6.button("Reset to the model's settings", key="flag_reset", disabled=not ld.tuned):
+
+    def _reset() -> None:
         state.pop(key, None)
-        for widget in WIDGETS.values():
-            state.pop(widget, None)
-        st.rerun()
+        _set_widgets(saved)
+
+    c6.button("Reset to the model's settings", key="flag_reset", disabled=not ld.tuned, on_click=_reset)
 
     with common.user_errors():
         flagged, events = ld.flag()
@@ -261,31 +288,23 @@ def _fixed_page(ld: common.Loaded) -> None:
     # never shifts it by the sliders' rounding.
     mode = st.radio("Set the threshold as", ["absolute value", "quantile of normal scores"], horizontal=True, key="thr_mode")
     if mode == "absolute value":
-        finite = series[np.isfinite(series)]
-        # The range reaches above the highest score (so every event can be dismissed) in 2000 steps,
-        # fine enough near the threshold; the quantile mode gives finer control still.
-        top = float(max(finite.max() if len(finite) else 0.0, normal.max(), current) * 1.05) or 1.0
-        step = float(f"{top / 2000:.2g}")
-        top = float(np.ceil(top / step) * step)
-        value = float(np.clip(round(current / step) * step, 0.0, top))
+        top, step, value = _absolute_range(series, normal, current)
         st.slider(
             "Threshold (anomaly score)",
             min_value=0.0,
             max_value=top,
-            value=value,
+            **_initial("thr_abs", value),
             step=step,
             key="thr_abs",
             format="%.4g",
             on_change=_set_absolute,
         )
     else:
-        # Where the current threshold sits among the normal scores, as the starting quantile.
-        q0 = float(np.clip(np.searchsorted(normal, current, side="right") / len(normal), 0.5, 0.9999))
         st.slider(
             "Quantile of the held-out normal scores",
             min_value=0.5,
             max_value=0.9999,
-            value=round(q0, 4),
+            **_initial("thr_q", _quantile_of(normal, current)),
             step=0.0001,
             key="thr_q",
             format="%.4f",
@@ -293,11 +312,17 @@ def _fixed_page(ld: common.Loaded) -> None:
             help="0.995 = the score that 99.5% of held-out normal points stay below.",
         )
     threshold = ld.threshold
-    if st.button("Reset to the model's threshold", key="thr_reset", disabled=threshold == ld.default_threshold):
+
+    def _reset() -> None:
+        # The shown slider is set to the model's threshold (see _set_widgets); the other starts from it when shown.
         st.session_state.pop(key, None)
-        for widget in ("thr_abs", "thr_q"):
-            st.session_state.pop(widget, None)
-        st.rerun()
+        st.session_state.pop("thr_q" if mode == "absolute value" else "thr_abs", None)
+        if mode == "absolute value":
+            st.session_state["thr_abs"] = _absolute_range(series, normal, ld.default_threshold)[2]
+        else:
+            st.session_state["thr_q"] = _quantile_of(normal, ld.default_threshold)
+
+    st.button("Reset to the model's threshold", key="thr_reset", disabled=threshold == ld.default_threshold, on_click=_reset)
 
     with common.user_errors():
         events = ld.events(threshold)
