@@ -438,6 +438,7 @@ def test_fixed_threshold_with_a_root_score_flags_as_the_model_would(dash_env, da
     assert metric(at, "Events") == str(len(detector.events(scores)))
     assert metric(at, "Flagged points") == f"{int(scores['is_anomaly'].sum()):,}"
     assert f"threshold {scores['threshold'].iloc[0]:.4g}" in [a["text"] for a in figure(at)["layout"]["annotations"]]
+    assert metric(at, "Threshold") == f"{scores['threshold'].iloc[0]:.4g}"  # the number the line is labelled with
     at = page(at, "threshold")
     assert (
         "(rule **quantile**): compared as square roots (the Series page draws the roots); each event widened "
@@ -536,6 +537,19 @@ def test_train_page_trains_and_saves_a_tiny_model(own_models):
     }
     at.button(key="train_go").click().run()  # same name again: refused without "replace"
     assert [e.value for e in at.error] == ["a model named 'fresh' exists; tick 'Replace if it exists' or pick another name"]
+
+
+def test_train_page_offers_each_files_own_columns(dash_env):
+    """A second file starts from its own numeric columns, not the first file's choice (once: none left)."""
+    at = page(app(), "train")
+    at = _train_form(at, "x")
+    at.multiselect(key="train_sensors").set_value(["b"]).run()
+    other = make_series(600, seed=4).rename(columns={"a": "flow", "b": "temp"}).assign(site="north")
+    at.file_uploader(key="train_upload").set_value(("other.csv", csv_bytes(other), "text/csv")).run()
+    ok(at)
+    assert at.selectbox(key="train_ts").value == "timestamp"
+    assert at.multiselect(key="train_sensors").value == ["flow", "temp"]  # the text column is not offered by default
+    assert not at.info  # no "Pick at least one sensor column"
 
 
 def test_train_page_sets_the_flagging_rule(own_models):

@@ -44,13 +44,19 @@ visible = events[(events["end"] >= part.index[0]) & (events["start"] <= part.ind
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Points scored", f"{int(scores['score'].notna().sum()):,}")
 if ld.rule == common.FIXED:
-    threshold = ld.threshold
+    # In the chart's units: a root-score model compares (and draws) square roots of its threshold.
+    power = 0.5 if detector.root_score else 1.0
+    threshold, default = ld.threshold**power, ld.default_threshold**power
     m2.metric(
         "Threshold",
         f"{threshold:.4g}",
-        delta=None if threshold == ld.default_threshold else f"model: {ld.default_threshold:.4g}",
+        delta=None if threshold == default else f"model: {default:.4g}",
         delta_color="off",
         delta_arrow="off",
+        help=f"The square root of {ld.threshold:.4g}, the threshold on the squared error (the Threshold page's units): "
+        "this model compares the roots of its scores."
+        if detector.root_score
+        else None,
     )
 elif ld.rule == common.TRAILING:
     m2.metric(

@@ -40,13 +40,32 @@ with common.user_errors():
         raw, raw_key = common.read_data_file(source)
 
 columns = [str(c) for c in raw.columns]
+
+
+def numeric_columns(ts_col: str) -> list[str]:
+    """The sensor columns offered by default: the numeric ones besides the timestamp (all when none is)."""
+    candidates = [c for c in columns if c != ts_col]
+    return [c for c in candidates if pd.api.types.is_numeric_dtype(raw[c])] or candidates
+
+
+state = st.session_state
+default_ts = "timestamp" if "timestamp" in columns else columns[0]
+if state.get("train_columns_for") != raw_key:
+    # Another file: its own columns. Written into the widgets' state, not dropped from it, or the
+    # browser would keep the last file's choice (no longer among the options: an empty selection).
+    state["train_columns_for"] = raw_key
+    state["train_ts"], state["train_sensors"] = default_ts, numeric_columns(default_ts)
 c1, c2, c3 = st.columns([1, 2, 1])
 ts_col = c1.selectbox(
-    "Timestamp column", columns, index=columns.index("timestamp") if "timestamp" in columns else 0, key="train_ts"
+    "Timestamp column", columns, **({} if "train_ts" in state else {"index": columns.index(default_ts)}), key="train_ts"
 )
 candidates = [c for c in columns if c != ts_col]
-numeric = [c for c in candidates if pd.api.types.is_numeric_dtype(raw[c])] or candidates
-sensors = c2.multiselect("Sensor columns", candidates, default=numeric, key="train_sensors")
+sensors = c2.multiselect(
+    "Sensor columns",
+    candidates,
+    **({} if "train_sensors" in state else {"default": numeric_columns(ts_col)}),
+    key="train_sensors",
+)
 duplicates = "mean" if c3.checkbox("Average duplicate timestamps", value=True, key="train_dup") else "error"
 if not sensors:
     st.info("Pick at least one sensor column.")
