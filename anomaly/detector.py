@@ -636,8 +636,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             )
         t = self.thresholds_
         if self.local_rule is None:
-            return f"threshold {t['rule']} = {t['values'][t['rule']]:.6g}"
-        return f"local rule {self.local_rule}, relative to each scored batch"
+            return f"flags rows over one fixed threshold ({t['rule']} = {t['values'][t['rule']]:.6g})"
+        return f"flags rows by the local rule {self.local_rule}, relative to each scored batch"
 
     def reflag(self, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
         """``scores`` (from :meth:`score`) with ``score, threshold, is_anomaly`` recomputed from their

@@ -354,15 +354,19 @@ def profile_figure(profiles: dict) -> go.Figure:
     return fig
 
 
-def embedding_figure(points: pd.DataFrame, explained: tuple[float, float]) -> go.Figure:
-    """Windows as points in the encoder's space projected to 2-D, coloured by anomaly score."""
+def embedding_figure(points: pd.DataFrame, explained: tuple[float, float], log: bool = False) -> go.Figure:
+    """Windows as points in the encoder's space projected to 2-D, coloured by anomaly score (``log``:
+    by its base-10 logarithm, which separates the many low scores; the hover still gives the score)."""
     hover = points["start"].dt.strftime("%Y-%m-%d %H:%M") + " → " + points["end"].dt.strftime("%Y-%m-%d %H:%M")
+    colour = np.log10(np.maximum(points["score"], 1e-12)) if log else points["score"]
     fig = go.Figure(
         go.Scattergl(
             x=points["pc1"],
             y=points["pc2"],
             mode="markers",
-            marker=dict(color=points["score"], colorscale="Viridis", size=5, colorbar=dict(title="score"), showscale=True),
+            marker=dict(
+                color=colour, colorscale="Viridis", size=5, colorbar=dict(title="log10 score" if log else "score"), showscale=True
+            ),
             text=hover,
             customdata=points["score"],
             hovertemplate="%{text}<br>score %{customdata:.4g}<extra></extra>",

@@ -677,6 +677,12 @@ def test_embeddings_page_projects_every_window(dash_env, reference):
     assert len(array(trace["x"])) == n_windows
     assert array(trace["marker"]["color"]).max() == pytest.approx(float(np.nanmax(scores["score"])), rel=1e-6)
     assert "→" in trace["text"][0]
+    at.radio(key="emb_colour").set_value("log score").run()  # coloured by the log, labelled so; hover keeps the score
+    trace = figure(at)["data"][0]
+    top = float(np.nanmax(scores["score"]))
+    assert array(trace["marker"]["color"]).max() == pytest.approx(np.log10(top), rel=1e-6)
+    assert trace["marker"]["colorbar"]["title"]["text"] == "log10 score"
+    assert array(trace["customdata"]).max() == pytest.approx(top, rel=1e-6)
 
 
 def test_embeddings_need_sensor_values(dash_env):

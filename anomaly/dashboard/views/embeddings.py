@@ -47,10 +47,12 @@ colour = st.radio(
     key="emb_colour",
     help="A log scale separates the many low scores; anomalies stay the brightest.",
 )
-if colour == "log score":
-    drawn = drawn.assign(score=np.log10(np.maximum(drawn["score"], 1e-12)))
 m1, m2, m3 = st.columns(3)
 m1.metric("Windows", f"{len(points):,}")
 m2.metric("Drawn", f"{len(drawn):,}")
 m3.metric("Windows ending on a flagged point", f"{int(flagged.sum()):,}")
-st.plotly_chart(figures.embedding_figure(drawn.sort_values("score"), explained), key="emb_chart", config={"displaylogo": False})
+st.plotly_chart(
+    figures.embedding_figure(drawn.sort_values("score"), explained, log=colour == "log score"),
+    key="emb_chart",
+    config={"displaylogo": False},
+)
