@@ -144,8 +144,23 @@ def user_errors():
     try:
         yield
     except AnomalyError as exc:
-        st.error(str(exc))
+        st.error(in_app_terms(str(exc)))
         st.stop()
+
+
+# The package's errors name command-line options; in the app the same remedy is a widget.
+_OPTION_HINTS = {
+    "use --duplicates mean to average them": "tick “Average duplicate timestamps” (Reading options in the sidebar, "
+    "or beside the sensor columns on the Train page)",
+    "choose one with --timestamp-col": "choose it as “Timestamp column” (Reading options in the sidebar, or on the Train page)",
+}
+
+
+def in_app_terms(message: str) -> str:
+    """``message`` with the command-line remedies it names replaced by the app's widgets."""
+    for option, widget in _OPTION_HINTS.items():
+        message = message.replace(option, widget)
+    return message
 
 
 # -- cached loaders ----------------------------------------------------------------------------

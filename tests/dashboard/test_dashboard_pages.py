@@ -206,6 +206,17 @@ def test_series_accepts_a_parquet_upload(dash_env, reference):
     assert metric(at, "Points scored") == "300"
 
 
+def test_reading_errors_name_the_apps_widget_not_a_command_line_option(dash_env, reference):
+    _, frame, _ = reference
+    doubled = pd.concat([frame.iloc[:300], frame.iloc[299:300]]).sort_index()  # one timestamp twice
+    at = app(source_kind="Upload")
+    at.sidebar.checkbox(key="dup_mean").uncheck()
+    at.sidebar.file_uploader(key="upload").set_value(("dup.csv", csv_bytes(doubled), "text/csv")).run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "duplicate timestamp" in error and "tick “Average duplicate timestamps”" in error and "--duplicates" not in error
+
+
 def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeypatch):
     """The "Scoring database" source: a clear message while there is no database, its scores after."""
     monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))  # not created yet
@@ -718,6 +729,8 @@ def test_history_page(dash_env, reference, tmp_path, monkeypatch):
     versions = at.dataframe[0].value  # the first table: model versions
     assert versions["model"].tolist() == ["tiny@0123456789ab", "tiny"] and versions["runs"].tolist() == [1, 1]
     assert len(at.get("plotly_chart")) == 2
+    legend = figure(at, 0)["layout"]["legend"]  # runs over time: the legend above the plot area, not over a run
+    assert legend["yanchor"] == "bottom" and legend["y"] > 1
     assert metric(at, "Precision (feedback)") == "–"
 
 

@@ -63,7 +63,8 @@ with left:
         symbol="source" if chosen is None else None,
         hover_data=[c for c in ("id", "model", "source", "error") if c in runs.columns],
     )
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.05))
+    # the legend sits above the plot area (anchored by its bottom), never over the first or last run
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.02))
     st.plotly_chart(fig, key="hist_runs", config={"displaylogo": False})
 with right:
     st.markdown("**Events over time**")

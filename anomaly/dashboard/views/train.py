@@ -258,7 +258,7 @@ try:
         detector.fit(normal, on_epoch=on_epoch)
         path = detector.save(target)
 except AnomalyError as exc:
-    st.error(str(exc))
+    st.error(common.in_app_terms(str(exc)))
     st.stop()
 
 bar.progress(1.0, text="Done")
