@@ -286,7 +286,9 @@ def rule_figure(
     fig.add_trace(_flag_markers(scores["score"], flags_of(scores), showlegend=True))
     step = scores.index[1] - scores.index[0] if len(scores) > 1 else pd.Timedelta(0)
     _shade(fig, events, step)
-    fig.update_xaxes(rangeslider=dict(visible=True, thickness=0.08))
+    # The data's own span: Plotly pads an autorange for markers, by days when the last point is flagged.
+    span = [scores.index[0], scores.index[-1]] if len(scores) else None
+    fig.update_xaxes(range=span, rangeslider=dict(visible=True, thickness=0.08, range=span))
     fig.update_layout(
         height=440,
         margin=dict(l=10, r=10, t=40, b=10),

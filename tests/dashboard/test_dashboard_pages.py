@@ -167,7 +167,7 @@ def test_series_fixed_model_draws_one_flat_threshold(dash_env, fixed_reference):
 
 
 def test_series_time_range_narrows_what_is_drawn(dash_env, reference):
-    _, frame, _ = reference
+    detector, frame, scores = reference
     at = app()
     lo, hi = frame.index[100].to_pydatetime(), frame.index[199].to_pydatetime()
     at.slider(key="series_view").set_value((lo, hi)).run()
@@ -175,6 +175,9 @@ def test_series_time_range_narrows_what_is_drawn(dash_env, reference):
     score_trace = [t for t in figure(at)["data"] if t.get("name") == "score"][0]
     assert len(score_trace["x"]) == 100
     assert pd.Timestamp(score_trace["x"][0]) == frame.index[100]
+    events = detector.events(scores)
+    in_view = events[(events["end"] >= frame.index[100]) & (events["start"] <= frame.index[199])]
+    assert f"100 of {len(scores):,} points and {len(in_view)} of {len(events)} events in view" in at.caption[0].value
 
 
 def test_series_bad_upload_shows_an_error_and_the_app_stays_usable(dash_env, reference):
@@ -273,6 +276,7 @@ def test_threshold_page_explains_the_rule_with_the_models_numbers(dash_env, refe
     assert [s["y0"] for s in spec["layout"]["shapes"] if s["type"] == "line"] == [pytest.approx(cap)]
     assert f"cap {cap:.4g}" in [a["text"] for a in spec["layout"]["annotations"]]
     assert len([s for s in spec["layout"]["shapes"] if s["type"] == "rect"]) == len(detector.events(scores))
+    assert times(spec["layout"]["xaxis"]["range"]).tolist() == [scores.index[0], scores.index[-1]]  # no padding past the data
 
 
 def test_moving_k_reflags_as_the_package_does_on_every_page(dash_env, reference):

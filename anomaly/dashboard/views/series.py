@@ -76,7 +76,8 @@ fig = figures.series_figure(frame, part, visible, None, shown or sensors[:1], re
 st.plotly_chart(fig, key="series_chart", config={"scrollZoom": True, "displaylogo": False})
 rule = "the current threshold" if ld.rule == common.FIXED else "the threshold of each point (dashed: " + ld.rule_summary() + ")"
 st.caption(
-    f"Model **{ld.model_name}** on **{ld.source}**: {len(part):,} of {len(scores):,} points in view, "
+    f"Model **{ld.model_name}** on **{ld.source}**: {len(part):,} of {len(scores):,} points and "
+    f"{len(visible)} of {len(events)} events in view (the metrics above count the whole series), "
     f"drawn with at most {2 * common.DRAW_POINTS:,} points per line (min and max of each bucket). "
     f"Shaded: events at {rule}; set it on the Threshold page. Drag the range slider below the score to zoom."
 )
