@@ -436,6 +436,18 @@ def check_output(path: str | Path) -> Path:
     return path
 
 
+def iso_timestamps(frame: pd.DataFrame, index: bool = False) -> pd.DataFrame:
+    """A copy of ``frame`` with its timestamp columns (and its index, with ``index``) as ISO 8601
+    text: how every CSV the tool writes, and the dashboard's downloads, give times."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].map(lambda t: t.isoformat() if pd.notna(t) else "")
+    if index and isinstance(out.index, pd.DatetimeIndex):
+        out.index = out.index.map(lambda t: t.isoformat())
+    return out
+
+
 def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
     """Write CSV or Parquet (by suffix) atomically: a temporary name beside ``path``, then rename.
 
@@ -454,13 +466,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -
         if path.suffix.lower() in PARQUET_SUFFIXES:
             frame.to_parquet(tmp, index=index)
         else:
-            out = frame.copy()
-            for col in out.columns:
-                if pd.api.types.is_datetime64_any_dtype(out[col]):
-                    out[col] = out[col].map(lambda t: t.isoformat() if pd.notna(t) else "")
-            if index and isinstance(out.index, pd.DatetimeIndex):
-                out.index = out.index.map(lambda t: t.isoformat())
-            out.to_csv(tmp, index=index)
+            iso_timestamps(frame, index).to_csv(tmp, index=index)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)  # the data is on disk before the name points at it

@@ -246,6 +246,14 @@ def score(model_key: str, data_key: str, _detector, _frame: pd.DataFrame) -> pd.
     return _detector.score(_frame, reconstruct=True)
 
 
+def events_csv(events: pd.DataFrame) -> bytes:
+    """The Events page's download: the file ``anomaly score --events`` writes (ISO 8601 times, no
+    display-only ``duration``), with the verdict columns where the database has them."""
+    from anomaly.io import iso_timestamps
+
+    return iso_timestamps(events.drop(columns=["duration"], errors="ignore")).to_csv(index=False).encode()
+
+
 def _with_duration(events: pd.DataFrame) -> pd.DataFrame:
     events.insert(2, "duration", events["end"] - events["start"])
     return events

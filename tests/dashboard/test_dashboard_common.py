@@ -302,3 +302,23 @@ def test_fmt_interval(step, text):
 )
 def test_fmt_duration(value, text):
     assert common.fmt_duration(value) == text
+
+
+def test_the_events_download_is_the_clis_events_file(tmp_path):
+    """The same bytes as `anomaly score --events` writes, whatever the page adds for display."""
+    from anomaly.io import write_table
+
+    events = pd.DataFrame(
+        {
+            "start": pd.to_datetime(["2024-01-01 00:05", "2024-01-02 10:00"]),
+            "end": pd.to_datetime(["2024-01-01 01:00", "2024-01-02 10:00"]),
+            "peak_score": [3.5, 1.25],
+            "severity": [2.0, 1.1],
+            "sensors": ["a", "a, b"],
+        }
+    )
+    write_table(events, tmp_path / "events.csv")
+    shown = common._with_duration(events)
+    assert "duration" in shown.columns
+    assert common.events_csv(shown) == (tmp_path / "events.csv").read_bytes()
+    assert b"2024-01-01T00:05:00" in common.events_csv(shown)

@@ -67,9 +67,7 @@ st.dataframe(
 )
 c1, c2 = st.columns([3, 1])
 pick = c1.selectbox("Event", range(len(events)), format_func=lambda i: labels[i], key="event_pick")
-c2.download_button(
-    "Download events (CSV)", events.to_csv(index=False).encode(), file_name="events.csv", mime="text/csv", key="event_csv"
-)
+c2.download_button("Download events (CSV)", common.events_csv(events), file_name="events.csv", mime="text/csv", key="event_csv")
 
 event = events.iloc[pick]
 pad = max(int(round((event.end - event.start) / detector.interval_)), 2 * int(detector.window), 10)
