@@ -223,10 +223,17 @@ def histogram_figure(
 
 
 def event_figure(
-    frame: pd.DataFrame | None, scores: pd.DataFrame, event, sensors: list[str], threshold: float | None, pad_rows: int
+    frame: pd.DataFrame | None,
+    scores: pd.DataFrame,
+    event,
+    sensors: list[str],
+    threshold: float | None,
+    pad_rows: int,
+    others: pd.DataFrame | None = None,
 ) -> go.Figure:
     """A zoom on one event: each sensor against its reconstruction, the per-sensor errors, and the
-    anomaly score against its threshold (``threshold`` as in :func:`series_figure`)."""
+    anomaly score against its threshold (``threshold`` as in :func:`series_figure`). The ``others``
+    events that reach into the zoom are shaded lighter, so a neighbour's rise is not taken for normal."""
     index = scores.index
     first = int(index.searchsorted(event.start))
     last = int(index.searchsorted(event.end))
@@ -258,6 +265,10 @@ def event_figure(
     fig.add_trace(_line(part["score"], "score", SCORE), row=rows, col=1)
     _threshold(fig, part, threshold, rows)
     fig.add_vrect(x0=event.start, x1=event.end, row="all", col=1, fillcolor=ANOMALY, opacity=0.15, line_width=0, layer="below")
+    if others is not None:
+        near = others[(others["end"] >= lo) & (others["start"] <= hi) & (others["start"] != event.start)]
+        for start, end in zip(near["start"], near["end"]):
+            fig.add_vrect(x0=start, x1=end, row="all", col=1, fillcolor=ANOMALY, opacity=0.06, line_width=0, layer="below")
     fig.update_xaxes(range=[lo, hi])
     fig.update_layout(
         height=max(420, 200 * rows + 100),

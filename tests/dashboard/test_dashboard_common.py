@@ -178,6 +178,15 @@ def test_event_figure_range_is_the_padded_event():
     assert len(fig.data[0].x) == 50
 
 
+def test_event_figure_shades_the_neighbours_inside_the_zoom_lighter():
+    frame, scores = _scores(1000, slice(500, 510))
+    at = scores.index
+    events = pd.DataFrame({"start": at[[300, 500, 522, 700]], "end": at[[305, 509, 540, 705]]})
+    fig = figures.event_figure(frame, scores, events.iloc[1], ["a", "b"], 1.0, pad_rows=20, others=events)
+    bands = sorted({(s.opacity, pd.Timestamp(s.x0)) for s in fig.layout.shapes if s.type == "rect"})  # one per row
+    assert bands == [(0.06, at[522]), (0.15, at[500])]  # the neighbour that reaches in; not those outside
+
+
 def _per_row(n: int = 300) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Scores whose threshold rises along the series and whose flags outlast the peak (padding)."""
     frame, scores = _scores(n, slice(100, 105))

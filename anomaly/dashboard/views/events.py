@@ -72,7 +72,7 @@ c2.download_button("Download events (CSV)", common.events_csv(events), file_name
 event = events.iloc[pick]
 pad = max(int(round((event.end - event.start) / detector.interval_)), 2 * int(detector.window), 10)
 sensors = list(detector.columns_)
-fig = figures.event_figure(ld.frame, ld.flagged, event, sensors, None, pad)
+fig = figures.event_figure(ld.frame, ld.flagged, event, sensors, None, pad, others=events)
 left, right = st.columns([3, 1])
 left.plotly_chart(fig, key="event_chart", config={"displaylogo": False})
 inside = ld.scores.loc[event.start : event.end]
