@@ -42,7 +42,11 @@ judged = precision(feedback)
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Runs", len(runs))
 m2.metric("Failed runs", int((runs["status"] == "failed").sum()))
-m3.metric("Rows scored", f"{int(pd.to_numeric(runs['rows_scored'], errors='coerce').fillna(0).sum()):,}")
+m3.metric(
+    "Rows scored (all runs)",
+    f"{int(pd.to_numeric(runs['rows_scored'], errors='coerce').fillna(0).sum()):,}",
+    help="Summed over the runs: a row that a later run scored again (its context, or --rescore) counts again.",
+)
 m4.metric("Events", len(events))
 m5.metric(
     "Precision (feedback)",
