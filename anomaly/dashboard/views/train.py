@@ -161,7 +161,15 @@ exclude = h[0].checkbox(
     disabled=causal != "trailing",
     help="keep flagged points out of the trailing scores, so a long anomaly stays flagged",
 )
-padding = h[1].number_input("Points flagged after each flagged point", 0, 100_000, d["event_padding"], key="train_padding")
+padding = h[1].number_input(
+    "Padding (points)",
+    0,
+    100_000,
+    d["event_padding"],
+    key="train_padding",
+    help="Points flagged after each flagged point (with a fixed threshold: on both sides of it), so an event "
+    "stays whole while its score dips for a moment.",
+)
 smoothing = h[2].number_input(
     "Score smoothing (EWMA span)",
     0,
