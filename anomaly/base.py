@@ -369,7 +369,9 @@ class AutoencoderBase(BaseEstimator):
     )  # fmt: skip
 
     def _structure(self) -> dict:
-        return {name: getattr(self, name) for name in self.STRUCTURAL}
+        # a reconstruction model predicts no steps: its horizon changes nothing
+        skip = ("horizon",) if self.model_kind == "reconstruction" else ()
+        return {name: getattr(self, name) for name in self.STRUCTURAL if name not in skip}
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):

@@ -705,6 +705,8 @@ def cmd_dashboard(args) -> int:
         "type",
         "--client.toolbarMode",
         "minimal",
+        "--global.disableWidgetStateDuplicationWarning",
+        "true",
     ]
     print(
         f"serving the dashboard on http://{args.address}:{args.port} (models: {env['ANOMALY_MODELS_DIR']}, "

@@ -125,6 +125,8 @@ class LSTMAutoencoderDetector(AutoencoderBase):
 
     FITTED_ON: ClassVar[str] = "series"
     ONNX_EXPORT: ClassVar[bool] = True
+    # Input-only columns shape the network's input; the mixture's part ranges exist only as fitted.
+    STRUCTURAL: ClassVar[tuple[str, ...]] = (*AutoencoderBase.STRUCTURAL, "context_columns", "combination")
 
     # The series' own hyperparameters (the shared ones are AutoencoderBase's), declared once (anomaly.params).
     stride: int | str = param(

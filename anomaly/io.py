@@ -88,7 +88,7 @@ def _sniff_delimiter(header: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-_COMMA_DECIMAL = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")
+_COMMA_DECIMAL = re.compile(r"[+-]?\d+,(\d+)(?:[eE][+-]?\d+)?")
 _POINT_DECIMAL = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
 
 
@@ -98,7 +98,9 @@ def _sniff_decimal(lines: list[str], sep: str) -> str:
     if sep == ",":
         return "."
     fields = [f.strip().strip('"') for line in lines[:200] for f in line.split(sep)]
-    if any(_COMMA_DECIMAL.fullmatch(f) for f in fields) and not any(_POINT_DECIMAL.fullmatch(f) for f in fields):
+    commas = [m for m in map(_COMMA_DECIMAL.fullmatch, fields) if m]
+    # 1,000 alone may be a thousand: only a number with other than three digits after its comma decides
+    if any(len(m.group(1)) != 3 for m in commas) and not any(_POINT_DECIMAL.fullmatch(f) for f in fields):
         return ","
     return "."
 
@@ -158,7 +160,7 @@ _YEAR_LAST = r"^(\d{1,2})[/.-](\d{1,2})[/.-]\d{2}(?:\d{2})?(?:$|[ T])"
 
 def _day_first(text: pd.Series, source: str, column: str) -> bool:
     """Whether year-last dates put the day first: from a day over 12, else the order that keeps the
-    rows in time order at the most regular step (month first when both do equally)."""
+    rows in time order with no step far longer than the typical one (month first when both do equally)."""
     written = text.dropna()
     if written.empty or not re.match(_YEAR_LAST, str(written.iloc[0])):
         return False
@@ -177,10 +179,13 @@ def _day_first(text: pd.Series, source: str, column: str) -> bool:
     if len(day_first) or len(month_first):
         return bool(len(day_first))
 
-    def disorder(dayfirst: bool) -> tuple[int, int]:
+    def disorder(dayfirst: bool) -> tuple[int, float]:
+        # Rows out of order, then the longest step against the typical one: read in the wrong order,
+        # daily rows jump a month every few rows and monthly rows crowd into a few days of one month.
         stamps = pd.to_datetime(text[present], errors="coerce", format="mixed", dayfirst=dayfirst)
         steps = np.diff(stamps.dropna().to_numpy().astype("datetime64[s]").astype(np.int64))
-        return int((steps < 0).sum()), len(np.unique(steps[steps > 0]))
+        forward = steps[steps > 0]
+        return int((steps < 0).sum()), float(forward.max() / np.median(forward)) if len(forward) else 1.0
 
     return disorder(True) < disorder(False)
 

@@ -110,6 +110,24 @@ def test_year_last_dates_with_no_day_over_12_take_the_order_that_keeps_the_step(
     assert frame.index[[0, -1]].tolist() == [pd.Timestamp("2024-02-01 00:00"), pd.Timestamp("2024-02-12 23:00")]
 
 
+@pytest.mark.parametrize("fmt", ["%m/%d/%Y", "%d/%m/%Y"])
+def test_monthly_year_last_dates_are_months_apart_in_either_order(fmt):
+    """No day over 12 and every row on the 1st: the reading that spreads them a month apart wins,
+    not the one that crowds them into the first days of January."""
+    from anomaly.io import parse_timestamps
+
+    written = pd.Series(pd.date_range("2022-01-01", periods=36, freq="MS").strftime(fmt))
+    parsed = parse_timestamps(written, "monthly.csv", "timestamp")
+    assert parsed.equals(pd.DatetimeIndex(pd.date_range("2022-01-01", periods=36, freq="MS"), name="timestamp"))
+
+
+def test_a_semicolon_file_with_only_three_digits_after_commas_is_not_guessed(csv):
+    """1,000 may be a thousand or one: refused as non-numeric, as before decimal commas were read."""
+    raw = series(50).assign(a=[f"{i},000" for i in range(50)])
+    with pytest.raises(DataError, match=r"column 'a', line 2: non-numeric value '0,000'"):
+        load_series(csv(raw, sep=";"), columns=["a"])
+
+
 def test_year_last_dates_in_both_orders_are_an_error_naming_both_lines(csv):
     raw = year_last("%d/%m/%Y %H:%M", "2024-01-25")
     raw.loc[300, "timestamp"] = "02/13/2024 12:00"

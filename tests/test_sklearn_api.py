@@ -115,7 +115,12 @@ def test_a_fitted_detector_whose_shape_is_changed_asks_to_be_refitted(data):
     np.testing.assert_array_equal(det.score(data)["score"].to_numpy(), expected["score"].to_numpy())
     det.set_params(local_k=9.0, epochs=3)  # flagging and training settings do not change the network
     det.score(data)
-    det.set_params(latent_dim=3)
+    det.set_params(horizon=5)  # a reconstruction model predicts no steps: no change
+    det.score(data)
+    det.set_params(horizon=1, context_columns=("b",))  # input-only columns change the network's input
+    with pytest.raises(ConfigError, match=r"context_columns is \('b',\) but the model was fitted with \(\)"):
+        det.score(data)
+    det.set_params(context_columns=(), latent_dim=3)
     with pytest.raises(ConfigError, match="latent_dim is 3"):
         det.detect(data)
     assert det.fit(data.iloc[:NORMAL_ROWS]).score(data)["score"].notna().any()  # refitted at the new shape, it scores

@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -318,6 +320,45 @@ def test_moving_k_reflags_as_the_package_does_on_every_page(dash_env, reference)
     assert at.button(key="flag_reset").disabled
 
 
+def test_a_setting_outside_the_default_range_survives_other_moves(own_models, reference):
+    """A model saved with 50 trailing scores: its slider starts at 50 (the range widens to hold it); moved
+    to 500 the range changes (a new widget in Streamlit), and the 500 must stay through the next move."""
+    detector, _, scores = reference
+    LSTMAutoencoderDetector.save_flagging(own_models / "tiny", local_trailing=50)
+    at = page(app(), "threshold")
+    ok(at)
+    assert at.slider(key="flag_trailing").value == 50
+    at.slider(key="flag_trailing").set_value(500).run()
+    at.slider(key="flag_k").set_value(7.0).run()
+    ok(at)
+    assert (at.slider(key="flag_trailing").value, at.slider(key="flag_k").value) == (500, 7.0)
+    flagged, _ = tuned(detector, scores, local_k=7.0, local_trailing=500)
+    assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
+
+
+def test_fixed_threshold_sliders_follow_the_threshold_in_force(dash_env, dash_dirs):
+    """Dragged to the top of its range, switched to another fixed model, or to the quantile and back:
+    the slider always shows the threshold the page flags with."""
+    at = page(app(model="tiny_fixed"), "threshold")
+    slider = at.slider(key="thr_abs")
+    slider.set_value(slider.max).run()  # above every score: dismiss every event
+    ok(at)
+    assert at.slider(key="thr_abs").value == pytest.approx(slider.max, abs=at.slider(key="thr_abs").step)  # its range grew
+    assert metric(at, "Threshold") == f"{slider.max:.4g}" and metric(at, "Events") == "0"
+    at.sidebar.selectbox(key="model").set_value("tiny_fixed_root").run()
+    ok(at)
+    other = LSTMAutoencoderDetector.load(dash_dirs["models"] / "tiny_fixed_root").threshold_for()
+    step = at.slider(key="thr_abs").step
+    assert at.slider(key="thr_abs").value == pytest.approx(other, abs=step / 2)
+    assert metric(at, "Threshold") == f"{other:.4g}"
+    at.radio(key="thr_mode").set_value("quantile of normal scores").run()
+    at.slider(key="thr_q").set_value(0.9).run()
+    at.radio(key="thr_mode").set_value("absolute value").run()
+    ok(at)
+    shown = float(metric(at, "Threshold"))
+    assert at.slider(key="thr_abs").value == pytest.approx(shown, rel=1e-3, abs=at.slider(key="thr_abs").step / 2)
+
+
 def test_every_setting_reflags_as_the_package_does(dash_env, reference):
     detector, _, scores = reference
     settings = dict(local_trailing=100, local_cap=1.0, event_padding=0, local_exclude=False)
@@ -565,6 +606,22 @@ def test_train_page_offers_each_files_own_columns(dash_env):
     assert at.selectbox(key="train_ts").value == "timestamp"
     assert at.multiselect(key="train_sensors").value == ["flow", "temp"]  # the text column is not offered by default
     assert not at.info  # no "Pick at least one sensor column"
+
+
+def test_train_page_keeps_the_choice_while_its_file_grows(dash_env, tmp_path, monkeypatch):
+    """A collector appending rows to the chosen file (a new modification time) changes nothing chosen."""
+    shutil.copytree(dash_env["data"], tmp_path / "data")
+    monkeypatch.setenv("ANOMALY_DATA_DIR", str(tmp_path / "data"))
+    at = page(app(), "train")
+    at.radio(key="train_origin").set_value("File of the data folder").run()
+    at.selectbox(key="train_file").set_value("series.csv").run()
+    at.multiselect(key="train_sensors").set_value(["b"]).run()
+    with open(tmp_path / "data" / "series.csv", "a") as fh:
+        fh.write("2030-01-01 00:00:00,1.0,2.0\n")
+    os.utime(tmp_path / "data" / "series.csv", (time.time() + 5, time.time() + 5))
+    at.text_input(key="train_name").set_value("grown").run()
+    ok(at)
+    assert at.multiselect(key="train_sensors").value == ["b"]
 
 
 def test_train_page_sets_the_flagging_rule(own_models):

@@ -35,14 +35,10 @@ NAMES = {
 
 def _set_widgets(settings: dict) -> None:
     """Put ``settings`` into the rule's widgets. Written into session state, not dropped from it: a
-    dropped key leaves the browser's widget at its old value, which it sends back at the next move."""
+    dropped key leaves the browser's widget at its old value, which it sends back at the next move.
+    (The widgets still get ``value=``: one whose range changes is a new widget and starts from it.)"""
     for name, widget in WIDGETS.items():
         st.session_state[widget] = settings[name]
-
-
-def _initial(widget: str, value) -> dict:
-    """``value=`` for a widget that session state does not drive yet (Streamlit warns when given both)."""
-    return {} if widget in st.session_state else {"value": value}
 
 
 def _absolute_range(series: np.ndarray, normal: np.ndarray, threshold: float) -> tuple[float, float, float]:
@@ -91,7 +87,7 @@ def _trailing_page(ld: common.Loaded) -> None:
         "k: standard deviations above the trailing mean",
         min_value=min(2.0, k),
         max_value=max(12.0, k),
-        **_initial("flag_k", k),
+        value=k,
         step=0.1,
         format="%.1f",
         key="flag_k",
@@ -103,7 +99,7 @@ def _trailing_page(ld: common.Loaded) -> None:
         "Trailing length (points before each point)",
         min_value=min(100, trailing),
         max_value=max(20_000, trailing),
-        **_initial("flag_trailing", trailing),
+        value=trailing,
         step=10,
         key="flag_trailing",
         on_change=_tune,
@@ -114,7 +110,7 @@ def _trailing_page(ld: common.Loaded) -> None:
         "Cap (× the largest normal score; 0 = off)",
         min_value=0.0,
         max_value=max(10.0, factor),
-        **_initial("flag_cap", factor),
+        value=factor,
         step=0.1,
         format="%.1f",
         key="flag_cap",
@@ -129,7 +125,7 @@ def _trailing_page(ld: common.Loaded) -> None:
         "Padding (points flagged after each flagged point)",
         min_value=0,
         max_value=max(10_000, pad),
-        **_initial("flag_pad", pad),
+        value=pad,
         step=10,
         key="flag_pad",
         on_change=_tune,
@@ -137,7 +133,7 @@ def _trailing_page(ld: common.Loaded) -> None:
     )
     c5.toggle(
         "Leave flagged points out of the trail",
-        **_initial("flag_exclude", current["local_exclude"]),
+        value=current["local_exclude"],
         key="flag_exclude",
         on_change=_tune,
         help="On: a long anomaly cannot raise its own threshold and stays flagged. "
@@ -286,14 +282,29 @@ def _fixed_page(ld: common.Loaded) -> None:
     )
     # The threshold changes only when a slider is moved (callbacks), so merely visiting this page
     # never shifts it by the sliders' rounding.
-    mode = st.radio("Set the threshold as", ["absolute value", "quantile of normal scores"], horizontal=True, key="thr_mode")
+    state = st.session_state
+    if state.get("thr_for") != ld.model_key:  # another model (version): its sliders start from its threshold
+        state["thr_abs"], state["thr_q"] = _absolute_range(series, normal, current)[2], _quantile_of(normal, current)
+        state["thr_for"] = ld.model_key
+
+    def _mode_changed() -> None:  # the slider now shown starts from the threshold in force, not from its last use
+        for widget in ("thr_abs", "thr_q"):
+            state.pop(widget, None)
+
+    mode = st.radio(
+        "Set the threshold as",
+        ["absolute value", "quantile of normal scores"],
+        horizontal=True,
+        key="thr_mode",
+        on_change=_mode_changed,
+    )
     if mode == "absolute value":
         top, step, value = _absolute_range(series, normal, current)
         st.slider(
             "Threshold (anomaly score)",
             min_value=0.0,
             max_value=top,
-            **_initial("thr_abs", value),
+            value=value,
             step=step,
             key="thr_abs",
             format="%.4g",
@@ -304,7 +315,7 @@ def _fixed_page(ld: common.Loaded) -> None:
             "Quantile of the held-out normal scores",
             min_value=0.5,
             max_value=0.9999,
-            **_initial("thr_q", _quantile_of(normal, current)),
+            value=_quantile_of(normal, current),
             step=0.0001,
             key="thr_q",
             format="%.4f",

@@ -50,10 +50,10 @@ def numeric_columns(ts_col: str) -> list[str]:
 
 state = st.session_state
 default_ts = "timestamp" if "timestamp" in columns else columns[0]
-if state.get("train_columns_for") != raw_key:
-    # Another file: its own columns. Written into the widgets' state, not dropped from it, or the
-    # browser would keep the last file's choice (no longer among the options: an empty selection).
-    state["train_columns_for"] = raw_key
+if state.get("train_columns_for") != (source, tuple(columns)):
+    # Another file (not the same one grown since): its own columns. Written into the widgets' state,
+    # not dropped from it, or the browser keeps the last file's choice (not among the options: none).
+    state["train_columns_for"] = (source, tuple(columns))
     state["train_ts"], state["train_sensors"] = default_ts, numeric_columns(default_ts)
 c1, c2, c3 = st.columns([1, 2, 1])
 ts_col = c1.selectbox(
