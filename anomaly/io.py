@@ -226,7 +226,13 @@ def _numeric_column(raw: pd.Series, source: str, name: str) -> pd.Series:
     bad = values.isna() & text.notna() & (text != "") & ~text.str.lower().isin(["nan", "inf", "-inf", "+inf"])
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: column '{name}', {_where(source, pos)}: non-numeric value '{raw.iloc[pos]}'")
+        value = str(raw.iloc[pos]).strip()
+        hint = (
+            " (if that comma is a decimal mark, write the numbers with a decimal point)"
+            if _COMMA_DECIMAL.fullmatch(value)
+            else ""
+        )
+        raise DataError(f"{source}: column '{name}', {_where(source, pos)}: non-numeric value '{raw.iloc[pos]}'{hint}")
     return values.astype("float64")
 
 
