@@ -180,6 +180,11 @@ def test_series_time_range_narrows_what_is_drawn(dash_env, reference):
     events = detector.events(scores)
     in_view = events[(events["end"] >= frame.index[100]) & (events["start"] <= frame.index[199])]
     assert f"100 of {len(scores):,} points and {len(in_view)} of {len(events)} events in view" in at.caption[0].value
+    one = frame.index[150].to_pydatetime()
+    at.slider(key="series_view").set_value((one, one)).run()  # a single point: said so, not empty axes
+    assert not at.exception and [w.value for w in at.warning] == [
+        f"One point in this time range ({frame.index[150]:%Y-%m-%d %H:%M}): widen it to draw the series."
+    ]
 
 
 def test_series_bad_upload_shows_an_error_and_the_app_stays_usable(dash_env, reference):

@@ -38,6 +38,9 @@ frame = ld.frame.loc[view[0] : view[1]] if ld.frame is not None else None
 if part.empty:
     st.warning("No data in this time range.")
     st.stop()
+if len(part) < 2:  # a line needs two points: one would draw empty axes
+    st.warning(f"One point in this time range ({common.fmt_time(part.index[0])}): widen it to draw the series.")
+    st.stop()
 
 events = ld.events()
 visible = events[(events["end"] >= part.index[0]) & (events["start"] <= part.index[-1])]
