@@ -744,12 +744,13 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 raise DataError(f"database source '{source}' lacks column(s) {', '.join(missing)} for model '{name}'")
             if scores.empty:
                 raise DataError(f"database source '{source}' has no scores yet")
-            written_by = (db_scores_model(db_target(), source) or "").rsplit("@", 1)[0]
-            if written_by and Path(written_by).name != name:
+            written_by = (db_scores_model(db_target(), source) or "").rsplit("@", 1)[0]  # FOLDER of FOLDER@VERSION
+            writer = Path(written_by).name
+            if written_by and writer != name:
                 st.warning(
-                    f"The stored scores of '{source}' were written by model '{Path(written_by).name}' "
-                    f"({written_by}), not by '{name}': they are flagged here with '{name}''s rule. "
-                    f"Pick '{Path(written_by).name}' in the sidebar to see them as they were judged."
+                    f"The stored scores of '{source}' were written by model '{writer}' ({written_by}), not by "
+                    f"'{name}': they are flagged here with '{name}''s rule. Pick '{writer}' in the sidebar to see "
+                    "them as they were judged."
                 )
             return Loaded(name, detector, model_key, f"db:{source}", source, None, scores)
         if kind == "Upload":

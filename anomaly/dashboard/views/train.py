@@ -42,9 +42,14 @@ with common.user_errors():
 columns = [str(c) for c in raw.columns]
 
 
+def sensor_columns(ts_col: str) -> list[str]:
+    """The columns that can be sensors: all but the timestamp."""
+    return [c for c in columns if c != ts_col]
+
+
 def numeric_columns(ts_col: str) -> list[str]:
     """The sensor columns offered by default: the numeric ones besides the timestamp (all when none is)."""
-    candidates = [c for c in columns if c != ts_col]
+    candidates = sensor_columns(ts_col)
     return [c for c in candidates if pd.api.types.is_numeric_dtype(raw[c])] or candidates
 
 
@@ -59,10 +64,9 @@ c1, c2, c3 = st.columns([1, 2, 1])
 ts_col = c1.selectbox(
     "Timestamp column", columns, **({} if "train_ts" in state else {"index": columns.index(default_ts)}), key="train_ts"
 )
-candidates = [c for c in columns if c != ts_col]
 sensors = c2.multiselect(
     "Sensor columns",
-    candidates,
+    sensor_columns(ts_col),
     **({} if "train_sensors" in state else {"default": numeric_columns(ts_col)}),
     key="train_sensors",
 )
