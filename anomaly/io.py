@@ -337,6 +337,8 @@ def clean_frame(
     """
     if duplicates not in DUPLICATE_POLICIES:
         raise DataError(f"duplicates policy must be one of {', '.join(DUPLICATE_POLICIES)}, not '{duplicates}'")
+    if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) or max_gap < 0:
+        raise DataError(f"max_gap must be an integer >= 0 (points to interpolate), not {max_gap!r}")
     if timestamp_col not in raw.columns:
         raise DataError(
             f"{source}: no timestamp column '{timestamp_col}' (columns: {', '.join(map(str, raw.columns))}); choose one with --timestamp-col"

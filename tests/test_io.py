@@ -4,6 +4,7 @@ irregular sampling, gaps and breaks, stray timestamps, and atomic output files."
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,12 @@ def test_a_stray_timestamp_is_refused_instead_of_exhausting_memory(csv):
     raw.loc[49, "timestamp"] = "2224-01-01 00:00:00"
     with pytest.raises(DataError, match=r"would make 105,1\d\d,\d\d\d rows .* is a timestamp wrong"):
         load_series(csv(raw))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True, None])
+def test_max_gap_must_be_a_count(csv, bad):
+    with pytest.raises(DataError, match=rf"max_gap must be an integer >= 0 .*not {re.escape(repr(bad))}"):
+        load_series(csv(series()), max_gap=bad)
 
 
 def test_forced_interval_and_no_row_with_every_sensor(csv):
