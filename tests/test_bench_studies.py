@@ -22,6 +22,7 @@ import benchmark_table  # noqa: E402
 import ensemble_study  # noqa: E402
 import padding_study  # noqa: E402
 import second_reading_study  # noqa: E402
+import seed_ensemble_study  # noqa: E402
 import span_study  # noqa: E402
 import trail_variants_study  # noqa: E402
 import trailing_study  # noqa: E402
@@ -112,3 +113,20 @@ def test_padding_ensemble_and_trail_variant_studies_at_the_defaults_reproduce_th
     ]
     out = printed(capsys, trail_variants_study.main, [f"g={spec}", f"h={spec}"])
     assert f"g {counts(seg)}" in next(line for line in out.splitlines() if line.startswith("exclude"))
+
+
+def test_seed_ensemble_of_one_cache_reproduces_the_bench_and_averages_scores(cached, capsys):
+    _, spec, seg = cached
+    out = printed(capsys, seed_ensemble_study.main, [f"g={spec}+{spec}"])
+    # two copies of one fit: their mean is that fit, so single and ensemble both give the bench's counts
+    f1, tpfpfn = f"{seg['f1']:.3f}", f"{seg['tp']}/{seg['fp']}/{seg['fn']}"
+    assert out.split() == ["g", "single", f1, f"({tpfpfn}", "·", f"{tpfpfn})", "|", "all", "2", f1, f"({tpfpfn})"]
+    run = seed_ensemble_study.load(spec)
+    doubled = [{**s, "lstm": 3 * s["lstm"], "lstm_normal_raw": 3 * s["lstm_normal_raw"]} for s in run]
+    merged = seed_ensemble_study.ensemble([run, doubled])
+    assert all(
+        np.allclose(m["lstm"], 2 * s["lstm"]) and np.allclose(m["lstm_normal_raw"], 2 * s["lstm_normal_raw"])
+        for m, s in zip(merged, run)
+    )
+    with pytest.raises(ValueError, match="caches hold other series"):
+        seed_ensemble_study.ensemble([run, run[::-1]])
