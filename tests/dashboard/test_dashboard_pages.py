@@ -547,10 +547,13 @@ def test_picking_an_event_changes_the_zoomed_range(dash_env, reference):
     assert list(table.columns) == ["start", "end", "duration", "peak_score", "severity", "sensors"]
     assert table["severity"].to_numpy() == pytest.approx(events["severity"].to_numpy())
     assert at.get("download_button")
+    highlighted = lambda: list(at.session_state["event_table"]["selection"]["rows"])  # noqa: E731
+    assert highlighted() == [at.selectbox(key="event_pick").value] == [int(events["severity"].to_numpy().argmax())]
     ranges = {}
     for i in (0, 1):
         at.selectbox(key="event_pick").set_value(i).run()
         ok(at)
+        assert highlighted() == [i]  # the table's highlighted row follows the picker
         lo, hi = (pd.Timestamp(x) for x in figure(at)["layout"]["xaxis"]["range"])
         start, end = (flagged.index.get_loc(events[c][i]) for c in ("start", "end"))
         pad = max(end - start, 2 * detector.window, 10)  # the event's length on each side, at least 2 windows

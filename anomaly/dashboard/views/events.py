@@ -40,10 +40,15 @@ labels = [
 ]
 if st.session_state.get("event_pick") not in range(len(events)):
     st.session_state["event_pick"] = int(events["severity"].to_numpy().argmax())
+# The table's highlighted row follows the Event picker (and the picker follows a click on the table):
+# one event in view, however it was chosen. Unselecting the row keeps the event, like a radio button.
+shown = {"selection": {"rows": [st.session_state["event_pick"]], "columns": [], "cells": []}}
+if (st.session_state.get("event_table") or {}).get("selection", {}).get("rows") != shown["selection"]["rows"]:
+    st.session_state["event_table"] = shown
 
 
 def _from_table() -> None:
-    rows = st.session_state["event_table"].selection.rows
+    rows = st.session_state["event_table"]["selection"]["rows"]
     if rows:
         st.session_state["event_pick"] = int(rows[0])
 
