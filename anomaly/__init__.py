@@ -1,7 +1,7 @@
 """Find anomalies in sensor time series with LSTM autoencoders.
 
 >>> from anomaly import LSTMAutoencoderDetector, load_series
->>> df = load_series("data/machine_temperature_system_failure.csv")
+>>> df = load_series("data/machine_temperature_system_failure.csv", duplicates="mean")
 >>> detector = LSTMAutoencoderDetector(window=48).fit(df.loc[:"2013-12-09"])
 >>> events = detector.detect(df)
 

@@ -63,7 +63,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     """Write JSON to a temporary name beside ``path`` and rename it over ``path``."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False))
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False, default=_plain))
         _fsync(tmp)
         os.replace(tmp, path)
     finally:
@@ -149,6 +149,13 @@ def check_model_target(directory: Path) -> None:
         raise ModelError(f"{directory}: exists and is not a model directory; refusing to replace it")
 
 
+def _plain(value):
+    """A numpy scalar or array as the Python value JSON writes (a hyperparameter taken from np.arange, say)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     """Write ``directory`` atomically; an existing model there is replaced only once the new one is complete.
 
@@ -176,7 +183,7 @@ def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
             export_onnx(detector.model_, tmp / ONNX_FILE)
             meta["onnx_sha256"] = sha256_file(tmp / ONNX_FILE)
             files.append(tmp / ONNX_FILE)
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False, default=_plain))
         for path in (*files, tmp):
             _fsync(path)
         if directory.exists():

@@ -250,19 +250,20 @@ class AutoencoderBase(BaseEstimator):
         from anomaly.model import build_model
         from anomaly.tfkeras import keras
 
-        keras.utils.set_random_seed(self.seed)
+        # int() and float(): Keras refuses the numpy scalars a grid of np.arange gives, which check_params allows
+        keras.utils.set_random_seed(int(self.seed))
         return build_model(
             kind=self.model_kind,
-            window=self.window,
+            window=int(self.window),
             n_features=self.n_features_in_,
             n_outputs=self.n_features_in_ - len(self._context()),
-            encoder_units=tuple(self.encoder_units),
-            decoder_units=tuple(self.decoder_units),
-            latent_dim=self.latent_dim,
+            encoder_units=tuple(map(int, self.encoder_units)),
+            decoder_units=tuple(map(int, self.decoder_units)),
+            latent_dim=int(self.latent_dim),
             horizon=int(self.horizon),
             activation=self.activation,
-            dropout=self.dropout,
-            learning_rate=self.learning_rate,
+            dropout=float(self.dropout),
+            learning_rate=float(self.learning_rate),
             conditional=bool(self.conditional),
             prediction_weight=float(self.prediction_weight),
             pad_value=pad_value,
@@ -312,9 +313,11 @@ class AutoencoderBase(BaseEstimator):
         finite = X[np.isfinite(X.to_numpy()).all(axis=1)]
         if len(finite) == 0:
             raise DataError("normal period has no complete row")
-        self.scaler_ = StandardScaler().fit(finite.to_numpy())
-        if not (np.isfinite(self.scaler_.mean_).all() and np.isfinite(self.scaler_.scale_).all()):
-            col = self.columns_[int(np.flatnonzero(~np.isfinite(self.scaler_.mean_ + self.scaler_.scale_))[0])]
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below, by column
+            self.scaler_ = StandardScaler().fit(finite.to_numpy())
+        spread = self.scaler_.mean_ + self.scaler_.var_  # var_, not scale_: scikit-learn sets an overflowed scale_ to 1
+        if not np.isfinite(spread).all():
+            col = self.columns_[int(np.flatnonzero(~np.isfinite(spread))[0])]
             raise DataError(f"column '{col}': values too large to scale (overflow)")
         constant = self.scaler_.var_ == 0
         names = ", ".join(repr(self.columns_[i]) for i in np.flatnonzero(constant))
@@ -392,6 +395,14 @@ class AutoencoderBase(BaseEstimator):
     def _check_keras(self, what: str) -> None:
         if self._onnx_loaded():
             raise ConfigError(f"{what} needs the Keras model: load this detector with engine='tensorflow', not 'onnx'")
+
+    def __getstate__(self) -> dict:
+        """The detector less its compiled predictors (TensorFlow graphs, rebuilt on first use), so that
+        ``copy.deepcopy`` works: tuning the flagging on a copy (:meth:`reflag`) needs one."""
+        state = self.__dict__.copy()
+        state.pop("_predictor_cache", None)
+        state.pop("_encoder_cache", None)
+        return state
 
     def _predictor(self) -> Engine:
         if self._onnx_loaded():  # the session is the predictor

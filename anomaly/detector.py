@@ -21,8 +21,8 @@ import pandas as pd
 from anomaly import events as events_mod
 from anomaly import flagging, mixture, scoring, seasonal
 from anomaly.base import AutoencoderBase
-from anomaly.errors import AnomalyError, ConfigError, DataError, ModelError, first_line
-from anomaly.io import detect_interval
+from anomaly.errors import AnomalyError, ConfigError, DataError, ModelError, TooFewRowsError, first_line
+from anomaly.io import detect_interval, on_grid, zone_name
 from anomaly.params import param
 from anomaly.postprocess import LOCAL_RULES
 from anomaly.windows import (
@@ -33,6 +33,7 @@ from anomaly.windows import (
     future_starts,
     gather,
     reverse_steps,
+    segments,
     span_starts,
     window_starts,
 )
@@ -337,8 +338,9 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             )
         if not self.target_columns_:
             raise DataError("every column is a context column: at least one must be a sensor to rebuild")
-        self.interval_ = pd.Timedelta(X.index.freq) if X.index.freq is not None else detect_interval(X.index)
-        self.timezone_ = self.timezone or (str(X.index.tz) if X.index.tz is not None else None)
+        self.interval_ = detect_interval(X.index)
+        X = on_grid(X, self.interval_)
+        self.timezone_ = self.timezone or (zone_name(X.index.tz) if X.index.tz is not None else None)
         self.seasonal_ = seasonal.fit_profiles(X[self.target_columns_], self.seasonal, self.interval_, self.timezone_)
         if self.seasonal_:
             log.info("seasonal profile removed from %s", seasonal.describe(self.seasonal_))
@@ -349,8 +351,9 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         self.stride_ = self.resolve_stride(len(X))
         self.smoothing_ = smoothing_span(self.smoothing, self.stride_)
         lead = self._lead()  # rows before each window that aer predicts: spans start there
-        starts = span_starts(np.isfinite(values).all(axis=1), lead + self.window, self._horizon(), self.stride_) + lead
-        train, val = self._split(starts, len(X))
+        finite = np.isfinite(values).all(axis=1)
+        starts = span_starts(finite, lead + self.window, self._horizon(), self.stride_) + lead
+        train, val = self._split(starts, finite)
 
         def fit_on(train: np.ndarray) -> None:
             self._train(
@@ -421,8 +424,9 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         # A prediction, and a mixture's regression part, must reach every row: windows at most a horizon apart.
         return min(stride, self.horizon) if self.model_kind == "prediction" or self.combination != "mean" else stride
 
-    def _split(self, starts: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Training and held-out window starts: the last windows are held out, one window apart."""
+    def _split(self, starts: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training and held-out window starts: the last windows are held out, one window apart.
+        ``finite``: which rows have every value (a window spans no gap)."""
         n_val = int(round(len(starts) * self.validation_fraction))
         if n_val:
             val = starts[len(starts) - n_val :]
@@ -430,9 +434,11 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         else:
             val, train = starts[:0], starts
         if len(train) < MIN_TRAIN_WINDOWS or (self.validation_fraction > 0 and len(val) < MIN_VAL_WINDOWS):
+            longest = max((stop - start for start, stop in segments(finite)), default=0)
+            gaps = f"; its longest stretch without a gap is {longest} rows" if longest < len(finite) else ""
             raise DataError(
-                f"too few normal windows to fit: {len(train)} for training and {len(val)} held out from {n_rows} rows "
-                f"(need at least {MIN_TRAIN_WINDOWS} and {MIN_VAL_WINDOWS}); use a longer normal period or a smaller window"
+                f"too few normal windows to fit: {len(train)} for training and {len(val)} held out from {len(finite)} rows"
+                f"{gaps} (need at least {MIN_TRAIN_WINDOWS} and {MIN_VAL_WINDOWS}); use a longer normal period or a smaller window"
             )
         return train, val
 
@@ -450,14 +456,14 @@ class LSTMAutoencoderDetector(AutoencoderBase):
                 f"data lacks the model's column(s) {', '.join(map(repr, missing))} "
                 f"(model columns: {', '.join(self.columns_)}; data columns: {', '.join(map(str, X.columns))})"
             )
-        X = X[self.columns_]
+        X = on_grid(X[self.columns_], self.interval_)
         values = self._scale(X)
         starts = self._window_starts(np.isfinite(values).all(axis=1), span)
         if len(starts) == 0:
             lead, span = self._span(span)
             around = "the horizon on each side" if lead else "the horizon"
             need = f"one window ({self.window} rows)" if span == self.window else f"one window plus {around} ({span} rows)"
-            raise DataError(
+            raise TooFewRowsError(
                 f"no complete window to score: the series has {len(X)} rows and no stretch without gaps of at least {need}"
             )
         return X, values, starts
@@ -556,7 +562,9 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     ) -> pd.DataFrame:
         """Per-timestamp ``score, threshold, is_anomaly`` and ``error_<sensor>`` columns.
 
-        Rows inside gaps (covered by no window) have NaN scores and are never anomalous. With
+        Rows inside gaps (covered by no window) have NaN scores and are never anomalous; timestamps
+        missing from ``X`` (rows dropped with ``dropna``, say) come back as such rows, on the model's
+        sampling interval. With
         ``reconstruct=True`` the mean reconstruction of each sensor (original units) is added as
         ``recon_<sensor>``: for ``prediction`` the mean prediction, for ``composite`` the mean of
         every reconstruction and prediction of the row. For ``prediction``, the first ``window``
@@ -785,17 +793,28 @@ class LSTMAutoencoderDetector(AutoencoderBase):
 
 
 def _check_frame(X) -> pd.DataFrame:
+    """``X`` as the detector reads it: float columns named by strings (as saved with the model), an
+    infinite value missing (as the file loader reads it), or a :class:`DataError` naming what is wrong."""
     if not isinstance(X, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame indexed by timestamp, not {type(X).__name__}")
     if not isinstance(X.index, pd.DatetimeIndex):
         raise DataError("expected a frame indexed by timestamp (a DatetimeIndex); use anomaly.load_series()")
     if X.shape[1] == 0:
         raise DataError("the frame has no sensor column")
+    names = list(map(str, X.columns))
+    if len(set(names)) < len(names):
+        twins = [repr(c) for c in X.columns if names.count(str(c)) > 1]
+        raise DataError(f"column names repeat (as text): {', '.join(twins)}")
     non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     if non_numeric:
         raise DataError(f"non-numeric column(s) {', '.join(map(repr, non_numeric))}")
     if not X.index.is_monotonic_increasing or X.index.has_duplicates:
         raise DataError("the frame's timestamps must be sorted and unique; use anomaly.load_series()")
+    X = X.set_axis(names, axis=1).astype(np.float64)  # bool and integer sensors too
+    infinite = np.isinf(X.to_numpy())
+    if infinite.any():
+        log.warning("%d infinite value(s) treated as missing", int(infinite.sum()))
+        X = X.mask(infinite)
     return X
 
 

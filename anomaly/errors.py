@@ -24,6 +24,11 @@ class DataError(AnomalyError, ValueError):
     """A data file or frame cannot be used: unreadable, malformed, too short, ..."""
 
 
+class TooFewRowsError(DataError):
+    """Too few rows to score yet (a header only, or less than a window): bad input for a one-off score,
+    a wait for more rows for the scheduled scorer."""
+
+
 class ConfigError(AnomalyError, ValueError):
     """A hyperparameter or option has an invalid value."""
 

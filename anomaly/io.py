@@ -10,14 +10,16 @@ Those NaN rows are *breaks*: :mod:`anomaly.windows` never lets a window span one
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
+from pandas.tseries.frequencies import to_offset
 
-from anomaly.errors import DataError, first_line
+from anomaly.errors import DataError, TooFewRowsError, first_line
 
 log = logging.getLogger("anomaly")
 
@@ -29,8 +31,13 @@ MAX_GRID_ROWS = 5_000_000  # a regular grid may hold long gaps, but not unbounde
 MAX_GRID_FACTOR = 100
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file (chosen by suffix) into a raw frame of strings and numbers."""
+def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by suffix) into a raw frame of strings and numbers.
+
+    ``complete_lines``: a CSV's last line without a line end is left out, with a warning: the
+    scheduled scorer reads files a logger is still appending to, and a half-written line
+    (``...,9`` of ``...,97.5``) would be stored as a reading. The next run reads it whole.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -47,11 +54,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = frame.reset_index()
     else:
         frame = _read_csv(path)
+        if complete_lines and len(frame) > 1 and not _ends_with_newline(path):
+            log.warning("%s: the last line has no line end (still being written?); left for the next run", path)
+            frame = frame.iloc[:-1]
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no columns")
     if len(frame) == 0:
-        raise DataError(f"{path}: has a header but no data rows")
+        raise TooFewRowsError(f"{path}: has a header but no data rows")
     return frame
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) in (b"\n", b"\r")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -267,23 +283,86 @@ def select_columns(raw: pd.DataFrame, source: str, timestamp_col: str, columns: 
     return chosen
 
 
-def detect_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
+def detect_interval(index: pd.DatetimeIndex, source: str = "data") -> pd.Timedelta:
     """The sampling interval: the median step between consecutive distinct timestamps.
 
     With jittered timestamps (a reading "every minute", give or take some seconds) the median may
     be 59 s; then the mean of the typical steps (within half the median of it), rounded to two
-    significant digits, gives the intended 60 s. Regular data keep their exact step.
+    significant digits, gives the intended 60 s. Regular data keep their exact step. Calendar
+    months, quarters and years have no fixed step, so such data are refused rather than averaged
+    onto a 30.4-day grid that would move every timestamp and blend neighbouring readings.
     """
     steps = np.diff(np.unique(index.as_unit("ns").asi8))
     if len(steps) == 0:
-        raise DataError("cannot detect the sampling interval from a single timestamp")
+        raise DataError(f"{source}: cannot detect the sampling interval from a single timestamp")
     median = int(np.median(steps))
     typical = steps[(steps >= median * 0.5) & (steps <= median * 1.5)]  # not the multiples left by gaps
     if len(typical) == 0 or typical.min() == typical.max():
         return pd.Timedelta(median, unit="ns")
+    _refuse_calendar_steps(typical, source)
     mean = float(typical.mean())
     unit = 10 ** max(int(np.floor(np.log10(mean))) - 1, 0)
     return pd.Timedelta(max(int(round(mean / unit)) * unit, 1), unit="ns")
+
+
+# Steps, in days, of timestamps one calendar month, quarter or year apart (an hour either way for a
+# daylight-saving change in a local time zone).
+CALENDAR_STEPS = {"month": (28, 31, 30), "quarter": (89, 92, 91), "year": (365, 366, 365)}  # and a fixed step to offer
+
+
+def _refuse_calendar_steps(steps: np.ndarray, source: str) -> None:
+    days = steps / pd.Timedelta(days=1).value
+    for unit, (lo, hi, fixed) in CALENDAR_STEPS.items():
+        if days.min() >= lo - 1 / 24 and days.max() <= hi + 1 / 24:
+            raise DataError(
+                f"{source}: the timestamps are a calendar {unit} apart ({days.min():.3g} to {days.max():.3g} days); "
+                f"a {unit} has no fixed length and the model needs a fixed sampling interval: give the readings "
+                f"a fixed step (every {fixed} days, say)"
+            )
+
+
+def on_grid(frame: pd.DataFrame, step: pd.Timedelta, source: str = "data") -> pd.DataFrame:
+    """``frame`` on its regular grid of ``step`` from its first timestamp: missing timestamps become
+    NaN rows (breaks no window crosses), as :func:`clean_frame` leaves them.
+
+    For frames built in Python (``df.dropna()`` drops rows and leaves a hole that windows would run
+    straight across). A timestamp off the grid, or rows ``k * step`` apart throughout (another
+    sampling rate), is a :class:`DataError` rather than a guess.
+    """
+    ns = frame.index.as_unit("ns").asi8
+    gaps = np.diff(ns)
+    if len(frame) < 2 or (gaps == step.value).all():
+        return frame
+    off = (ns - ns[0]) % step.value != 0
+    if off.any():
+        at = frame.index[int(np.argmax(off))]
+        raise DataError(
+            f"{source}: timestamp {at} is off the {_step_text(step)} grid that starts at {frame.index[0]}; "
+            "resample the data with anomaly.load_series() or clean_frame()"
+        )
+    if np.median(gaps) != step.value:
+        raise DataError(
+            f"{source}: rows are mostly {_step_text(pd.Timedelta(int(np.median(gaps))))} apart, but the sampling "
+            f"interval is {_step_text(step)}; resample the data with anomaly.clean_frame(..., interval=...)"
+        )
+    _check_grid(frame.index, step, source)
+    return frame.asfreq(step)
+
+
+def _step_text(step: pd.Timedelta) -> str:
+    """A step as pandas writes a frequency: 1min, 30s, 7D."""
+    text = to_offset(step).freqstr
+    return text if text[0].isdigit() else f"1{text}"
+
+
+def zone_name(tz) -> str:
+    """The IANA name of a time zone object (zoneinfo, pytz, dateutil or a fixed offset), saved with a model."""
+    for attribute in ("key", "zone"):  # zoneinfo, pytz
+        if isinstance(getattr(tz, attribute, None), str):
+            return getattr(tz, attribute)
+    text = str(tz)
+    dateutil = re.fullmatch(r"tzfile\('(?:.*zoneinfo/)?([^']+)'\)", repr(tz))  # tzfile('/usr/share/zoneinfo/Europe/Berlin')
+    return dateutil.group(1) if dateutil else text  # else UTC, UTC+01:00
 
 
 def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
@@ -344,7 +423,7 @@ def clean_frame(
             f"{source}: no timestamp column '{timestamp_col}' (columns: {', '.join(map(str, raw.columns))}); choose one with --timestamp-col"
         )
     if len(raw) == 0:
-        raise DataError(f"{source}: has a header but no data rows")
+        raise TooFewRowsError(f"{source}: has a header but no data rows")
     raw = raw.reset_index(drop=True)
     index = parse_timestamps(raw[timestamp_col], source, timestamp_col)
     sensors = select_columns(raw, source, timestamp_col, columns)
@@ -375,7 +454,7 @@ def clean_frame(
 
     if interval is None and len(frame.index) < 2:
         raise DataError(f"{source}: one timestamp only; the sampling interval needs two or more")
-    step = pd.Timedelta(interval) if interval is not None else detect_interval(frame.index)
+    step = pd.Timedelta(interval) if interval is not None else detect_interval(frame.index, source)
     if step <= pd.Timedelta(0):
         raise DataError(f"{source}: sampling interval must be positive, not {step}")
     _check_grid(frame.index, step, source)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from anomaly.base import AutoencoderBase
 from anomaly.errors import ConfigError, DataError
-from anomaly.io import detect_interval
+from anomaly.io import detect_interval, zone_name
 from anomaly.windows import OverlapMean, batched, pad_sequences, reverse_steps, step_mask
 
 MIN_TRAIN_SEQUENCES = 8
@@ -61,7 +61,7 @@ class LSTMSequenceDetector(AutoencoderBase):
         scaled, indexes = self._values(sequences, fitting=True)
         timed = [ix for ix in indexes if isinstance(ix, pd.DatetimeIndex) and len(ix) > 2]
         self.interval_ = detect_interval(timed[0]) if timed else pd.Timedelta(seconds=1)  # arrays: 1 s per step
-        self.timezone_ = str(timed[0].tz) if timed and timed[0].tz is not None else None
+        self.timezone_ = zone_name(timed[0].tz) if timed and timed[0].tz is not None else None
         inputs, lengths, futures = self._pack(scaled, PAD_VALUE)
         n_val = int(round(len(scaled) * self.validation_fraction))
         n_train = len(scaled) - n_val
@@ -221,14 +221,15 @@ def _check_sequences(sequences, columns: list[str] | None) -> list[pd.DataFrame]
             frame = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
         if frame.shape[1] == 0:
             raise DataError(f"sequence {i}: no sensor column")
-        expected = columns if columns is not None else (list(map(str, frames[0].columns)) if frames else None)
+        frame = frame.rename(columns=str)  # names as saved with the model, for every recording alike
+        expected = columns if columns is not None else (list(frames[0].columns) if frames else None)
         if expected is not None:
-            missing = [c for c in expected if c not in map(str, frame.columns)]
+            missing = [c for c in expected if c not in frame.columns]
             if missing:
                 raise DataError(
                     f"sequence {i}: lacks column(s) {', '.join(map(repr, missing))} (expected: {', '.join(expected)})"
                 )
-            frame = frame.rename(columns=str)[expected]
+            frame = frame[expected]
         bad = ~np.isfinite(frame.to_numpy(dtype=np.float64))
         if bad.any():
             row, col = (int(a[0]) for a in np.nonzero(bad))

@@ -118,8 +118,11 @@ def test_constant_sensor_is_kept_by_default_or_refused(caplog):
 
 
 def test_too_few_normal_windows():
-    with pytest.raises(DataError, match="too few normal windows"):
+    with pytest.raises(DataError, match=r"too few normal windows to fit: 11 for training and 5 held out from 30 rows \(need"):
         LSTMAutoencoderDetector(**TINY).fit(make_series(30))
+    weekdays = make_series(300, freq="B")  # business days: each weekend is a gap of two days
+    with pytest.raises(DataError, match="from 418 rows; its longest stretch without a gap is 5 rows"):
+        LSTMAutoencoderDetector(**TINY).fit(weekdays)
 
 
 def test_series_shorter_than_a_window(tiny_detector):
@@ -179,3 +182,59 @@ def test_reflag_recomputes_flags_from_the_error_columns(series, tiny_detector):
     higher = fixed.reflag(own, threshold=4 * fixed.threshold_for())
     np.testing.assert_allclose(higher["threshold"], 2 * np.sqrt(fixed.threshold_for()))  # compared as a root
     assert higher["is_anomaly"].sum() <= own["is_anomaly"].sum()
+
+
+# -- frames as analysts build them in pandas ----------------------------------------------------
+def test_rows_dropped_from_the_frame_score_as_a_break_not_as_neighbours(series, tiny_detector):
+    """``df.dropna()`` leaves a hole in the index: no window may run across it (as across NaN rows)."""
+    holed = series.drop(series.index[200:230])
+    scores = tiny_detector.score(holed)
+    assert scores.index.equals(series.index)  # back on the model's one-minute grid
+    assert scores["score"].iloc[200:230].isna().all() and not scores["is_anomaly"].iloc[200:230].any()
+    as_nan = series.copy()
+    as_nan.iloc[200:230] = np.nan
+    pd.testing.assert_frame_equal(scores, tiny_detector.score(as_nan))
+
+
+def test_rows_at_another_rate_or_off_the_grid_are_refused(series, tiny_detector):
+    with pytest.raises(DataError, match="rows are mostly 2min apart, but the sampling interval is 1min"):
+        tiny_detector.score(series.iloc[::2])
+    shifted = series.set_axis(series.index.insert(0, series.index[0] - pd.Timedelta("30s"))[:-1])
+    with pytest.raises(DataError, match="timestamp 2024-01-01 00:00:00 is off the 1min grid that starts at 2023-12-31 23:59:30"):
+        tiny_detector.score(shifted)
+
+
+def test_integer_bool_and_unnamed_columns_and_infinite_values(series, tiny_detector, caplog):
+    """Columns named 0, 1 (a frame built from an array), a bool sensor, and inf read as missing."""
+    unnamed = pd.DataFrame(series.to_numpy(), index=series.index)
+    det = LSTMAutoencoderDetector(**TINY).fit(unnamed.iloc[:300])
+    assert det.columns_ == ["0", "1"]
+    assert det.score(unnamed)["score"].notna().sum() > 300
+    flagged = series.assign(valve=series["s0"] > 0)
+    assert LSTMAutoencoderDetector(**TINY).fit(flagged.iloc[:300]).columns_ == ["s0", "s1", "valve"]
+    broken = series.copy()
+    broken.iloc[250, 1] = np.inf
+    with caplog.at_level("WARNING", logger="anomaly"):
+        scores = tiny_detector.score(broken)
+    assert "1 infinite value(s) treated as missing" in caplog.text
+    assert np.isnan(scores["score"].iloc[250]) and scores["score"].iloc[:240].notna().all()
+    for twins in (series.assign(**{"0": 1.0}).rename(columns={"s0": 0}), pd.concat([series, series["s1"]], axis=1)):
+        with pytest.raises(DataError, match=r"column names repeat \(as text\): (0, '0'|'s1', 's1')$"):
+            tiny_detector.score(twins)
+
+
+def test_a_time_zone_from_dateutil_is_saved_by_its_name(series, tmp_path):
+    import dateutil.tz
+
+    berlin = series.tz_localize("UTC").tz_convert(dateutil.tz.gettz("Europe/Berlin"))
+    det = LSTMAutoencoderDetector(**TINY, seasonal="off").fit(berlin)
+    assert det.timezone_ == "Europe/Berlin"
+    det.save(tmp_path / "m")
+    assert LSTMAutoencoderDetector.load(tmp_path / "m").timezone_ == "Europe/Berlin"
+
+
+def test_a_value_whose_variance_overflows_is_named(series):
+    huge = series.copy()
+    huge.iloc[10, 1] = 1e300
+    with pytest.raises(DataError, match="column 's1': values too large to scale"):
+        LSTMAutoencoderDetector(**TINY).fit(huge)

@@ -280,3 +280,50 @@ def test_write_table_refuses_bad_targets(tmp_path, name, message):
     with pytest.raises(DataError, match=message):
         write_table(pd.DataFrame({"x": [1]}), tmp_path / name)
     assert entries(tmp_path) == {"adir.csv"}
+
+
+def test_every_load_series_call_shown_to_users_reads_the_bundled_data(monkeypatch):
+    """The README's and the package docstring's examples load the bundled files as written."""
+    import anomaly
+
+    root = Path(__file__).resolve().parent.parent
+    shown = (root / "README.md").read_text() + anomaly.__doc__
+    calls = sorted(set(re.findall(r"load_series\(\"data/[^)]*\)", shown)))
+    assert any("machine_temperature" in c for c in calls) and any("sample_multivariate" in c for c in calls)
+    monkeypatch.chdir(root)
+    for call in calls:
+        assert len(eval(call, {"load_series": load_series})) > 1000, call  # noqa: S307 (our own docs)
+
+
+@pytest.mark.parametrize(
+    ("freq", "unit", "days"),
+    [("MS", "month", "28 to 31"), ("ME", "month", "28 to 31"), ("QS", "quarter", "90 to 92"), ("YS", "year", "365 to 366")],
+)
+def test_calendar_months_quarters_and_years_are_refused_not_blended(csv, freq, unit, days):
+    """A 30.4-day grid would move every monthly timestamp and average neighbouring months together."""
+    idx = pd.date_range("2000-01-01", periods=60, freq=freq)
+    path = csv(pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d"), "value": np.arange(60.0)}), f"{unit}.csv")
+    with pytest.raises(DataError, match=rf"{unit}.csv: the timestamps are a calendar {unit} apart \({days} days\)"):
+        load_series(path)
+
+
+@pytest.mark.parametrize("freq", ["7D", "1D", "1h"])
+def test_fixed_steps_keep_every_row_and_value(csv, freq):
+    idx = pd.date_range("2000-01-03", periods=60, freq=freq)
+    frame = load_series(csv(pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M"), "value": np.arange(60.0)})))
+    assert frame.index.equals(pd.DatetimeIndex(idx, name="timestamp")) and frame["value"].tolist() == list(range(60))
+
+
+def test_zone_name_of_every_kind_of_time_zone():
+    import datetime as dt
+    import zoneinfo
+
+    import dateutil.tz
+
+    from anomaly.io import zone_name
+
+    assert zone_name(zoneinfo.ZoneInfo("Europe/Berlin")) == "Europe/Berlin"
+    assert zone_name(dateutil.tz.gettz("America/New_York")) == "America/New_York"
+    assert zone_name(pd.Timestamp("2024-01-01", tz="dateutil/Asia/Tokyo").tz) == "Asia/Tokyo"
+    assert zone_name(dt.UTC) == "UTC"
+    assert zone_name(pd.Timestamp("2024-01-01 00:00+01:00").tz) == "UTC+01:00"

@@ -124,3 +124,34 @@ def test_a_fitted_detector_whose_shape_is_changed_asks_to_be_refitted(data):
     with pytest.raises(ConfigError, match="latent_dim is 3"):
         det.detect(data)
     assert det.fit(data.iloc[:NORMAL_ROWS]).score(data)["score"].notna().any()  # refitted at the new shape, it scores
+
+
+def test_numpy_scalar_hyperparameters_fit_save_and_load(data, tmp_path):
+    """A grid from np.arange gives numpy scalars: they fit, save to JSON and load back as numbers."""
+    params = dict(
+        SMALL,
+        window=np.int64(8),
+        latent_dim=np.int32(2),
+        encoder_units=(np.int64(4),),
+        epochs=np.int64(1),
+        seed=np.int64(3),
+        learning_rate=np.float32(0.01),
+        local_k=np.float32(5.0),
+        reverse=np.bool_(True),
+    )
+    det = LSTMAutoencoderDetector(**params).fit(data.iloc[:NORMAL_ROWS])
+    det.save(tmp_path / "m")
+    loaded = LSTMAutoencoderDetector.load(tmp_path / "m")
+    assert loaded.get_params()["window"] == 8 and loaded.get_params()["local_k"] == 5.0 and loaded.reverse is True
+    np.testing.assert_array_equal(loaded.score(data)["score"], det.score(data)["score"])
+
+
+def test_deepcopy_of_a_fitted_detector_scores_alike(pipeline, data):
+    import copy
+
+    det = pipeline.named_steps["det"]
+    det.score(data)  # builds the compiled predictor the copy must leave behind
+    twin = copy.deepcopy(det)
+    np.testing.assert_array_equal(twin.score(data)["score"], det.score(data)["score"])
+    twin.set_params(local_k=2.0)
+    assert det.local_k != 2.0
