@@ -585,13 +585,13 @@ def cmd_feedback(args) -> int:
     start = _timestamp(args.start, "--start")
     mute = None if args.mute_until is None else _timestamp(args.mute_until, "--mute-until")
     with open_store(args.db) as store:
-        found = store.events_starting(args.source, start)
+        found = store.events_at(args.source, start)
         if args.model is not None:  # FOLDER@VERSION as stored, or the FOLDER of every version
             folder = str(Path(args.model).expanduser().resolve()) if "@" not in args.model else args.model
             found = found[(found["model"] == args.model) | (found["model"].str.rsplit("@", n=1).str[0] == folder)]
         if found.empty:
             raise DataError(
-                f"{args.db}: no stored event of source '{args.source}' starts at {start}"
+                f"{args.db}: no stored event of source '{args.source}' starts at or spans {start}"
                 + (f" for model {args.model}" if args.model else "")
                 + " (see 'anomaly events')"
             )
@@ -600,7 +600,9 @@ def cmd_feedback(args) -> int:
                 f"{args.db}: {len(found)} model versions stored an event of '{args.source}' at {start}; "
                 f"choose one with --model ({', '.join(found['model'])})"
             )
-        row = store.mark_event(args.source, found["model"].iloc[0], start, args.verdict, args.by, args.note, mute)
+        row = store.mark_event(
+            args.source, found["model"].iloc[0], found["start"].iloc[0], args.verdict, args.by, args.note, mute
+        )
     muted = f", alerts muted until {row['mute_until']}" if row["mute_until"] is not None else ""
     print(f"marked the event of {args.source} at {row['start']} as {VERDICT_LABELS[row['verdict']]}{muted}")
     return EXIT_OK
@@ -618,7 +620,7 @@ def _add_feedback(sub) -> None:
     )
     p.add_argument("--db", required=True, metavar="TARGET", help="results database: an SQLite file or an SQLAlchemy URL")
     p.add_argument("--source", required=True, help="the event's source, as stored (see 'anomaly events')")
-    p.add_argument("--start", required=True, metavar="TS", help="the event's start, as stored (UTC)")
+    p.add_argument("--start", required=True, metavar="TS", help="the event's start as stored (UTC), or any time within it")
     p.add_argument(
         "--verdict",
         required=True,

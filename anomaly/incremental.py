@@ -75,6 +75,18 @@ def rows_to_write(finite_rows: np.ndarray, stored: np.ndarray, window: int, stri
     return out & covered
 
 
+def _batch_steps(detector) -> str:
+    """What in a non-causal model's flagging looks beyond the rows a run writes, in words."""
+    steps = [f"local_rule '{detector.local_rule}' judges each row against the batch"] if detector.local_rule else []
+    if detector.event_padding > 0:
+        steps.append(f"events padded by {detector.event_padding} rows on both sides")
+    if detector.prune > 0:
+        steps.append("pruning")
+    if detector.root_score:
+        steps.append("the root score, smoothed and thresholded with them")
+    return "; ".join(steps)
+
+
 def score_rows(
     detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float | None = None, quantile: float | None = None
 ) -> pd.DataFrame:
@@ -94,10 +106,10 @@ def score_rows(
         from anomaly.errors import ConfigError
 
         raise ConfigError(
-            f"this model's local_rule '{detector.local_rule}' judges each row against the whole scored "
-            "batch, which incremental scoring cannot reproduce; score the whole series with "
-            "'anomaly score --out', give a fixed --threshold, or train with the default causal rule "
-            "(local_rule 'trailing')"
+            f"this model's flagging ({_batch_steps(detector)}) needs the whole scored batch, which "
+            "incremental scoring cannot reproduce; score the whole series with 'anomaly score --out', give "
+            "a fixed --threshold, or train with the default causal rule (local_rule 'trailing'), or with "
+            "--local-rule none --event-padding 0 --prune 0 --no-root-score for a plain fixed threshold"
         )
     X, values, starts = detector.prepare(X)
     window = detector.window

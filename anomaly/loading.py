@@ -50,11 +50,12 @@ def load_data(path: str | Path, options: ReadOptions, interval=None) -> pd.DataF
     )
 
 
-def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataFrame:
-    """Data for a fitted model: ``path`` read, then :func:`frame_for_model`."""
+def load_for_model(path: str | Path, options: ReadOptions, detector, *, complete_lines: bool = False) -> pd.DataFrame:
+    """Data for a fitted model: ``path`` read (``complete_lines``: see :func:`anomaly.io.read_table`),
+    then :func:`frame_for_model`."""
     from anomaly.io import read_table
 
-    return frame_for_model(read_table(path), str(path), options, detector)
+    return frame_for_model(read_table(path, complete_lines=complete_lines), str(path), options, detector)
 
 
 def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detector) -> pd.DataFrame:
@@ -114,4 +115,4 @@ def naming(source: str | Path):
     except DataError as exc:
         if str(exc).startswith(str(source)):
             raise
-        raise DataError(f"{source}: {exc}") from None
+        raise type(exc)(f"{source}: {exc}") from None  # the same kind of error (TooFewRowsError too)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import subprocess
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from anomaly.errors import (
     EXIT_ANOMALIES,
@@ -34,10 +36,12 @@ from anomaly.errors import (
     AnomalyError,
     ConfigError,
     DataError,
+    TooFewRowsError,
     first_line,
 )
 from anomaly.feedback import split_silenced
 from anomaly.flagging import TRAILING
+from anomaly.io import DUPLICATE_POLICIES
 from anomaly.loading import ReadOptions, load_for_model, load_model, naming
 from anomaly.logfmt import use_logfmt
 from anomaly.store import LockedError, Store, naive_utc, open_store
@@ -47,10 +51,17 @@ log = logging.getLogger("anomaly")
 DEFAULT_LOCK_TIMEOUT = 60.0
 ON_EVENT_TIMEOUT_S = 120
 PAUSE_ENV = "ANOMALY_TEST_PAUSE_BEFORE_COMMIT"  # test seam: see _pause_before_commit
+_NO_ROWS = pd.DataFrame(index=pd.DatetimeIndex([]))  # what a run that scores nothing commits
 
 
 class ClusterError(AnomalyError):
     """The Dask scheduler cannot be reached."""
+
+    exit_code = EXIT_ERROR
+
+
+class ModelChangedError(AnomalyError):
+    """The model was saved again while a run was loading it; the next run scores with the new one."""
 
     exit_code = EXIT_ERROR
 
@@ -113,23 +124,37 @@ def _pause_before_commit() -> None:
 
 
 def load_job(job: Job):
-    """``(detector, data)`` of ``job``, loaded as ``anomaly score`` loads them (so both read identical frames)."""
+    """``(detector, data)`` of ``job``, loaded as ``anomaly score`` loads them (so both read identical frames),
+    less a last line still being written."""
     detector = load_model(job.model, job.engine, job.min_length, job.merge_gap)
-    return detector, load_for_model(job.data, ReadOptions.of(job), detector)
+    return detector, load_for_model(job.data, ReadOptions.of(job), detector, complete_lines=True)
 
 
-def _score_run(store: Store, run_id: int, job: Job, fields: dict) -> JobResult:
-    detector, data = load_job(job)
-    with naming(job.data):  # the detector's DataErrors name the data file, as `anomaly score` does
-        return _score_loaded(store, run_id, job, fields, detector, data)
+def _score_run(store: Store, run_id: int, job: Job, model: str, fields: dict) -> JobResult:
+    """Load and score ``job``; ``model``: the model's name (version) when the run began.
+
+    Too few rows to score yet (a new sensor, a file just rotated to its header) is a successful run
+    that writes nothing, with a warning: under a scheduler the rows come, and an error each time
+    would page someone until they do.
+    """
+    try:
+        detector, data = load_job(job)
+        if job.model_name != model:  # retrained between the run's start and the load: whose scores are these?
+            raise ModelChangedError(f"{job.model}: the model was saved again during the run; run again to score with it")
+        with naming(job.data):  # the detector's DataErrors name the data file, as `anomaly score` does
+            return _score_loaded(store, run_id, job, model, fields, detector, data)
+    except TooFewRowsError as exc:
+        log.warning("%s; waiting for more rows", exc, extra={"fields": {"source": job.source_name}})
+        store.commit_run(run_id, job.source_name, model, _NO_ROWS, before_commit=_pause_before_commit)
+        return JobResult(job.source_name, model, "success", EXIT_OK, run_id)
 
 
-def _score_loaded(store: Store, run_id: int, job: Job, fields: dict, detector, data) -> JobResult:
+def _score_loaded(store: Store, run_id: int, job: Job, model: str, fields: dict, detector, data) -> JobResult:
     from anomaly.incremental import rows_to_write, score_rows
 
-    source, model = job.source_name, job.model_name
+    source = job.source_name
     if detector.local_rule == TRAILING and job.threshold is None and job.quantile is None:
-        return _score_run_causal(store, run_id, job, fields, detector, data)
+        return _score_run_causal(store, run_id, job, model, fields, detector, data)
     stamps = naive_utc(data.index)
     finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
@@ -139,17 +164,17 @@ def _score_loaded(store: Store, run_id: int, job: Job, fields: dict, detector, d
     if not rows.any():
         store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
-    _warn_short_context(store, job, detector, rows, stamps)
+    _warn_short_context(store, job, model, detector, rows, stamps)
     new = score_rows(detector, data, rows, threshold=job.threshold, quantile=job.quantile)
     new.index = naive_utc(new.index)
-    return _commit(store, run_id, job, fields, detector, new, known, float(new["threshold"].iloc[0]))
+    return _commit(store, run_id, job, model, fields, detector, new, known, float(new["threshold"].iloc[0]))
 
 
-def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detector, data) -> JobResult:
+def _score_run_causal(store: Store, run_id: int, job: Job, model: str, fields: dict, detector, data) -> JobResult:
     """A run of a model with causal flagging: the rows after the stored checkpoint, flagged from its state."""
     from anomaly.incremental import score_causal
 
-    source, model = job.source_name, job.model_name
+    source = job.source_name
     stamps = naive_utc(data.index)  # the database's clock: naive UTC
     saved = None if job.rescore else store.flag_state(source, model)
     context = sum(detector.reach()) - 1  # rows before a row whose windows' estimates reach it
@@ -186,11 +211,20 @@ def _score_run_causal(store: Store, run_id: int, job: Job, fields: dict, detecto
     if not len(new):
         store.commit_run(run_id, source, model, new, before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
-    return _commit(store, run_id, job, fields, detector, new, known, None, checkpoint)
+    return _commit(store, run_id, job, model, fields, detector, new, known, None, checkpoint)
 
 
 def _commit(
-    store: Store, run_id: int, job: Job, fields: dict, detector, new, known, limit: float | None, state: tuple | None = None
+    store: Store,
+    run_id: int,
+    job: Job,
+    model: str,
+    fields: dict,
+    detector,
+    new,
+    known,
+    limit: float | None,
+    state: tuple | None = None,
 ) -> JobResult:
     """Recompute the events near the ``new`` rows from the stored scores, and write it all in one transaction.
 
@@ -198,7 +232,7 @@ def _commit(
     """
     from anomaly.incremental import event_cutoff, event_frame
 
-    source, model, interval = job.source_name, job.model_name, detector.interval_
+    source, interval = job.source_name, detector.interval_
     lookback = new.index[0] - (detector.min_event_length + detector.merge_gap + 2) * interval
     cutoff = event_cutoff(
         new.index[0], store.events_touching(source, model, lookback), interval, detector.min_event_length, detector.merge_gap
@@ -214,14 +248,14 @@ def _commit(
     return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, alert, silenced)
 
 
-def _warn_short_context(store: Store, job: Job, detector, rows: np.ndarray, stamps) -> None:
+def _warn_short_context(store: Store, job: Job, model: str, detector, rows: np.ndarray, stamps) -> None:
     """Warn when DATA (e.g. a rotated file) starts too close to the rows to write while older scores exist:
     those rows then lack windows or EWMA history that a full re-score would have."""
     from anomaly.incremental import ewm_horizon
 
     need = detector.window - 1 + ewm_horizon(detector.smoothing_)
     first = int(np.flatnonzero(rows)[0])
-    if first < need and store.has_scores_before(job.source_name, job.model_name, stamps[0]):
+    if first < need and store.has_scores_before(job.source_name, model, stamps[0]):
         log.warning(
             "DATA starts only %d rows before the first row to write (the model needs %d for full context); "
             "keep older rows in DATA for scores equal to a full re-score",
@@ -264,23 +298,39 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
         return done(JobResult(source, model, "failed", exc.exit_code, error=str(exc)))
     try:
         with store.lock(source, lock_timeout):
-            run_id = store.begin_run(source, model)
-            log.info("run started", extra={"fields": {"run": run_id, **fields}})
+            run_id = None
             try:
-                return done(_score_run(store, run_id, job, fields))
+                run_id = store.begin_run(source, model)
+                log.info("run started", extra={"fields": {"run": run_id, **fields}})
+                return done(_score_run(store, run_id, job, model, fields))
             except AnomalyError as exc:
-                store.fail_run(run_id, str(exc))
+                _fail_run(store, run_id, str(exc))
                 return done(JobResult(source, model, "failed", exc.exit_code, run_id, error=str(exc)))
-            except Exception as exc:
+            except Exception as exc:  # a database that cannot be written (read-only, disk full) included
                 message = f"unexpected {type(exc).__name__}: {first_line(exc)}"
-                store.fail_run(run_id, message)
+                _fail_run(store, run_id, message)
                 if debug:
                     raise
                 return done(JobResult(source, model, "failed", EXIT_ERROR, run_id, error=message))
     except LockedError as exc:
         return done(JobResult(source, model, "locked", EXIT_LOCKED, error=str(exc)))
+    except Exception as exc:  # the lock itself could not be taken (an unwritable lock folder, say)
+        if debug:
+            raise
+        return done(JobResult(source, model, "failed", EXIT_ERROR, error=f"unexpected {type(exc).__name__}: {first_line(exc)}"))
     finally:
         store.close()
+
+
+def _fail_run(store: Store, run_id: int | None, message: str) -> None:
+    """Mark the run failed, if it began; a database that refuses even that leaves it 'running', and the
+    next run of the source marks it interrupted."""
+    if run_id is None:
+        return
+    try:
+        store.fail_run(run_id, message)
+    except Exception as exc:  # the error being reported matters more than this one
+        log.warning("could not mark run %s failed: %s", run_id, first_line(exc))
 
 
 # -- alerts ------------------------------------------------------------------------------------
@@ -346,6 +396,10 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
         spec = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder; give the jobs file (TOML)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: invalid TOML ({exc})") from None
     unknown = set(spec) - _BATCH_KEYS
@@ -370,15 +424,29 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
         if isinstance(values.get("columns"), str):
             values["columns"] = [c.strip() for c in values["columns"].split(",") if c.strip()]
         _check_types(values, where)
-        jobs.append(Job(**values))
+        job = Job(**values)
+        twin = next((j for j, other in enumerate(jobs, 1) if _same_series(other, job)), None)
+        if twin is not None:  # the second would read as more rows of the first, or as nothing new
+            raise DataError(
+                f"{where}: writes the same source '{job.source_name}' with the same model as job {twin}; "
+                "give each series its own 'source'"
+            )
+        jobs.append(job)
     settings = {k: spec[k] for k in ("db", "lock_timeout") if k in spec}
     if "db" in settings and not isinstance(settings["db"], str):
         raise DataError(f"{path}: 'db' must be a string (a path or a URL)")
     if "db" in settings and "://" not in settings["db"]:
         settings["db"] = str(base / Path(settings["db"]).expanduser())
-    if "lock_timeout" in settings and not isinstance(settings["lock_timeout"], (int, float)):
-        raise DataError(f"{path}: 'lock_timeout' must be a number of seconds")
+    timeout = settings.get("lock_timeout", 0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf:
+        raise DataError(f"{path}: 'lock_timeout' must be a number of seconds >= 0, not {timeout!r}")
     return jobs, settings
+
+
+def _same_series(a: Job, b: Job) -> bool:
+    """Whether two jobs would write the same rows of the database: one source, one model folder."""
+    folder = lambda job: Path(job.model).expanduser().resolve()  # noqa: E731
+    return a.source_name == b.source_name and folder(a) == folder(b)
 
 
 # Job keys that override a detector hyperparameter: checked by that hyperparameter's own rule (anomaly.params).
@@ -406,6 +474,12 @@ def _check_types(values: dict, where: str) -> None:
             raise DataError(f"{where}: '{key}' has the wrong type ({type(values[key]).__name__})")
     if values.get("max_gap", 0) < 0:
         raise DataError(f"{where}: 'max_gap' must be an integer >= 0, not {values['max_gap']!r}")
+    if "source" in values and not values["source"].strip():
+        raise DataError(f"{where}: 'source' must name the series, not be empty")
+    if "threshold" in values and not 0 <= values["threshold"] < math.inf:
+        raise DataError(f"{where}: 'threshold' must be a finite number >= 0, not {values['threshold']!r}")
+    if values.get("duplicates", "error") not in DUPLICATE_POLICIES:
+        raise DataError(f"{where}: 'duplicates' must be {' or '.join(DUPLICATE_POLICIES)}, not {values['duplicates']!r}")
     rules = specs(LSTMAutoencoderDetector)
     for key, name in _OVERRIDES.items():
         if key in values and not rules[name].valid(values[key]):

@@ -424,7 +424,7 @@ class Store:
         ``new_scores`` is indexed by timestamp with ``score, threshold, is_anomaly, error_<sensor>``.
         ``new_events`` (``start, end, peak_score, severity, sensors``) replaces the stored events of
         ``(source, model)`` starting at or after ``events_since``. ``state`` (``(at, dict)``) replaces
-        the flagging state of ``(source, model)``. Returns the events whose start was not stored
+        the flagging state of ``(source, model)``. Returns the events that overlap no event stored
         before (the new ones), as JSON-ready dicts.
         """
         rows = _score_rows(new_scores, source, model, run_id)
@@ -468,7 +468,10 @@ class Store:
     def _replace_events(self, conn, run_id, source, model, found: pd.DataFrame, since) -> list[dict]:
         since = _py(naive_utc([since])[0])
         where = (events.c.source == source, events.c.model == model, events.c.start >= since)
-        before = {pd.Timestamp(t) for t in conn.execute(sa.select(events.c.start).where(*where)).scalars()}
+        spans = [
+            (pd.Timestamp(a), pd.Timestamp(b)) for a, b in conn.execute(sa.select(events.c.start, events.c.end).where(*where))
+        ]
+        before = {a for a, _ in spans}
         rows = []
         for ev in found.itertuples(index=False):
             start, end = naive_utc([ev.start])[0], naive_utc([ev.end])[0]
@@ -490,7 +493,9 @@ class Store:
             conn.execute(events.delete().where(*where, events.c.start.in_(stale)))
         if rows:
             conn.execute(self._upsert(events, ["source", "model", "start"], keep=("run_id",)), rows)
-        added = [r for r in rows if pd.Timestamp(r["start"]) not in before]
+        # New: overlapping no event stored before. One that grew, or starts earlier now that provisional
+        # scores are final, is the same incident: alerting it again would page someone twice.
+        added = [r for r in rows if not any(a <= r["end"] and r["start"] <= b for a, b in spans)]
         return [
             {
                 "source": r["source"],
@@ -583,12 +588,20 @@ class Store:
             conn.execute(self._upsert(feedback, ["source", "model", "start"]), [row])
         return row
 
-    def events_starting(self, source: str, start) -> pd.DataFrame:
-        """Stored events of ``source`` that start at ``start`` (one per model version that found it)."""
-        at = _py(naive_utc([start])[0])
+    def events_at(self, source: str, at) -> pd.DataFrame:
+        """Stored events of ``source`` that start at ``at`` (one per model version that found it), else
+        those under way at ``at``: an alert's start still finds its event after the event grew earlier."""
+        at = _py(naive_utc([at])[0])
+        columns = [events.c[c] for c in EVENT_COLUMNS]
+        starting = self._frame(
+            sa.select(*columns).where(events.c.source == source, events.c.start == at).order_by(events.c.model),
+            EVENT_COLUMNS,
+        )
+        if len(starting):
+            return starting
         return self._frame(
-            sa.select(*[events.c[c] for c in EVENT_COLUMNS])
-            .where(events.c.source == source, events.c.start == at)
+            sa.select(*columns)
+            .where(events.c.source == source, events.c.start <= at, events.c.end >= at)
             .order_by(events.c.model),
             EVENT_COLUMNS,
         )

@@ -130,8 +130,16 @@ def test_incremental_scoring_refuses_batch_relative_post_processing(series):
 
     det = LSTMAutoencoderDetector(**TINY, local_rule="ksigma", local_cap=3.0).fit(series)
     rows = np.ones(len(series), dtype=bool)
-    with pytest.raises(ConfigError, match="local_rule 'ksigma' judges each row against the whole scored batch"):
+    with pytest.raises(ConfigError, match="local_rule 'ksigma' judges each row against the batch"):
         score_rows(det, series, rows)
+    # local_rule None with the default padding and root score: the message names them and the way out
+    det.set_params(local_rule=None)
+    with pytest.raises(
+        ConfigError, match=r"flagging \(events padded by 100 rows on both sides; the root score.*--event-padding 0"
+    ):
+        score_rows(det, series, rows)
+    plain = det.set_params(event_padding=0, root_score=False)
+    assert len(score_rows(plain, series, rows)) == len(series)
     # A fixed threshold given at scoring time means the same thing for a few rows as for all of them.
     fixed = score_rows(det, series, rows, threshold=1.0)
     full = det.score(series, threshold=1.0)

@@ -88,6 +88,20 @@ def full_rescore(files):
     return scores[np.isfinite(scores["score"])], detector.events(scores)
 
 
+@pytest.fixture
+def warned():
+    """The messages of the warnings the ``anomaly`` logger records during a test (run_job's logfmt
+    handler does not propagate them to pytest's caplog)."""
+    import logging
+
+    handler = logging.Handler(logging.WARNING)
+    messages: list[str] = []
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("anomaly").addHandler(handler)
+    yield messages
+    logging.getLogger("anomaly").removeHandler(handler)
+
+
 def job(files, name: str, source: str = "pump") -> Job:
     return Job(str(files / name), str(files / "model"), source=source)
 
@@ -354,6 +368,9 @@ def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_
     wrong = run_cli("feedback", "--db", db, "--source", "pump", "--start", sent[0]["start"], "--verdict", "true", "--by", "ana")
     assert wrong.returncode == EXIT_BAD_INPUT  # two model versions stored an event there
     assert "choose one with --model" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+    start, end = pd.Timestamp(sent[0]["start"]), pd.Timestamp(sent[0]["end"])
+    assert end > start
+    inside = (start + (end - start) / 2).floor("min")  # any time within the event names it
     chosen = run_cli(
         "feedback",
         "--db",
@@ -361,7 +378,7 @@ def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_
         "--source",
         "pump",
         "--start",
-        sent[0]["start"],
+        inside,
         "--verdict",
         "true",
         "--by",
@@ -370,8 +387,9 @@ def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_
         str(files / "model"),
     )
     assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.startswith(f"marked the event of pump at {start} as true alarm")
     for args, message in [
-        (("--start", "2023-01-01", "--verdict", "true"), "no stored event of source 'pump' starts at 2023-01-01"),
+        (("--start", "2023-01-01", "--verdict", "true"), "no stored event of source 'pump' starts at or spans 2023-01-01"),
         (("--start", "soon", "--verdict", "true"), "--start: cannot read 'soon' as a timestamp"),
         (
             ("--start", sent[0]["start"], "--verdict", "true", "--mute-until", "2030-01-01", "--model", str(files / "model")),
@@ -438,10 +456,25 @@ def test_jobs_file_errors_name_the_file_and_job(tmp_path):
         ("[[jobs]\n", "invalid TOML"),
         ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmin_length = 0\n", "job 1: 'min_length' must be an integer >= 1, not 0"),
         ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nquantile = 1.5\n", "'quantile' must be a number in (0, 1), not 1.5"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nthreshold = -1\n", "job 1: 'threshold' must be a finite number >= 0, not -1"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nthreshold = nan\n", "'threshold' must be a finite number >= 0, not nan"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nduplicates = 'first'\n", "'duplicates' must be error or mean, not 'first'"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nsource = ' '\n", "job 1: 'source' must name the series"),
+        ("lock_timeout = -5\n[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\n", "'lock_timeout' must be a number of seconds >= 0, not -5"),
+        (
+            "[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nsource = 'pump'\n[[jobs]]\ndata = 'b.csv'\nmodel = './m'\nsource = 'pump'\n",
+            "job 2: writes the same source 'pump' with the same model as job 1; give each series its own 'source'",
+        ),
     ]:
         path.write_text(text)
         with pytest.raises(DataError, match=re.escape(message)):
             load_jobs(path)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: is a folder; give the jobs file (TOML)")):
+        load_jobs(tmp_path)
+    path.write_text(
+        "[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nsource = 'p1'\n[[jobs]]\ndata = 'b.csv'\nmodel = 'm'\nsource = 'p2'\n"
+    )
+    assert [j.source for j in load_jobs(path)[0]] == ["p1", "p2"]  # one model for two series is fine
     path.write_text("lock_timeout = 5\n[[jobs]]\ndata = 'd/a.csv'\nmodel = 'm'\ncolumns = 'x, y'\n")
     jobs, settings = load_jobs(path)
     assert jobs[0].data == str(tmp_path / "d" / "a.csv") and jobs[0].columns == ["x", "y"]
@@ -515,3 +548,72 @@ def test_a_fixed_threshold_scores_only_new_rows_and_equals_a_full_rescore(files,
     assert np.allclose(got["score"], expected["score"], rtol=1e-6, atol=1e-12)
     assert (got["is_anomaly"].to_numpy() == expected["is_anomaly"].to_numpy()).all() and got["is_anomaly"].any()
     assert (got["threshold"] == 0.05).all()
+
+
+def test_a_half_written_last_line_waits_for_the_next_run(files, tmp_path, full_rescore, warned):
+    """A logger appending to DATA may be mid-line when the scorer reads it: `...,9` of `...,97.5`."""
+    db, data = str(tmp_path / "r.db"), make_data()
+    text = data.iloc[: PART + 1].to_csv(index=False)
+    torn = text[: text.rstrip("\n").rfind(",") + 2]  # the last row cut inside its last value, no line end
+    (tmp_path / "log.csv").write_text(torn)
+    first = run_job(Job(str(tmp_path / "log.csv"), str(files / "model"), source="pump"), db)
+    assert any("the last line has no line end (still being written?); left for the next run" in m for m in warned)
+    assert (first.status, first.rows_new) == ("success", PART)
+    data.to_csv(tmp_path / "log.csv", index=False)
+    assert run_job(Job(str(tmp_path / "log.csv"), str(files / "model"), source="pump"), db).rows_new == N - PART
+    assert_equals_full_rescore(db, full_rescore)
+
+
+def test_a_model_saved_again_during_a_run_stores_nothing_under_either_version(files, tmp_path, monkeypatch):
+    """The run's model version is read when it starts: a retrain landing while it loads fails the run
+    rather than store the old model's scores under the new version."""
+    import anomaly.scheduled as scheduled
+
+    shutil.copytree(files / "model", tmp_path / "model")
+    meta = tmp_path / "model" / "detector.json"
+    load = scheduled.load_job
+
+    def retrained_meanwhile(job):
+        loaded = load(job)
+        meta.write_text(json.dumps(json.loads(meta.read_text()), indent=1))  # new bytes: a new version
+        return loaded
+
+    monkeypatch.setattr(scheduled, "load_job", retrained_meanwhile)
+    db = str(tmp_path / "r.db")
+    result = run_job(Job(str(files / "full.csv"), str(tmp_path / "model"), source="pump"), db)
+    assert (result.status, result.exit_code) == ("failed", 1)
+    assert "the model was saved again during the run; run again" in result.error
+    with open_store(db) as store:
+        assert store.scores("pump").empty and store.runs()["status"].tolist() == ["failed"]
+
+
+def test_a_database_that_cannot_be_written_is_a_failed_job_not_a_crash(files, tmp_path, monkeypatch):
+    """begin_run failing (a read-only file, a full disk) ends the job with a logfmt error and exit 1,
+    and a batch goes on to its other jobs."""
+    from anomaly.store import Store
+
+    def refuse(self, source, model):
+        raise sa.exc.OperationalError("INSERT INTO runs", {}, Exception("attempt to write a readonly database"))
+
+    monkeypatch.setattr(Store, "begin_run", refuse)
+    results = run_batch([job(files, "full.csv"), job(files, "part.csv", source="other")], str(tmp_path / "r.db"))
+    assert [(r.status, r.exit_code, r.run_id) for r in results] == [("failed", 1, None)] * 2
+    assert results[0].error.startswith("unexpected OperationalError: ") and "readonly database" in results[0].error
+
+
+def test_too_few_rows_yet_is_a_quiet_success_that_waits(files, tmp_path, warned, full_rescore):
+    """A new sensor with fewer rows than a window, or a file just rotated to its header: exit 0 with a
+    warning each run, until the rows come; `anomaly score` without --db still calls it bad input."""
+    db, data = str(tmp_path / "r.db"), make_data()
+    path = tmp_path / "new.csv"
+    for rows in (0, WINDOW - 3):
+        data.iloc[:rows].to_csv(path, index=False)
+        result = run_job(Job(str(path), str(files / "model"), source="pump"), db)
+        assert (result.status, result.exit_code, result.rows_scored) == ("success", EXIT_OK, 0)
+        assert warned[-1].endswith("; waiting for more rows")
+    with open_store(db) as store:
+        assert store.scores("pump").empty and store.runs()["status"].tolist() == ["success", "success"]
+    assert run_cli("score", path, "--model", files / "model", "--out", tmp_path / "s.csv").returncode == EXIT_BAD_INPUT
+    data.to_csv(path, index=False)
+    assert run_job(Job(str(path), str(files / "model"), source="pump"), db).rows_new == N
+    assert_equals_full_rescore(db, full_rescore)

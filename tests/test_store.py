@@ -111,7 +111,7 @@ def test_verdicts_are_kept_with_who_and_when_and_replaced_not_duplicated(target)
         assert got["mute_until"].tolist()[1] == T[9] and pd.isna(got["mute_until"].tolist()[0])
         assert (got["at"] >= before).all()
         assert store.feedback("other").empty
-        assert store.events_starting("src", T[4])["model"].tolist() == ["m@1"]
+        assert store.events_at("src", T[4])["model"].tolist() == ["m@1"]
         for args, kwargs, message in [
             (("src", "m@1", T[0], "true", "ana"), {}, "no stored event of source 'src' and model 'm@1' starts at"),
             (("src", "m@2", T[1], "true", "ana"), {}, "no stored event"),
@@ -197,6 +197,23 @@ def test_events_are_replaced_from_the_cutoff_and_new_ones_reported(target):
         store.commit_run(r3, "src", "m", score_frame(T[6:7], [1]), pd.DataFrame([event(0, 0, 3.0)]), T[1])
         assert store.events("src")["start"].tolist() == [T[0]]  # events gone from the recomputed range
         assert store.events("other").empty
+
+
+def test_an_event_that_starts_earlier_once_scores_are_final_is_the_same_incident(target):
+    """With a fixed threshold the last window - 1 scores are provisional: an event found at T[5] may
+    start at T[4] a run later. It replaces the stored one, is not alerted again, and the alerted start
+    still finds it (``anomaly feedback --start``)."""
+    with open_store(target, create=True) as store:
+        r1 = store.begin_run("src", "m")
+        added = store.commit_run(r1, "src", "m", score_frame(T[:6], [1] * 6), pd.DataFrame([event(5, 5)]), T[0])
+        assert [a["start"] for a in added] == [T[5].isoformat()]
+        r2 = store.begin_run("src", "m")
+        added = store.commit_run(r2, "src", "m", score_frame(T[3:8], [1] * 5), pd.DataFrame([event(4, 6), event(8, 8)]), T[0])
+        assert [a["start"] for a in added] == [T[8].isoformat()]  # the one that overlaps nothing stored
+        assert store.events("src")["start"].tolist() == [T[4], T[8]]
+        assert store.events_at("src", T[5])["start"].tolist() == [T[4]]  # the alerted start, inside it
+        assert store.events_at("src", T[8])["start"].tolist() == [T[8]]
+        assert store.events_at("src", T[7]).empty
 
 
 def test_a_failed_commit_leaves_nothing(target):
