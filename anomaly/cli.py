@@ -580,7 +580,7 @@ def _timestamp(text: str, option: str):
 
 def cmd_feedback(args) -> int:
     from anomaly.feedback import VERDICT_LABELS
-    from anomaly.store import open_store
+    from anomaly.store import naive_utc, open_store
 
     start = _timestamp(args.start, "--start")
     mute = None if args.mute_until is None else _timestamp(args.mute_until, "--mute-until")
@@ -589,6 +589,9 @@ def cmd_feedback(args) -> int:
         if args.model is not None:  # FOLDER@VERSION as stored, or the FOLDER of every version
             folder = str(Path(args.model).expanduser().resolve()) if "@" not in args.model else args.model
             found = found[(found["model"] == args.model) | (found["model"].str.rsplit("@", n=1).str[0] == folder)]
+        starting = found["start"] == naive_utc([start])[0]  # stored times are naive UTC
+        if starting.any():  # the event starting there, before any it falls inside
+            found = found[starting]
         if found.empty:
             raise DataError(
                 f"{args.db}: no stored event of source '{args.source}' starts at or spans {start}"

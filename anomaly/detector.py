@@ -463,7 +463,9 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             lead, span = self._span(span)
             around = "the horizon on each side" if lead else "the horizon"
             need = f"one window ({self.window} rows)" if span == self.window else f"one window plus {around} ({span} rows)"
-            raise TooFewRowsError(
+            # fewer rows than a window: more may come (TooFewRowsError); a long series broken by gaps is bad data
+            error = TooFewRowsError if len(X) < span else DataError
+            raise error(
                 f"no complete window to score: the series has {len(X)} rows and no stretch without gaps of at least {need}"
             )
         return X, values, starts
@@ -785,11 +787,16 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         ``score(X)["score"]`` as a float array aligned with ``X``'s rows, for tools that expect an
         estimator's scores (PyOD's sign; scikit-learn's own outlier detectors use the opposite one).
         """
-        return self.score(X)["score"].to_numpy(dtype=np.float64)
+        return self._per_row(X, "score").to_numpy(dtype=np.float64)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """1 for every anomalous row of ``X``, else 0: ``score(X)["is_anomaly"]`` as ints (PyOD's labels)."""
-        return self.score(X)["is_anomaly"].to_numpy(dtype=np.int64)
+        return self._per_row(X, "is_anomaly").astype(bool).to_numpy(dtype=np.int64)
+
+    def _per_row(self, X: pd.DataFrame, column: str) -> pd.Series:
+        """``score(X)[column]`` at ``X``'s own rows (score adds the rows missing from its grid)."""
+        out = self.score(X)[column]
+        return out.reindex(X.index) if len(out) != len(X) else out
 
 
 def _check_frame(X) -> pd.DataFrame:

@@ -9,9 +9,10 @@ Those NaN rows are *breaks*: :mod:`anomaly.windows` never lets a window span one
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import os
 import re
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,7 @@ def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFram
         if any(name is not None for name in frame.index.names):  # pandas stored its index: make it columns
             frame = frame.reset_index()
     else:
-        frame = _read_csv(path)
-        if complete_lines and len(frame) > 1 and not _ends_with_newline(path):
-            log.warning("%s: the last line has no line end (still being written?); left for the next run", path)
-            frame = frame.iloc[:-1]
+        frame = _read_csv(path, complete_lines)
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no columns")
     if len(frame) == 0:
@@ -64,15 +62,22 @@ def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFram
     return frame
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) in (b"\n", b"\r")
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    with open(path, "rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
+def _read_csv(path: Path, complete_lines: bool = False) -> pd.DataFrame:
+    if complete_lines:  # one read, cut after the last line end: the logger may be writing right now
+        data = path.read_bytes()
+        end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        if 0 < end < len(data):
+            log.warning(
+                "%s: the last line has no line end (still being written?); left for the next run "
+                "(end the file with a line break if it is complete)",
+                path,
+            )
+            data = data[:end]
+        source, head = BytesIO(data), data[:_SNIFF_BYTES]
+    else:
+        source = path
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(f"{path}: UTF-16 text; save it as UTF-8 CSV")
     if b"\x00" in head:
@@ -85,7 +90,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         # utf-8-sig: spreadsheets often start UTF-8 files with a byte-order mark
         sep = _sniff_delimiter(header)
         frame = pd.read_csv(
-            path, sep=sep, decimal=_sniff_decimal(text.splitlines()[1:], sep), encoding="utf-8-sig", skipinitialspace=True
+            source, sep=sep, decimal=_sniff_decimal(text.splitlines()[1:], sep), encoding="utf-8-sig", skipinitialspace=True
         )
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
@@ -288,9 +293,10 @@ def detect_interval(index: pd.DatetimeIndex, source: str = "data") -> pd.Timedel
 
     With jittered timestamps (a reading "every minute", give or take some seconds) the median may
     be 59 s; then the mean of the typical steps (within half the median of it), rounded to two
-    significant digits, gives the intended 60 s. Regular data keep their exact step. Calendar
-    months, quarters and years have no fixed step, so such data are refused rather than averaged
-    onto a 30.4-day grid that would move every timestamp and blend neighbouring readings.
+    significant digits, gives the intended 60 s. Regular data keep their exact step, and so does
+    data whose steps are mostly one exact value (daily readings across daylight saving: 23 h, 25 h).
+    Calendar months, quarters and years have no fixed step, so such data are refused rather than
+    averaged onto a 30-day grid that would move every timestamp and blend neighbouring readings.
     """
     steps = np.diff(np.unique(index.as_unit("ns").asi8))
     if len(steps) == 0:
@@ -299,7 +305,10 @@ def detect_interval(index: pd.DatetimeIndex, source: str = "data") -> pd.Timedel
     typical = steps[(steps >= median * 0.5) & (steps <= median * 1.5)]  # not the multiples left by gaps
     if len(typical) == 0 or typical.min() == typical.max():
         return pd.Timedelta(median, unit="ns")
-    _refuse_calendar_steps(typical, source)
+    _refuse_calendar_steps(typical, source)  # before the next rule: 31 days is most months' step
+    values, counts = np.unique(typical, return_counts=True)
+    if counts.max() * 2 >= len(typical):  # one exact step for most rows: daily data across DST (23 h, 25 h)
+        return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
     mean = float(typical.mean())
     unit = 10 ** max(int(np.floor(np.log10(mean))) - 1, 0)
     return pd.Timedelta(max(int(round(mean / unit)) * unit, 1), unit="ns")
@@ -321,32 +330,29 @@ def _refuse_calendar_steps(steps: np.ndarray, source: str) -> None:
             )
 
 
-def on_grid(frame: pd.DataFrame, step: pd.Timedelta, source: str = "data") -> pd.DataFrame:
-    """``frame`` on its regular grid of ``step`` from its first timestamp: missing timestamps become
-    NaN rows (breaks no window crosses), as :func:`clean_frame` leaves them.
+def on_grid(frame: pd.DataFrame, step: pd.Timedelta, source: str = "data", max_gap: int = 3) -> pd.DataFrame:
+    """``frame`` with the timestamps missing from its grid of ``step`` put back, as :func:`clean_frame`
+    leaves a file: runs of at most ``max_gap`` missing points interpolated, longer ones NaN rows
+    (breaks no window crosses).
 
-    For frames built in Python (``df.dropna()`` drops rows and leaves a hole that windows would run
-    straight across). A timestamp off the grid, or rows ``k * step`` apart throughout (another
-    sampling rate), is a :class:`DataError` rather than a guess.
+    For frames built in Python: ``df.dropna()`` leaves a hole that windows would otherwise run
+    straight across. Rows mostly two or more steps apart (another sampling rate) are a
+    :class:`DataError`. Timestamps off the grid (jittered clocks, a daily reading that follows
+    daylight saving) are read as they are, one row per step, as they always were.
     """
     ns = frame.index.as_unit("ns").asi8
     gaps = np.diff(ns)
     if len(frame) < 2 or (gaps == step.value).all():
         return frame
-    off = (ns - ns[0]) % step.value != 0
-    if off.any():
-        at = frame.index[int(np.argmax(off))]
-        raise DataError(
-            f"{source}: timestamp {at} is off the {_step_text(step)} grid that starts at {frame.index[0]}; "
-            "resample the data with anomaly.load_series() or clean_frame()"
-        )
-    if np.median(gaps) != step.value:
+    if np.median(gaps) >= 1.5 * step.value:
         raise DataError(
             f"{source}: rows are mostly {_step_text(pd.Timedelta(int(np.median(gaps))))} apart, but the sampling "
             f"interval is {_step_text(step)}; resample the data with anomaly.clean_frame(..., interval=...)"
         )
+    if ((ns - ns[0]) % step.value).any():
+        return frame
     _check_grid(frame.index, step, source)
-    return frame.asfreq(step)
+    return fill_short_gaps(frame.asfreq(step), max_gap)
 
 
 def _step_text(step: pd.Timedelta) -> str:
@@ -356,13 +362,23 @@ def _step_text(step: pd.Timedelta) -> str:
 
 
 def zone_name(tz) -> str:
-    """The IANA name of a time zone object (zoneinfo, pytz, dateutil or a fixed offset), saved with a model."""
+    """The name of a time zone object saved with a model: IANA for zoneinfo, pytz and dateutil
+    zones, ``UTC`` or ``UTC+01:00`` for fixed offsets. A zone with no name (dateutil's tzlocal) is
+    a :class:`DataError`: a model read on another machine would use another clock."""
     for attribute in ("key", "zone"):  # zoneinfo, pytz
         if isinstance(getattr(tz, attribute, None), str):
             return getattr(tz, attribute)
-    text = str(tz)
-    dateutil = re.fullmatch(r"tzfile\('(?:.*zoneinfo/)?([^']+)'\)", repr(tz))  # tzfile('/usr/share/zoneinfo/Europe/Berlin')
-    return dateutil.group(1) if dateutil else text  # else UTC, UTC+01:00
+    text = repr(tz)
+    dateutil = re.fullmatch(r"tzfile\('(?:.*zoneinfo/)?([^']+)'\)", text)  # tzfile('/usr/share/zoneinfo/Europe/Berlin')
+    if dateutil:
+        return dateutil.group(1)
+    if text.startswith(("tzutc(", "tzoffset(")):  # dateutil's fixed offsets
+        return str(dt.timezone(tz.utcoffset(None)))
+    if text.startswith("tzlocal("):
+        raise DataError(
+            "the index's time zone is the machine's local zone (tzlocal), which has no name; tz_convert it to a named zone"
+        )
+    return str(tz)  # datetime.timezone: UTC, UTC+01:00
 
 
 def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:

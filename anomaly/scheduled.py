@@ -300,6 +300,7 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
         with store.lock(source, lock_timeout):
             run_id = None
             try:
+                model = fields["model"] = job.model_name  # again: a retrain may have landed while the lock was busy
                 run_id = store.begin_run(source, model)
                 log.info("run started", extra={"fields": {"run": run_id, **fields}})
                 return done(_score_run(store, run_id, job, model, fields))

@@ -589,20 +589,13 @@ class Store:
         return row
 
     def events_at(self, source: str, at) -> pd.DataFrame:
-        """Stored events of ``source`` that start at ``at`` (one per model version that found it), else
-        those under way at ``at``: an alert's start still finds its event after the event grew earlier."""
+        """Stored events of ``source`` under way at ``at`` (start <= at <= end), of every model version:
+        an alert's start still finds its event after the event grew earlier."""
         at = _py(naive_utc([at])[0])
-        columns = [events.c[c] for c in EVENT_COLUMNS]
-        starting = self._frame(
-            sa.select(*columns).where(events.c.source == source, events.c.start == at).order_by(events.c.model),
-            EVENT_COLUMNS,
-        )
-        if len(starting):
-            return starting
         return self._frame(
-            sa.select(*columns)
+            sa.select(*[events.c[c] for c in EVENT_COLUMNS])
             .where(events.c.source == source, events.c.start <= at, events.c.end >= at)
-            .order_by(events.c.model),
+            .order_by(events.c.model, events.c.start),
             EVENT_COLUMNS,
         )
 

@@ -120,9 +120,10 @@ def test_constant_sensor_is_kept_by_default_or_refused(caplog):
 def test_too_few_normal_windows():
     with pytest.raises(DataError, match=r"too few normal windows to fit: 11 for training and 5 held out from 30 rows \(need"):
         LSTMAutoencoderDetector(**TINY).fit(make_series(30))
-    weekdays = make_series(300, freq="B")  # business days: each weekend is a gap of two days
-    with pytest.raises(DataError, match="from 418 rows; its longest stretch without a gap is 5 rows"):
-        LSTMAutoencoderDetector(**TINY).fit(weekdays)
+    patchy = make_series(300)
+    patchy = patchy[np.arange(300) % 10 < 5]  # five rows kept, five missing (a break): again and again
+    with pytest.raises(DataError, match="from 295 rows; its longest stretch without a gap is 5 rows"):
+        LSTMAutoencoderDetector(**TINY).fit(patchy)
 
 
 def test_series_shorter_than_a_window(tiny_detector):
@@ -186,22 +187,37 @@ def test_reflag_recomputes_flags_from_the_error_columns(series, tiny_detector):
 
 # -- frames as analysts build them in pandas ----------------------------------------------------
 def test_rows_dropped_from_the_frame_score_as_a_break_not_as_neighbours(series, tiny_detector):
-    """``df.dropna()`` leaves a hole in the index: no window may run across it (as across NaN rows)."""
-    holed = series.drop(series.index[200:230])
+    """``df.dropna()`` leaves a hole in the index: no window may run across it (as across NaN rows);
+    up to 3 missing points are interpolated, as the file loader does."""
+    holed = series.drop(series.index[[100, 101, *range(200, 230)]])
     scores = tiny_detector.score(holed)
     assert scores.index.equals(series.index)  # back on the model's one-minute grid
     assert scores["score"].iloc[200:230].isna().all() and not scores["is_anomaly"].iloc[200:230].any()
-    as_nan = series.copy()
-    as_nan.iloc[200:230] = np.nan
-    pd.testing.assert_frame_equal(scores, tiny_detector.score(as_nan))
+    as_file = series.copy()
+    as_file.iloc[200:230] = np.nan
+    as_file.iloc[[100, 101]] = (
+        (as_file.iloc[99].to_numpy() * 2 + as_file.iloc[102].to_numpy()) / 3,
+        (as_file.iloc[99].to_numpy() + as_file.iloc[102].to_numpy() * 2) / 3,
+    )
+    pd.testing.assert_frame_equal(scores, tiny_detector.score(as_file))
+    # estimator-style outputs stay aligned with the rows given
+    assert len(tiny_detector.decision_function(holed)) == len(tiny_detector.predict(holed)) == len(holed)
+    np.testing.assert_array_equal(tiny_detector.decision_function(holed), scores["score"].reindex(holed.index))
 
 
-def test_rows_at_another_rate_or_off_the_grid_are_refused(series, tiny_detector):
+def test_rows_at_another_rate_are_refused_and_jittered_rows_read_as_they_are(series, tiny_detector):
     with pytest.raises(DataError, match="rows are mostly 2min apart, but the sampling interval is 1min"):
         tiny_detector.score(series.iloc[::2])
-    shifted = series.set_axis(series.index.insert(0, series.index[0] - pd.Timedelta("30s"))[:-1])
-    with pytest.raises(DataError, match="timestamp 2024-01-01 00:00:00 is off the 1min grid that starts at 2023-12-31 23:59:30"):
-        tiny_detector.score(shifted)
+    jitter = pd.to_timedelta(np.random.default_rng(0).integers(-2, 3, len(series)), unit="s")
+    jittered = series.set_axis(series.index + jitter)  # a clock a second or two off: one row per step
+    det = LSTMAutoencoderDetector(**TINY).fit(jittered.iloc[:300])
+    assert det.interval_ == pd.Timedelta("1min")
+    assert det.score(jittered).index.equals(jittered.index)
+
+
+def test_daily_data_across_daylight_saving_keep_a_one_day_interval(series):
+    days = series.set_axis(pd.date_range("2024-01-01", periods=len(series), freq="D", tz="Europe/Berlin"))
+    assert LSTMAutoencoderDetector(**TINY).fit(days).interval_ == pd.Timedelta("1D")  # not 23 h 53 min 20 s
 
 
 def test_integer_bool_and_unnamed_columns_and_infinite_values(series, tiny_detector, caplog):

@@ -327,3 +327,6 @@ def test_zone_name_of_every_kind_of_time_zone():
     assert zone_name(pd.Timestamp("2024-01-01", tz="dateutil/Asia/Tokyo").tz) == "Asia/Tokyo"
     assert zone_name(dt.UTC) == "UTC"
     assert zone_name(pd.Timestamp("2024-01-01 00:00+01:00").tz) == "UTC+01:00"
+    assert zone_name(dateutil.tz.tzutc()) == "UTC" and zone_name(dateutil.tz.tzoffset(None, -5400)) == "UTC-01:30"
+    with pytest.raises(DataError, match="machine's local zone"):
+        zone_name(dateutil.tz.tzlocal())

@@ -614,6 +614,10 @@ def test_too_few_rows_yet_is_a_quiet_success_that_waits(files, tmp_path, warned,
     with open_store(db) as store:
         assert store.scores("pump").empty and store.runs()["status"].tolist() == ["success", "success"]
     assert run_cli("score", path, "--model", files / "model", "--out", tmp_path / "s.csv").returncode == EXIT_BAD_INPUT
+    patchy = data[np.arange(N) % 10 < 5]  # plenty of rows, never a window without a gap: bad data, not early days
+    patchy.to_csv(tmp_path / "patchy.csv", index=False)
+    broken = run_job(Job(str(tmp_path / "patchy.csv"), str(files / "model"), source="other"), db)
+    assert (broken.status, broken.exit_code) == ("failed", EXIT_BAD_INPUT) and "no complete window" in broken.error
     data.to_csv(path, index=False)
     assert run_job(Job(str(path), str(files / "model"), source="pump"), db).rows_new == N
     assert_equals_full_rescore(db, full_rescore)

@@ -377,11 +377,11 @@ def baseline_inputs(fit: pd.DataFrame, scored: pd.DataFrame, context_columns, de
     """What a baseline fits and scores: the LSTM's sensors less the seasonal profiles the detector
     learns from the same normal data, so that the table compares models and not preprocessing."""
     from anomaly import seasonal
-    from anomaly.io import detect_interval
+    from anomaly.io import detect_interval, zone_name
 
     fit_b, scored_b = fit.drop(columns=list(context_columns)), scored.drop(columns=list(context_columns))
-    interval = pd.Timedelta(fit_b.index.freq) if fit_b.index.freq is not None else detect_interval(fit_b.index)
-    tz = detector.timezone or (str(fit_b.index.tz) if fit_b.index.tz is not None else None)
+    interval = detect_interval(fit_b.index)  # as the detector's fit reads them
+    tz = detector.timezone or (zone_name(fit_b.index.tz) if fit_b.index.tz is not None else None)
     profiles = seasonal.fit_profiles(fit_b, detector.seasonal, interval, tz)
     if not profiles:
         return fit_b, scored_b

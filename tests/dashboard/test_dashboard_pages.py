@@ -547,7 +547,13 @@ def test_picking_an_event_changes_the_zoomed_range(dash_env, reference):
     assert list(table.columns) == ["start", "end", "duration", "peak_score", "severity", "sensors"]
     assert table["severity"].to_numpy() == pytest.approx(events["severity"].to_numpy())
     assert at.get("download_button")
-    highlighted = lambda: list(at.session_state["event_table"]["selection"]["rows"])  # noqa: E731
+
+    def highlighted() -> list[int]:
+        """The rows the page sends the browser's table to highlight (and keeps as the table's state)."""
+        sent = json.loads(at.dataframe[0].proto.selection_state)["selection"]["rows"]
+        assert sent == list(at.session_state["event_table"]["selection"]["rows"])
+        return sent
+
     assert highlighted() == [at.selectbox(key="event_pick").value] == [int(events["severity"].to_numpy().argmax())]
     ranges = {}
     for i in (0, 1):
