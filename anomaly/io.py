@@ -381,6 +381,24 @@ def zone_name(tz) -> str:
     return str(tz)  # datetime.timezone: UTC, UTC+01:00
 
 
+def _resample(frame: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
+    """``frame`` on the grid of ``step`` from its first timestamp: each grid row the mean of its bin.
+
+    Readings about ``step`` apart are put in bins centred on the grid points: pandas' own bins
+    start at them (``origin="start"``), so a reading a second early (a jittered clock) or an hour
+    early (a daily reading on a local clock after a daylight-saving change, read in UTC) fell into
+    the previous bin: two readings averaged, the next bin empty. Finer readings (half a step apart
+    or less, aggregated to a coarser interval) keep pandas' bins: each row the mean of the readings
+    from its timestamp to the next.
+    """
+    if len(frame) < 2 or np.median(np.diff(frame.index.as_unit("ns").asi8)) <= step.value / 2:
+        return frame.resample(step, origin="start").mean()
+    half = step / 2
+    out = frame.resample(step, origin=frame.index[0] - half).mean()
+    out.index = out.index + half
+    return out
+
+
 def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
     """Interpolate (in time) runs of at most ``max_gap`` missing points; longer runs stay NaN.
 
@@ -474,7 +492,7 @@ def clean_frame(
     if step <= pd.Timedelta(0):
         raise DataError(f"{source}: sampling interval must be positive, not {step}")
     _check_grid(frame.index, step, source)
-    frame = frame.resample(step, origin="start").mean()
+    frame = _resample(frame, step)
     frame.index.name = "timestamp"
     frame = fill_short_gaps(frame, max_gap)
     finite_rows = np.isfinite(frame.to_numpy()).all(axis=1)

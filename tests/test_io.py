@@ -162,7 +162,17 @@ def test_irregular_sampling_resamples_to_the_median_step(csv):
     raw["timestamp"] = [str(pd.Timestamp(t) + pd.Timedelta(seconds=int(s))) for t, s in zip(raw["timestamp"], jitter)]
     frame = load_series(csv(raw))
     assert set(np.diff(frame.index.as_unit("ns").asi8)) == {60 * 10**9}
-    assert frame.notna().all().all() and abs(len(frame) - 400) <= 1
+    # each reading in the bin centred on its minute: none averaged with a neighbour, none lost
+    assert len(frame) == 400 and frame.index[0] == pd.Timestamp(raw["timestamp"][0])
+    np.testing.assert_allclose(frame[["a", "b"]].to_numpy(), raw[["a", "b"]].to_numpy())
+
+
+def test_daily_readings_on_a_local_clock_keep_one_reading_a_day_across_daylight_saving(csv):
+    """Read in UTC, a reading at local midnight moves an hour at a DST change; it stays its day's."""
+    days = pd.date_range("2024-03-20", periods=20, freq="D", tz="Europe/Berlin")
+    frame = load_series(csv(pd.DataFrame({"timestamp": [t.isoformat() for t in days], "value": np.arange(20.0)})))
+    assert frame["value"].tolist() == list(range(20))  # before: 11 and 12 averaged, a day lost
+    assert frame.index.equals(pd.date_range("2024-03-19 23:00", periods=20, freq="D", tz="UTC", name="timestamp"))
 
 
 def test_a_stray_timestamp_is_refused_instead_of_exhausting_memory(csv):
