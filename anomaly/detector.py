@@ -22,7 +22,7 @@ from anomaly import events as events_mod
 from anomaly import flagging, mixture, scoring, seasonal
 from anomaly.base import AutoencoderBase
 from anomaly.errors import AnomalyError, ConfigError, DataError, ModelError, TooFewRowsError, first_line
-from anomaly.io import detect_interval, on_grid, zone_name
+from anomaly.io import detect_interval, infinite_as_missing, on_grid, zone_name
 from anomaly.params import param
 from anomaly.postprocess import LOCAL_RULES
 from anomaly.windows import (
@@ -817,12 +817,7 @@ def _check_frame(X) -> pd.DataFrame:
         raise DataError(f"non-numeric column(s) {', '.join(map(repr, non_numeric))}")
     if not X.index.is_monotonic_increasing or X.index.has_duplicates:
         raise DataError("the frame's timestamps must be sorted and unique; use anomaly.load_series()")
-    X = X.set_axis(names, axis=1).astype(np.float64)  # bool and integer sensors too
-    infinite = np.isinf(X.to_numpy())
-    if infinite.any():
-        log.warning("%d infinite value(s) treated as missing", int(infinite.sum()))
-        X = X.mask(infinite)
-    return X
+    return infinite_as_missing(X.set_axis(names, axis=1).astype(np.float64))  # bool and integer sensors too
 
 
 def fingerprint(X: pd.DataFrame) -> dict:

@@ -399,6 +399,15 @@ def _resample(frame: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
     return out
 
 
+def infinite_as_missing(frame: pd.DataFrame, source: str = "data") -> pd.DataFrame:
+    """``frame`` with every infinite value NaN, with a warning: a logger's overflow code, not a reading."""
+    n_inf = int(np.isinf(frame.to_numpy()).sum())
+    if n_inf:
+        log.warning("%s: %d infinite value(s) treated as missing", source, n_inf)
+        frame = frame.replace([np.inf, -np.inf], np.nan)
+    return frame
+
+
 def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
     """Interpolate (in time) runs of at most ``max_gap`` missing points; longer runs stay NaN.
 
@@ -468,10 +477,7 @@ def clean_frame(
     if non_finite.all(axis=0).any():
         col = frame.columns[int(np.flatnonzero(non_finite.all(axis=0))[0])]
         raise DataError(f"{source}: column '{col}' has no values")
-    n_inf = int(np.isinf(frame.to_numpy()).sum())
-    if n_inf:
-        log.warning("%s: %d infinite value(s) treated as missing", source, n_inf)
-        frame = frame.replace([np.inf, -np.inf], np.nan)
+    frame = infinite_as_missing(frame, source)
 
     if not frame.index.is_monotonic_increasing:
         log.warning("%s: rows are not in time order; sorted them", source)
