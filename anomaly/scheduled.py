@@ -110,6 +110,7 @@ class JobResult:
     rows_new: int = 0
     new_events: list[dict] = field(default_factory=list)  # the new events to alert on
     silenced: list[dict] = field(default_factory=list)  # new events an operator's verdict silenced
+    reported: list[dict] = field(default_factory=list)  # new events in time an earlier model version scored
     error: str | None = None
     seconds: float = 0.0
 
@@ -240,12 +241,19 @@ def _commit(
     region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
     found = detector.events(region, threshold=limit)  # a fixed threshold whatever the model's rule; None: its flags
     added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit, state=state)
-    alert, silenced = split_silenced(added, store.feedback(source)) if added else ([], [])
+    alert, reported = split_reported(added, model, store.last_scored(source), store.events(source)) if added else ([], [])
+    for event in reported:
+        log.info("alert skipped: an earlier version of the model scored this time", extra={"fields": _about(event)})
+    alert, silenced = split_silenced(alert, store.feedback(source)) if alert else ([], [])
     for event in silenced:
-        log.info("alert silenced by feedback", extra={"fields": {"source": source, "start": event["start"]}})
+        log.info("alert silenced by feedback", extra={"fields": _about(event)})
     rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
     fields.update(threshold=float(new["threshold"].iloc[-1]) if limit is None else limit, events_found=len(found))
-    return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, alert, silenced)
+    return JobResult(source, model, "success", EXIT_OK, run_id, len(new), rows_new, alert, silenced, reported)
+
+
+def _about(event: dict) -> dict:
+    return {"source": event["source"], "start": event["start"]}
 
 
 def _warn_short_context(store: Store, job: Job, model: str, detector, rows: np.ndarray, stamps) -> None:
@@ -283,6 +291,7 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
             "new": result.rows_new,
             "events_new": len(result.new_events),
             "events_silenced": len(result.silenced),
+            "events_reported": len(result.reported),
             "exit": result.exit_code if result.status != "success" else None,
             "duration_s": result.seconds,
         }
@@ -335,6 +344,35 @@ def _fail_run(store: Store, run_id: int | None, message: str) -> None:
 
 
 # -- alerts ------------------------------------------------------------------------------------
+def split_reported(
+    new_events: list[dict], model: str, last_scored: dict[str, pd.Timestamp], stored: pd.DataFrame
+) -> tuple[list[dict], list[dict]]:
+    """``(alert, reported)``: the new events of ``model`` (``FOLDER@VERSION``) split by what earlier
+    versions of the same folder have scored of the source.
+
+    A model retrained into its folder is a new version that scores DATA from its start: it finds
+    again the incidents its predecessor alerted on, and may find old ones it missed. Neither is news,
+    and a retrain must not page anyone about last month. Reported (stored, not alerted): an event
+    that overlaps an event an earlier version stored, or that ends at or before the last row an
+    earlier version scored (``last_scored``: :meth:`anomaly.store.Store.last_scored`; ``stored``:
+    the source's events, :meth:`anomaly.store.Store.events`). An event still going on after that
+    row, overlapping none of theirs, is alerted.
+    """
+    folder = model.rpartition("@")[0]
+    earlier = [m for m in last_scored if m != model and m.rpartition("@")[0] == folder]
+    if not earlier or not new_events:
+        return list(new_events), []
+    horizon = max(last_scored[m] for m in earlier)
+    theirs = stored[stored["model"].isin(earlier)]
+    starts, ends = pd.to_datetime(theirs["start"]), pd.to_datetime(theirs["end"])
+    alert, reported = [], []
+    for event in new_events:
+        start, end = pd.Timestamp(event["start"]), pd.Timestamp(event["end"])
+        seen = end <= horizon or bool(((starts <= end) & (ends >= start)).any())
+        (reported if seen else alert).append(event)
+    return alert, reported
+
+
 def notify(command: str, new_events: list[dict]) -> int:
     """Run ``command`` (a shell command line) once per event, the event as one JSON line on stdin.
 

@@ -539,6 +539,14 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
+    def last_scored(self, source: str) -> dict[str, pd.Timestamp]:
+        """The last scored timestamp of ``source`` per model: how far each model version has read it."""
+        query = (
+            sa.select(scores.c.model, sa.func.max(scores.c.timestamp)).where(scores.c.source == source).group_by(scores.c.model)
+        )
+        with self.engine.connect() as conn:
+            return {model: pd.Timestamp(last) for model, last in conn.execute(query).all()}
+
     def events_touching(self, source: str, model: str, since) -> pd.DataFrame:
         """Stored events of ``(source, model)`` that end at or after ``since``."""
         query = (

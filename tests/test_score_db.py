@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from conftest import TINY
 
 from anomaly.errors import EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK, DataError
-from anomaly.scheduled import PAUSE_ENV, Job, JobResult, exit_code, load_jobs, run_batch, run_job
+from anomaly.scheduled import PAUSE_ENV, Job, JobResult, exit_code, load_jobs, run_batch, run_job, split_reported
 from anomaly.store import make_url, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -399,6 +399,49 @@ def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_
         bad = run_cli("feedback", "--db", db, "--source", "pump", "--by", "ana", *args)
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == EXIT_BAD_INPUT and len(lines) == 1 and message in lines[0], bad.stderr
+
+
+def test_a_retrained_model_alerts_only_on_what_its_predecessor_never_scored(files, tmp_path, full_rescore):
+    """A model retrained into its folder rescores DATA from its start: the incident its earlier version
+    alerted on is stored again but not sent again; an incident in rows no version had scored is sent."""
+    shutil.copytree(files / "model", tmp_path / "model")
+    db, model = str(tmp_path / "r.db"), str(tmp_path / "model")
+    first = run_job(Job(str(files / "full.csv"), model, source="pump"), db)
+    expected = [t.isoformat() for t in full_rescore[1]["start"]]
+    assert [e["start"] for e in first.new_events] == expected and expected
+    meta = tmp_path / "model" / "detector.json"
+    meta.write_text(json.dumps(json.loads(meta.read_text()), indent=1))  # retrained: a new version
+    longer = make_data(N + 200)
+    longer.loc[N + 100 : N + 114, "a"] += 3.0  # a second incident, in rows only the new version reads
+    longer.to_csv(tmp_path / "longer.csv", index=False)
+    second = run_job(Job(str(tmp_path / "longer.csv"), model, source="pump"), db)
+    assert second.model != first.model and second.status == "success"
+    assert [e["start"] for e in second.reported] == expected
+    assert [pd.Timestamp(e["start"]) for e in second.new_events] == [pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=N + 100)]
+    with open_store(db) as store:
+        stored = store.events("pump")
+    assert stored.groupby("model").size().to_dict() == {first.model: len(expected), second.model: len(expected) + 1}
+
+
+def test_split_reported_keeps_to_earlier_versions_of_the_same_folder():
+    def event(start, end):
+        return {"source": "s", "model": "/m@new", "start": start, "end": end}
+
+    last = {"/m@old": pd.Timestamp("2024-01-02"), "/m@new": pd.Timestamp("2024-01-05"), "/other@x": pd.Timestamp("2024-01-09")}
+    stored = pd.DataFrame(
+        {"model": ["/m@old", "/other@x"], "start": ["2024-01-01 23:00", "2024-01-03"], "end": ["2024-01-02 01:00", "2024-01-04"]}
+    )
+    new = [
+        event("2024-01-01T05:00:00", "2024-01-01T06:00:00"),  # before the old version's last row: history
+        event("2024-01-02T00:30:00", "2024-01-02T03:00:00"),  # overlaps the old version's event: the same incident
+        event("2024-01-02T00:00:00", "2024-01-02T00:00:00"),  # ends at its last row: history
+        event("2024-01-02T00:10:00", "2024-01-02T00:20:00"),  # (inside the old event too)
+        event("2024-01-03T12:00:00", "2024-01-03T13:00:00"),  # another folder's event does not count
+    ]
+    alert, reported = split_reported(new, "/m@new", last, stored)
+    assert [e["start"][:13] for e in reported] == ["2024-01-01T05", "2024-01-02T00", "2024-01-02T00", "2024-01-02T00"]
+    assert [e["start"][:13] for e in alert] == ["2024-01-03T12"]
+    assert split_reported(new, "/m@new", {"/m@new": last["/m@new"]}, stored) == (new, [])  # a first version alerts all
 
 
 def test_busy_lock_exits_3_with_one_line(files, tmp_path):
