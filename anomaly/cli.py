@@ -26,7 +26,10 @@ from anomaly.errors import (  # noqa: E402
     ConfigError,
     DataError,
     MissingExtraError,
+    Terminated,
     first_line,
+    interruption,
+    stopped_by,
 )
 from anomaly.loading import ReadOptions, load_data, load_for_model, load_model, naming  # noqa: E402
 
@@ -330,6 +333,12 @@ def _logfmt_errors(command):
         except AnomalyError as exc:
             log.error(str(exc), extra={"fields": {"exit": exc.exit_code}})
             return exc.exit_code
+        except BaseException as exc:  # Ctrl-C or SIGTERM (the run is marked failed): a logfmt line too
+            stop = interruption(exc)
+            if stop is None:
+                raise
+            log.error(stopped_by(stop), extra={"fields": {"exit": _stop_code(stop)}})
+            return _stop_code(stop)
 
     return run
 
@@ -873,10 +882,6 @@ EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2)
 EXIT_TERMINATED = 143  # and for SIGTERM (128 + 15)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's timeout, ``kill``): unwound like Ctrl-C so temporary files are removed."""
-
-
 def _terminate_like_interrupt():
     """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler."""
 
@@ -899,24 +904,15 @@ def _close_progress_bars() -> None:
             pass
 
 
-def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C or SIGTERM behind ``exc``, if any: a library's clean-up can raise its own error while
-    the interrupt unwinds it (TensorFlow: "Exiting device scope without proper scope nesting")."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def _stopped(exc: KeyboardInterrupt) -> int:
     """The one line and exit code of an interrupted (Ctrl-C) or terminated (SIGTERM) command."""
     _close_progress_bars()
-    terminated = isinstance(exc, Terminated)
-    print(f"error: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
-    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    print(f"error: {stopped_by(exc)}", file=sys.stderr)
+    return _stop_code(exc)
+
+
+def _stop_code(exc: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -932,7 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Terminated
         return _stopped(exc)
     except Exception as exc:  # a bug or an environment problem: still one line unless --debug
-        stop = _interruption(exc)
+        stop = interruption(exc)
         if stop is not None:
             return _stopped(stop)
         if args.debug:

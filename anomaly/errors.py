@@ -50,6 +50,28 @@ class NotFittedError(AnomalyError, AttributeError):
     """A detector was used before ``fit`` or ``load``."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's timeout, ``kill``), raised by the CLI's handler: unwound like Ctrl-C, so
+    temporary files are removed and a scheduled run is marked failed."""
+
+
+def interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM behind ``exc``, if any: a library's clean-up can raise its own error while
+    the interrupt unwinds it (TensorFlow: "Exiting device scope without proper scope nesting")."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def stopped_by(exc: KeyboardInterrupt) -> str:
+    """``terminated`` (SIGTERM) or ``interrupted`` (Ctrl-C): the word the one-line error uses."""
+    return "terminated" if isinstance(exc, Terminated) else "interrupted"
+
+
 def first_line(exc: BaseException, limit: int | None = None) -> str:
     """The first line of ``exc``'s message (its type's name if empty), cut at ``limit`` characters:
     what a one-line error quotes of a library's multi-line exception."""

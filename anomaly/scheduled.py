@@ -38,6 +38,8 @@ from anomaly.errors import (
     DataError,
     TooFewRowsError,
     first_line,
+    interruption,
+    stopped_by,
 )
 from anomaly.feedback import split_silenced
 from anomaly.flagging import TRAILING
@@ -316,7 +318,13 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
             except AnomalyError as exc:
                 _fail_run(store, run_id, str(exc))
                 return done(JobResult(source, model, "failed", exc.exit_code, run_id, error=str(exc)))
-            except Exception as exc:  # a database that cannot be written (read-only, disk full) included
+            except BaseException as exc:  # a database that cannot be written (read-only, disk full) included
+                stop = interruption(exc)
+                if stop is not None:  # Ctrl-C or SIGTERM: the transaction rolled back; the runs row says so
+                    _fail_run(store, run_id, f"{stopped_by(stop)} during the run")
+                    raise
+                if not isinstance(exc, Exception):
+                    raise
                 message = f"unexpected {type(exc).__name__}: {first_line(exc)}"
                 _fail_run(store, run_id, message)
                 if debug:

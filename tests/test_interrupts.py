@@ -15,6 +15,7 @@ import pytest
 from reliability_support import entries, popen_cli, series, train_tiny, write_csv
 
 from anomaly.artifacts import read_metadata
+from anomaly.errors import Terminated
 from anomaly.io import write_table
 
 SENTINEL = "previous,output\n1,2\n"
@@ -152,7 +153,7 @@ def test_an_error_raised_while_an_interrupt_unwinds_is_still_the_interrupt(monke
 
     def command(args):
         try:
-            raise cli.Terminated() if stop == "terminated" else stop()
+            raise Terminated() if stop == "terminated" else stop()
         finally:
             raise RuntimeError("Exiting device scope without proper scope nesting")
 

@@ -267,6 +267,53 @@ def test_run_killed_midway_leaves_the_database_as_it_was(files, tmp_path, full_r
     assert_equals_full_rescore(str(db), full_rescore)
 
 
+def test_a_run_terminated_midway_is_marked_failed_and_logs_one_logfmt_line(files, tmp_path, full_rescore):
+    """SIGTERM (a scheduler's timeout) inside the run's transaction: nothing written, the runs row says
+    'terminated' at once (not 'running' until the next run), exit 143, stderr logfmt to the end."""
+    db = tmp_path / "r.db"
+    run_job(job(files, "part.csv"), str(db))
+    before = table(str(db), "scores"), table(str(db), "events")
+    marker = tmp_path / "in-transaction"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anomaly",
+            "score",
+            files / "full.csv",
+            "--model",
+            files / "model",
+            "--db",
+            db,
+            "--source",
+            "pump",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **{PAUSE_ENV: str(marker)}),
+    )
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run never reached its transaction: {proc.communicate()[1]}")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()
+    assert all(LOGFMT.fullmatch(line) for line in lines), err
+    assert "level=error msg=terminated exit=143" in lines[-1]
+    pd.testing.assert_frame_equal(table(str(db), "scores"), before[0])
+    pd.testing.assert_frame_equal(table(str(db), "events"), before[1])
+    runs = table(str(db), "runs")
+    assert runs["status"].tolist() == ["success", "failed"] and runs["error"][1] == "terminated during the run"
+    assert run_job(job(files, "full.csv"), str(db)).rows_new == N - PART
+    assert_equals_full_rescore(str(db), full_rescore)
+
+
 def test_two_concurrent_runs_write_once_and_alert_once(files, tmp_path, full_rescore):
     db, alerts = tmp_path / "r.db", tmp_path / "alerts.jsonl"
     args = [
