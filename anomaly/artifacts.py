@@ -24,6 +24,7 @@ import pandas as pd
 
 from anomaly import __version__, mixture, seasonal
 from anomaly.errors import ModelError, first_line
+from anomaly.thresholds import fixed_threshold
 
 FORMAT = "lstm-anomaly-model"
 # 2: seasonal profiles; 3: the timezone parameter; 4: the smoothing span in force (`smoothing_span`), which
@@ -462,9 +463,8 @@ def update_params(directory: Path, params: dict) -> None:
 
 def update_threshold(directory: Path, value: float, rule: str = "manual") -> None:
     """Store a new threshold in force in an existing model directory (atomic JSON rewrite)."""
+    value = fixed_threshold(value)
     meta = read_metadata(directory)
-    if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-        raise ModelError(f"threshold must be a finite number >= 0, not {value}")
-    meta["thresholds"]["values"][rule] = float(value)
+    meta["thresholds"]["values"][rule] = value
     meta["thresholds"]["rule"] = rule
     write_json_atomic(directory / META_FILE, meta)

@@ -446,9 +446,7 @@ class AutoencoderBase(BaseEstimator):
         """The threshold in force: an explicit value, a quantile of the normal scores, or the fitted rule."""
         self._check_fitted()
         if threshold is not None:
-            if not np.isfinite(threshold) or threshold < 0:
-                raise ConfigError(f"threshold must be a finite number >= 0, not {threshold}")
-            return float(threshold)
+            return thr.fixed_threshold(threshold)
         if quantile is not None:
             return thr.quantile_threshold(self.normal_scores_, quantile)
         return float(self.thresholds_["values"][self.thresholds_["rule"]])

@@ -47,6 +47,7 @@ from anomaly.io import DUPLICATE_POLICIES
 from anomaly.loading import ReadOptions, load_for_model, load_model, naming
 from anomaly.logfmt import use_logfmt
 from anomaly.store import LockedError, Store, naive_utc, open_store
+from anomaly.thresholds import fixed_threshold
 
 log = logging.getLogger("anomaly")
 
@@ -509,7 +510,6 @@ def _check_types(values: dict, where: str) -> None:
         "timestamp_col": str,
         "duplicates": str,
         "max_gap": int,
-        "threshold": (int, float),
         "quantile": (int, float),
         "min_length": int,
         "merge_gap": int,
@@ -523,8 +523,11 @@ def _check_types(values: dict, where: str) -> None:
         raise DataError(f"{where}: 'max_gap' must be an integer >= 0, not {values['max_gap']!r}")
     if "source" in values and not values["source"].strip():
         raise DataError(f"{where}: 'source' must name the series, not be empty")
-    if "threshold" in values and not 0 <= values["threshold"] < math.inf:
-        raise DataError(f"{where}: 'threshold' must be a finite number >= 0, not {values['threshold']!r}")
+    if "threshold" in values:
+        try:
+            fixed_threshold(values["threshold"], "'threshold'")
+        except ConfigError as exc:
+            raise DataError(f"{where}: {exc}") from None
     if values.get("duplicates", "error") not in DUPLICATE_POLICIES:
         raise DataError(f"{where}: 'duplicates' must be {' or '.join(DUPLICATE_POLICIES)}, not {values['duplicates']!r}")
     rules = specs(LSTMAutoencoderDetector)

@@ -17,6 +17,15 @@ def _finite(scores: np.ndarray) -> np.ndarray:
     return scores
 
 
+def fixed_threshold(value, name: str = "threshold") -> float:
+    """``value`` as a threshold given by hand (an option, a jobs file, the dashboard's Save): a real
+    number, not a bool, finite and >= 0. One check for every way in, so they accept the same values."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not (number and np.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} must be a finite number >= 0, not {value!r}")
+    return float(value)
+
+
 def quantile_threshold(scores: np.ndarray, q: float) -> float:
     """The ``q`` quantile of the normal scores: about ``1 - q`` of normal points are flagged."""
     if not 0 < q < 1:
