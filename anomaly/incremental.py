@@ -90,7 +90,8 @@ def _batch_steps(detector) -> str:
 def score_rows(
     detector, X: pd.DataFrame, rows: np.ndarray, *, threshold: float | None = None, quantile: float | None = None
 ) -> pd.DataFrame:
-    """``detector.score(X)`` restricted to ``rows`` (a boolean mask), computing only the windows needed."""
+    """``detector.score(X)`` restricted to ``rows`` (a boolean mask over the rows of ``X``), computing only
+    the windows needed."""
     kind = getattr(detector, "model_kind", "reconstruction")
     if kind != "reconstruction":  # the row arithmetic below assumes each window estimates its own rows
         from anomaly.errors import ConfigError
@@ -111,7 +112,10 @@ def score_rows(
             "a fixed --threshold, or train with the default causal rule (local_rule 'trailing'), or with "
             "--local-rule none --event-padding 0 --prune 0 --no-root-score for a plain fixed threshold"
         )
+    given = X.index
     X, values, starts = detector.prepare(X)
+    if len(X) != len(given):  # missing timestamps put back on the grid: the mask still names the rows given
+        rows = pd.Series(np.asarray(rows, dtype=bool), index=given).reindex(X.index, fill_value=False).to_numpy()
     window = detector.window
     limit = detector.threshold_for(threshold, quantile)
     covered = coverage(len(X), starts, window) > 0

@@ -144,6 +144,15 @@ def test_incremental_scoring_refuses_batch_relative_post_processing(series):
     fixed = score_rows(det, series, rows, threshold=1.0)
     full = det.score(series, threshold=1.0)
     np.testing.assert_allclose(fixed["score"].to_numpy(), full["score"].to_numpy()[-len(fixed) :], rtol=1e-6)
+    # Rows dropped from the frame are put back on the grid to be scored (as in a full score); the mask
+    # stays the caller's: one flag per row given, and only those rows come back.
+    holed = series.drop(series.index[300:302])
+    some = np.zeros(len(holed), dtype=bool)
+    some[290:320] = True
+    part = score_rows(det, holed, some, threshold=1.0)
+    assert part.index.equals(holed.index[290:320])
+    whole = det.score(holed, threshold=1.0)
+    np.testing.assert_allclose(part["score"].to_numpy(), whole.loc[part.index, "score"].to_numpy(), rtol=1e-6)
 
 
 # -- trim: a second fit without the windows the first rebuilt worst ---------------------------
