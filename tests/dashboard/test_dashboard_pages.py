@@ -467,6 +467,14 @@ def test_quantile_mode_sets_the_threshold_from_normal_scores(dash_env, fixed_ref
     value = float(np.quantile(detector.normal_scores_, 0.9))
     assert metric(at, "Threshold") == f"{value:.4g}"
     assert metric(at, "Events") == str(len(detector.events(scores, threshold=value)))
+    # Shown again, the slider reads the threshold in force as the quantile it was set from, and one
+    # step right raises the threshold (the slider once showed a rank count, off and not monotone).
+    at.radio(key="thr_mode").set_value("absolute value").run()
+    at.radio(key="thr_mode").set_value("quantile of normal scores").run()
+    assert at.slider(key="thr_q").value == pytest.approx(0.9, abs=1e-4)
+    at.slider(key="thr_q").set_value(0.9001).run()
+    assert float(metric(at, "Threshold")) >= value
+    assert metric(at, "Threshold") == f"{np.quantile(detector.normal_scores_, 0.9001):.4g}"
 
 
 def test_save_threshold_writes_it_into_the_model(dash_env, fixed_reference, tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from anomaly.artifacts import update_threshold
 from anomaly.dashboard import common, figures
 from anomaly.detector import LSTMAutoencoderDetector
 from anomaly.errors import AnomalyError
+from anomaly.thresholds import quantile_threshold
 
 # Widget keys of the causal rule's settings, by detector parameter, and their names in the text.
 WIDGETS = {
@@ -52,8 +53,14 @@ def _absolute_range(series: np.ndarray, normal: np.ndarray, threshold: float) ->
 
 
 def _quantile_of(normal: np.ndarray, threshold: float) -> float:
-    """Where ``threshold`` sits among the sorted normal scores: the quantile slider's value for it."""
-    return round(float(np.clip(np.searchsorted(normal, threshold, side="right") / len(normal), 0.5, 0.9999)), 4)
+    """The quantile slider's value for ``threshold``: the ``q`` with ``np.quantile(normal, q) == threshold``
+    (the inverse of the linear interpolation :func:`_set_quantile` applies, so a threshold set as the 0.995
+    quantile shows as 0.995, and a step right never lowers it), within the slider's range."""
+    ranked = np.sort(normal[np.isfinite(normal)])
+    if len(ranked) < 2:
+        return 0.9999
+    position = np.interp(threshold, ranked, np.arange(len(ranked), dtype=float))
+    return round(float(np.clip(position / (len(ranked) - 1), 0.5, 0.9999)), 4)
 
 
 def _trailing_page(ld: common.Loaded) -> None:
@@ -266,7 +273,7 @@ def _fixed_page(ld: common.Loaded) -> None:
         st.session_state[key] = float(st.session_state["thr_abs"])
 
     def _set_quantile() -> None:
-        st.session_state[key] = float(np.quantile(normal, st.session_state["thr_q"]))
+        st.session_state[key] = quantile_threshold(normal, st.session_state["thr_q"])
 
     also = []
     if detector.root_score:
