@@ -219,7 +219,7 @@ def cmd_score(args) -> int:
     if args.db:
         return cmd_score_db(args)
     _check_no_db_options(args)
-    outputs = [check_output(path) for path in (args.out, args.events) if path]  # before any work or any write
+    outputs = [check_output(path, args.data) for path in (args.out, args.events) if path]  # before any work or write
     if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
         raise ConfigError(f"{args.out}: --out and --events name the same file; give each its own")
     detector = _load_detector(args)
@@ -515,7 +515,7 @@ EMBED_EXAMPLES = """examples:
 def cmd_embed(args) -> int:
     from anomaly.io import check_output, write_table
 
-    check_output(args.out)  # before any work
+    check_output(args.out, args.data)  # before any work
     detector = _load_detector(args)
     data = load_for_model(args.data, ReadOptions.of(args), detector)
     with naming(args.data):

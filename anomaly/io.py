@@ -555,10 +555,13 @@ def _as_time(value: str, tz, what: str) -> pd.Timestamp:
     return ts
 
 
-def check_output(path: str | Path) -> Path:
+def check_output(path: str | Path, reads: str | Path | None = None) -> Path:
     """``path`` as a table file :func:`write_table` can write, or a DataError; commands check their
-    outputs before any work, so a bad one is refused before anything is written."""
+    outputs before any work, so a bad one is refused before anything is written. ``reads``: the
+    command's input file, which the output must not replace."""
     path = Path(path)
+    if reads is not None and path.exists() and Path(reads).exists() and path.samefile(reads):
+        raise DataError(f"{path}: is the input data file; write the output to another file")
     if path.suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:
         raise DataError(f"{path}: output must end in .csv or .parquet")
     if not path.parent.is_dir():

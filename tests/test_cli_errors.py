@@ -391,6 +391,14 @@ def test_a_bad_events_path_or_one_file_for_both_outputs_writes_nothing(tmp_path,
     proc = run_cli("score", data, "--model", model, "--out", tmp_path / "x.csv", "--events", tmp_path / "." / "x.csv")
     assert_one_line_error(proc, "--out and --events name the same file")
     assert entries(tmp_path) == before, "a scores file was written by a run that failed"
+    kept = data.read_bytes()
+    for option in ("--out", "--events"):  # the sensor file itself: refused, not replaced by scores
+        proc = run_cli("score", data, "--model", model, option, tmp_path / "." / "data.csv")
+        assert_one_line_error(proc, "data.csv: is the input data file")
+        assert data.read_bytes() == kept
+    proc = run_cli("embed", data, "--model", model, "--out", data)
+    assert_one_line_error(proc, "data.csv: is the input data file")
+    assert data.read_bytes() == kept
 
 
 def test_score_checks_its_event_options_as_train_does(tmp_path, model):
