@@ -200,8 +200,9 @@ def _add_engine_option(p: argparse.ArgumentParser) -> None:
 def _add_threshold_overrides(p: argparse.ArgumentParser) -> None:
     """Options that change a saved model's threshold and event rules for one run."""
     t = p.add_argument_group("thresholds and events")
-    t.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
-    t.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
+    one = t.add_mutually_exclusive_group()
+    one.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
+    one.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
     from anomaly.detector import LSTMAutoencoderDetector
 
     params.add_options(t, LSTMAutoencoderDetector, "events", show_defaults=False, suffix=" (default: the model's)")
@@ -840,12 +841,20 @@ def _add_bench(sub) -> None:
 
 
 # -- main -------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with the package's one-line errors (``error: PROG: MESSAGE (see PROG --help)``, exit 2)
+    instead of the usage block argparse prints first; the subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="anomaly",
         description="Find anomalies in sensor time series with LSTM autoencoders.",
         epilog="exit codes: 0 success, 1 internal error, 2 bad input (data, option or model), "
-        "3 database lock busy, 4 new anomalies found (opt-in), 130 interrupted, 143 terminated",
+        "3 database lock busy, 4 new anomalies found (opt-in), 130 interrupted, 141 output pipe closed, 143 terminated",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -880,6 +889,7 @@ def _setup_logging(quiet: bool) -> None:
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2)
 EXIT_TERMINATED = 143  # and for SIGTERM (128 + 15)
+EXIT_BROKEN_PIPE = 141  # and for SIGPIPE (128 + 13): what `tool | head` gives for a tool killed by it
 
 
 def _terminate_like_interrupt():
@@ -927,6 +937,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Terminated
         return _stopped(exc)
+    except BrokenPipeError:  # the reader of stdout stopped early (`| head`): quiet, as a Unix tool killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug or an environment problem: still one line unless --debug
         stop = interruption(exc)
         if stop is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from reliability_support import assert_one_line_error, entries, run_cli, series, train_tiny, write_csv
+from reliability_support import REPO, assert_one_line_error, cli_env, entries, run_cli, series, train_tiny, write_csv
 
 TRAIN = ["--window", "8", "--units", "8", "--latent", "4", "--epochs", "1", "--quiet"]
 
@@ -405,8 +405,31 @@ def test_score_checks_its_event_options_as_train_does(tmp_path, model):
     data = write_csv(series(), tmp_path / "data.csv")
     assert_one_line_error(run_cli("score", data, "--model", model, "--min-length", "-5"), "min_event_length must be", "-5")
     assert_one_line_error(run_cli("score", data, "--model", model, "--merge-gap", "-1"), "merge_gap must be", "-1")
-    proc = run_cli("score", data, "--model", model, "--max-gap", "-1")  # argparse's own usage error
-    assert proc.returncode == 2 and "--max-gap: expected an integer >= 0, not '-1'" in proc.stderr
+    proc = run_cli("score", data, "--model", model, "--max-gap", "-1")  # argparse's own error: one line too
+    assert_one_line_error(proc, "--max-gap: expected an integer >= 0, not '-1'", "(see 'anomaly score --help')")
+    proc = run_cli("score", data, "--model", model, "--threshold", "1", "--quantile", "0.99")  # which one? neither
+    assert_one_line_error(proc, "argument --quantile: not allowed with argument --threshold")
+    assert_one_line_error(run_cli(), "the following arguments are required: COMMAND", "(see 'anomaly --help')")
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path, model):
+    """`anomaly score ... | head -0`: stdout's reader is gone before the summary line; exit 141 (as a
+    tool killed by SIGPIPE), no error line, instead of "unexpected BrokenPipeError" and exit 1."""
+    import subprocess
+    import sys
+
+    data = write_csv(series(), tmp_path / "data.csv")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anomaly", "score", str(data), "--model", str(model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=cli_env(),
+    )
+    proc.stdout.close()  # the reader stops at once
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 141, err
+    assert "error" not in err.decode()
 
 
 def test_normal_period_options_zero_or_two_ways_are_refused(tmp_path):
