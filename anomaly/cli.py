@@ -649,7 +649,7 @@ def _add_feedback(sub) -> None:
 
 def cmd_events(args) -> int:
     from anomaly.feedback import with_feedback
-    from anomaly.io import check_output, write_table
+    from anomaly.io import check_output, iso_timestamps, write_table
     from anomaly.store import open_store
 
     if args.out:
@@ -660,7 +660,7 @@ def cmd_events(args) -> int:
         write_table(table, args.out)
         print(f"wrote {len(table)} event(s) to {args.out}")
     else:
-        table.to_csv(sys.stdout, index=False)
+        iso_timestamps(table).to_csv(sys.stdout, index=False)  # as the file would hold them (pandas drops 00:00:00)
     return EXIT_OK
 
 

@@ -382,6 +382,14 @@ def split_reported(
     return alert, reported
 
 
+def event_json(event: dict) -> str:
+    """``event`` as one line of strict JSON: a number JSON cannot hold (a severity of ``inf``, where the
+    threshold at the peak is 0: a sensor constant in the normal period moved) is ``null``, not the
+    ``Infinity`` that JavaScript, Go and strict parsers refuse."""
+    plain = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in event.items()}
+    return json.dumps(plain, allow_nan=False)
+
+
 def notify(command: str, new_events: list[dict]) -> int:
     """Run ``command`` (a shell command line) once per event, the event as one JSON line on stdin.
 
@@ -392,7 +400,7 @@ def notify(command: str, new_events: list[dict]) -> int:
         fields = {"source": ev["source"], "start": ev["start"], "command": command}
         try:
             done = subprocess.run(
-                command, shell=True, input=json.dumps(ev) + "\n", text=True, capture_output=True, timeout=ON_EVENT_TIMEOUT_S
+                command, shell=True, input=event_json(ev) + "\n", text=True, capture_output=True, timeout=ON_EVENT_TIMEOUT_S
             )
         except subprocess.TimeoutExpired:
             failures += 1

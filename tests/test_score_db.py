@@ -571,6 +571,44 @@ def test_jobs_file_errors_name_the_file_and_job(tmp_path):
     assert settings == {"lock_timeout": 5}
 
 
+def test_alerts_are_strict_json_even_for_an_infinite_severity(tmp_path):
+    """A threshold of 0 at the peak (a sensor constant in the normal period moved) gives severity inf:
+    the alert says null, which every JSON parser reads, not Python's Infinity."""
+    from anomaly.scheduled import notify
+
+    sent = tmp_path / "alerts.jsonl"
+    event = {"source": "s", "start": "2024-01-01T00:00:00", "peak_score": 2.0, "severity": float("inf"), "sensors": ["a"]}
+    assert notify(f"cat >> '{sent}'", [event, {**event, "severity": 3.5}]) == 0
+
+    def refuse(constant):
+        raise AssertionError(f"not JSON: {constant}")
+
+    lines = [json.loads(line, parse_constant=refuse) for line in sent.read_text().splitlines()]
+    assert [line["severity"] for line in lines] == [None, 3.5] and lines[0]["peak_score"] == 2.0
+
+
+def test_events_command_prints_every_time_with_its_clock(tmp_path):
+    """`anomaly events` wrote a midnight start as a bare date (pandas' CSV shortens an all-midnight
+    column); it prints ISO 8601 times, as the file it writes holds them."""
+    db = str(tmp_path / "r.db")
+    found = pd.DataFrame(
+        {
+            "start": [pd.Timestamp("2020-01-03")],
+            "end": [pd.Timestamp("2020-01-08 23:59")],
+            "peak_score": [2.0],
+            "severity": [float("inf")],
+            "sensors": ["telemetry"],
+        }
+    )
+    with open_store(db, create=True) as store:
+        run = store.begin_run("s", "m@1")
+        store.commit_run(run, "s", "m@1", pd.DataFrame(index=pd.DatetimeIndex([])), found, events_since=found["start"][0])
+    listed = run_cli("events", "--db", db)
+    assert listed.returncode == 0, listed.stderr
+    row = listed.stdout.splitlines()[1].split(",")
+    assert row[2:4] == ["2020-01-03T00:00:00", "2020-01-08T23:59:00"], listed.stdout
+
+
 def test_exit_code_priorities():
     ok = JobResult("s", "m", "success", 0, 1, new_events=[{"start": "x"}])
     quiet = JobResult("s", "m", "success", 0, 2)
