@@ -62,10 +62,10 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
     """A raw table cleaned for a fitted model: its columns (unless ``options.columns``), resampled to
     its interval. The CLI, the scheduler and the dashboard (which reads uploads itself) share it.
 
-    A table sampled at another interval is resampled with a warning; one that lacks a model column
-    is refused, naming ``source`` and the column.
+    A table sampled more finely than the model is averaged into its step with a warning; one sampled
+    more coarsely, or that lacks a model column, is refused, naming ``source``.
     """
-    from anomaly.io import clean_frame, detect_interval
+    from anomaly.io import clean_frame
 
     columns = options.columns
     if columns is None:
@@ -84,14 +84,8 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
         duplicates=options.duplicates,
         max_gap=options.max_gap,
         interval=detector.interval_,
+        strict_interval=True,
     )
-    if len(frame) > 2:
-        try:
-            seen = detect_interval(frame.dropna().index)
-        except DataError:
-            seen = None
-        if seen is not None and seen != detector.interval_:
-            log.warning("%s: sampling interval %s differs from the model's %s; resampled", source, seen, detector.interval_)
     return frame
 
 

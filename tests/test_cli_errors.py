@@ -227,6 +227,21 @@ def test_irregular_sampling_is_resampled_to_the_median_interval(tmp_path, model)
     assert list(steps) == [pd.Timedelta("1min")]
 
 
+def test_data_coarser_than_the_model_is_refused_and_finer_data_averaged(tmp_path, model):
+    """A 1-minute model on 5-minute readings once said "no stretch without gaps of a window" after a
+    warning; it names the two steps. 30-second readings are averaged into minutes, with a warning."""
+    coarse = write_csv(series(200, freq="5min"), tmp_path / "coarse.csv")
+    score_fails(tmp_path, coarse, model, "coarse.csv: readings are 5min apart, the model's step is 1min")
+    fine = series(800, freq="30s")
+    scores, err = score_ok(tmp_path, write_csv(fine, tmp_path / "fine.csv"), model)
+    assert "readings are 30s apart; averaged into the model's step of 1min" in err
+    assert len(scores) == 400
+    from anomaly.io import clean_frame
+
+    averaged = clean_frame(fine, "fine.csv", interval="1min", strict_interval=True)
+    np.testing.assert_allclose(averaged["a"], fine["a"].groupby(np.arange(800) // 2).mean())
+
+
 def test_long_gap_is_a_break_no_window_spans(tmp_path, model):
     frame = series().drop(index=range(150, 200))  # 50 missing minutes: a break (max gap 3)
     frame = frame.drop(index=[300, 301])  # 2 missing minutes: interpolated
