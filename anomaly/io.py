@@ -138,9 +138,43 @@ def _where(source: str, position: int) -> str:
     return f"line {_line_of(position)}"
 
 
+# Unix times by unit, each accepted for 1990-2100 only: the four ranges do not overlap, so the size
+# of the numbers names the unit (pandas needs it given). Other numbers (20240101) are read as text.
+_UNIX_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_UNIX_RANGE = (631_152_000, 4_102_444_800)  # 1990-01-01 and 2100-01-01, in seconds
+
+
+def _unix_times(raw: pd.Series, source: str, column: str) -> pd.Series | None:
+    """A column of numbers read as Unix times (UTC), the unit told by their size; None when not numbers."""
+    if pd.api.types.is_bool_dtype(raw):
+        return None
+    values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw.astype("string").str.strip(), errors="coerce")
+    given = raw.notna() & (raw.astype("string").str.strip() != "")
+    if not given.any() or values[given].isna().any():
+        return None
+    numbers = values[given].to_numpy(dtype="float64")
+    for unit, per_second in _UNIX_UNITS.items():
+        low, high = (bound * per_second for bound in _UNIX_RANGE)
+        if ((numbers >= low) & (numbers <= high)).all():
+            log.info("%s: column '%s' read as Unix times in %s (UTC)", source, column, unit)
+            return pd.to_datetime(values, unit=unit, utc=True)
+    if (numbers < 10**7).any() or (numbers > 10**8).any():  # not a date written as digits (20240101)
+        raise DataError(
+            f"{source}: column '{column}' holds numbers ({numbers[0]:g}...), not times: give dates "
+            "(2024-01-31 13:00) or Unix times of 1990-2100 (seconds, ms, us or ns since 1970)"
+        )
+    return None
+
+
 def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
-    """Parse a timestamp column; offsets are converted to UTC so DST and mixed zones order correctly."""
-    if pd.api.types.is_datetime64_any_dtype(raw):
+    """Parse a timestamp column; offsets are converted to UTC so DST and mixed zones order correctly.
+
+    A column of numbers is read as Unix times (UTC) when every number falls in 1990-2100 in one unit.
+    """
+    unix = None if pd.api.types.is_datetime64_any_dtype(raw) else _unix_times(raw, source, column)
+    if unix is not None:
+        parsed = unix
+    elif pd.api.types.is_datetime64_any_dtype(raw):
         parsed = pd.Series(pd.DatetimeIndex(raw), index=raw.index)
         if parsed.dt.tz is not None:
             parsed = parsed.dt.tz_convert("UTC")
@@ -278,14 +312,51 @@ def select_columns(raw: pd.DataFrame, source: str, timestamp_col: str, columns: 
             raise DataError(f"{source}: column '{timestamp_col}' is the timestamp, not a sensor")
         return list(columns)
     candidates = [c for c in raw.columns if c != timestamp_col]
-    chosen = [c for c in candidates if _looks_numeric(raw[c])]
-    skipped = [c for c in candidates if c not in chosen]
+    # pandas names a column with a blank header "Unnamed: N"; it is nearly always a saved row index
+    # (DataFrame.to_csv writes one by default), whose row numbers would be learned as a sensor.
+    unnamed = [c for c in candidates if _UNNAMED.fullmatch(str(c))]
+    empty = [c for c in candidates if c not in unnamed and not _has_values(raw[c])]
+    chosen = [c for c in candidates if c not in unnamed and c not in empty and _looks_numeric(raw[c])]
+    skipped = {
+        "without a header (a saved row index?)": unnamed,
+        "with no values": empty,
+        "non-numeric": [c for c in candidates if c not in unnamed + empty + chosen],
+    }
+    skipped = {why: names for why, names in skipped.items() if names}
+    said = "; ".join(f"{why}: {', '.join(repr(str(c)) for c in names)}" for why, names in skipped.items())
     if not chosen:  # one line, no warning before it: the error names the columns it skipped
-        others = f" (non-numeric: {', '.join(map(repr, map(str, skipped)))})" if skipped else ""
-        raise DataError(f"{source}: no numeric sensor column besides '{timestamp_col}'{others}")
+        raise DataError(f"{source}: no numeric sensor column besides '{timestamp_col}'" + (f" ({said})" if said else ""))
     if skipped:
-        log.warning("%s: skipping non-numeric column(s) %s", source, ", ".join(map(str, skipped)))
+        log.warning("%s: skipping column(s) %s", source, said)
     return chosen
+
+
+_UNNAMED = re.compile(r"Unnamed: \d+(?:_level_\d+)?")
+
+
+def _has_values(raw: pd.Series) -> bool:
+    """True when some cell holds something (a column of blanks is a sensor never read)."""
+    if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        return bool(raw.notna().any())
+    text = raw.dropna().astype("string").str.strip()
+    return bool((text != "").any())
+
+
+def guess_timestamp_column(raw: pd.DataFrame) -> str:
+    """The column most likely to hold the timestamps, for a form's default: one named like a time
+    (timestamp, time, date...), else the first whose first rows parse as times, else the first."""
+    names = [str(c) for c in raw.columns]
+    for name in names:
+        if re.search(r"time|date|^ts$|^t$", name, re.IGNORECASE):
+            return name
+    head = raw.head(20)
+    for name, column in zip(names, raw.columns):
+        try:
+            parse_timestamps(head[column], "data", name)
+        except DataError:
+            continue
+        return name
+    return names[0]
 
 
 def detect_interval(index: pd.DatetimeIndex, source: str = "data") -> pd.Timedelta:

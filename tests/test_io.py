@@ -340,3 +340,44 @@ def test_zone_name_of_every_kind_of_time_zone():
     assert zone_name(dateutil.tz.tzutc()) == "UTC" and zone_name(dateutil.tz.tzoffset(None, -5400)) == "UTC-01:30"
     with pytest.raises(DataError, match="machine's local zone"):
         zone_name(dateutil.tz.tzlocal())
+
+
+def test_a_saved_row_index_and_an_empty_column_are_skipped_with_a_warning(tmp_path, caplog):
+    """DataFrame.to_csv writes its row numbers under a blank header ("Unnamed: 0"); they were learned
+    as a sensor. A column never read (all blank) is skipped too, unless it is asked for by name."""
+    path = tmp_path / "saved.csv"
+    series(50).assign(c=np.nan).to_csv(path)  # index=True, pandas' default
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        frame = load_series(path)
+    assert list(frame.columns) == ["a", "b"]
+    assert "saved.csv: skipping column(s) without a header (a saved row index?): 'Unnamed: 0'; with no values: 'c'" in caplog.text
+    with pytest.raises(DataError, match="saved.csv: column 'c' has no values"):
+        load_series(path, columns=["a", "c"])
+    only = tmp_path / "only.csv"
+    series(50)[["timestamp"]].assign(c="").to_csv(only)
+    with pytest.raises(
+        DataError, match=r"no numeric sensor column besides 'timestamp' \(without a header .*'Unnamed: 0'; with no values: 'c'\)"
+    ):
+        load_series(only)
+
+
+@pytest.mark.parametrize("unit, per_second", [("s", 1), ("ms", 10**3), ("us", 10**6), ("ns", 10**9)])
+def test_unix_times_are_read_in_the_unit_their_size_names(tmp_path, unit, per_second):
+    stamps = 1_700_000_000 + 60 * np.arange(50)
+    path = tmp_path / "epoch.csv"
+    series(50).assign(timestamp=stamps * per_second).to_csv(path, index=False)
+    frame = load_series(path)
+    assert frame.index[0] == pd.Timestamp("2023-11-14 22:13:20", tz="UTC") and frame.index.freq == pd.Timedelta("1min")
+    assert len(frame) == 50
+
+
+def test_numbers_that_are_not_times_are_refused_and_digit_dates_still_read(tmp_path):
+    path = tmp_path / "counter.csv"
+    series(50).assign(timestamp=np.arange(50)).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"counter.csv: column 'timestamp' holds numbers \(0\.\.\.\), not times"):
+        load_series(path)
+    days = tmp_path / "days.csv"
+    series(50).assign(timestamp=[int(d.strftime("%Y%m%d")) for d in pd.date_range("2024-01-01", periods=50)]).to_csv(
+        days, index=False
+    )
+    assert load_series(days).index[-1] == pd.Timestamp("2024-02-19")

@@ -630,6 +630,29 @@ def test_train_page_offers_each_files_own_columns(dash_env):
     assert not at.info  # no "Pick at least one sensor column"
 
 
+def test_train_page_guesses_the_timestamp_and_offers_what_train_would_use(dash_env):
+    """A time column not first, a saved row index and a sensor with one bad cell: the page picks
+    'time', leaves out the index and offers 'flow' (its 'ERR' is then reported, not the column
+    dropped); choosing another timestamp column offers that column's own sensors, and back again."""
+    at = page(app(), "train")
+    at = _train_form(at, "x")
+    frame = make_series(600, seed=4).reset_index().rename(columns={"timestamp": "time", "a": "temp", "b": "flow"})
+    frame = frame[["temp", "time", "flow"]].astype({"flow": object})
+    frame.loc[17, "flow"] = "ERR"
+    upload = frame.to_csv().encode()  # with pandas' row index, under a blank header
+    at.file_uploader(key="train_upload").set_value(("plant.csv", upload, "text/csv")).run()
+    assert at.selectbox(key="train_ts").value == "time"
+    assert at.multiselect(key="train_sensors").value == ["temp", "flow"]
+    assert [e.value for e in at.error] == ["plant.csv: column 'flow', line 19: non-numeric value 'ERR'"]
+    at.multiselect(key="train_sensors").set_value(["temp"]).run()
+    ok(at)
+    at.selectbox(key="train_ts").set_value("temp").run()
+    assert at.multiselect(key="train_sensors").value == ["flow"]  # 'time' is text: not offered by default
+    assert "plant.csv: column 'temp' holds numbers (-0.0325896...), not times" in at.error[0].value
+    at.selectbox(key="train_ts").set_value("time").run()
+    assert at.multiselect(key="train_sensors").value == ["temp", "flow"]
+
+
 def test_train_page_keeps_the_choice_while_its_file_grows(dash_env, tmp_path, monkeypatch):
     """A collector appending rows to the chosen file (a new modification time) changes nothing chosen."""
     shutil.copytree(dash_env["data"], tmp_path / "data")

@@ -8,7 +8,7 @@ import streamlit as st
 from anomaly.dashboard import common, figures
 from anomaly.detector import LSTMAutoencoderDetector  # no TensorFlow import: fitting imports it
 from anomaly.errors import AnomalyError, ConfigError
-from anomaly.io import select_period
+from anomaly.io import guess_timestamp_column, select_columns, select_period
 
 st.title("Train a model")
 
@@ -48,22 +48,28 @@ def sensor_columns(ts_col: str) -> list[str]:
 
 
 def numeric_columns(ts_col: str) -> list[str]:
-    """The sensor columns offered by default: the numeric ones besides the timestamp (all when none is)."""
-    candidates = sensor_columns(ts_col)
-    return [c for c in candidates if pd.api.types.is_numeric_dtype(raw[c])] or candidates
+    """The sensor columns offered by default: those `anomaly train` would use (mostly numbers, so a
+    stray 'ERR' is reported, not the column dropped; no blank header or empty column), else all."""
+    try:
+        return [str(c) for c in select_columns(raw, source, ts_col, None)]
+    except AnomalyError:
+        return sensor_columns(ts_col)
 
 
 state = st.session_state
-default_ts = "timestamp" if "timestamp" in columns else columns[0]
+default_ts = guess_timestamp_column(raw)
 if state.get("train_columns_for") != (source, tuple(columns)):
     # Another file (not the same one grown since): its own columns. Written into the widgets' state,
     # not dropped from it, or the browser keeps the last file's choice (not among the options: none).
     state["train_columns_for"] = (source, tuple(columns))
     state["train_ts"], state["train_sensors"] = default_ts, numeric_columns(default_ts)
+    state["train_sensors_ts"] = default_ts
 c1, c2, c3 = st.columns([1, 2, 1])
 ts_col = c1.selectbox(
     "Timestamp column", columns, **({} if "train_ts" in state else {"index": columns.index(default_ts)}), key="train_ts"
 )
+if state.get("train_sensors_ts") != ts_col:  # another timestamp column: the old one may be a sensor now
+    state["train_sensors"], state["train_sensors_ts"] = numeric_columns(ts_col), ts_col
 sensors = c2.multiselect(
     "Sensor columns",
     sensor_columns(ts_col),
