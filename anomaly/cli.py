@@ -8,6 +8,7 @@ anything unexpected becomes one line too (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -105,13 +106,14 @@ def _normal_period_options(args) -> str | None:
 
 def cmd_train(args) -> int:
     from anomaly.artifacts import check_model_target
-    from anomaly.io import select_period
+    from anomaly.io import detect_interval, select_period
 
     way = _normal_period_options(args)
     check_model_target(Path(args.model).resolve())  # before the data is read or a model fitted
     data = load_data(args.data, ReadOptions.of(args))
-    if way == "data":
-        normal = load_data(args.normal_data, ReadOptions.of(args))
+    if way == "data":  # the model learns this file and will score DATA: the same sensors, at DATA's step
+        same = dataclasses.replace(ReadOptions.of(args), columns=list(data.columns))
+        normal = load_data(args.normal_data, same, detect_interval(data.index, args.data), interval_of=args.data)
         source = args.normal_data
     elif way is not None:
         normal = select_period(data, args.normal_start, args.normal_end, args.normal_frac)
@@ -419,6 +421,11 @@ def _add_score_batch(sub) -> None:
 
 
 # -- evaluate ---------------------------------------------------------------------------------
+def _stem(name: str) -> str:
+    """A file name without its suffixes and folders: 'A-1.test.parquet' and 'SMAP/A-1' are both 'A-1'."""
+    return Path(name).name.split(".")[0]
+
+
 def _labels_for(path: str, key: str | None, data_path: str, tz) -> list:
     from anomaly.metrics import parse_labels
 
@@ -432,7 +439,7 @@ def _labels_for(path: str, key: str | None, data_path: str, tz) -> list:
         raise DataError(f'{path}: expected {{"KEY": [[start, end], ...]}}')
     if key is None:
         name = Path(data_path).name
-        matches = [k for k in raw if k == name or k.endswith("/" + name) or Path(k).stem == Path(name).stem]
+        matches = [k for k in raw if k == name or k.endswith("/" + name) or _stem(k) == _stem(name)]
         if len(raw) == 1:
             key = next(iter(raw))
         elif len(matches) == 1:
@@ -455,6 +462,18 @@ def cmd_evaluate(args) -> int:
     detector = _load_detector(args)
     data = load_for_model(args.data, ReadOptions.of(args), detector)
     labels = _labels_for(args.labels, args.key, args.data, data.index.tz)
+    outside = [(lo, hi) for lo, hi in labels if hi < data.index[0] or lo > data.index[-1]]
+    if outside:  # counted as missed: most often a labels file for another copy or zone of the data
+        log.warning(
+            "%s: %d of %d labelled window(s) lie outside %s (%s to %s), the first at %s; counted as missed",
+            args.labels,
+            len(outside),
+            len(labels),
+            args.data,
+            data.index[0],
+            data.index[-1],
+            outside[0][0],
+        )
     with naming(args.data):
         scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
@@ -655,6 +674,8 @@ def cmd_events(args) -> int:
     if args.out:
         check_output(args.out)
     with open_store(args.db) as store:
+        if args.source is not None and args.source not in (known := store.sources()):
+            raise DataError(f"{args.db}: no source '{args.source}' (sources: {', '.join(known) or 'none yet'})")
         table = with_feedback(store.events(args.source), store.feedback(args.source))
     if args.out:
         write_table(table, args.out)

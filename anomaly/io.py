@@ -498,20 +498,23 @@ def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
     return out
 
 
-def _match_interval(index: pd.DatetimeIndex, step: pd.Timedelta, source: str) -> None:
-    """Refuse readings a coarser step apart than ``step`` (a model's); warn that finer ones are averaged."""
+def _match_interval(index: pd.DatetimeIndex, step: pd.Timedelta, source: str, step_of: str) -> None:
+    """Refuse readings a coarser step apart than ``step`` (``step_of``'s: a model's, another file's);
+    warn that finer ones are averaged into it."""
     try:
         seen = detect_interval(index, source)
     except DataError:  # no single step to name (calendar months...): the grid check that follows says why
         return
     if seen >= 1.5 * step:
         raise DataError(
-            f"{source}: readings are {_step_text(seen)} apart, the model's step is {_step_text(step)}; filling in "
-            f"between them would invent readings: score data sampled every {_step_text(step)}, or train a model on "
-            f"this data"
+            f"{source}: readings are {_step_text(seen)} apart, {step_of}'s step is {_step_text(step)}; filling in "
+            f"between them would invent readings: give readings every {_step_text(step)}"
+            + (", or train a model on this data" if step_of == "the model" else "")
         )
     if seen * 1.5 <= step:
-        log.warning("%s: readings are %s apart; averaged into the model's step of %s", source, _step_text(seen), _step_text(step))
+        log.warning(
+            "%s: readings are %s apart; averaged into %s's step of %s", source, _step_text(seen), step_of, _step_text(step)
+        )
 
 
 def _check_grid(index: pd.DatetimeIndex, step: pd.Timedelta, source: str) -> None:
@@ -538,13 +541,14 @@ def clean_frame(
     duplicates: str = "error",
     max_gap: int = 3,
     interval: pd.Timedelta | str | None = None,
-    strict_interval: bool = False,
+    interval_of: str | None = None,
 ) -> pd.DataFrame:
     """Validate and clean a raw frame into a regular float frame indexed by timestamp.
 
     ``interval`` forces the sampling interval (a model's, at scoring time); otherwise it is detected.
-    With ``strict_interval`` readings spaced wider than ``interval`` are refused (filling in between
-    them would invent readings) and finer ones are averaged into it with a warning.
+    With ``interval_of``, what that interval is of ("the model", another file), readings spaced wider
+    than ``interval`` are refused (filling in between them would invent readings) and finer ones are
+    averaged into it with a warning.
     Rows of the result that still hold NaN are breaks (gaps longer than ``max_gap`` points).
     """
     if duplicates not in DUPLICATE_POLICIES:
@@ -587,8 +591,8 @@ def clean_frame(
     step = pd.Timedelta(interval) if interval is not None else detect_interval(frame.index, source)
     if step <= pd.Timedelta(0):
         raise DataError(f"{source}: sampling interval must be positive, not {step}")
-    if strict_interval and len(frame.index) > 2:
-        _match_interval(frame.index, step, source)
+    if interval_of is not None and len(frame.index) > 2:
+        _match_interval(frame.index, step, source, interval_of)
     _check_grid(frame.index, step, source)
     frame = _resample(frame, step)
     frame.index.name = "timestamp"

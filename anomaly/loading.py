@@ -36,17 +36,20 @@ class ReadOptions:
         return cls(options.timestamp_col, options.columns, options.duplicates, options.max_gap)
 
 
-def load_data(path: str | Path, options: ReadOptions, interval=None) -> pd.DataFrame:
-    """``path`` read and cleaned (:func:`anomaly.io.load_series`), resampled to ``interval`` if given."""
-    from anomaly.io import load_series
+def load_data(path: str | Path, options: ReadOptions, interval=None, interval_of: str | None = None) -> pd.DataFrame:
+    """``path`` read and cleaned (:func:`anomaly.io.load_series`); given an ``interval`` (that of
+    ``interval_of``, another file), readings further apart are refused and closer ones averaged."""
+    from anomaly.io import clean_frame, read_table
 
-    return load_series(
-        path,
+    return clean_frame(
+        read_table(path),
+        str(path),
         timestamp_col=options.timestamp_col,
         columns=options.columns,
         duplicates=options.duplicates,
         max_gap=options.max_gap,
         interval=interval,
+        interval_of=interval_of,
     )
 
 
@@ -84,7 +87,7 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
         duplicates=options.duplicates,
         max_gap=options.max_gap,
         interval=detector.interval_,
-        strict_interval=True,
+        interval_of="the model",
     )
     return frame
 

@@ -72,6 +72,25 @@ def test_evaluate_prints_metrics(trained):
     assert "overlap-segment" in text.stdout and "weighted-segment (seconds)" in text.stdout and "point-wise" in text.stdout
 
 
+def test_evaluate_matches_a_key_without_suffixes_and_warns_of_labels_outside_the_data(trained):
+    """SMAP-style keys ('A-1') match 'A-1.test.csv'; a window the data never reaches counts as missed,
+    with a warning naming it (labels for another copy or zone of the data, most often)."""
+    tmp, csv, model, _ = trained
+    data = tmp / "A-1.test.csv"
+    data.write_bytes(csv.read_bytes())
+    labels = tmp / "smap.json"
+    windows = [["2024-01-01 07:28", "2024-01-01 07:40"], ["2025-06-01 00:00", "2025-06-02 00:00"]]
+    labels.write_text(json.dumps({"A-1": windows, "A-2": []}))
+    result = run_cli("evaluate", data, "--model", model, "--labels", labels, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["overlap_segment"]
+    assert (metrics["tp"], metrics["fn"]) == (1, 1)
+    assert (
+        f"WARNING: {labels}: 1 of 2 labelled window(s) lie outside {data} (2024-01-01 00:00:00 to "
+        "2024-01-01 08:19:00), the first at 2025-06-01 00:00:00; counted as missed"
+    ) in result.stderr
+
+
 @pytest.mark.parametrize("command", ["train", "score", "evaluate"])
 def test_help_has_examples(command):
     result = run_cli(command, "--help")

@@ -239,7 +239,7 @@ def test_data_coarser_than_the_model_is_refused_and_finer_data_averaged(tmp_path
     assert len(scores) == 400
     from anomaly.io import clean_frame
 
-    averaged = clean_frame(fine, "fine.csv", interval="1min", strict_interval=True)
+    averaged = clean_frame(fine, "fine.csv", interval="1min", interval_of="the model")
     np.testing.assert_allclose(averaged["a"], fine["a"].groupby(np.arange(800) // 2).mean())
 
 
@@ -458,6 +458,24 @@ def test_normal_period_options_zero_or_two_ways_are_refused(tmp_path):
     proc = run_cli("train", data, "--model", tmp_path / "m", *TRAIN, "--normal-data", data, "--normal-frac", "0.9")
     assert_one_line_error(proc, "--normal-data and --normal-frac both give the normal period")
     assert entries(tmp_path) == before
+
+
+def test_normal_data_must_hold_the_sensors_of_data_at_its_step(tmp_path):
+    """The model learns --normal-data and will score DATA: a sensor DATA has and the normal file
+    lacks, or a coarser step, is refused naming the normal file (it was learned as given)."""
+    data = write_csv(series(), tmp_path / "data.csv")
+    lacking = write_csv(series()[["timestamp", "a"]], tmp_path / "normal_a.csv")
+    coarse = write_csv(series(freq="5min"), tmp_path / "normal_5min.csv")
+    before = entries(tmp_path)
+    proc = run_cli("train", data, "--model", tmp_path / "m", *TRAIN, "--normal-data", lacking)
+    assert_one_line_error(proc, "normal_a.csv: no column 'b' (columns: timestamp, a)")
+    proc = run_cli("train", data, "--model", tmp_path / "m", *TRAIN, "--normal-data", coarse)
+    assert_one_line_error(proc, f"normal_5min.csv: readings are 5min apart, {data}'s step is 1min; filling in")
+    assert entries(tmp_path) == before
+    extra = write_csv(series().assign(c=1.0), tmp_path / "normal_abc.csv")
+    proc = run_cli("train", data, "--model", tmp_path / "m", *TRAIN, "--normal-data", extra)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "m" / "detector.json").read_text())["columns"] == ["a", "b"]
 
 
 def test_a_normal_period_past_the_end_of_the_data_trains_with_a_warning(tmp_path):

@@ -607,6 +607,9 @@ def test_events_command_prints_every_time_with_its_clock(tmp_path):
     assert listed.returncode == 0, listed.stderr
     row = listed.stdout.splitlines()[1].split(",")
     assert row[2:4] == ["2020-01-03T00:00:00", "2020-01-08T23:59:00"], listed.stdout
+    mistyped = run_cli("events", "--db", db, "--source", "S")  # printed the header alone, as if all were quiet
+    assert (mistyped.returncode, mistyped.stdout) == (2, "")
+    assert mistyped.stderr.strip() == f"error: {db}: no source 'S' (sources: s)"
 
 
 def test_exit_code_priorities():
