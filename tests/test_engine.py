@@ -174,6 +174,12 @@ def test_cli_train_onnx_and_export_onnx(tiny_detector, tmp_path):
     assert (plain / "model.onnx").is_file()
     after = LSTMAutoencoderDetector.load(plain, engine="onnx").score(make_series(300, 2))
     np.testing.assert_allclose(after["score"], before["score"], rtol=1e-5, atol=1e-7)
+    from anomaly.artifacts import model_version
+
+    version = model_version(plain)
+    again = run_cli("export-onnx", plain)  # saved again, it was a new version: a "retrained" model to the scheduler
+    assert again.returncode == 0 and "already runs without TensorFlow; nothing changed" in again.stdout
+    assert model_version(plain) == version
     bad = run_cli("export-onnx", tmp_path / "nowhere")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
     tiny = ("--window", "8", "--units", "8", "--latent", "4", "--epochs", "1", "--quiet")
