@@ -237,9 +237,11 @@ def cmd_score(args) -> int:
     flagged = int(scores["is_anomaly"].sum())
     fixed = args.threshold is not None or args.quantile is not None
     rule = f"threshold {scores['threshold'].iloc[0]:.6g}" if fixed else f"the model {detector.describe_flagging()}"
+    unscored = int(scores["score"].isna().sum())  # breaks: gaps longer than --max-gap, which no window crosses
     print(
-        f"scored {len(scores)} rows ({scores.index[0]} .. {scores.index[-1]}); {rule}; "
-        f"{flagged} anomalous rows in {len(events)} event(s)"
+        f"scored {len(scores) - unscored} rows ({scores.index[0]} .. {scores.index[-1]}"
+        + (f"; {unscored} rows in gaps have no score" if unscored else "")
+        + f"); {rule}; {flagged} anomalous rows in {len(events)} event(s)"
     )
     if not args.events and len(events):
         print(events.to_string(index=False))

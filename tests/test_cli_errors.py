@@ -246,12 +246,15 @@ def test_data_coarser_than_the_model_is_refused_and_finer_data_averaged(tmp_path
 def test_long_gap_is_a_break_no_window_spans(tmp_path, model):
     frame = series().drop(index=range(150, 200))  # 50 missing minutes: a break (max gap 3)
     frame = frame.drop(index=[300, 301])  # 2 missing minutes: interpolated
-    scores, _ = score_ok(tmp_path, write_csv(frame, tmp_path / "data.csv"), model)
+    data = write_csv(frame, tmp_path / "data.csv")
+    scores, _ = score_ok(tmp_path, data, model)
     t = pd.to_datetime(scores["timestamp"])
     assert len(scores) == 400
     inside = (t >= "2024-01-01 02:30") & (t < "2024-01-01 03:20")
     assert scores.loc[inside, "score"].isna().all() and not scores.loc[inside, "is_anomaly"].any()
     assert scores.loc[~inside, "score"].notna().all()
+    summary = run_cli("score", data, "--model", model).stdout  # it counted the break's rows as scored
+    assert "scored 350 rows (2024-01-01 00:00:00 .. 2024-01-01 06:39:00; 50 rows in gaps have no score);" in summary
 
 
 def test_series_shorter_than_a_window(tmp_path, model):
