@@ -154,7 +154,11 @@ def _add_train(sub) -> None:
     _add_data_options(p)
     n = p.add_argument_group("normal period (default: all of DATA is normal)")
     n.add_argument("--normal-start", metavar="TS", help="first timestamp of the normal period")
-    n.add_argument("--normal-end", metavar="TS", help="last timestamp of the normal period")
+    n.add_argument(
+        "--normal-end",
+        metavar="TS",
+        help="last timestamp of the normal period (without an offset: on DATA's clock, UTC for DATA with UTC offsets)",
+    )
     n.add_argument("--normal-frac", type=float, metavar="F", help="the first fraction F of DATA is normal")
     n.add_argument("--normal-data", metavar="FILE", help="a separate file of normal data to fit on")
     from anomaly.detector import LSTMAutoencoderDetector as D  # no TensorFlow import

@@ -580,8 +580,17 @@ def clean_frame(
     if dup.any():
         if duplicates == "error":
             pos = int(np.flatnonzero(dup)[0])
+            repeated = frame.index[dup]
+            # A local clock set back at the end of daylight saving repeats one hour of naive times.
+            dst = frame.index.tz is None and repeated[-1] - repeated[0] < pd.Timedelta(hours=1) and dup.sum() > 1
+            hint = (
+                ", all within an hour, as when a clock is set back at the end of daylight saving: write the "
+                "times with their UTC offset, or"
+                if dst
+                else ";"
+            )
             raise DataError(
-                f"{source}: duplicate timestamp {frame.index[pos]} ({int(dup.sum())} in all); use --duplicates mean to average them"
+                f"{source}: duplicate timestamp {frame.index[pos]} ({int(dup.sum())} in all){hint} use --duplicates mean to average them"
             )
         log.warning("%s: averaged %d duplicate timestamp(s)", source, int(dup.sum()))
         frame = frame.groupby(level=0).mean()

@@ -86,7 +86,11 @@ def test_dst_spring_and_autumn_in_local_offsets(csv):
 def test_naive_local_times_repeated_at_the_autumn_change_are_duplicates(csv):
     utc = pd.date_range("2024-10-27 00:00", periods=400, freq="1min", tz="UTC")
     raw = series().assign(timestamp=[str(t.tz_convert("Europe/Berlin").tz_localize(None)) for t in utc])
-    with pytest.raises(DataError, match="duplicate timestamp 2024-10-27 02:00:00"):
+    with pytest.raises(
+        DataError,
+        match=r"duplicate timestamp 2024-10-27 02:00:00 \(60 in all\), all within an hour, as when a clock is set back "
+        r"at the end of daylight saving: write the times with their UTC offset, or use --duplicates mean",
+    ):
         load_series(csv(raw))
 
 
