@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from reliability_support import REPO, assert_one_line_error, cli_env, entries, run_cli, series, train_tiny, write_csv
 
+from anomaly.io import clean_frame
+
 TRAIN = ["--window", "8", "--units", "8", "--latent", "4", "--epochs", "1", "--quiet"]
 
 
@@ -237,10 +239,10 @@ def test_data_coarser_than_the_model_is_refused_and_finer_data_averaged(tmp_path
     scores, err = score_ok(tmp_path, write_csv(fine, tmp_path / "fine.csv"), model)
     assert "readings are 30s apart; averaged into the model's step of 1min" in err
     assert len(scores) == 400
-    from anomaly.io import clean_frame
-
     averaged = clean_frame(fine, "fine.csv", interval="1min", interval_of="the model")
     np.testing.assert_allclose(averaged["a"], fine["a"].groupby(np.arange(800) // 2).mean())
+    gappy = series(6).drop(index=[2, 3, 4])  # three rows, steps of 1 and 4 minutes (a median of 2.5): on the grid
+    assert len(clean_frame(gappy, "tail.csv", interval="1min", interval_of="the model")) == 6
 
 
 def test_long_gap_is_a_break_no_window_spans(tmp_path, model):
