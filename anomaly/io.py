@@ -148,6 +148,10 @@ def _unix_times(raw: pd.Series, source: str, column: str) -> pd.Series | None:
     """A column of numbers read as Unix times (UTC), the unit told by their size; None when not numbers."""
     if pd.api.types.is_bool_dtype(raw):
         return None
+    if not pd.api.types.is_numeric_dtype(raw):  # text: a first cell that is no number settles it cheaply
+        first = raw.dropna().astype("string").str.strip().head(1)
+        if first.empty or pd.isna(pd.to_numeric(first, errors="coerce").iloc[0]):
+            return None
     values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw.astype("string").str.strip(), errors="coerce")
     given = raw.notna() & (raw.astype("string").str.strip() != "")
     if not given.any() or values[given].isna().any():
