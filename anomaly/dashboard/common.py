@@ -24,6 +24,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +36,6 @@ import streamlit as st
 from anomaly import scoring
 from anomaly.dashboard import MAX_UPLOAD_MB, db_label  # noqa: F401 (the pages' names for them)
 from anomaly.errors import AnomalyError, ConfigError, DataError
-
-log = logging.getLogger("anomaly.dashboard")
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 DRAW_POINTS = 2000  # min-max buckets per drawn trace: about one per pixel column of a wide screen
@@ -153,6 +153,10 @@ _OPTION_HINTS = {
     "use --duplicates mean to average them": "tick “Average duplicate timestamps” (Reading options in the sidebar, "
     "or beside the sensor columns on the Train page)",
     "choose one with --timestamp-col": "choose it as “Timestamp column” (Reading options in the sidebar, or on the Train page)",
+    "drop it with --columns, or refuse it with --on-constant error": "leave it out of “Sensor columns”, or refuse it "
+    "with “On constant” under More settings",
+    "drop it with --columns or use --on-constant keep": "leave it out of “Sensor columns”, or set “On constant” "
+    "(More settings) to keep",
 }
 
 
@@ -161,6 +165,43 @@ def in_app_terms(message: str) -> str:
     for option, widget in _OPTION_HINTS.items():
         message = message.replace(option, widget)
     return message
+
+
+# -- the loaders' warnings ----------------------------------------------------------------------
+class _Warnings(logging.Handler):
+    """Collects the messages of the warnings logged by one thread (Streamlit runs each session in its own)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def logged_warnings() -> Iterator[list[str]]:
+    """The messages of the ``anomaly`` logger's warnings logged in the block (a list, filled as they come).
+
+    The package reports what it fixed in the data (rows sorted, duplicates averaged, readings
+    averaged into the model's step, columns skipped) in its log, which only the server sees; the
+    cached loaders return these messages with the frame so that every rerun shows them.
+    """
+    handler = _Warnings()
+    logger = logging.getLogger("anomaly")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def show_warnings(messages: list[str]) -> None:
+    """One ``st.warning`` per message of :func:`logged_warnings`, in the app's terms."""
+    for message in messages:
+        st.warning(in_app_terms(message))
 
 
 # -- cached loaders ----------------------------------------------------------------------------
@@ -222,22 +263,29 @@ def read_upload(uploaded) -> tuple[pd.DataFrame, str]:
 
 
 @st.cache_data(show_spinner="Cleaning data…", max_entries=16)
-def clean(key: str, _raw: pd.DataFrame, source: str, timestamp_col: str, columns: tuple, duplicates: str) -> pd.DataFrame:
-    """A raw table cleaned for training (``anomaly.io.clean_frame``), cached by the table's key and the options."""
+def clean(
+    key: str, _raw: pd.DataFrame, source: str, timestamp_col: str, columns: tuple, duplicates: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """A raw table cleaned for training (``anomaly.io.clean_frame``) and the warnings it gave
+    (:func:`show_warnings` shows them), cached by the table's key and the options."""
     from anomaly.io import clean_frame
 
-    return clean_frame(_raw, source, timestamp_col=timestamp_col, columns=list(columns) or None, duplicates=duplicates)
+    with logged_warnings() as messages:
+        frame = clean_frame(_raw, source, timestamp_col=timestamp_col, columns=list(columns) or None, duplicates=duplicates)
+    return frame, messages
 
 
 @st.cache_data(show_spinner="Cleaning data…", max_entries=16)
 def clean_for_model(
     key: str, model_key: str, _raw: pd.DataFrame, source: str, _detector, timestamp_col: str, duplicates: str
-) -> pd.DataFrame:
-    """A raw table read for a model as the CLI and the scheduler read it (``anomaly.loading``),
-    cached by the table's key, the model's version and the options."""
+) -> tuple[pd.DataFrame, list[str]]:
+    """A raw table read for a model as the CLI and the scheduler read it (``anomaly.loading``) and
+    the warnings it gave, cached by the table's key, the model's version and the options."""
     from anomaly.loading import ReadOptions, frame_for_model
 
-    return frame_for_model(_raw, source, ReadOptions(timestamp_col=timestamp_col, duplicates=duplicates), _detector)
+    with logged_warnings() as messages:
+        frame = frame_for_model(_raw, source, ReadOptions(timestamp_col=timestamp_col, duplicates=duplicates), _detector)
+    return frame, messages
 
 
 @st.cache_data(show_spinner="Scoring…", max_entries=8)
@@ -246,12 +294,16 @@ def score(model_key: str, data_key: str, _detector, _frame: pd.DataFrame) -> pd.
     return _detector.score(_frame, reconstruct=True)
 
 
-def events_csv(events: pd.DataFrame) -> bytes:
+def events_csv(events: pd.DataFrame, reviews: pd.DataFrame | None = None) -> bytes:
     """The Events page's download: the file ``anomaly score --events`` writes (ISO 8601 times, no
-    display-only ``duration``), with the verdict columns where the database has them."""
+    display-only ``duration``), followed by the verdict columns ``reviews`` holds (one row per event,
+    as ``anomaly events`` writes them) when the page shows verdicts (events from the database)."""
     from anomaly.io import iso_timestamps
 
-    return iso_timestamps(events.drop(columns=["duration"], errors="ignore")).to_csv(index=False).encode()
+    table = events.drop(columns=["duration"], errors="ignore")
+    if reviews is not None:
+        table = pd.concat([table.reset_index(drop=True), reviews.reset_index(drop=True)], axis=1)
+    return iso_timestamps(table).to_csv(index=False).encode()
 
 
 def _with_duration(events: pd.DataFrame) -> pd.DataFrame:
@@ -332,13 +384,16 @@ def _open_store(target: str):
             close()
 
 
-@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+DB_TTL = 30  # seconds the database readers keep an answer (refresh_db forgets them at once)
+
+
+@st.cache_data(ttl=DB_TTL, show_spinner="Reading the results database…")
 def db_sources(target: str) -> list[str]:
     with _open_store(target) as store:
         return list(store.sources())
 
 
-@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+@st.cache_data(ttl=DB_TTL, show_spinner="Reading the results database…")
 def db_scores(target: str, source: str) -> pd.DataFrame:
     with _open_store(target) as store:
         frame = store.scores(source)
@@ -347,29 +402,35 @@ def db_scores(target: str, source: str) -> pd.DataFrame:
     return frame.sort_index()
 
 
-@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+@st.cache_data(ttl=DB_TTL, show_spinner="Reading the results database…")
 def db_scores_model(target: str, source: str) -> str | None:
     """``FOLDER@VERSION`` of the model that wrote the stored scores :func:`db_scores` reads."""
     with _open_store(target) as store:
         return store.latest_model(source)
 
 
-@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+@st.cache_data(ttl=DB_TTL, show_spinner="Reading the results database…")
 def db_runs(target: str) -> pd.DataFrame:
     with _open_store(target) as store:
         return store.runs()
 
 
-@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+@st.cache_data(ttl=DB_TTL, show_spinner="Reading the results database…")
 def db_events(target: str, source: str | None) -> pd.DataFrame:
     with _open_store(target) as store:
         return store.events(source=source)
 
 
-@st.cache_data(ttl=30, show_spinner="Reading the results database…")
+@st.cache_data(ttl=DB_TTL, show_spinner="Reading the results database…")
 def db_feedback(target: str, source: str | None) -> pd.DataFrame:
     with _open_store(target) as store:
         return store.feedback(source=source)
+
+
+def refresh_db() -> None:
+    """Forget every answer of the database readers, so the next ones read the database again."""
+    for reader in (db_sources, db_scores, db_scores_model, db_runs, db_events, db_feedback):
+        reader.clear()
 
 
 def reviewed_events(target: str, source: str | None) -> pd.DataFrame:
@@ -377,6 +438,14 @@ def reviewed_events(target: str, source: str | None) -> pd.DataFrame:
     from anomaly.feedback import with_feedback
 
     return with_feedback(db_events(target, source), db_feedback(target, source))
+
+
+def matched_reviews(stored: pd.DataFrame, matches: list[int | None]) -> pd.DataFrame:
+    """The verdict columns of the stored event at each of ``matches`` (:func:`stored_match`), empty where None."""
+    from anomaly.feedback import REVIEW_COLUMNS
+
+    reviews = stored[REVIEW_COLUMNS].reset_index(drop=True)
+    return reviews.reindex([-1 if m is None else m for m in matches]).reset_index(drop=True)
 
 
 def stored_match(stored: pd.DataFrame, start, end) -> int | None:
@@ -670,6 +739,23 @@ def flagging_key(model_key: str) -> str:
     return f"flagging::{model_key}"
 
 
+def _db_source_picker(sb) -> None:
+    """The Source picker of the results database, or the one message that says why there is none."""
+    target = db_target()
+    if not db_exists(target):
+        sb.info(f"No results database yet at {db_label(target)}.")
+        return
+    try:
+        sources = db_sources(target)
+    except AnomalyError as exc:  # not a database, unreadable: the error alone, not also "no source"
+        sb.error(str(exc))
+        return
+    if sources:
+        sb.selectbox("Source", sources, key="db_source")
+    else:
+        sb.info("The results database holds no scored source yet.")
+
+
 def sidebar() -> None:
     """Model and data pickers, shared by every page (rendered by ``app.py`` so they persist)."""
     sb = st.sidebar
@@ -695,18 +781,7 @@ def sidebar() -> None:
     elif kind == "Upload":
         sb.file_uploader("CSV or Parquet file", type=["csv", "parquet"], key="upload", max_upload_size=MAX_UPLOAD_MB)
     else:
-        if not db_exists(db_target()):
-            sb.info(f"No results database yet at {db_label(db_target())}.")
-        else:
-            try:
-                sources = db_sources(db_target())
-            except AnomalyError as exc:
-                sources = []
-                sb.error(str(exc))
-            if sources:
-                sb.selectbox("Source", sources, key="db_source")
-            else:
-                sb.info("The results database holds no scored source yet.")
+        _db_source_picker(sb)
     with sb.expander("Reading options"):
         st.text_input("Timestamp column", value="timestamp", key="ts_col")
         st.checkbox(
@@ -739,11 +814,15 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 st.info("Pick a scored source of the results database in the sidebar.")
                 st.stop()
             scores = db_scores(db_target(), source)
+            if scores.empty:  # before the columns: an empty frame has no sensor's column either
+                st.warning(
+                    f"No scores stored yet for '{source}': its scoring runs wrote none (the History page lists "
+                    "them, with the error of each failed one)."
+                )
+                st.stop()
             missing = [c for c in scoring.frame_columns(detector.columns_) if c not in scores.columns]
             if missing:
                 raise DataError(f"database source '{source}' lacks column(s) {', '.join(missing)} for model '{name}'")
-            if scores.empty:
-                raise DataError(f"database source '{source}' has no scores yet")
             written_by = (db_scores_model(db_target(), source) or "").rsplit("@", 1)[0]  # FOLDER of FOLDER@VERSION
             writer = Path(written_by).name
             if written_by and writer != name:
@@ -768,7 +847,8 @@ def load_selected(need_frame: bool = False) -> Loaded:
             raw, data_key = read_data_file(file)
             source = file
         key = f"{data_key}|{timestamp_col}|{duplicates}"
-        frame = clean_for_model(key, model_key, raw, source, detector, timestamp_col, duplicates)
+        frame, warnings = clean_for_model(key, model_key, raw, source, detector, timestamp_col, duplicates)
+        show_warnings(warnings)
         scores = score(model_key, key, detector, frame)
         return Loaded(name, detector, model_key, key, source, frame, scores)
 

@@ -313,11 +313,8 @@ def test_fmt_duration(value, text):
     assert common.fmt_duration(value) == text
 
 
-def test_the_events_download_is_the_clis_events_file(tmp_path):
-    """The same bytes as `anomaly score --events` writes, whatever the page adds for display."""
-    from anomaly.io import write_table
-
-    events = pd.DataFrame(
+def _events() -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "start": pd.to_datetime(["2024-01-01 00:05", "2024-01-02 10:00"]),
             "end": pd.to_datetime(["2024-01-01 01:00", "2024-01-02 10:00"]),
@@ -326,8 +323,36 @@ def test_the_events_download_is_the_clis_events_file(tmp_path):
             "sensors": ["a", "a, b"],
         }
     )
+
+
+def test_the_events_download_is_the_clis_events_file(tmp_path):
+    """The same bytes as `anomaly score --events` writes, whatever the page adds for display."""
+    from anomaly.io import write_table
+
+    events = _events()
     write_table(events, tmp_path / "events.csv")
     shown = common._with_duration(events)
     assert "duration" in shown.columns
     assert common.events_csv(shown) == (tmp_path / "events.csv").read_bytes()
     assert b"2024-01-01T00:05:00" in common.events_csv(shown)
+
+
+def test_the_events_download_appends_the_verdicts_to_each_event():
+    """With the database's verdicts (matched_reviews): the same lines, each followed by its verdict columns."""
+    stored = pd.DataFrame(
+        {
+            "verdict": ["false_alarm"],
+            "author": ["ana"],
+            "at": pd.to_datetime(["2024-01-03 09:00"]),
+            "note": ["pump swap"],
+            "mute_until": pd.to_datetime([None]),
+        }
+    )
+    events = common._with_duration(_events())
+    reviews = common.matched_reviews(stored, [0, None])  # the second event is not stored
+    plain = common.events_csv(events).decode().splitlines()
+    assert common.events_csv(events, reviews).decode().splitlines() == [
+        plain[0] + ",verdict,author,at,note,mute_until",
+        plain[1] + ",false_alarm,ana,2024-01-03T09:00:00,pump swap,",
+        plain[2] + ",,,,,",
+    ]

@@ -249,6 +249,78 @@ def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeyp
     ]
 
 
+def test_series_sensors_follow_the_model(dash_env, tmp_path, monkeypatch):
+    """Another model with other sensors: the Sensors picker selects that model's own, never none."""
+    models, data = tmp_path / "models", tmp_path / "data"
+    for name in ("tiny", "tiny_cd"):
+        shutil.copytree(dash_env["models"] / "tiny", models / name)
+    card = json.loads((models / "tiny_cd" / "detector.json").read_text())
+    (models / "tiny_cd" / "detector.json").write_text(json.dumps({**card, "columns": ["c", "d"]}))  # same weights
+    data.mkdir()
+    frame = make_series()
+    (data / "wide.csv").write_bytes(csv_bytes(frame.assign(c=frame["a"], d=frame["b"])))
+    monkeypatch.setenv("ANOMALY_MODELS_DIR", str(models))
+    monkeypatch.setenv("ANOMALY_DATA_DIR", str(data))
+    at = app(data_file="wide.csv")
+    ok(at)
+    assert at.multiselect(key="series_sensors").value == ["a", "b"]
+    at.sidebar.selectbox(key="model").set_value("tiny_cd").run()
+    ok(at)
+    assert at.multiselect(key="series_sensors").value == ["c", "d"]
+    at.multiselect(key="series_sensors").set_value(["d"]).run()  # a choice among the same sensors is kept
+    ok(at)
+    assert at.multiselect(key="series_sensors").value == ["d"]
+    at.sidebar.selectbox(key="model").set_value("tiny").run()
+    ok(at)
+    assert at.multiselect(key="series_sensors").value == ["a", "b"]
+
+
+def test_loader_warnings_are_shown_on_the_page(dash_env, reference):
+    """What the loader fixed in the data (logged by the package) is said on the page, also on a cached rerun."""
+    _, frame, _ = reference
+    part = frame.iloc[:300]
+    messy = pd.concat([part.iloc[150:], part.iloc[:150], part.iloc[10:11]])  # out of order, one timestamp twice
+    said = ["messy.csv: rows are not in time order; sorted them", "messy.csv: averaged 1 duplicate timestamp(s)"]
+    at = app(source_kind="Upload")
+    at.sidebar.file_uploader(key="upload").set_value(("messy.csv", csv_bytes(messy), "text/csv")).run()
+    ok(at)
+    assert sorted(w.value for w in at.warning) == sorted(said)
+    assert metric(at, "Points scored") == "300"
+    at.run()  # cleaned once: the warnings come from the cache
+    assert sorted(w.value for w in at.warning) == sorted(said)
+    at = page(at, "train")
+    at.radio(key="train_origin").set_value("Upload a file").run()
+    at.file_uploader(key="train_upload").set_value(("messy.csv", csv_bytes(messy), "text/csv")).run()
+    ok(at)
+    assert sorted(w.value for w in at.warning) == sorted(said)
+
+
+def test_a_database_source_without_scores_says_why(dash_env, tmp_path, monkeypatch):
+    """A source whose runs all failed has no scores: said so, not that they lack the model's columns."""
+    from anomaly.store import open_store
+
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
+    with open_store(tmp_path / "results.db", create=True) as store:
+        store.fail_run(store.begin_run("pump.csv", "tiny"), "pump.csv: file not found")
+    at = app(source_kind="Scoring database")
+    ok(at)
+    assert at.sidebar.selectbox(key="db_source").value == "pump.csv"
+    assert [w.value for w in at.warning] == [
+        "No scores stored yet for 'pump.csv': its scoring runs wrote none (the History page lists them, with "
+        "the error of each failed one)."
+    ]
+
+
+def test_a_bad_database_file_shows_its_error_only(dash_env, tmp_path, monkeypatch):
+    db = tmp_path / "results.db"
+    db.write_bytes(csv_bytes(make_series(10)))  # a CSV file given as the database
+    monkeypatch.setenv("ANOMALY_DB", str(db))
+    at = app(source_kind="Scoring database")
+    assert not at.exception
+    assert [e.value for e in at.sidebar.error] == [f"{db}: not an SQLite database file"]
+    assert not at.sidebar.info
+
+
 # -- Threshold: the causal rule -----------------------------------------------------------------
 def test_threshold_page_explains_the_rule_with_the_models_numbers(dash_env, reference):
     detector, _, scores = reference
@@ -712,15 +784,23 @@ def test_train_page_sets_the_flagging_rule(own_models):
 
 
 def test_train_page_trains_a_prediction_model(own_models):
+    """With a sensor constant in the normal period, whose warning the fit logs, shown after the save."""
     at = _train_form(page(app(), "train"), "predictor")
+    data = make_series(600, seed=3).assign(c=1.0)
+    at.file_uploader(key="train_upload").set_value(("train.csv", csv_bytes(data), "text/csv")).run()
     at.selectbox(key="train_kind").set_value("prediction").run()
     at.number_input(key="train_horizon").set_value(3)
     at.checkbox(key="train_bidirectional").check()
     at.button(key="train_go").click().run(timeout=600)
-    ok(at)
+    assert not at.exception and not at.error
+    assert [w.value for w in at.warning] == [
+        "sensor 'c' is constant in the normal period: kept unscaled, so any change in it scores as anomalous "
+        "(leave it out of “Sensor columns”, or refuse it with “On constant” under More settings)"
+    ]
     saved = LSTMAutoencoderDetector.load(own_models / "predictor")
     assert saved.model_kind == "prediction" and saved.horizon == 3 and not saved.reverse and saved.bidirectional
-    assert np.isfinite(saved.score(make_series(600, seed=3))["score"].iloc[-100:]).all()
+    assert saved.columns_ == ["a", "b", "c"]
+    assert np.isfinite(saved.score(data)["score"].iloc[-100:]).all()
 
 
 def test_train_page_refuses_a_name_outside_the_models_folder(own_models):
@@ -911,6 +991,63 @@ def test_events_page_reviews_the_stored_event_of_the_selected_one(dash_env, refe
     assert fb["verdict"].tolist() == ["acknowledged"]
     assert fb["start"].tolist() == [detector.events(scores)["start"].iloc[pick]]
     assert at.dataframe[0].value["verdict"].tolist()[pick] == "acknowledged"
+
+
+@pytest.fixture()
+def downloads(monkeypatch) -> dict:
+    """The bytes each download button offers, by file name (AppTest keeps no media file after a run)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    files, add = {}, MediaFileManager.add
+
+    def spy(self, data, *args, file_name=None, **kwargs):
+        files[file_name] = data
+        return add(self, data, *args, file_name=file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add", spy)
+    return files
+
+
+def test_events_download_holds_the_verdicts_the_page_shows(dash_env, reference, tmp_path, monkeypatch, downloads):
+    from anomaly.feedback import REVIEW_COLUMNS
+
+    detector, _, scores = reference
+    stored = detector.events(scores)
+    columns = ["start", "end", "peak_score", "severity", "sensors"]
+    at = page(app(source_kind="Data file"), "events")  # no verdict on the table: none in the file
+    ok(at)
+    assert list(pd.read_csv(io.BytesIO(downloads["events.csv"])).columns) == columns
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
+    fill_store(tmp_path / "results.db", detector, scores)
+    at = page(app(source_kind="Scoring database"), "events")
+    at = submit_verdict(at, "event_review", "false_alarm", note="pump swap")
+    ok(at)
+    pick = at.selectbox(key="event_pick").value
+    got = pd.read_csv(io.BytesIO(downloads["events.csv"]))
+    assert list(got.columns) == columns + REVIEW_COLUMNS
+    assert got["start"].tolist() == [t.isoformat() for t in stored["start"]]
+    assert got["verdict"].fillna("").tolist() == ["false_alarm" if i == pick else "" for i in range(len(stored))]
+    assert got.loc[pick, ["author", "note"]].tolist() == ["ana", "pump swap"]
+
+
+def test_history_page_refresh_reads_the_database_again(dash_env, reference, tmp_path, monkeypatch):
+    from anomaly.store import open_store
+
+    detector, _, scores = reference
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
+    fill_store(tmp_path / "results.db", detector, scores)
+    at = page(app(), "history")
+    ok(at)
+    assert metric(at, "Runs") == "2"
+    [caption] = [c.value for c in at.caption if c.value.startswith("Results database:")]
+    assert "does not update by itself" in caption and "refreshed every" not in caption
+    with open_store(tmp_path / "results.db") as store:
+        store.fail_run(store.begin_run("series.csv", "tiny"), "series.csv: file not found")
+    at.run()
+    assert metric(at, "Runs") == "2"  # read less than 30 s ago: kept, as the caption says
+    at.button(key="hist_refresh").click().run()
+    ok(at)
+    assert metric(at, "Runs") == "3" and metric(at, "Failed runs") == "2"
 
 
 # -- the hook the Train page uses -----------------------------------------------------------------

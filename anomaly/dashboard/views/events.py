@@ -27,12 +27,14 @@ if events.empty:
 
 table = events.assign(duration=events["duration"].map(common.fmt_duration), sensors=events["sensors"].str.replace(";", ", "))
 from_db = ld.frame is None  # the scheduled scorer's scores: its stored events can be reviewed
+reviews = None  # the verdict columns of the download, where the table shows verdicts
 if from_db:
     stored = common.reviewed_events(common.db_target(), ld.source)
     matches = [common.stored_match(stored, e.start, e.end) for e in events.itertuples()]
     table["verdict"] = [
         "not stored" if m is None else VERDICT_LABELS.get(stored["verdict"].iloc[m], "not reviewed") for m in matches
     ]
+    reviews = common.matched_reviews(stored, matches)
 table.index = pd.RangeIndex(1, len(table) + 1, name="#")  # numbered as in the Event picker below
 labels = [
     f"#{i + 1}  {common.fmt_time(r.start)} → {common.fmt_time(r.end)}  (severity {r.severity:.2f})"
@@ -72,7 +74,9 @@ st.dataframe(
 )
 c1, c2 = st.columns([3, 1])
 pick = c1.selectbox("Event", range(len(events)), format_func=lambda i: labels[i], key="event_pick")
-c2.download_button("Download events (CSV)", common.events_csv(events), file_name="events.csv", mime="text/csv", key="event_csv")
+c2.download_button(
+    "Download events (CSV)", common.events_csv(events, reviews), file_name="events.csv", mime="text/csv", key="event_csv"
+)
 
 event = events.iloc[pick]
 pad = max(int(round((event.end - event.start) / detector.interval_)), 2 * int(detector.window), 10)

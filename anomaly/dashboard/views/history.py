@@ -16,7 +16,13 @@ shown_target = common.db_label(target)  # never show a URL's credentials
 if not common.db_exists(target):
     st.info(f"No results database yet at {shown_target}: the scheduled scorer (`anomaly score … --db`) creates it.")
     st.stop()
-st.caption(f"Results database: {shown_target}  ·  refreshed every 30 s")
+caption, refresh = st.columns([5, 1], vertical_alignment="center")
+if refresh.button("Refresh", icon=":material/refresh:", key="hist_refresh", help="Read the results database again now."):
+    common.refresh_db()
+caption.caption(
+    f"Results database: {shown_target}  ·  as it was at most {common.DB_TTL} s before this page was drawn; "
+    "the page does not update by itself: Refresh reads the database again"
+)
 try:
     runs = common.db_runs(target)
     sources = common.db_sources(target)

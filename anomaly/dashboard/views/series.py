@@ -12,8 +12,13 @@ detector = ld.detector
 scores = ld.flagged  # score, per-row threshold and flags of the rule in force
 
 sensors = list(detector.columns_)
+state = st.session_state
+if state.get("series_sensors_for") != sensors or "series_sensors" not in state:
+    # Another model's sensors (or a first visit): its first six, written into the widget's state before
+    # the widget as on the Train page; kept, the last model's sensors are not among the options: none shown.
+    state["series_sensors_for"], state["series_sensors"] = sensors, sensors[:6]
 c1, c2 = st.columns([3, 1])
-shown = c1.multiselect("Sensors", sensors, default=sensors[:6], key="series_sensors")
+shown = c1.multiselect("Sensors", sensors, key="series_sensors")
 recon = c2.toggle(
     "Show reconstruction",
     value=False,

@@ -15,6 +15,7 @@ st.title("Train a model")
 done = st.session_state.pop("train_done", None)
 if done:
     st.success(done["message"])
+    common.show_warnings(done["warnings"])
     st.plotly_chart(figures.loss_figure(done["history"]), key="train_done_loss", config={"displaylogo": False})
 
 # -- data ---------------------------------------------------------------------------------------
@@ -81,7 +82,8 @@ if not sensors:
     st.info("Pick at least one sensor column.")
     st.stop()
 with common.user_errors():
-    frame = common.clean(f"{raw_key}|{ts_col}|{sensors}|{duplicates}", raw, source, ts_col, tuple(sensors), duplicates)
+    frame, warnings = common.clean(f"{raw_key}|{ts_col}|{sensors}|{duplicates}", raw, source, ts_col, tuple(sensors), duplicates)
+common.show_warnings(warnings)
 
 # -- normal period ------------------------------------------------------------------------------
 st.subheader("2. Normal period")
@@ -272,7 +274,7 @@ try:
             height=260,
         )
 
-    with st.spinner("Training…"):
+    with st.spinner("Training…"), common.logged_warnings() as fit_warnings:  # a constant sensor kept, say
         detector.fit(normal, on_epoch=on_epoch)
         path = detector.save(target)
 except AnomalyError as exc:
@@ -285,5 +287,6 @@ st.session_state["train_done"] = {
     "message": f"Saved model '{target.name}' to {path} after {len(detector.history_.get('loss', []))} epoch(s); "
     f"it {detector.describe_flagging()}. It is now selected in the sidebar.",
     "history": detector.history_,
+    "warnings": fit_warnings,
 }
 st.rerun()
