@@ -62,8 +62,13 @@ class AutoencoderBase(BaseEstimator):
     encoder_units: tuple[int, ...] = param(
         (32,), "units", "encoder LSTM units per layer, e.g. 64 or 64,32", flag="--units", label="LSTM units"
     )
-    decoder_units: tuple[int, ...] = param(
-        (32,), "units", "decoder LSTM units per layer", flag="--decoder-units", default_text="the encoder's, reversed"
+    decoder_units: tuple[int, ...] | None = param(
+        None,
+        "units",
+        "decoder LSTM units per layer (None: the encoder's, reversed)",
+        flag="--decoder-units",
+        default_text="the encoder's, reversed",
+        none=True,
     )
     latent_dim: int = param(16, "int", "size of the latent vector", low=1, flag="--latent")
     activation: str = param(
@@ -194,6 +199,10 @@ class AutoencoderBase(BaseEstimator):
         if self.reverse and self.model_kind == "prediction":
             raise ConfigError("reverse applies to the reconstruction decoder, which model_kind 'prediction' does not have")
 
+    def decoder_layers(self) -> tuple[int, ...]:
+        """The decoder's layers: as given, or the encoder's in reverse (a mirror of it)."""
+        return tuple(self.decoder_units) if self.decoder_units is not None else tuple(reversed(self.encoder_units))
+
     # -- columns ----------------------------------------------------------------------------
     def _context(self) -> tuple[str, ...]:
         """Input-only columns, read by the encoder but never rebuilt nor scored (none by default)."""
@@ -258,7 +267,7 @@ class AutoencoderBase(BaseEstimator):
             n_features=self.n_features_in_,
             n_outputs=self.n_features_in_ - len(self._context()),
             encoder_units=tuple(map(int, self.encoder_units)),
-            decoder_units=tuple(map(int, self.decoder_units)),
+            decoder_units=tuple(map(int, self.decoder_layers())),
             latent_dim=int(self.latent_dim),
             horizon=int(self.horizon),
             activation=self.activation,

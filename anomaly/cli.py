@@ -129,9 +129,7 @@ def cmd_train(args) -> int:
     import anomaly.tfkeras  # noqa: F401 (a missing TensorFlow fails here, before any work)
     from anomaly.detector import LSTMAutoencoderDetector  # after the data checks: bad data fails fast
 
-    values = params.given(args, LSTMAutoencoderDetector)  # every hyperparameter option; None: computed here
-    if values.get("decoder_units") is None:
-        values["decoder_units"] = tuple(reversed(values["encoder_units"]))
+    values = params.given(args, LSTMAutoencoderDetector)  # every hyperparameter option given
     detector = LSTMAutoencoderDetector(**values, verbose=0 if args.quiet else 1)
     log.info("training on %d rows of %s (%d sensor(s): %s)", len(normal), source, normal.shape[1], ", ".join(normal.columns))
     with naming(source):

@@ -155,3 +155,15 @@ def test_deepcopy_of_a_fitted_detector_scores_alike(pipeline, data):
     np.testing.assert_array_equal(twin.score(data)["score"], det.score(data)["score"])
     twin.set_params(local_k=2.0)
     assert det.local_k != 2.0
+
+
+def test_the_decoder_mirrors_the_encoder_unless_given(data):
+    """`anomaly train --units 8,4` built a 4,8 decoder while the Python API and `anomaly bench`
+    built the default 32: the mirror is now the detector's own default, stored as None."""
+    small = {k: v for k, v in SMALL.items() if k != "decoder_units"}
+    mirrored = LSTMAutoencoderDetector(**{**small, "encoder_units": (6, 4)})
+    assert mirrored.get_params()["decoder_units"] is None and mirrored.decoder_layers() == (4, 6)
+    mirrored.fit(data.iloc[:NORMAL_ROWS])
+    widths = [mirrored.model_.get_layer(f"decoder_{i}").output.shape[-1] for i in range(2)]
+    assert widths == [4, 6]
+    assert LSTMAutoencoderDetector(encoder_units=(6, 4), decoder_units=(3,)).decoder_layers() == (3,)

@@ -62,6 +62,8 @@ with left:
 with right:
     st.markdown("**Configuration**")
     params = {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)) for k, v in detector.get_params().items()}
+    if detector.decoder_units is None:  # the default: say what it stands for
+        params["decoder_units"] = ", ".join(map(str, detector.decoder_layers())) + " (the encoder's, reversed)"
     st.dataframe(
         pd.DataFrame({"parameter": list(params), "value": list(params.values())}),
         hide_index=True,
