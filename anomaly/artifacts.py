@@ -62,9 +62,15 @@ def metadata(detector) -> dict:
 
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write JSON to a temporary name beside ``path`` and rename it over ``path``."""
+    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False, default=_plain))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path`` and rename it over ``path``: a reader
+    sees the old file or the new one, never part of it."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False, default=_plain))
+        tmp.write_text(text, encoding="utf-8")
         _fsync(tmp)
         os.replace(tmp, path)
     finally:

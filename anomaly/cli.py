@@ -811,6 +811,12 @@ def cmd_bench(args) -> int:
     from anomaly.research.bench import format_table, run_bench
 
     overrides = params.given(args, LSTMAutoencoderDetector, ("model", "kind", "flagging", "other"))
+    if args.json:  # checked before hours of fitting, not after
+        _check_writable(Path(args.json), "--json")
+    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
+        raise ConfigError(f"{args.cache}: --cache must be a folder (it is created if missing), not a file")
+    if args.max_rows is not None and args.max_rows < 0:
+        raise ConfigError(f"--max-rows must be >= 0 (0: off), not {args.max_rows}")
 
     def progress(i, n, row):
         if not args.quiet:
@@ -826,8 +832,18 @@ def cmd_bench(args) -> int:
     )
     print(format_table(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        from anomaly.artifacts import write_text_atomic
+
+        write_text_atomic(Path(args.json), json.dumps(result, indent=2, default=str))
     return EXIT_OK
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """A file an option will write at the end of a long run: its folder exists, and it is no folder."""
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path}: {option}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{path}: {option}: is a directory, not a file to write")
 
 
 def _add_bench(sub) -> None:
@@ -836,7 +852,8 @@ def _add_bench(sub) -> None:
         help="benchmark the detector and two baselines on a labelled dataset folder",
         description="Fit, score and evaluate every series of DIR (NAB's layout, or SERIES.train/test.parquet "
         "+ labels.json) with the LSTM detector and the PCA and rolling z-score baselines; print "
-        "per-series and pooled overlap-segment, point-wise and point-adjusted (optimistic) figures.",
+        "per-series and pooled overlap-segment, weighted-segment, point-wise and point-adjusted (optimistic) "
+        "figures and AUC-PR.",
         epilog=BENCH_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,7 @@
 """The benchmark runner on tiny generated datasets in both layouts (tiny model, two series each)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,30 @@ def test_cli_bench_nab_layout_writes_json(nab_dir, tmp_path):
 def test_cli_bench_bad_folder_is_one_line_error(tmp_path):
     proc = run_cli("bench", tmp_path, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "combined_windows.json" in proc.stderr
+
+
+def test_cli_bench_refuses_bad_outputs_before_any_fit_and_names_a_failing_series(nab_dir, tmp_path):
+    """A --json in a missing folder or a --cache that is a file failed as an "unexpected" error after
+    every series was fitted; a series too short to fit failed without its name."""
+    stray = tmp_path / "file"
+    stray.write_text("")
+    for option, value, said in (
+        (
+            "--json",
+            tmp_path / "no" / "r.json",
+            f"{tmp_path / 'no' / 'r.json'}: --json: directory {tmp_path / 'no'} does not exist",
+        ),
+        ("--cache", stray, f"{stray}: --cache must be a folder"),
+        ("--max-rows", "-5", "--max-rows must be >= 0 (0: off), not -5"),
+    ):
+        proc = run_cli("bench", nab_dir, option, value, "--quiet", timeout=120)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"error: {said}"), proc.stderr
+        assert "[1/2]" not in proc.stderr
+    short = tmp_path / "short"
+    shutil.copytree(nab_dir, short)
+    pd.read_csv(short / "cat" / "b.csv").iloc[:40].to_csv(short / "cat" / "b.csv", index=False)
+    proc = run_cli("bench", short, "--epochs", "1", "--methods", "lstm", "--quiet", timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: cat/b.csv: too few normal windows"), proc.stderr
 
 
 def test_detector_post_processing_matches_the_pure_module(split_dir, tmp_path):

@@ -435,7 +435,12 @@ def run_bench(
         raise ConfigError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHODS)})")
     per_series = []
     for i, ref in enumerate(refs):
-        per_series.append(run_series(ref, protocol, methods, detector_params, cache_dir, max_rows, context))
+        try:
+            per_series.append(run_series(ref, protocol, methods, detector_params, cache_dir, max_rows, context))
+        except DataError as exc:  # "too few normal windows", say: which of the series?
+            if ref.name in str(exc):
+                raise
+            raise type(exc)(f"{ref.name}: {exc}") from None
         if progress is not None:
             progress(i + 1, len(refs), per_series[-1])
     return {
