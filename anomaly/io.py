@@ -411,18 +411,23 @@ def on_grid(frame: pd.DataFrame, step: pd.Timedelta, source: str = "data", max_g
     (breaks no window crosses).
 
     For frames built in Python: ``df.dropna()`` leaves a hole that windows would otherwise run
-    straight across. Rows mostly two or more steps apart (another sampling rate) are a
-    :class:`DataError`. Timestamps off the grid (jittered clocks, a daily reading that follows
+    straight across. Rows of another sampling rate (none one step apart, or most a fraction of a
+    step apart) are a :class:`DataError`. Timestamps off the grid (jittered clocks, a daily reading that follows
     daylight saving) are read as they are, one row per step, as they always were.
     """
     ns = frame.index.as_unit("ns").asi8
-    gaps = np.diff(ns)
-    if len(frame) < 2 or (gaps == step.value).all():
+    if len(frame) < 2 or (np.diff(ns) == step.value).all():
         return frame
-    if np.median(gaps) >= 1.5 * step.value:
+    seen, order = _step_against(frame.index, step, source)
+    if order > 0:
         raise DataError(
-            f"{source}: rows are mostly {_step_text(pd.Timedelta(int(np.median(gaps))))} apart, but the sampling "
-            f"interval is {_step_text(step)}; resample the data with anomaly.clean_frame(..., interval=...)"
+            f"{source}: rows are {_step_text(seen)} apart, but the model's step is {_step_text(step)}; filling in "
+            f"between them would invent rows: give rows every {_step_text(step)}, or fit a model on this data"
+        )
+    if order < 0:  # the CLI averages a file into the model's step; a frame is the caller's to average
+        raise DataError(
+            f"{source}: rows are {_step_text(seen)} apart, but the model's step is {_step_text(step)}; average "
+            f"them into it first: frame.resample('{_step_text(step)}').mean()"
         )
     if ((ns - ns[0]) % step.value).any():
         return frame
@@ -502,25 +507,33 @@ def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
     return out
 
 
-def _match_interval(index: pd.DatetimeIndex, step: pd.Timedelta, source: str, step_of: str) -> None:
-    """Refuse readings a coarser step apart than ``step`` (``step_of``'s: a model's, another file's);
-    warn that finer ones are averaged into it.
+def _step_against(index: pd.DatetimeIndex, step: pd.Timedelta, source: str) -> tuple[pd.Timedelta, int]:
+    """The readings' own step, and whether it is coarser (1), finer (-1) than ``step`` or about it (0).
 
     Coarser means no two readings one ``step`` apart, not a long median step: a short file with a
     gap (the tail a scheduled run reads) has a long median step but is on the grid."""
     try:
         seen = detect_interval(index, source)
     except DataError:  # no single step to name (calendar months...): the grid check that follows says why
-        return
+        return step, 0
     steps = np.diff(np.unique(index.as_unit("ns").asi8))
     one_step = (steps >= step.value * 0.5) & (steps < step.value * 1.5)
     if seen >= 1.5 * step and not one_step.any():
+        return seen, 1
+    return seen, -1 if seen * 1.5 <= step else 0
+
+
+def _match_interval(index: pd.DatetimeIndex, step: pd.Timedelta, source: str, step_of: str) -> None:
+    """Refuse readings a coarser step apart than ``step`` (``step_of``'s: a model's, another file's);
+    warn that finer ones are averaged into it."""
+    seen, order = _step_against(index, step, source)
+    if order > 0:
         raise DataError(
             f"{source}: readings are {_step_text(seen)} apart, {step_of}'s step is {_step_text(step)}; filling in "
             f"between them would invent readings: give readings every {_step_text(step)}"
             + (", or train a model on this data" if step_of == "the model" else "")
         )
-    if seen * 1.5 <= step:
+    if order < 0:
         log.warning(
             "%s: readings are %s apart; averaged into %s's step of %s", source, _step_text(seen), step_of, _step_text(step)
         )

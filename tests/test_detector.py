@@ -1,6 +1,7 @@
 """The detector end to end on generated data with known answers, and on the bundled NAB series."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -206,8 +207,18 @@ def test_rows_dropped_from_the_frame_score_as_a_break_not_as_neighbours(series, 
 
 
 def test_rows_at_another_rate_are_refused_and_jittered_rows_read_as_they_are(series, tiny_detector):
-    with pytest.raises(DataError, match="rows are mostly 2min apart, but the sampling interval is 1min"):
+    with pytest.raises(DataError, match="rows are 2min apart, but the model's step is 1min; filling in"):
         tiny_detector.score(series.iloc[::2])
+    # Finer rows were read as one step each: a 1-minute window covered 30 s. The hint works as written.
+    fine = series.resample("30s").interpolate()
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            "rows are 30s apart, but the model's step is 1min; average them into it first: frame.resample('1min').mean()"
+        ),
+    ):
+        tiny_detector.score(fine)
+    assert tiny_detector.score(fine.resample("1min").mean()).index.equals(series.index)
     jitter = pd.to_timedelta(np.random.default_rng(0).integers(-2, 3, len(series)), unit="s")
     jittered = series.set_axis(series.index + jitter)  # a clock a second or two off: one row per step
     det = LSTMAutoencoderDetector(**TINY).fit(jittered.iloc[:300])
