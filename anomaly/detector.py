@@ -717,10 +717,11 @@ class LSTMAutoencoderDetector(AutoencoderBase):
     def embed(self, X: pd.DataFrame) -> pd.DataFrame:
         """The encoder's fixed-length vector of every window, with the window's start and end time.
 
-        Every kind has the same encoder; windows need ``window`` complete rows (no horizon).
+        Every kind has the same encoder; windows need ``window`` complete rows (no horizon). Every
+        window, one per row, whatever the stride the model was fitted and scores at.
         """
-
-        X, values, starts = self.prepare(X, span=self.window)
+        X, values, _ = self.prepare(X, span=self.window)
+        starts = window_starts(np.isfinite(values).all(axis=1), self.window, 1)
         vectors = np.concatenate([self._encoder()(gather(values, b, self.window)) for b in batched(starts, 1024)])
         out = pd.DataFrame(vectors, columns=[f"z{i}" for i in range(vectors.shape[1])])
         out.insert(0, "end", X.index[starts + self.window - 1])

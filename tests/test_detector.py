@@ -1,5 +1,6 @@
 """The detector end to end on generated data with known answers, and on the bundled NAB series."""
 
+import copy
 import json
 import re
 
@@ -80,6 +81,9 @@ def test_embed_one_vector_per_window(series, tiny_detector):
     assert len(vectors) == len(series) - TINY["window"] + 1
     assert list(vectors.columns[:2]) == ["start", "end"] and vectors.shape[1] == 2 + TINY["latent_dim"]
     assert (vectors["end"] - vectors["start"] == pd.Timedelta("1min") * (TINY["window"] - 1)).all()
+    strided = copy.deepcopy(tiny_detector)
+    strided.stride_ = 4  # as `stride="auto"` fits a long series: it embedded every 4th window only
+    pd.testing.assert_frame_equal(strided.embed(series), vectors)
 
 
 def test_same_seed_same_model(series):
