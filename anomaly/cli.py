@@ -239,10 +239,18 @@ def cmd_score(args) -> int:
     flagged = int(scores["is_anomaly"].sum())
     fixed = args.threshold is not None or args.quantile is not None
     rule = f"threshold {scores['threshold'].iloc[0]:.6g}" if fixed else f"the model {detector.describe_flagging()}"
-    unscored = int(scores["score"].isna().sum())  # breaks: gaps longer than --max-gap, which no window crosses
+    unscored = scores["score"].isna()
+    in_gaps = int(data.reindex(scores.index).isna().any(axis=1).sum())  # breaks: gaps longer than --max-gap
+    untold = [
+        f"{in_gaps} rows in gaps" if in_gaps else "",
+        f"{int(unscored.sum()) - in_gaps} rows beside the start, the end or a gap that no decoder estimates"
+        if unscored.sum() > in_gaps
+        else "",
+    ]
+    untold = " and ".join(part for part in untold if part)
     print(
-        f"scored {len(scores) - unscored} rows ({scores.index[0]} .. {scores.index[-1]}"
-        + (f"; {unscored} rows in gaps have no score" if unscored else "")
+        f"scored {int((~unscored).sum())} rows ({scores.index[0]} .. {scores.index[-1]}"
+        + (f"; {untold} have no score" if untold else "")
         + f"); {rule}; {flagged} anomalous rows in {len(events)} event(s)"
     )
     if not args.events and len(events):

@@ -240,6 +240,9 @@ def test_cli_trains_scores_and_embeds_every_kind(tmp_path, data, kind, extra, su
     api_scores = det.score(data)
     np.testing.assert_allclose(cli_scores["score"].to_numpy(), api_scores["score"].to_numpy(), rtol=1e-6)
     np.testing.assert_array_equal(cli_scores["is_anomaly"].to_numpy(), api_scores["is_anomaly"].to_numpy())
+    unscored = int(api_scores["score"].isna().sum())  # a prediction's first window; the aer's first and last steps
+    said = f"; {unscored} rows beside the start, the end or a gap that no decoder estimates have no score)"
+    assert f"scored {len(data) - unscored} rows" in r.stdout and (said in r.stdout) == (unscored > 0), r.stdout
 
     # into a database, in two runs: the rows stored are the rows with a score, flagged as in one call
     db = tmp_path / "results.db"
