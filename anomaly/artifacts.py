@@ -375,9 +375,11 @@ def choose_engine(meta: dict, engine: str, directory: Path) -> str:
     if engine not in ENGINES:
         raise ModelError(f"engine must be one of {', '.join(ENGINES)}, not '{engine}'")
     has_onnx = meta.get("onnx_sha256") is not None
+    if engine == "onnx" and not has_onnx and meta.get("fitted_on") == "sequences":
+        raise ModelError(f"{directory}: a sequence model has no ONNX export; run it with TensorFlow")
     if engine == "onnx" and not has_onnx:
         raise ModelError(
-            f"{directory}: has no ONNX export (trained with --no-onnx, or a sequence model); "
+            f"{directory}: has no ONNX export (trained with --no-onnx, or by an older version); "
             f"add one with 'anomaly export-onnx {directory}'"
         )
     if engine == "auto":
@@ -424,7 +426,10 @@ def load_detector(cls, directory: Path, engine: str = "tensorflow"):
     meta = read_metadata(directory)  # before TensorFlow is imported: a bad directory fails fast
     fitted_on = meta.get("fitted_on", "series")  # models saved before the sequence detector: series
     if fitted_on != cls.FITTED_ON:
-        raise ModelError(f"{directory}: a model fitted on {fitted_on}: load it with {LOADERS[fitted_on]}.load")
+        raise ModelError(
+            f"{directory}: a model fitted on {fitted_on}: load it in Python with {LOADERS[fitted_on]}.load "
+            "(the anomaly commands run models fitted on one series)"
+        )
     engine = choose_engine(meta, engine, directory)
     params = meta["params"]
     try:

@@ -361,10 +361,12 @@ def test_sequence_model_round_trip_and_flags_a_bad_recording(seq_fitted, tmp_pat
 
 def test_sequence_and_series_models_load_only_as_their_own_detector(seq_fitted, fitted, tmp_path):
     seq_dir = seq_fitted.save(tmp_path / "seq")
-    with pytest.raises(ModelError, match="a model fitted on sequences: load it with LSTMSequenceDetector.load"):
+    with pytest.raises(ModelError, match="a model fitted on sequences: load it in Python with LSTMSequenceDetector.load"):
         LSTMAutoencoderDetector.load(seq_dir)
+    with pytest.raises(ModelError, match="a sequence model has no ONNX export; run it with TensorFlow"):
+        LSTMSequenceDetector.load(seq_dir, engine="onnx")  # it said "add one with 'anomaly export-onnx'", which cannot
     series_dir = fitted["prediction"][0].save(tmp_path / "series", onnx=False)
-    with pytest.raises(ModelError, match="a model fitted on series: load it with LSTMAutoencoderDetector.load"):
+    with pytest.raises(ModelError, match="a model fitted on series: load it in Python with LSTMAutoencoderDetector.load"):
         LSTMSequenceDetector.load(series_dir)
 
 

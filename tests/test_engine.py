@@ -75,7 +75,7 @@ def test_auto_engine_takes_onnx_only_where_exported(exported, tiny_detector, tmp
     assert not (plain / "model.onnx").exists()
     assert type(LSTMAutoencoderDetector.load(plain, engine="auto").model_).__name__ != "OnnxModel"
     with pytest.raises(
-        ModelError, match=r"no ONNX export \(trained with --no-onnx, or a sequence model\); add one with 'anomaly export-onnx"
+        ModelError, match=r"no ONNX export \(trained with --no-onnx, or by an older version\); add one with 'anomaly export-onnx"
     ):
         LSTMAutoencoderDetector.load(plain, engine="onnx")
     with pytest.raises(ModelError, match="engine must be one of auto, tensorflow, onnx"):
@@ -165,8 +165,8 @@ def test_cli_train_onnx_and_export_onnx(tiny_detector, tmp_path):
     missing = run_cli("score", data, "--model", plain, "--engine", "onnx")
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
-        f"error: {plain}: has no ONNX export (trained with --no-onnx, or a "
-        f"sequence model); add one with 'anomaly export-onnx {plain}'"
+        f"error: {plain}: has no ONNX export (trained with --no-onnx, or by an older "
+        f"version); add one with 'anomaly export-onnx {plain}'"
     ]
     before = LSTMAutoencoderDetector.load(plain).score(make_series(300, 2))
     out = run_cli("export-onnx", plain)
