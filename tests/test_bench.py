@@ -1,6 +1,7 @@
 """The benchmark runner on tiny generated datasets in both layouts (tiny model, two series each)."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -61,6 +62,22 @@ def test_discover_both_layouts_and_glob(nab_dir, split_dir):
     assert [r.name for r in discover(split_dir, "*2")] == ["s2"]
     with pytest.raises(DataError, match="no series found matching 'zzz'"):
         discover(split_dir, "zzz")
+
+
+def test_discover_warns_of_series_without_labels(nab_dir, split_dir, tmp_path, caplog):
+    """A CSV NAB's windows file does not list was skipped, and a split series missing from labels.json
+    scored as having no anomaly, both without a word."""
+    nab, split = tmp_path / "nab", tmp_path / "split"
+    shutil.copytree(nab_dir, nab)
+    shutil.copytree(split_dir, split)
+    shutil.copy(nab / "cat" / "a.csv", nab / "cat" / "extra.csv")
+    for part in ("train", "test"):
+        shutil.copy(split / f"s1.{part}.parquet", split / f"s9.{part}.parquet")
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        assert [r.name for r in discover(nab)] == ["cat/a.csv", "cat/b.csv"]
+        assert [(r.name, r.labels) for r in discover(split, "s9")] == [("s9", [])]
+    assert f"{nab}: skipping 1 CSV file(s) not in combined_windows.json: cat/extra.csv" in caplog.text
+    assert f"{split}: series 's9' has no entry in labels.json; scored as having no anomaly" in caplog.text
 
 
 def test_protocols_split_rows_and_keep_labels_of_the_scored_period(nab_dir, split_dir):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,9 @@ def _read_json(path: Path) -> dict:
     return raw
 
 
+log = logging.getLogger("anomaly")
+
+
 def discover(root: str | Path, pattern: str | None = None) -> list[SeriesRef]:
     """The series of a dataset folder in either layout, filtered by a glob on their names."""
     root = Path(root)
@@ -79,6 +83,8 @@ def discover(root: str | Path, pattern: str | None = None) -> list[SeriesRef]:
             test = root / f"{name}.test.parquet"
             if not test.is_file():
                 raise DataError(f"{train}: no matching {test.name}")
+            if name not in labels:  # every event of it would count as a false alarm
+                log.warning("%s: series '%s' has no entry in labels.json; scored as having no anomaly", root, name)
             refs.append(SeriesRef(name, {"train": train, "test": test}, labels.get(name, [])))
     else:
         windows = next((p for p in (root / "combined_windows.json", root.parent / "combined_windows.json") if p.is_file()), None)
@@ -86,10 +92,15 @@ def discover(root: str | Path, pattern: str | None = None) -> list[SeriesRef]:
             raise DataError(f"{root}: neither *.train.parquet + labels.json nor NAB's combined_windows.json found")
         labels = _read_json(windows)
         base = windows.parent
+        unlisted = []
         for csv in sorted(root.rglob("*.csv")):
             name = csv.relative_to(base).as_posix()
             if name in labels:
                 refs.append(SeriesRef(name, {"whole": csv}, labels[name]))
+            else:
+                unlisted.append(name)
+        if unlisted:  # NAB lists every series, [] for none: a file it does not list is not a series of it
+            log.warning("%s: skipping %d CSV file(s) not in %s: %s", root, len(unlisted), windows.name, ", ".join(unlisted[:5]))
     if pattern:
         refs = [r for r in refs if fnmatch.fnmatch(r.name, pattern)]
     if not refs:
