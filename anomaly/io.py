@@ -347,19 +347,19 @@ def _has_values(raw: pd.Series) -> bool:
 
 
 def guess_timestamp_column(raw: pd.DataFrame) -> str:
-    """The column most likely to hold the timestamps, for a form's default: one named like a time
-    (timestamp, time, date...), else the first whose first rows parse as times, else the first."""
+    """The column most likely to hold the timestamps, for a form's default: the first whose first
+    rows parse as times, those named like one (timestamp, time, date...) tried first; else the first.
+
+    A name alone does not decide it: server metrics have sensors named response_time or uptime."""
     names = [str(c) for c in raw.columns]
-    for name in names:
-        if re.search(r"time|date|^ts$|^t$", name, re.IGNORECASE):
-            return name
+    named = [i for i, name in enumerate(names) if re.search(r"time|date|^ts$|^t$", name, re.IGNORECASE)]
     head = raw.head(20)
-    for name, column in zip(names, raw.columns):
+    for i in named + [i for i in range(len(names)) if i not in named]:
         try:
-            parse_timestamps(head[column], "data", name)
+            parse_timestamps(head.iloc[:, i], "data", names[i])
         except DataError:
             continue
-        return name
+        return names[i]
     return names[0]
 
 

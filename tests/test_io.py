@@ -385,3 +385,14 @@ def test_numbers_that_are_not_times_are_refused_and_digit_dates_still_read(tmp_p
         days, index=False
     )
     assert load_series(days).index[-1] == pd.Timestamp("2024-02-19")
+
+
+def test_the_timestamp_column_is_guessed_by_name_and_content():
+    from anomaly.io import guess_timestamp_column
+
+    stamps = pd.date_range("2024-01-01", periods=30, freq="1min")
+    frame = pd.DataFrame({"response_time": np.linspace(1, 2, 30), "host_load": 1.0, "when": stamps.astype(str)})
+    assert guess_timestamp_column(frame) == "when"  # 'response_time' is named like one, but holds no times
+    assert guess_timestamp_column(frame.assign(date=stamps.astype(str))) == "date"
+    assert guess_timestamp_column(frame.assign(when=1_700_000_000 + 60 * np.arange(30))) == "when"  # Unix times
+    assert guess_timestamp_column(frame[["response_time", "host_load"]]) == "response_time"  # none: the first
