@@ -191,11 +191,16 @@ def logged_warnings() -> Iterator[list[str]]:
     """
     handler = _Warnings()
     logger = logging.getLogger("anomaly")
-    logger.addHandler(handler)
+    # With no handler configured, Python prints warnings to stderr (its last resort); attaching this
+    # one would silence them in the server's log, so the last resort is attached beside it.
+    handlers = [handler] if logger.hasHandlers() else [handler, logging.lastResort]
+    for one in handlers:
+        logger.addHandler(one)
     try:
         yield handler.messages
     finally:
-        logger.removeHandler(handler)
+        for one in handlers:
+            logger.removeHandler(one)
 
 
 def show_warnings(messages: list[str]) -> None:

@@ -356,3 +356,20 @@ def test_the_events_download_appends_the_verdicts_to_each_event():
         plain[1] + ",false_alarm,ana,2024-01-03T09:00:00,pump swap,",
         plain[2] + ",,,,,",
     ]
+
+
+def test_captured_warnings_still_reach_the_server_log(capsys, monkeypatch):
+    """The page shows the loader's warnings; the server's stderr (Python's last resort, with no
+    logging configured) keeps them too."""
+    import logging
+
+    from anomaly.dashboard.common import logged_warnings
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in the app: pytest's own capture gone
+    logger = logging.getLogger("anomaly")
+    assert not logger.hasHandlers()
+    with logged_warnings() as messages:
+        logger.warning("data.csv: rows are not in time order; sorted them")
+    assert messages == ["data.csv: rows are not in time order; sorted them"]
+    assert "data.csv: rows are not in time order; sorted them" in capsys.readouterr().err
+    assert not logger.hasHandlers()
