@@ -460,13 +460,14 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         values = self._scale(X)
         starts = self._window_starts(np.isfinite(values).all(axis=1), span)
         if len(starts) == 0:
+            verb = "score" if span is None else "embed"  # only embed asks for bare windows
             lead, span = self._span(span)
             around = "the horizon on each side" if lead else "the horizon"
             need = f"one window ({self.window} rows)" if span == self.window else f"one window plus {around} ({span} rows)"
             # fewer rows than a window: more may come (TooFewRowsError); a long series broken by gaps is bad data
             error = TooFewRowsError if len(X) < span else DataError
             raise error(
-                f"no complete window to score: the series has {len(X)} rows and no stretch without gaps of at least {need}"
+                f"no complete window to {verb}: the series has {len(X)} rows and no stretch without gaps of at least {need}"
             )
         return X, values, starts
 

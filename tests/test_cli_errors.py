@@ -512,7 +512,7 @@ def test_errors_found_late_still_name_the_file(tmp_path, model):
     train_fails(tmp_path, one, "one timestamp only")
     short = write_csv(series(5), tmp_path / "short.csv")
     proc = run_cli("embed", short, "--model", model, "--out", tmp_path / "v.csv")
-    assert_one_line_error(proc, str(short), "no complete window")
+    assert_one_line_error(proc, str(short), "no complete window to embed: the series has 5 rows")
     proc = run_cli("score", short, "--model", model, "--db", tmp_path / "r.db")  # a scheduled run waits for more rows
     assert proc.returncode == 0 and f"{short}: no complete window" in proc.stderr and "waiting for more rows" in proc.stderr
     proc = run_cli("score", short, "--model", model, "--db", one)  # a CSV given as the database: bad input
