@@ -218,7 +218,9 @@ def _check_sequences(sequences, columns: list[str] | None) -> list[pd.DataFrame]
                 raise DataError(f"sequence {i}: expected a 2-D array (steps, sensors), got {arr.ndim} dimensions")
             if columns is not None and arr.shape[1] != len(columns):
                 raise DataError(f"sequence {i}: {arr.shape[1]} column(s); the model has {len(columns)} ({', '.join(columns)})")
-            frame = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
+            # an array's columns are the model's, in order (their count was checked just above)
+            names = list(columns) if columns is not None else [f"x{j}" for j in range(arr.shape[1])]
+            frame = pd.DataFrame(arr, columns=names)
         if frame.shape[1] == 0:
             raise DataError(f"sequence {i}: no sensor column")
         frame = frame.rename(columns=str)  # names as saved with the model, for every recording alike

@@ -26,3 +26,14 @@ def test_frames_with_default_column_names_fit_and_score_by_those_names():
     assert all(np.allclose(a["score"], b["score"]) for a, b in zip(named, scores))
     with pytest.raises(DataError, match=r"sequence 0: lacks column\(s\) '1' \(expected: 0, 1\)"):
         det.score([recordings(1)[0][[0]]])
+
+
+def test_arrays_are_read_in_the_order_of_the_models_columns():
+    """A model fitted on frames with columns a, b said an array of two columns "lacks column(s) 'a',
+    'b'" right after checking it had two; an array's columns are the model's, in order."""
+    named = recordings(columns=["a", "b"])
+    det = LSTMSequenceDetector(**SMALL).fit(named)
+    from_arrays = det.score([frame.to_numpy() for frame in named[:3]])
+    assert all(np.allclose(a["score"], b["score"]) for a, b in zip(from_arrays, det.score(named[:3])))
+    with pytest.raises(DataError, match=r"sequence 0: 3 column\(s\); the model has 2 \(a, b\)"):
+        det.score([np.zeros((10, 3))])
