@@ -174,7 +174,7 @@ def test_cli_bench_refuses_bad_outputs_before_any_fit_and_names_a_failing_series
     short = tmp_path / "short"
     shutil.copytree(nab_dir, short)
     pd.read_csv(short / "cat" / "b.csv").iloc[:40].to_csv(short / "cat" / "b.csv", index=False)
-    proc = run_cli("bench", short, "--epochs", "1", "--methods", "lstm", "--quiet", timeout=300)
+    proc = run_cli("bench", short, "--series", "cat/b.csv", "--epochs", "1", "--methods", "lstm", "--quiet", timeout=300)
     assert proc.returncode == 2 and proc.stderr.startswith("error: cat/b.csv: too few normal windows"), proc.stderr
 
 
