@@ -239,18 +239,14 @@ def cmd_score(args) -> int:
     flagged = int(scores["is_anomaly"].sum())
     fixed = args.threshold is not None or args.quantile is not None
     rule = f"threshold {scores['threshold'].iloc[0]:.6g}" if fixed else f"the model {detector.describe_flagging()}"
-    unscored = scores["score"].isna()
+    unscored = int(scores["score"].isna().sum())
     in_gaps = int(data.reindex(scores.index).isna().any(axis=1).sum())  # breaks: gaps longer than --max-gap
-    untold = [
-        f"{in_gaps} rows in gaps" if in_gaps else "",
-        f"{int(unscored.sum()) - in_gaps} rows beside the start, the end or a gap that no decoder estimates"
-        if unscored.sum() > in_gaps
-        else "",
-    ]
-    untold = " and ".join(part for part in untold if part)
+    untold = [f"{in_gaps} rows in gaps"] if in_gaps else []
+    if unscored > in_gaps:
+        untold.append(f"{unscored - in_gaps} rows beside the start, the end or a gap that no decoder estimates")
     print(
-        f"scored {int((~unscored).sum())} rows ({scores.index[0]} .. {scores.index[-1]}"
-        + (f"; {untold} have no score" if untold else "")
+        f"scored {len(scores) - unscored} rows ({scores.index[0]} .. {scores.index[-1]}"
+        + (f"; {' and '.join(untold)} have no score" if untold else "")
         + f"); {rule}; {flagged} anomalous rows in {len(events)} event(s)"
     )
     if not args.events and len(events):
@@ -816,11 +812,12 @@ BENCH_EXAMPLES = """examples:
 
 def cmd_bench(args) -> int:
     from anomaly.detector import LSTMAutoencoderDetector
+    from anomaly.io import check_writable
     from anomaly.research.bench import format_table, run_bench
 
     overrides = params.given(args, LSTMAutoencoderDetector, ("model", "kind", "flagging", "other"))
     if args.json:  # checked before hours of fitting, not after
-        _check_writable(Path(args.json), "--json")
+        check_writable(args.json, "--json")
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
         raise ConfigError(f"{args.cache}: --cache must be a folder (it is created if missing), not a file")
     if args.max_rows is not None and args.max_rows < 0:
@@ -844,14 +841,6 @@ def cmd_bench(args) -> int:
 
         write_text_atomic(Path(args.json), json.dumps(result, indent=2, default=str))
     return EXIT_OK
-
-
-def _check_writable(path: Path, option: str) -> None:
-    """A file an option will write at the end of a long run: its folder exists, and it is no folder."""
-    if not path.parent.is_dir():
-        raise ConfigError(f"{path}: {option}: directory {path.parent} does not exist")
-    if path.is_dir():
-        raise ConfigError(f"{path}: {option}: is a directory, not a file to write")
 
 
 def _add_bench(sub) -> None:

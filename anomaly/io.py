@@ -643,6 +643,7 @@ def load_series(
     duplicates: str = "error",
     max_gap: int = 3,
     interval: pd.Timedelta | str | None = None,
+    interval_of: str | None = None,
 ) -> pd.DataFrame:
     """Read and clean a CSV or Parquet file of sensor readings (see :func:`clean_frame`)."""
     return clean_frame(
@@ -653,6 +654,7 @@ def load_series(
         duplicates=duplicates,
         max_gap=max_gap,
         interval=interval,
+        interval_of=interval_of,
     )
 
 
@@ -691,10 +693,18 @@ def check_output(path: str | Path, reads: str | Path | None = None) -> Path:
         raise DataError(f"{path}: is the input data file; write the output to another file")
     if path.suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:
         raise DataError(f"{path}: output must end in .csv or .parquet")
+    return check_writable(path)
+
+
+def check_writable(path: str | Path, option: str = "") -> Path:
+    """``path`` as a file that can be written (its folder exists, it is no folder), or a DataError
+    naming ``option`` where given."""
+    path = Path(path)
+    said = f"{path}: {option}: " if option else f"{path}: "
     if not path.parent.is_dir():
-        raise DataError(f"{path}: directory {path.parent} does not exist")
+        raise DataError(f"{said}directory {path.parent} does not exist")
     if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a file to write")
+        raise DataError(f"{said}is a directory, not a file to write")
     return path
 
 

@@ -39,11 +39,10 @@ class ReadOptions:
 def load_data(path: str | Path, options: ReadOptions, interval=None, interval_of: str | None = None) -> pd.DataFrame:
     """``path`` read and cleaned (:func:`anomaly.io.load_series`); given an ``interval`` (that of
     ``interval_of``, another file), readings further apart are refused and closer ones averaged."""
-    from anomaly.io import clean_frame, read_table
+    from anomaly.io import load_series
 
-    return clean_frame(
-        read_table(path),
-        str(path),
+    return load_series(
+        path,
         timestamp_col=options.timestamp_col,
         columns=options.columns,
         duplicates=options.duplicates,
