@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -238,11 +239,30 @@ def open_store(target: str | os.PathLike, *, create: bool = False, busy_timeout:
         raise
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
-        reason = first_line(getattr(exc, "orig", None) or exc)
-        if url.get_backend_name() == "sqlite" and "file is not a database" in reason:  # a CSV given as --db, say
-            raise DataError(f"{target}: not an SQLite database file") from None
-        raise StoreError(f"database {_display(url)}: {reason}") from None
+        raise _user_error(exc, url, target) from None
     return store
+
+
+def _user_error(exc: sa.exc.SQLAlchemyError, url: sa.engine.URL, target) -> AnomalyError:
+    """A driver's error as the package's one line, naming the database."""
+    reason = first_line(getattr(exc, "orig", None) or exc)
+    if url.get_backend_name() == "sqlite" and "file is not a database" in reason:  # a CSV given as --db, say
+        return DataError(f"{target}: not an SQLite database file")
+    return StoreError(f"database {_display(url)}: {reason}")
+
+
+def _one_line_errors(method):
+    """Decorates a :class:`Store` method so a driver error mid-query (a dropped connection, a table
+    removed by hand) reaches the dashboard and the CLI as a :class:`StoreError`, not a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _user_error(exc, self.url, self.target) from exc
+
+    return wrapper
 
 
 def _check_schema_patiently(store: Store, create: bool, busy_timeout: float) -> None:
@@ -511,6 +531,7 @@ class Store:
         ]
 
     # -- reads for a run ------------------------------------------------------------------------
+    @_one_line_errors
     def stored_timestamps(self, source: str, model: str, start=None, end=None) -> pd.DatetimeIndex:
         """Timestamps already scored for ``(source, model)``, optionally between ``start`` and ``end``."""
         query = sa.select(scores.c.timestamp).where(scores.c.source == source, scores.c.model == model)
@@ -522,6 +543,7 @@ class Store:
             values = conn.execute(query.order_by(scores.c.timestamp)).scalars().all()
         return naive_utc(values)
 
+    @_one_line_errors
     def flag_state(self, source: str, model: str) -> tuple[pd.Timestamp, dict] | None:
         """``(at, state)``: the causal flagging state after the last final row ``at``, or None."""
         query = sa.select(flag_state.c.at, flag_state.c.state).where(flag_state.c.source == source, flag_state.c.model == model)
@@ -529,6 +551,7 @@ class Store:
             row = conn.execute(query).first()
         return None if row is None else (pd.Timestamp(row[0]), json.loads(row[1]))
 
+    @_one_line_errors
     def has_scores_before(self, source: str, model: str, when) -> bool:
         """Whether ``(source, model)`` has a stored score earlier than ``when``."""
         query = (
@@ -539,6 +562,7 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
+    @_one_line_errors
     def last_scored(self, source: str) -> dict[str, pd.Timestamp]:
         """The last scored timestamp of ``source`` per model: how far each model version has read it."""
         query = (
@@ -547,6 +571,7 @@ class Store:
         with self.engine.connect() as conn:
             return {model: pd.Timestamp(last) for model, last in conn.execute(query).all()}
 
+    @_one_line_errors
     def events_touching(self, source: str, model: str, since) -> pd.DataFrame:
         """Stored events of ``(source, model)`` that end at or after ``since``."""
         query = (
@@ -559,6 +584,7 @@ class Store:
         return pd.DataFrame({"start": naive_utc([r[0] for r in rows]), "end": naive_utc([r[1] for r in rows])})
 
     # -- feedback -------------------------------------------------------------------------------
+    @_one_line_errors
     def mark_event(self, source: str, model: str, start, verdict: str, author: str, note: str = "", mute_until=None) -> dict:
         """Record a verdict on the stored event of ``(source, model)`` that starts at ``start``.
 
@@ -596,6 +622,7 @@ class Store:
             conn.execute(self._upsert(feedback, ["source", "model", "start"]), [row])
         return row
 
+    @_one_line_errors
     def events_at(self, source: str, at) -> pd.DataFrame:
         """Stored events of ``source`` under way at ``at`` (start <= at <= end), of every model version:
         an alert's start still finds its event after the event grew earlier."""
@@ -607,6 +634,7 @@ class Store:
             EVENT_COLUMNS,
         )
 
+    @_one_line_errors
     def feedback(self, source: str | None = None) -> pd.DataFrame:
         """Verdicts (of one source or all), by source and start, in :data:`anomaly.feedback.FEEDBACK_COLUMNS`."""
         from anomaly.feedback import FEEDBACK_COLUMNS
@@ -630,6 +658,7 @@ class Store:
         return frame
 
     # -- the read API (the dashboard's) ---------------------------------------------------------
+    @_one_line_errors
     def runs(self) -> pd.DataFrame:
         """Every run, oldest first: ``id, started, finished, model, source, rows_scored, status, error``."""
         with self.engine.connect() as conn:
@@ -641,6 +670,7 @@ class Store:
         frame["rows_scored"] = frame["rows_scored"].astype("int64")
         return frame
 
+    @_one_line_errors
     def events(self, source: str | None = None) -> pd.DataFrame:
         """Stored events (of one source or all), by start: ``source, model, start, end, peak_score, severity, sensors``."""
         query = sa.select(*[events.c[c] for c in EVENT_COLUMNS]).order_by(events.c.source, events.c.start)
@@ -648,6 +678,7 @@ class Store:
             query = query.where(events.c.source == source)
         return self._frame(query, EVENT_COLUMNS)
 
+    @_one_line_errors
     def scores(self, source: str, model: str | None = None, since=None) -> pd.DataFrame:
         """Scores of ``source`` by time: ``timestamp, score, threshold, is_anomaly, error_<sensor>...``.
 
@@ -677,6 +708,7 @@ class Store:
         errors = pd.DataFrame([json.loads(r[4]) for r in rows], dtype=np.float64)
         return scoring.add_sensor_columns(frame, list(errors.columns), errors.to_numpy())
 
+    @_one_line_errors
     def latest_model(self, source: str) -> str | None:
         """``FOLDER@VERSION`` of the model whose run last wrote scores of ``source`` (None: none has)."""
         query = (
@@ -689,6 +721,7 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
+    @_one_line_errors
     def sources(self) -> list[str]:
         """Every source that has a run or scores, sorted."""
         with self.engine.connect() as conn:

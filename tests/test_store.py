@@ -309,6 +309,29 @@ def test_unreachable_server_is_one_line_exit_1():
     assert err.value.exit_code == 1 and "\n" not in str(err.value) and "secret" not in str(err.value)
 
 
+def test_a_driver_error_mid_query_is_one_line_naming_the_database(tmp_path):
+    # The database opened fine, then something under it went wrong (here a table dropped by hand;
+    # on a server, a dropped connection): every read says so in one line, as opening does.
+    path = tmp_path / "r.db"
+    with open_store(path, create=True) as store:
+        store.commit_run(store.begin_run("pump", "m"), "pump", "m", score_frame(T, np.arange(10.0)), pd.DataFrame())
+        engine = sa.create_engine(f"sqlite:///{path}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE scores")
+        engine.dispose()
+        reads = (
+            lambda: store.scores("pump"),
+            store.sources,
+            lambda: store.latest_model("pump"),
+            lambda: store.last_scored("pump"),
+            lambda: store.stored_timestamps("pump", "m"),
+        )
+        for read in reads:
+            with pytest.raises(StoreError, match=f"^database {re.escape(str(path))}: no such table: scores$"):
+                read()
+        assert store.runs()["source"].tolist() == ["pump"]  # what does not touch the table still reads
+
+
 def test_opening_retries_while_sqlite_says_locked_then_gives_up(tmp_path, monkeypatch):
     # Another process creating the file or switching it to WAL makes SQLite answer "database is
     # locked" at once, without waiting: opening retries for up to the busy timeout.

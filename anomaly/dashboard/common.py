@@ -744,21 +744,28 @@ def flagging_key(model_key: str) -> str:
     return f"flagging::{model_key}"
 
 
+def db_source_problem(target: str) -> str | None:
+    """Why the results database offers no source to pick, or None when it offers some; an unreadable
+    database raises its one-line error (the sidebar and the page both show it alone)."""
+    if not db_exists(target):
+        return f"No results database yet at {db_label(target)}."
+    if not db_sources(target):
+        return "The results database holds no scored source yet."
+    return None
+
+
 def _db_source_picker(sb) -> None:
     """The Source picker of the results database, or the one message that says why there is none."""
     target = db_target()
-    if not db_exists(target):
-        sb.info(f"No results database yet at {db_label(target)}.")
-        return
     try:
-        sources = db_sources(target)
+        problem = db_source_problem(target)
     except AnomalyError as exc:  # not a database, unreadable: the error alone, not also "no source"
         sb.error(str(exc))
         return
-    if sources:
-        sb.selectbox("Source", sources, key="db_source")
+    if problem:
+        sb.info(problem)
     else:
-        sb.info("The results database holds no scored source yet.")
+        sb.selectbox("Source", db_sources(target), key="db_source")
 
 
 def sidebar() -> None:
@@ -815,8 +822,8 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 st.info("This page needs the sensor values: pick a data file or an upload in the sidebar.")
                 st.stop()
             source = state.get("db_source")
-            if not source:
-                st.info("Pick a scored source of the results database in the sidebar.")
+            if not source:  # say why: no database, an unreadable one (its error), none scored yet, or none picked
+                st.info(db_source_problem(db_target()) or "Pick a scored source of the results database in the sidebar.")
                 st.stop()
             scores = db_scores(db_target(), source)
             if scores.empty:  # before the columns: an empty frame has no sensor's column either

@@ -319,6 +319,43 @@ def test_a_bad_database_file_shows_its_error_only(dash_env, tmp_path, monkeypatc
     assert not at.exception
     assert [e.value for e in at.sidebar.error] == [f"{db}: not an SQLite database file"]
     assert not at.sidebar.info
+    assert [e.value for e in at.main.error] == [f"{db}: not an SQLite database file"]  # not "pick a source"
+    assert not at.main.info
+
+
+def test_the_main_area_says_why_there_is_no_database_source(dash_env, tmp_path, monkeypatch):
+    from anomaly.store import open_store
+
+    db = tmp_path / "results.db"
+    monkeypatch.setenv("ANOMALY_DB", str(db))
+    at = app(source_kind="Scoring database")
+    ok(at)
+    assert [i.value for i in at.main.info] == [f"No results database yet at {db}."]
+    open_store(db, create=True).close()
+    at.run()
+    ok(at)
+    assert [i.value for i in at.main.info] == ["The results database holds no scored source yet."]
+
+
+def test_a_database_that_fails_mid_query_is_one_line_on_the_page(dash_env, reference, tmp_path, monkeypatch):
+    """Opened fine, then a read fails (a table dropped by hand; on a server, a dropped connection)."""
+    import sqlalchemy as sa
+
+    detector, _, scores = reference
+    db = tmp_path / "results.db"
+    monkeypatch.setenv("ANOMALY_DB", str(db))
+    fill_store(db, detector, scores)
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE feedback")
+    engine.dispose()
+    said = [f"database {db}: no such table: feedback"]
+    at = page(app(source_kind="Scoring database"), "events")
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == said
+    at = page(at, "history")
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == said
 
 
 # -- Threshold: the causal rule -----------------------------------------------------------------

@@ -29,7 +29,8 @@ table = events.assign(duration=events["duration"].map(common.fmt_duration), sens
 from_db = ld.frame is None  # the scheduled scorer's scores: its stored events can be reviewed
 reviews = None  # the verdict columns of the download, where the table shows verdicts
 if from_db:
-    stored = common.reviewed_events(common.db_target(), ld.source)
+    with common.user_errors():  # the database may have gone away since the scores were read
+        stored = common.reviewed_events(common.db_target(), ld.source)
     matches = [common.stored_match(stored, e.start, e.end) for e in events.itertuples()]
     table["verdict"] = [
         "not stored" if m is None else VERDICT_LABELS.get(stored["verdict"].iloc[m], "not reviewed") for m in matches

@@ -7,7 +7,6 @@ import plotly.express as px
 import streamlit as st
 
 from anomaly.dashboard import common
-from anomaly.errors import AnomalyError, first_line
 from anomaly.feedback import VERDICT_LABELS, precision, precision_by
 
 st.title("History")
@@ -23,15 +22,9 @@ caption.caption(
     f"Results database: {shown_target}  ·  as it was at most {common.DB_TTL} s before this page was drawn; "
     "the page does not update by itself: Refresh reads the database again"
 )
-try:
+with common.user_errors():  # the store turns a driver's error into one line naming the database
     runs = common.db_runs(target)
     sources = common.db_sources(target)
-except AnomalyError as exc:
-    st.error(str(exc))
-    st.stop()
-except Exception as exc:  # a database driver's own error: one line, never a traceback
-    st.error(f"cannot read the results database {shown_target}: {first_line(exc)}")
-    st.stop()
 if runs.empty:
     st.info("No scoring run recorded yet: schedule `anomaly score … --db` to fill this page.")
     st.stop()
@@ -41,8 +34,9 @@ chosen = None if source == "(all)" else source
 if chosen is not None and "source" in runs.columns:
     runs = runs[runs["source"] == chosen]
 runs = runs.assign(started=pd.to_datetime(runs["started"]), finished=pd.to_datetime(runs["finished"]))
-events = common.reviewed_events(target, chosen)
-feedback = common.db_feedback(target, chosen)
+with common.user_errors():  # the database may have gone away since the runs were read
+    events = common.reviewed_events(target, chosen)
+    feedback = common.db_feedback(target, chosen)
 judged = precision(feedback)
 
 m1, m2, m3, m4, m5 = st.columns(5)
