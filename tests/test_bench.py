@@ -78,6 +78,11 @@ def test_discover_warns_of_series_without_labels(nab_dir, split_dir, tmp_path, c
         assert [(r.name, r.labels) for r in discover(split, "s9")] == [("s9", [])]
     assert f"{nab}: skipping 1 CSV file(s) not in combined_windows.json: cat/extra.csv" in caplog.text
     assert f"{split}: series 's9' has no entry in labels.json; scored as having no anomaly" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="anomaly"):  # filtered out by --series: not a word of them
+        assert [r.name for r in discover(nab, "cat/a*")] == ["cat/a.csv"]
+        assert [r.name for r in discover(split, "s2")] == ["s2"]
+    assert caplog.text == ""
 
 
 def test_protocols_split_rows_and_keep_labels_of_the_scored_period(nab_dir, split_dir):

@@ -83,8 +83,6 @@ def discover(root: str | Path, pattern: str | None = None) -> list[SeriesRef]:
             test = root / f"{name}.test.parquet"
             if not test.is_file():
                 raise DataError(f"{train}: no matching {test.name}")
-            if name not in labels:  # every event of it would count as a false alarm
-                log.warning("%s: series '%s' has no entry in labels.json; scored as having no anomaly", root, name)
             refs.append(SeriesRef(name, {"train": train, "test": test}, labels.get(name, [])))
     else:
         windows = next((p for p in (root / "combined_windows.json", root.parent / "combined_windows.json") if p.is_file()), None)
@@ -97,12 +95,16 @@ def discover(root: str | Path, pattern: str | None = None) -> list[SeriesRef]:
             name = csv.relative_to(base).as_posix()
             if name in labels:
                 refs.append(SeriesRef(name, {"whole": csv}, labels[name]))
-            else:
+            elif not pattern or fnmatch.fnmatch(name, pattern):  # warned of only when asked for
                 unlisted.append(name)
         if unlisted:  # NAB lists every series, [] for none: a file it does not list is not a series of it
             log.warning("%s: skipping %d CSV file(s) not in %s: %s", root, len(unlisted), windows.name, ", ".join(unlisted[:5]))
     if pattern:
         refs = [r for r in refs if fnmatch.fnmatch(r.name, pattern)]
+    if splits:
+        for ref in refs:
+            if ref.name not in labels:  # every event of it would count as a false alarm
+                log.warning("%s: series '%s' has no entry in labels.json; scored as having no anomaly", root, ref.name)
     if not refs:
         raise DataError(f"{root}: no series found" + (f" matching '{pattern}'" if pattern else ""))
     return refs
