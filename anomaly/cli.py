@@ -56,7 +56,11 @@ EVALUATE_EXAMPLES = """examples:
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--timestamp-col", default="timestamp", help="name of the timestamp column (default: timestamp)")
-    g.add_argument("--columns", type=_name_list, help="comma-separated sensor columns (default: every numeric column)")
+    g.add_argument(
+        "--columns",
+        type=_name_list,
+        help="comma-separated sensor columns; quote a name that holds a comma: 'temp,\"flow, l/min\"' (default: every numeric column)",
+    )
     g.add_argument(
         "--duplicates", choices=["error", "mean"], default="error", help="duplicate timestamps: refuse (default) or average"
     )
@@ -81,7 +85,9 @@ def _count(text: str) -> int:
 
 
 def _name_list(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
+    from anomaly.io import split_names
+
+    names = split_names(text)
     if not names:
         raise argparse.ArgumentTypeError("expected one or more comma-separated names")
     return names

@@ -9,6 +9,7 @@ Those NaN rows are *breaks*: :mod:`anomaly.windows` never lets a window span one
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import logging
 import re
@@ -694,6 +695,13 @@ def check_output(path: str | Path, reads: str | Path | None = None) -> Path:
     if path.suffix.lower() not in PARQUET_SUFFIXES | {".csv"}:
         raise DataError(f"{path}: output must end in .csv or .parquet")
     return check_writable(path)
+
+
+def split_names(text: str) -> list[str]:
+    """Column names from one comma-separated text, read as a CSV row (the csv module's quoting):
+    a name that holds a comma is written in double quotes, ``temp,"flow, l/min"``. Blank names are dropped."""
+    row = next(csv.reader([text], skipinitialspace=True), [])
+    return [name.strip() for name in row if name.strip()]
 
 
 def check_writable(path: str | Path, option: str = "") -> Path:

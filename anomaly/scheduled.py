@@ -43,7 +43,7 @@ from anomaly.errors import (
 )
 from anomaly.feedback import split_silenced
 from anomaly.flagging import TRAILING
-from anomaly.io import DUPLICATE_POLICIES
+from anomaly.io import DUPLICATE_POLICIES, split_names
 from anomaly.loading import ReadOptions, load_for_model, load_model, naming
 from anomaly.logfmt import use_logfmt
 from anomaly.store import LockedError, Store, naive_utc, open_store
@@ -478,7 +478,7 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
         for key in ("data", "model"):
             values[key] = str(base / Path(entry[key]).expanduser())
         if isinstance(values.get("columns"), str):
-            values["columns"] = [c.strip() for c in values["columns"].split(",") if c.strip()]
+            values["columns"] = split_names(values["columns"])  # or a TOML list of names
         _check_types(values, where)
         job = Job(**values)
         twin = next((j for j, other in enumerate(jobs, 1) if _same_series(other, job)), None)

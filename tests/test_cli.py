@@ -31,6 +31,15 @@ def test_train_writes_model_dir(trained):
     assert "Traceback" not in result.stderr
 
 
+def test_columns_option_reads_a_quoted_name_that_holds_a_comma(tmp_path):
+    data = make_series(300).rename(columns={"s1": "flow, l/min"}).assign(extra=1.0)
+    csv = write_csv(data, tmp_path / "sensors.csv")
+    model = tmp_path / "model"
+    result = run_cli("train", csv, "--model", model, "--columns", 's0, "flow, l/min"', *TINY_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((model / "detector.json").read_text())["columns"] == ["s0", "flow, l/min"]
+
+
 def test_score_writes_scores_and_events(trained):
     tmp, csv, model, _ = trained
     out, events = tmp / "scores.csv", tmp / "events.csv"

@@ -565,9 +565,9 @@ def test_jobs_file_errors_name_the_file_and_job(tmp_path):
         "[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nsource = 'p1'\n[[jobs]]\ndata = 'b.csv'\nmodel = 'm'\nsource = 'p2'\n"
     )
     assert [j.source for j in load_jobs(path)[0]] == ["p1", "p2"]  # one model for two series is fine
-    path.write_text("lock_timeout = 5\n[[jobs]]\ndata = 'd/a.csv'\nmodel = 'm'\ncolumns = 'x, y'\n")
+    path.write_text("lock_timeout = 5\n[[jobs]]\ndata = 'd/a.csv'\nmodel = 'm'\ncolumns = 'x, \"y, z\"'\n")
     jobs, settings = load_jobs(path)
-    assert jobs[0].data == str(tmp_path / "d" / "a.csv") and jobs[0].columns == ["x", "y"]
+    assert jobs[0].data == str(tmp_path / "d" / "a.csv") and jobs[0].columns == ["x", "y, z"]
     assert settings == {"lock_timeout": 5}
 
 
