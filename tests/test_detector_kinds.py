@@ -67,6 +67,21 @@ def test_every_kind_learns(fitted, name):
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
+def test_onnx_engine_scores_every_kind_as_tensorflow_does(fitted, data, name):
+    """The fixture's saves export model.onnx, which the CLI scores with by default: same scores, same flags."""
+    det, _, path = fitted[name]
+    onnx = LSTMAutoencoderDetector.load(path, engine="onnx")
+    assert type(onnx.model_).__name__ == "OnnxModel"
+    spiked = data.copy()
+    spiked.iloc[300, 0] += 6.0
+    a, b = det.score(spiked), onnx.score(spiked)
+    pd.testing.assert_index_equal(a.columns, b.columns)
+    np.testing.assert_allclose(b["score"], a["score"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(b["is_anomaly"], a["is_anomaly"])
+    assert a["is_anomaly"].iloc[300:310].any()
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
 def test_save_load_round_trip_scores_and_embeds_identically(fitted, data, name):
     det, loaded, _ = fitted[name]
     assert loaded.get_params() == det.get_params()
