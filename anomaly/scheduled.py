@@ -180,7 +180,10 @@ def _score_run_causal(store: Store, run_id: int, job: Job, model: str, fields: d
 
     source = job.source_name
     stamps = naive_utc(data.index)  # the database's clock: naive UTC
-    saved = None if job.rescore else store.flag_state(source, model)
+    utc = data.index.tz is not None  # stored in UTC when DATA's times carry offsets, as written otherwise
+    saved = store.flag_state(source, model)
+    _check_same_clock(job, saved, utc)
+    saved = None if job.rescore else saved
     context = sum(detector.reach()) - 1  # rows before a row whose windows' estimates reach it
     if saved is not None and saved[0] < stamps[0] + context * detector.interval_:
         log.warning(
@@ -215,7 +218,20 @@ def _score_run_causal(store: Store, run_id: int, job: Job, model: str, fields: d
     if not len(new):
         store.commit_run(run_id, source, model, new, before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
+    checkpoint = (checkpoint[0], {**checkpoint[1], "utc": utc})  # the clock the next run must read on
     return _commit(store, run_id, job, model, fields, detector, new, known, None, checkpoint)
+
+
+def _check_same_clock(job: Job, saved: tuple | None, utc: bool) -> None:
+    """Refuse DATA whose times switched between UTC offsets and none since the last run: the new rows
+    would be stored on another clock than the old ones, an hour or more apart, interleaved."""
+    if saved is None or saved[1].get("utc", utc) == utc:  # states written before this check carry no "utc"
+        return
+    now, before = ("carry UTC offsets", "had none (local times)") if utc else ("have no UTC offset", "carried offsets")
+    raise DataError(
+        f"{job.data}: its timestamps {now}, but when source '{job.source_name}' was last scored they {before}; "
+        "the stored and the new rows would be on two clocks: write the times as before, or score into a new --source"
+    )
 
 
 def _commit(

@@ -221,6 +221,33 @@ def test_bad_input_is_a_failed_run_and_exit_2(files, tmp_path):
         assert store.scores("pump", job(files, "full.csv").model_name).empty
 
 
+@pytest.mark.parametrize("first_utc", [False, True])
+def test_times_that_switch_between_offsets_and_none_are_refused(files, tmp_path, first_utc):
+    """Naive times are stored as written, times with offsets in UTC: a file that starts or stops writing
+    offsets would put the new rows on another clock, an hour from the stored ones, interleaved."""
+    data = make_data()
+    local = data.assign(timestamp=data["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+    zoned = data.assign(timestamp=data["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S+01:00"))
+    first, then = (zoned, local) if first_utc else (local, zoned)
+    first.iloc[:PART].to_csv(tmp_path / "a.csv", index=False)
+    db = str(tmp_path / "r.db")
+    assert run_job(Job(str(tmp_path / "a.csv"), str(files / "model"), source="pump"), db).status == "success"
+    then.to_csv(tmp_path / "a.csv", index=False)
+    for rescore in (False, True):
+        result = run_job(Job(str(tmp_path / "a.csv"), str(files / "model"), source="pump", rescore=rescore), db)
+        assert (result.status, result.exit_code) == ("failed", EXIT_BAD_INPUT)
+        now, before = (
+            ("carry UTC offsets", "had none (local times)") if not first_utc else ("have no UTC offset", "carried offsets")
+        )
+        assert result.error == (
+            f"{tmp_path / 'a.csv'}: its timestamps {now}, but when source 'pump' was last scored they {before}; the "
+            "stored and the new rows would be on two clocks: write the times as before, or score into a new --source"
+        )
+    assert len(table(db, "scores")) == PART  # nothing written on the other clock
+    first.to_csv(tmp_path / "a.csv", index=False)  # written as before again: scored on
+    assert run_job(Job(str(tmp_path / "a.csv"), str(files / "model"), source="pump"), db).rows_new == N - PART
+
+
 def test_run_killed_midway_leaves_the_database_as_it_was(files, tmp_path, full_rescore):
     db = tmp_path / "r.db"
     run_job(job(files, "part.csv"), str(db))
