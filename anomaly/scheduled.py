@@ -218,7 +218,8 @@ def _score_run_causal(store: Store, run_id: int, job: Job, model: str, fields: d
     if not len(new):
         store.commit_run(run_id, source, model, new, before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
-    checkpoint = (checkpoint[0], {**checkpoint[1], "utc": utc})  # the clock the next run must read on
+    if checkpoint is not None:  # None: no row is final yet (a first run shorter than the model's reach)
+        checkpoint = (checkpoint[0], {**checkpoint[1], "utc": utc})  # the clock the next run must read on
     return _commit(store, run_id, job, model, fields, detector, new, known, None, checkpoint)
 
 

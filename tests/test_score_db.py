@@ -779,3 +779,27 @@ def test_too_few_rows_yet_is_a_quiet_success_that_waits(files, tmp_path, warned,
     data.to_csv(path, index=False)
     assert run_job(Job(str(path), str(files / "model"), source="pump"), db).rows_new == N
     assert_equals_full_rescore(db, full_rescore)
+
+
+def test_a_first_run_with_no_final_row_yet_stores_its_rows_and_the_next_goes_on(tmp_path):
+    """At stride 2 a first run of one window has rows to write but none final yet (no checkpoint to
+    save): it is a success, and the next run scores on to what one `anomaly score` gives."""
+    from anomaly.detector import LSTMAutoencoderDetector
+    from anomaly.scheduled import load_job
+
+    data = make_data()
+    detector = LSTMAutoencoderDetector(**{**TINY, "window": WINDOW, "smoothing": 5, "stride": 2})
+    detector.fit(data.iloc[:400].set_index("timestamp")).save(tmp_path / "m")
+    path, db = tmp_path / "new.csv", str(tmp_path / "r.db")
+    data.iloc[:WINDOW].to_csv(path, index=False)
+    first = run_job(Job(str(path), str(tmp_path / "m"), source="pump"), db)
+    assert (first.status, first.rows_new) == ("success", WINDOW), first.error
+    data.to_csv(path, index=False)
+    assert run_job(Job(str(path), str(tmp_path / "m"), source="pump"), db).status == "success"
+    loaded, frame = load_job(Job(str(path), str(tmp_path / "m")))
+    expected = loaded.score(frame)
+    with open_store(db) as store:
+        got = store.scores("pump")
+    assert got["timestamp"].tolist() == expected.index.tolist()
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-6)
+    np.testing.assert_array_equal(got["is_anomaly"], expected["is_anomaly"])
