@@ -45,8 +45,8 @@ def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFram
         raise DataError(f"{path}: file not found")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a data file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty")
+    if path.stat().st_size == 0:  # to the scheduled scorer, a file just rotated or truncated: wait for rows
+        raise (TooFewRowsError if complete_lines else DataError)(f"{path}: file is empty")
     if path.suffix.lower() in PARQUET_SUFFIXES:
         try:
             frame = pd.read_parquet(path)

@@ -137,7 +137,7 @@ def load_job(job: Job):
 def _score_run(store: Store, run_id: int, job: Job, model: str, fields: dict) -> JobResult:
     """Load and score ``job``; ``model``: the model's name (version) when the run began.
 
-    Too few rows to score yet (a new sensor, a file just rotated to its header) is a successful run
+    Too few rows to score yet (a new sensor, a file just rotated to its header or to nothing) is a successful run
     that writes nothing, with a warning: under a scheduler the rows come, and an error each time
     would page someone until they do.
     """

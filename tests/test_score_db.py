@@ -764,13 +764,16 @@ def test_too_few_rows_yet_is_a_quiet_success_that_waits(files, tmp_path, warned,
     warning each run, until the rows come; `anomaly score` without --db still calls it bad input."""
     db, data = str(tmp_path / "r.db"), make_data()
     path = tmp_path / "new.csv"
-    for rows in (0, WINDOW - 3):
-        data.iloc[:rows].to_csv(path, index=False)
+    for rows in (None, 0, WINDOW - 3):  # None: a file just rotated or truncated to nothing
+        if rows is None:
+            path.write_bytes(b"")
+        else:
+            data.iloc[:rows].to_csv(path, index=False)
         result = run_job(Job(str(path), str(files / "model"), source="pump"), db)
         assert (result.status, result.exit_code, result.rows_scored) == ("success", EXIT_OK, 0)
         assert warned[-1].endswith("; waiting for more rows")
     with open_store(db) as store:
-        assert store.scores("pump").empty and store.runs()["status"].tolist() == ["success", "success"]
+        assert store.scores("pump").empty and store.runs()["status"].tolist() == ["success"] * 3
     assert run_cli("score", path, "--model", files / "model", "--out", tmp_path / "s.csv").returncode == EXIT_BAD_INPUT
     patchy = data[np.arange(N) % 10 < 5]  # plenty of rows, never a window without a gap: bad data, not early days
     patchy.to_csv(tmp_path / "patchy.csv", index=False)
