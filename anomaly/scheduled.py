@@ -300,6 +300,12 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
     began = time.monotonic()
     source, model = job.source_name, job.model_name
     fields: dict = {"source": source, "model": model}
+    if not job.source and Path(job.data).expanduser().is_symlink():  # e.g. latest.csv re-pointed each day
+        log.warning(
+            "DATA is a symbolic link: the source is named after the file it points to, so a link re-pointed "
+            "to another file starts a new source; give --source to keep one name",
+            extra={"fields": fields},
+        )
 
     def done(result: JobResult) -> JobResult:
         result.seconds = round(time.monotonic() - began, 3)

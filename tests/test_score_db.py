@@ -806,3 +806,19 @@ def test_a_first_run_with_no_final_row_yet_stores_its_rows_and_the_next_goes_on(
     assert got["timestamp"].tolist() == expected.index.tolist()
     np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-6)
     np.testing.assert_array_equal(got["is_anomaly"], expected["is_anomaly"])
+
+
+def test_a_symbolic_link_as_data_warns_that_it_names_the_source_by_its_target(files, tmp_path, warned):
+    (tmp_path / "latest.csv").symlink_to(files / "part.csv")
+    result = run_job(Job(str(tmp_path / "latest.csv"), str(files / "model")), str(tmp_path / "r.db"))
+    assert result.status == "success" and result.source == str(files / "part.csv")
+    assert warned == [
+        "DATA is a symbolic link: the source is named after the file it points to, so a link re-pointed to another "
+        "file starts a new source; give --source to keep one name"
+    ]
+    warned.clear()
+    assert (
+        run_job(Job(str(tmp_path / "latest.csv"), str(files / "model"), source="pump"), str(tmp_path / "r.db")).status
+        == "success"
+    )
+    assert warned == []  # a name given: nothing to warn of
