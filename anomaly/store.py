@@ -248,6 +248,8 @@ def _user_error(exc: sa.exc.SQLAlchemyError, url: sa.engine.URL, target) -> Anom
     reason = first_line(getattr(exc, "orig", None) or exc)
     if url.get_backend_name() == "sqlite" and "file is not a database" in reason:  # a CSV given as --db, say
         return DataError(f"{target}: not an SQLite database file")
+    if url.get_backend_name() == "sqlite" and "database is locked" in reason:  # busy past the busy timeout
+        return LockedError(f"database {_display(url)}: {reason} (another run is writing to it); try again later")
     return StoreError(f"database {_display(url)}: {reason}")
 
 
@@ -363,6 +365,7 @@ class Store:
                     conn.exec_driver_sql(statement)
                 conn.execute(schema_version.insert().values(version=v, applied=_now()))
 
+    @_one_line_errors
     def schema_version(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar())
@@ -408,6 +411,7 @@ class Store:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
     # -- run bookkeeping ------------------------------------------------------------------------
+    @_one_line_errors
     def begin_run(self, source: str, model: str) -> int:
         """Insert a ``running`` row (own transaction); earlier ``running`` rows of ``source`` become ``failed``.
 
@@ -424,10 +428,12 @@ class Store:
             )
         return int(run_id)
 
+    @_one_line_errors
     def fail_run(self, run_id: int, error: str) -> None:
         with self._write() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(status="failed", error=error, finished=_now()))
 
+    @_one_line_errors
     def commit_run(
         self,
         run_id: int,

@@ -750,13 +750,20 @@ def test_a_database_that_cannot_be_written_is_a_failed_job_not_a_crash(files, tm
     and a batch goes on to its other jobs."""
     from anomaly.store import Store
 
-    def refuse(self, source, model):
-        raise sa.exc.OperationalError("INSERT INTO runs", {}, Exception("attempt to write a readonly database"))
+    def refuse(self):
+        raise sa.exc.OperationalError("INSERT INTO runs", {}, Exception(reason))
 
-    monkeypatch.setattr(Store, "begin_run", refuse)
-    results = run_batch([job(files, "full.csv"), job(files, "part.csv", source="other")], str(tmp_path / "r.db"))
+    db = tmp_path / "r.db"
+    open_store(db, create=True).close()  # the schema is there: begin_run is the first write
+    monkeypatch.setattr(Store, "_write", refuse)
+    reason = "attempt to write a readonly database"
+    results = run_batch([job(files, "full.csv"), job(files, "part.csv", source="other")], str(db))
     assert [(r.status, r.exit_code, r.run_id) for r in results] == [("failed", 1, None)] * 2
-    assert results[0].error.startswith("unexpected OperationalError: ") and "readonly database" in results[0].error
+    assert results[0].error == f"database {db}: attempt to write a readonly database"
+    reason = "database is locked"  # SQLite's write lock held by another source's run past the busy timeout
+    results = run_batch([job(files, "full.csv")], str(db))
+    assert [(r.status, r.exit_code) for r in results] == [("failed", EXIT_LOCKED)]
+    assert results[0].error == f"database {db}: database is locked (another run is writing to it); try again later"
 
 
 def test_too_few_rows_yet_is_a_quiet_success_that_waits(files, tmp_path, warned, full_rescore):

@@ -353,5 +353,6 @@ def test_opening_retries_while_sqlite_says_locked_then_gives_up(tmp_path, monkey
         raise sa.exc.OperationalError("BEGIN", {}, Exception("database is locked"))
 
     monkeypatch.setattr(Store, "_check_schema", always_locked)
-    with pytest.raises(StoreError, match="r.db: database is locked"):  # one line, after the busy timeout
+    with pytest.raises(LockedError, match="r.db: database is locked") as err:  # one line, after the busy timeout
         open_store(tmp_path / "r.db", busy_timeout=0.05)
+    assert err.value.exit_code == 3
