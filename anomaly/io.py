@@ -565,7 +565,8 @@ def clean_frame(
     max_gap: int = 3,
     interval: pd.Timedelta | str | None = None,
     interval_of: str | None = None,
-) -> pd.DataFrame:
+    marking_filled: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """Validate and clean a raw frame into a regular float frame indexed by timestamp.
 
     ``interval`` forces the sampling interval (a model's, at scoring time); otherwise it is detected.
@@ -573,6 +574,8 @@ def clean_frame(
     than ``interval`` are refused (filling in between them would invent readings) and finer ones are
     averaged into it with a warning.
     Rows of the result that still hold NaN are breaks (gaps longer than ``max_gap`` points).
+    ``marking_filled``: return ``(frame, filled)`` instead, ``filled`` true at the rows that hold an
+    interpolated value (the scheduled scorer scores them again when their readings arrive).
     """
     if duplicates not in DUPLICATE_POLICIES:
         raise DataError(f"duplicates policy must be one of {', '.join(DUPLICATE_POLICIES)}, not '{duplicates}'")
@@ -628,12 +631,14 @@ def clean_frame(
     _check_grid(frame.index, step, source)
     frame = _resample(frame, step)
     frame.index.name = "timestamp"
+    read_rows = np.isfinite(frame.to_numpy()).all(axis=1)
     frame = fill_short_gaps(frame, max_gap)
     finite_rows = np.isfinite(frame.to_numpy()).all(axis=1)
     if not finite_rows.any():
         raise DataError(f"{source}: no row has a value for every sensor")
     first, last = np.flatnonzero(finite_rows)[[0, -1]]
-    return frame.iloc[first : last + 1]
+    frame = frame.iloc[first : last + 1]
+    return (frame, (finite_rows & ~read_rows)[first : last + 1]) if marking_filled else frame
 
 
 def load_series(

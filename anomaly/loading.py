@@ -52,20 +52,20 @@ def load_data(path: str | Path, options: ReadOptions, interval=None, interval_of
     )
 
 
-def load_for_model(path: str | Path, options: ReadOptions, detector, *, complete_lines: bool = False) -> pd.DataFrame:
-    """Data for a fitted model: ``path`` read (``complete_lines``: see :func:`anomaly.io.read_table`),
-    then :func:`frame_for_model`."""
+def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataFrame:
+    """Data for a fitted model: ``path`` read, then :func:`frame_for_model`."""
     from anomaly.io import read_table
 
-    return frame_for_model(read_table(path, complete_lines=complete_lines), str(path), options, detector)
+    return frame_for_model(read_table(path), str(path), options, detector)
 
 
-def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detector) -> pd.DataFrame:
+def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detector, *, marking_filled: bool = False):
     """A raw table cleaned for a fitted model: its columns (unless ``options.columns``), resampled to
     its interval. The CLI, the scheduler and the dashboard (which reads uploads itself) share it.
 
     A table sampled more finely than the model is averaged into its step with a warning; one sampled
-    more coarsely, or that lacks a model column, is refused, naming ``source``.
+    more coarsely, or that lacks a model column, is refused, naming ``source``. ``marking_filled``:
+    ``(frame, filled)``, as :func:`anomaly.io.clean_frame` gives them.
     """
     from anomaly.io import clean_frame
 
@@ -87,6 +87,7 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
         max_gap=options.max_gap,
         interval=detector.interval_,
         interval_of="the model",
+        marking_filled=marking_filled,
     )
     return frame
 

@@ -43,8 +43,8 @@ from anomaly.errors import (
 )
 from anomaly.feedback import split_silenced
 from anomaly.flagging import TRAILING
-from anomaly.io import DUPLICATE_POLICIES, split_names
-from anomaly.loading import ReadOptions, load_for_model, load_model, naming
+from anomaly.io import DUPLICATE_POLICIES, read_table, split_names
+from anomaly.loading import ReadOptions, frame_for_model, load_model, naming
 from anomaly.logfmt import use_logfmt
 from anomaly.store import LockedError, Store, naive_utc, open_store
 from anomaly.thresholds import fixed_threshold
@@ -130,8 +130,17 @@ def _pause_before_commit() -> None:
 def load_job(job: Job):
     """``(detector, data)`` of ``job``, loaded as ``anomaly score`` loads them (so both read identical frames),
     less a last line still being written."""
+    detector, data, _ = load_job_marking_filled(job)
+    return detector, data
+
+
+def load_job_marking_filled(job: Job):
+    """:func:`load_job` and which rows of ``data`` hold a value filled in (a short gap interpolated),
+    not read: their readings may arrive later, and then those rows must be scored again."""
     detector = load_model(job.model, job.engine, job.min_length, job.merge_gap)
-    return detector, load_for_model(job.data, ReadOptions.of(job), detector, complete_lines=True)
+    raw = read_table(job.data, complete_lines=True)
+    data, filled = frame_for_model(raw, str(job.data), ReadOptions.of(job), detector, marking_filled=True)
+    return detector, data, filled
 
 
 def _score_run(store: Store, run_id: int, job: Job, model: str, fields: dict) -> JobResult:
@@ -142,23 +151,24 @@ def _score_run(store: Store, run_id: int, job: Job, model: str, fields: dict) ->
     would page someone until they do.
     """
     try:
-        detector, data = load_job(job)
+        detector, data, filled = load_job_marking_filled(job)
         if job.model_name != model:  # retrained between the run's start and the load: whose scores are these?
             raise ModelChangedError(f"{job.model}: the model was saved again during the run; run again to score with it")
         with naming(job.data):  # the detector's DataErrors name the data file, as `anomaly score` does
-            return _score_loaded(store, run_id, job, model, fields, detector, data)
+            return _score_loaded(store, run_id, job, model, fields, detector, data, filled)
     except TooFewRowsError as exc:
         log.warning("%s; waiting for more rows", exc, extra={"fields": {"source": job.source_name}})
         store.commit_run(run_id, job.source_name, model, _NO_ROWS, before_commit=_pause_before_commit)
         return JobResult(job.source_name, model, "success", EXIT_OK, run_id)
 
 
-def _score_loaded(store: Store, run_id: int, job: Job, model: str, fields: dict, detector, data) -> JobResult:
+def _score_loaded(store: Store, run_id: int, job: Job, model: str, fields: dict, detector, data, filled) -> JobResult:
+    """Score the rows of ``data`` a run writes (``filled``: its rows holding an interpolated value)."""
     from anomaly.incremental import rows_to_write, score_rows
 
     source = job.source_name
     if detector.local_rule == TRAILING and job.threshold is None and job.quantile is None:
-        return _score_run_causal(store, run_id, job, model, fields, detector, data)
+        return _score_run_causal(store, run_id, job, model, fields, detector, data, filled)
     stamps = naive_utc(data.index)
     finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
     known = store.stored_timestamps(source, model, stamps[0], stamps[-1])
@@ -174,8 +184,11 @@ def _score_loaded(store: Store, run_id: int, job: Job, model: str, fields: dict,
     return _commit(store, run_id, job, model, fields, detector, new, known, float(new["threshold"].iloc[0]))
 
 
-def _score_run_causal(store: Store, run_id: int, job: Job, model: str, fields: dict, detector, data) -> JobResult:
-    """A run of a model with causal flagging: the rows after the stored checkpoint, flagged from its state."""
+def _score_run_causal(store: Store, run_id: int, job: Job, model: str, fields: dict, detector, data, filled) -> JobResult:
+    """A run of a model with causal flagging: the rows after the stored checkpoint, flagged from its state.
+
+    The state also keeps the clock of DATA's times and which final rows were filled in (a short gap
+    interpolated): when their readings arrive, they are late rows like any other."""
     from anomaly.incremental import score_causal
 
     source = job.source_name
@@ -197,16 +210,19 @@ def _score_run_causal(store: Store, run_id: int, job: Job, model: str, fields: d
     if saved is not None:
         finite = np.isfinite(data[detector.columns_].to_numpy()).all(axis=1)
         scorable = detector.estimated_rows(finite)
-        waiting = scorable & ~stamps.isin(known)
+        arrived = stamps.isin(pd.DatetimeIndex(saved[1].get("filled", []))) & ~filled  # read now, filled in before
+        waiting = scorable & (~stamps.isin(known) | arrived)
         if not waiting.any():  # nothing new: the rows after the state's row are stored as this DATA gives them
             store.commit_run(run_id, source, model, data.iloc[:0], before_commit=_pause_before_commit)
             return JobResult(source, model, "success", EXIT_OK, run_id)
         late = int((waiting & (stamps <= saved[0])).sum())
         if late:  # a hole filled before the state's row: flags after it may change, so start again
+            refilled = int((arrived & (stamps <= saved[0])).sum())
             log.warning(
-                "%d late row(s) at or before the last final row (%s): scoring and flagging DATA from its start",
+                "%d late row(s) at or before the last final row (%s)%s: scoring and flagging DATA from its start",
                 late,
                 saved[0],
+                f", {refilled} of them filled in by interpolation before their readings came" if refilled else "",
                 extra={"fields": {"source": source}},
             )
             saved = None
@@ -219,7 +235,8 @@ def _score_run_causal(store: Store, run_id: int, job: Job, model: str, fields: d
         store.commit_run(run_id, source, model, new, before_commit=_pause_before_commit)
         return JobResult(source, model, "success", EXIT_OK, run_id)
     if checkpoint is not None:  # None: no row is final yet (a first run shorter than the model's reach)
-        checkpoint = (checkpoint[0], {**checkpoint[1], "utc": utc})  # the clock the next run must read on
+        final = filled & (stamps <= naive_utc([checkpoint[0]])[0])
+        checkpoint = (checkpoint[0], {**checkpoint[1], "utc": utc, "filled": [str(t) for t in stamps[final]]})
     return _commit(store, run_id, job, model, fields, detector, new, known, None, checkpoint)
 
 

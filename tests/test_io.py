@@ -57,6 +57,14 @@ def test_gaps_longer_than_max_gap_stay_as_breaks(csv):
     assert load_series(csv(raw, "again.csv"), max_gap=0).iloc[50:53].isna().all().all()
 
 
+def test_clean_frame_marks_the_rows_it_filled_in():
+    raw = series().drop(index=[*range(50, 53), *range(100, 104)])
+    raw.loc[200, raw.columns[1]] = np.nan  # one sensor's cell missing: filled in too
+    frame, filled = clean_frame(raw, max_gap=3, marking_filled=True)
+    pd.testing.assert_frame_equal(frame, clean_frame(raw, max_gap=3))
+    assert np.flatnonzero(filled).tolist() == [50, 51, 52, 200]  # not the break at 100-103, which stays NaN
+
+
 def test_unsorted_rows_are_sorted_with_a_warning(csv, caplog):
     with caplog.at_level(logging.WARNING, logger="anomaly"):
         frame = load_series(csv(series().iloc[::-1]))

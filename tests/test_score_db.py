@@ -729,14 +729,14 @@ def test_a_model_saved_again_during_a_run_stores_nothing_under_either_version(fi
 
     shutil.copytree(files / "model", tmp_path / "model")
     meta = tmp_path / "model" / "detector.json"
-    load = scheduled.load_job
+    load = scheduled.load_job_marking_filled
 
     def retrained_meanwhile(job):
         loaded = load(job)
         meta.write_text(json.dumps(json.loads(meta.read_text()), indent=1))  # new bytes: a new version
         return loaded
 
-    monkeypatch.setattr(scheduled, "load_job", retrained_meanwhile)
+    monkeypatch.setattr(scheduled, "load_job_marking_filled", retrained_meanwhile)
     db = str(tmp_path / "r.db")
     result = run_job(Job(str(files / "full.csv"), str(tmp_path / "model"), source="pump"), db)
     assert (result.status, result.exit_code) == ("failed", 1)
@@ -829,3 +829,32 @@ def test_a_symbolic_link_as_data_warns_that_it_names_the_source_by_its_target(fi
         == "success"
     )
     assert warned == []  # a name given: nothing to warn of
+
+
+def test_readings_that_arrive_for_rows_filled_in_earlier_are_scored(files, tmp_path, warned):
+    """A short gap is interpolated and its rows stored; when the logger backfills the real readings
+    (here an incident), they are late rows: DATA is flagged from its start again, as one score of it."""
+    from anomaly.scheduled import load_job
+
+    data = make_data()
+    data.loc[300:302, "a"] += 4.0  # the incident inside the gap
+    path, db = tmp_path / "live.csv", str(tmp_path / "r.db")
+    data.iloc[:PART].drop(index=[300, 301, 302]).to_csv(path, index=False)  # three rows missed, filled in
+    for _ in range(2):  # the gap still filled in: nothing late, nothing new
+        run_job(Job(str(path), str(files / "model"), source="pump"), db)
+    assert not [w for w in warned if "late row" in w]
+    data.to_csv(path, index=False)  # the readings came, and more rows
+    second = run_job(Job(str(path), str(files / "model"), source="pump"), db)
+    assert second.rows_scored == N and warned[-1] == (
+        "3 late row(s) at or before the last final row (2024-01-01 09:02:00), 3 of them filled in by interpolation "
+        "before their readings came: scoring and flagging DATA from its start"
+    )
+    detector, frame = load_job(Job(str(path), str(files / "model")))
+    expected = detector.score(frame)
+    events = detector.events(expected)
+    with open_store(db) as store:
+        got, stored = store.scores("pump"), store.events("pump")
+    np.testing.assert_allclose(got["score"], expected["score"].dropna(), rtol=1e-6)
+    np.testing.assert_array_equal(got["is_anomaly"], expected["is_anomaly"][expected["score"].notna()])
+    assert stored["start"].tolist() == events["start"].tolist() and stored["start"].iloc[0] == pd.Timestamp("2024-01-01 05:00")
+    assert run_job(Job(str(path), str(files / "model"), source="pump"), db).rows_new == 0  # and then nothing more
