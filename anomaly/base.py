@@ -37,6 +37,9 @@ MODEL_KINDS = ("reconstruction", "prediction", "composite", "aer")  # same as an
 MAX_NORMAL_ERRORS = 20000  # held-out row scores kept (the latest) to seed and cap causal flagging
 MAX_NORMAL_SCORES = 20000  # a sorted sample of them is enough to recompute any quantile threshold
 SCALE_BLOCK = 1 << 20  # rows scaled at a time (see _scale)
+# A scaled value beyond this many standard deviations cannot be scored: its squared error overflows
+# float32 (about 3.4e38) and the row would be left without a score, unflagged, as if missing.
+MAX_SCALED = 1e18
 
 
 @dataclass(repr=False, eq=False)  # __init__ from the fields; scikit-learn's repr and identity
@@ -340,7 +343,8 @@ class AutoencoderBase(BaseEstimator):
             )
 
     def _scale(self, X: pd.DataFrame) -> np.ndarray:
-        """Scaled float32 values; a value that overflows float32 once scaled is a :class:`DataError`.
+        """Scaled float32 values; a value too large to score once scaled (:data:`MAX_SCALED`: an overload
+        code such as 9.9e37, say) is a :class:`DataError` naming it.
 
         Scaled in blocks of rows, so a long series needs no float64 copy of its own length.
         """
@@ -353,11 +357,13 @@ class AutoencoderBase(BaseEstimator):
                 block = block - levels
             with np.errstate(over="ignore", invalid="ignore"):
                 scaled[lo : lo + SCALE_BLOCK] = self.scaler_.transform(block)
-            overflow = np.isfinite(block) & ~np.isfinite(scaled[lo : lo + SCALE_BLOCK])
+            with np.errstate(invalid="ignore"):
+                overflow = np.isfinite(block) & ~(np.abs(scaled[lo : lo + SCALE_BLOCK]) <= MAX_SCALED)
             if overflow.any():
                 row, col = (int(a[0]) for a in np.nonzero(overflow))
                 raise DataError(
-                    f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} is too large to score"
+                    f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} is too large "
+                    "to score (an error code? leave the cell empty to read it as missing)"
                 )
         return scaled
 

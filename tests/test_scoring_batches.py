@@ -8,6 +8,8 @@ batch sizes that do not divide the number of windows and series with a break.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -170,3 +172,12 @@ def test_scaling_in_blocks_equals_scaling_at_once(detector, monkeypatch):
     frame.iloc[250, 1] = 1e300  # finite in float64, not once scaled to float32: found in a later block
     with pytest.raises(DataError, match=f"column 's1' at {frame.index[250]}: value 1e\\+300 is too large to score"):
         detector._scale(frame)
+    frame.iloc[250, 1] = 9.9e37  # an overload code: finite in float32, but its squared error is not
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"column 's1' at {frame.index[250]}: value 9.9e+37 is too large to score (an error code? leave the cell "
+            "empty to read it as missing)"
+        ),
+    ):
+        detector.score(frame)
