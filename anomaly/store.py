@@ -430,8 +430,14 @@ class Store:
 
     @_one_line_errors
     def fail_run(self, run_id: int, error: str) -> None:
+        """Mark a ``running`` run failed; a run already committed (an interruption after its commit, say)
+        keeps its ``success``: its rows are written."""
         with self._write() as conn:
-            conn.execute(runs.update().where(runs.c.id == run_id).values(status="failed", error=error, finished=_now()))
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.status == "running")
+                .values(status="failed", error=error, finished=_now())
+            )
 
     @_one_line_errors
     def commit_run(

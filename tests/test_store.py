@@ -240,6 +240,19 @@ def test_a_failed_commit_leaves_nothing(target):
         assert runs["status"].tolist() == ["failed"] and runs["error"].tolist() == ["data.csv: file not found"]
 
 
+def test_a_committed_run_is_not_marked_failed_afterwards(tmp_path):
+    # An interruption after the commit (while alerts are read or sent) must not relabel written rows.
+    with open_store(tmp_path / "r.db", create=True) as store:
+        run = store.begin_run("pump", "m")
+        store.commit_run(run, "pump", "m", score_frame(T, np.arange(10.0)), pd.DataFrame())
+        store.fail_run(run, "terminated during the run")
+        failing = store.begin_run("pump", "m")
+        store.fail_run(failing, "pump.csv: file not found")
+        runs = store.runs()
+    assert runs["status"].tolist() == ["success", "failed"]
+    assert pd.isna(runs["error"].iloc[0]) and runs["error"].iloc[1] == "pump.csv: file not found"
+
+
 def test_next_run_marks_an_abandoned_running_row_failed(target):
     with open_store(target, create=True) as store:
         dead = store.begin_run("src", "m")
