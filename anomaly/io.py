@@ -58,6 +58,9 @@ def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFram
         frame = _read_csv(path, complete_lines)
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no columns")
+    names = pd.Index([str(c).strip() for c in frame.columns])
+    if names.has_duplicates:  # `temp` and `temp ` once stripped: which one would be the sensor?
+        raise DataError(f"{path}: two columns are named '{names[names.duplicated()][0]}' (spaces around names ignored)")
     if len(frame) == 0:
         raise TooFewRowsError(f"{path}: has a header but no data rows")
     return frame
@@ -91,7 +94,12 @@ def _read_csv(path: Path, complete_lines: bool = False) -> pd.DataFrame:
         # utf-8-sig: spreadsheets often start UTF-8 files with a byte-order mark
         sep = _sniff_delimiter(header)
         frame = pd.read_csv(
-            source, sep=sep, decimal=_sniff_decimal(text.splitlines()[1:], sep), encoding="utf-8-sig", skipinitialspace=True
+            source,
+            sep=sep,
+            decimal=_sniff_decimal(text.splitlines()[1:], sep),
+            encoding="utf-8-sig",
+            skipinitialspace=True,
+            index_col=False,  # a delimiter ending every data line (not the header) must not shift the columns
         )
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
@@ -104,10 +112,15 @@ def _read_csv(path: Path, complete_lines: bool = False) -> pd.DataFrame:
 
 
 def _sniff_delimiter(header: str) -> str:
-    """The most frequent of , ; TAB | in the header line, so semicolon files from spreadsheets load."""
-    counts = {d: header.count(d) for d in _DELIMITERS}
-    best = max(counts, key=counts.get)
-    return best if counts[best] > 0 else ","
+    """The one of , ; TAB | that cuts the header line into the most fields, quotes respected (the csv
+    module), so semicolon files from spreadsheets load, names like "Druck, bar" included."""
+
+    def fit(delimiter: str) -> tuple[int, bool]:  # more fields, then no quote left in one (quotes read as quotes)
+        row = next(csv.reader([header], delimiter=delimiter), [])
+        return len(row), not any('"' in field for field in row)
+
+    best = max(_DELIMITERS, key=fit)
+    return best if fit(best)[0] > 1 else ","
 
 
 _COMMA_DECIMAL = re.compile(r"[+-]?\d+,(\d+)(?:[eE][+-]?\d+)?")
@@ -171,6 +184,10 @@ def _unix_times(raw: pd.Series, source: str, column: str) -> pd.Series | None:
     return None
 
 
+# A UTC offset ending a timestamp: Z, +01:00, +0100, or hours alone (+01, PostgreSQL's text form) after a time
+OFFSET = r"(?:Z|[+-]\d\d:?\d\d|(?<=:\d\d)[+-]\d\d|(?<=\.\d{3})[+-]\d\d|(?<=\.\d{6})[+-]\d\d)$"
+
+
 def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     """Parse a timestamp column; offsets are converted to UTC so DST and mixed zones order correctly.
 
@@ -185,7 +202,7 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
             parsed = parsed.dt.tz_convert("UTC")
     else:
         text = raw.astype("string").str.strip()
-        has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+        has_offset = text.str.contains(OFFSET, regex=True, na=False)
         if has_offset.any() and not has_offset[text.notna() & (text != "")].all():
             pos = int(np.flatnonzero(~has_offset & text.notna().to_numpy())[0])
             raise DataError(
@@ -637,6 +654,16 @@ def clean_frame(
     if not finite_rows.any():
         raise DataError(f"{source}: no row has a value for every sensor")
     first, last = np.flatnonzero(finite_rows)[[0, -1]]
+    if first > 0 or last < len(frame) - 1:  # a sensor that starts reporting late or stops early
+        edges = np.r_[0:first, last + 1 : len(frame)]
+        blank = [str(c) for c in frame.columns if frame[c].iloc[edges].isna().any()]
+        log.warning(
+            "%s: left out the first %d and the last %d row(s), where %s has no value (every sensor needs one)",
+            source,
+            first,
+            len(frame) - 1 - last,
+            ", ".join(f"'{c}'" for c in blank),
+        )
     frame = frame.iloc[first : last + 1]
     return (frame, (finite_rows & ~read_rows)[first : last + 1]) if marking_filled else frame
 

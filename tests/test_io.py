@@ -404,3 +404,43 @@ def test_the_timestamp_column_is_guessed_by_name_and_content():
     assert guess_timestamp_column(frame.assign(date=stamps.astype(str))) == "date"
     assert guess_timestamp_column(frame.assign(when=1_700_000_000 + 60 * np.arange(30))) == "when"  # Unix times
     assert guess_timestamp_column(frame[["response_time", "host_load"]]) == "response_time"  # none: the first
+
+
+def test_rows_left_out_at_the_edges_are_said_with_the_sensor_to_blame(csv, caplog):
+    raw = series()
+    raw["c"] = 1.0 + 0.1 * np.sin(np.arange(len(raw)))
+    raw.loc[:2, "c"] = np.nan  # a sensor that starts reporting three rows late
+    raw.loc[len(raw) - 1, "a"] = np.nan  # and one that stops a row early
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        frame = load_series(csv(raw))
+    assert len(frame) == len(raw) - 4 and frame.index[0] == pd.Timestamp(raw["timestamp"][3])
+    assert f"{csv(raw)}: left out the first 3 and the last 1 row(s), where 'a', 'c' has no value" in caplog.text
+
+
+def test_offsets_written_as_hours_alone_are_read_across_a_dst_change(tmp_path):
+    path = tmp_path / "pg.csv"  # PostgreSQL's text form of timestamptz: +01, then +02 after the clocks change
+    path.write_text("timestamp,a\n2024-03-31 00:00:00+01,0\n2024-03-31 01:00:00+01,1\n2024-03-31 03:00:00+02,2\n")
+    frame = load_series(path)
+    assert frame.index.tolist() == list(pd.date_range("2024-03-30 23:00", periods=3, freq="h", tz="UTC"))
+    assert frame["a"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_names_equal_but_for_spaces_are_refused_in_one_line(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("timestamp,temp,temp \n2024-01-01 00:00,1,2\n2024-01-01 00:01,1,2\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}: two columns are named 'temp' (spaces around names ignored)")):
+        load_series(path)
+
+
+def test_a_delimiter_ending_every_data_line_does_not_shift_the_columns(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("timestamp;temp;pressure\n2024-01-01 00:00;20,5;1013;\n2024-01-01 00:01;20,7;1012;\n")
+    frame = load_series(path)
+    assert frame.columns.tolist() == ["temp", "pressure"] and frame["temp"].tolist() == [20.5, 20.7]
+
+
+def test_quoted_names_holding_commas_do_not_decide_the_delimiter(tmp_path):
+    path = tmp_path / "d.csv"  # as a German spreadsheet saves it: ; between fields, decimal commas
+    path.write_text('timestamp;"Druck, bar";"Fluss, l/min"\n2024-01-01 00:00;1,5;20,25\n2024-01-01 00:01;1,6;20,5\n')
+    frame = load_series(path)
+    assert frame.columns.tolist() == ["Druck, bar", "Fluss, l/min"] and frame["Fluss, l/min"].tolist() == [20.25, 20.5]
