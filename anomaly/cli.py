@@ -576,13 +576,14 @@ def _add_embed(sub) -> None:
 
 # -- export-onnx ------------------------------------------------------------------------------
 def cmd_export_onnx(args) -> int:
-    from anomaly.artifacts import ONNX_FILE, read_metadata
+    from anomaly.artifacts import ONNX_FILE, read_metadata, sha256_file
     from anomaly.detector import LSTMAutoencoderDetector
 
-    if read_metadata(Path(args.model)).get("onnx_sha256") is not None:
+    onnx, digest = Path(args.model) / ONNX_FILE, read_metadata(Path(args.model)).get("onnx_sha256")
+    if digest is not None and onnx.is_file() and sha256_file(onnx) == digest:
         # Saving again would give the model a new version (its metadata's time and checksum), and
-        # the scheduled scorer would take it for a retrained model.
-        print(f"{Path(args.model) / ONNX_FILE} exists: the model already runs without TensorFlow; nothing changed")
+        # the scheduled scorer would take it for a retrained model. A missing or altered file is exported again.
+        print(f"{onnx} exists: the model already runs without TensorFlow; nothing changed")
         return EXIT_OK
     detector = LSTMAutoencoderDetector.load(args.model)
     path = detector.save(args.model, onnx=True)  # the whole directory is rewritten atomically, with model.onnx

@@ -180,6 +180,9 @@ def test_cli_train_onnx_and_export_onnx(tiny_detector, tmp_path):
     again = run_cli("export-onnx", plain)  # saved again, it was a new version: a "retrained" model to the scheduler
     assert again.returncode == 0 and "already runs without TensorFlow; nothing changed" in again.stdout
     assert model_version(plain) == version
+    (plain / "model.onnx").unlink()  # lost: exported again, not said to exist
+    again = run_cli("export-onnx", plain)
+    assert again.returncode == 0 and again.stdout.startswith("exported ") and (plain / "model.onnx").is_file()
     bad = run_cli("export-onnx", tmp_path / "nowhere")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
     tiny = ("--window", "8", "--units", "8", "--latent", "4", "--epochs", "1", "--quiet")
