@@ -9,6 +9,7 @@ Those NaN rows are *breaks*: :mod:`anomaly.windows` never lets a window span one
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import logging
@@ -788,5 +789,6 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -
     except OSError as exc:
         raise DataError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a name too long to write is too long to remove: keep the error above
+            tmp.unlink(missing_ok=True)
     return path

@@ -444,3 +444,10 @@ def test_quoted_names_holding_commas_do_not_decide_the_delimiter(tmp_path):
     path.write_text('timestamp;"Druck, bar";"Fluss, l/min"\n2024-01-01 00:00;1,5;20,25\n2024-01-01 00:01;1,6;20,5\n')
     frame = load_series(path)
     assert frame.columns.tolist() == ["Druck, bar", "Fluss, l/min"] and frame["Fluss, l/min"].tolist() == [20.25, 20.5]
+
+
+def test_write_table_refuses_a_name_too_long_in_one_line(tmp_path):
+    out = tmp_path / ("s" * 250 + ".csv")  # fits the file system's limit; its temporary name does not
+    with pytest.raises(DataError, match=r": cannot write \(File name too long\)$"):
+        write_table(pd.DataFrame({"x": range(3)}), out)
+    assert entries(tmp_path) == set()
