@@ -124,7 +124,7 @@ def _sniff_delimiter(header: str) -> str:
     return best if fit(best)[0] > 1 else ","
 
 
-_COMMA_DECIMAL = re.compile(r"[+-]?\d+,(\d+)(?:[eE][+-]?\d+)?")
+_COMMA_DECIMAL = re.compile(r"[+-]?(\d+),(\d+)(?:[eE][+-]?\d+)?")
 _POINT_DECIMAL = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
 
 
@@ -135,10 +135,16 @@ def _sniff_decimal(lines: list[str], sep: str) -> str:
         return "."
     fields = [f.strip().strip('"') for line in lines[:200] for f in line.split(sep)]
     commas = [m for m in map(_COMMA_DECIMAL.fullmatch, fields) if m]
-    # 1,000 alone may be a thousand: only a number with other than three digits after its comma decides
-    if any(len(m.group(1)) != 3 for m in commas) and not any(_POINT_DECIMAL.fullmatch(f) for f in fields):
+    if any(_decimal_comma(m) for m in commas) and not any(_POINT_DECIMAL.fullmatch(f) for f in fields):
         return ","
     return "."
+
+
+def _decimal_comma(number: re.Match) -> bool:
+    """Whether a number written ``D,F`` cannot be a thousands separator: 1,000 alone may be a thousand,
+    but not 1,5 (F not three digits), 0,125 (a thousands group never follows 0) or 1013,250 (nor four digits)."""
+    whole, fraction = number.group(1), number.group(2)
+    return len(fraction) != 3 or int(whole) == 0 or len(whole) > 3
 
 
 def _line_of(position: int) -> int:

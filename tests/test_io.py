@@ -136,9 +136,16 @@ def test_monthly_year_last_dates_are_months_apart_in_either_order(fmt):
 
 def test_a_semicolon_file_with_only_three_digits_after_commas_is_not_guessed(csv):
     """1,000 may be a thousand or one: refused as non-numeric, as before decimal commas were read."""
-    raw = series(50).assign(a=[f"{i},000" for i in range(50)])
-    with pytest.raises(DataError, match=r"column 'a', line 2: non-numeric value '0,000' \(if that comma is a decimal mark"):
+    raw = series(50).assign(a=[f"{i},000" for i in range(1, 51)])
+    with pytest.raises(DataError, match=r"column 'a', line 2: non-numeric value '1,000' \(if that comma is a decimal mark"):
         load_series(csv(raw, sep=";"), columns=["a"])
+
+
+def test_three_digits_after_a_comma_that_cannot_group_thousands_are_decimals(csv):
+    """0,125 (no thousands group follows 0) and 1013,250 (four digits before it) are decimal commas."""
+    raw = series(50).assign(a=[f"0,{125 + i:03d}" for i in range(50)], b=[f"{1013 + i},250" for i in range(50)])
+    frame = load_series(csv(raw, sep=";"))
+    assert frame["a"].iloc[:2].tolist() == [0.125, 0.126] and frame["b"].iloc[:2].tolist() == [1013.25, 1014.25]
 
 
 def test_year_last_dates_in_both_orders_are_an_error_naming_both_lines(csv):
