@@ -55,6 +55,8 @@ def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFram
             raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
         if any(name is not None for name in frame.index.names):  # pandas stored its index: make it columns
             frame = frame.reset_index()
+        elif isinstance(frame.index, pd.DatetimeIndex) and "timestamp" not in frame.columns:  # an unnamed time index
+            frame = frame.rename_axis("timestamp").reset_index()
     else:
         frame = _read_csv(path, complete_lines)
     if frame.shape[1] == 0:

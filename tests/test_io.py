@@ -233,6 +233,8 @@ def test_parquet_round_trip_and_broken_parquet(tmp_path):
     assert str(loaded.index.tz) == "UTC" and len(loaded) == 400
     frame.set_index("timestamp").to_parquet(tmp_path / "indexed.parquet")  # pandas keeps a named index
     pd.testing.assert_frame_equal(load_series(tmp_path / "indexed.parquet"), loaded)
+    frame.set_index("timestamp").rename_axis(None).to_parquet(tmp_path / "unnamed.parquet")  # and an unnamed one
+    pd.testing.assert_frame_equal(load_series(tmp_path / "unnamed.parquet"), loaded)
     frame = frame.astype({"a": str})
     frame.loc[7, "a"] = "seven"
     frame.to_parquet(tmp_path / "text.parquet", index=False)
