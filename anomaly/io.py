@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import logging
 import re
+import warnings
 from io import BytesIO
 from pathlib import Path
 
@@ -93,17 +94,24 @@ def _read_csv(path: Path, complete_lines: bool = False) -> pd.DataFrame:
     header = text.splitlines()[0] if text.strip() else ""
     if not header.strip():
         raise DataError(f"{path}: first line is empty, expected a header row")
+    sep = _sniff_delimiter(header)
+    lines = [line for line in text.splitlines()[1:-1] if line.strip()]  # the sample's last line may be cut short
+    # A delimiter ending every data line but not the header is an empty last field, dropped; any other
+    # line longer than the header would lose data, so pandas' warning of it is an error here.
+    trailing = bool(lines) and not header.rstrip().endswith(sep) and all(line.rstrip().endswith(sep) for line in lines)
     try:
-        # utf-8-sig: spreadsheets often start UTF-8 files with a byte-order mark
-        sep = _sniff_delimiter(header)
-        frame = pd.read_csv(
-            source,
-            sep=sep,
-            decimal=_sniff_decimal(text.splitlines()[1:], sep),
-            encoding="utf-8-sig",
-            skipinitialspace=True,
-            index_col=False,  # a delimiter ending every data line (not the header) must not shift the columns
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore" if trailing else "error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                source,
+                sep=sep,
+                decimal=_sniff_decimal(text.splitlines()[1:], sep),
+                encoding="utf-8-sig",  # spreadsheets often start UTF-8 files with a byte-order mark
+                skipinitialspace=True,
+                index_col=False,  # never the first column as an index: lines longer than the header are not shifted
+            )
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: some lines hold more fields than the header; each line needs one field per column") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except pd.errors.EmptyDataError:
@@ -667,11 +675,12 @@ def clean_frame(
         edges = np.r_[0:first, last + 1 : len(frame)]
         blank = [str(c) for c in frame.columns if frame[c].iloc[edges].isna().any()]
         log.warning(
-            "%s: left out the first %d and the last %d row(s), where %s has no value (every sensor needs one)",
+            "%s: left out the first %d and the last %d row(s), where %s %s no value (every sensor needs one)",
             source,
             first,
             len(frame) - 1 - last,
             ", ".join(f"'{c}'" for c in blank),
+            "has" if len(blank) == 1 else "have",
         )
     frame = frame.iloc[first : last + 1]
     return (frame, (finite_rows & ~read_rows)[first : last + 1]) if marking_filled else frame

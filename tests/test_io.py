@@ -423,7 +423,7 @@ def test_rows_left_out_at_the_edges_are_said_with_the_sensor_to_blame(csv, caplo
     with caplog.at_level(logging.WARNING, logger="anomaly"):
         frame = load_series(csv(raw))
     assert len(frame) == len(raw) - 4 and frame.index[0] == pd.Timestamp(raw["timestamp"][3])
-    assert f"{csv(raw)}: left out the first 3 and the last 1 row(s), where 'a', 'c' has no value" in caplog.text
+    assert f"{csv(raw)}: left out the first 3 and the last 1 row(s), where 'a', 'c' have no value" in caplog.text
 
 
 def test_offsets_written_as_hours_alone_are_read_across_a_dst_change(tmp_path):
@@ -460,3 +460,10 @@ def test_write_table_refuses_a_name_too_long_in_one_line(tmp_path):
     with pytest.raises(DataError, match=r": cannot write \(File name too long\)$"):
         write_table(pd.DataFrame({"x": range(3)}), out)
     assert entries(tmp_path) == set()
+
+
+def test_lines_longer_than_the_header_are_refused_not_cut(tmp_path):
+    path = tmp_path / "d.csv"  # a value past the header's last column would be lost
+    path.write_text("timestamp,temp\n2024-01-01 00:00,20.5,7\n2024-01-01 00:01,20.7,8\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}: some lines hold more fields than the header")):
+        load_series(path)
