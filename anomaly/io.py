@@ -62,12 +62,18 @@ def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFram
         frame = _read_csv(path, complete_lines)
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no columns")
-    names = pd.Index([str(c).strip() for c in frame.columns])
-    if names.has_duplicates:  # `temp` and `temp ` once stripped: which one would be the sensor?
-        raise DataError(f"{path}: two columns are named '{names[names.duplicated()][0]}' (spaces around names ignored)")
+    _check_names(frame.columns, path)
     if len(frame) == 0:
         raise TooFewRowsError(f"{path}: has a header but no data rows")
     return frame
+
+
+def _check_names(columns, path: Path) -> None:
+    """Refuse two columns of one name (spaces around names ignored): which one would be the sensor?
+    Blank names are not compared: such columns are skipped later, with a warning."""
+    names = pd.Index([name for name in (str(c).strip() for c in columns) if name])
+    if names.has_duplicates:
+        raise DataError(f"{path}: two columns are named '{names[names.duplicated()][0]}' (spaces around names ignored)")
 
 
 def _read_csv(path: Path, complete_lines: bool = False) -> pd.DataFrame:
@@ -95,6 +101,7 @@ def _read_csv(path: Path, complete_lines: bool = False) -> pd.DataFrame:
     if not header.strip():
         raise DataError(f"{path}: first line is empty, expected a header row")
     sep = _sniff_delimiter(header)
+    _check_names(next(csv.reader([header], delimiter=sep), []), path)  # before pandas renames a twin `temp.1`
     lines = [line for line in text.splitlines()[1:-1] if line.strip()]  # the sample's last line may be cut short
     # A delimiter ending every data line but not the header is an empty last field, dropped; any other
     # line longer than the header would lose data, so pandas' warning of it is an error here.
