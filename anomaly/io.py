@@ -58,11 +58,11 @@ def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFram
             frame = frame.reset_index()
         elif isinstance(frame.index, pd.DatetimeIndex) and "timestamp" not in frame.columns:  # an unnamed time index
             frame = frame.rename_axis("timestamp").reset_index()
+        _check_names(frame.columns, path)  # a CSV's header is checked as it is read
     else:
         frame = _read_csv(path, complete_lines)
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no columns")
-    _check_names(frame.columns, path)
     if len(frame) == 0:
         raise TooFewRowsError(f"{path}: has a header but no data rows")
     return frame
@@ -97,12 +97,12 @@ def _read_csv(path: Path, complete_lines: bool = False) -> pd.DataFrame:
     if b"\x00" in head:
         raise DataError(f"{path}: binary content, not a CSV text file")
     text = head.decode("utf-8-sig", errors="replace")
-    header = text.splitlines()[0] if text.strip() else ""
+    header, *rows = text.splitlines() if text.strip() else [""]
     if not header.strip():
         raise DataError(f"{path}: first line is empty, expected a header row")
     sep = _sniff_delimiter(header)
     _check_names(next(csv.reader([header], delimiter=sep), []), path)  # before pandas renames a twin `temp.1`
-    lines = [line for line in text.splitlines()[1:-1] if line.strip()]  # the sample's last line may be cut short
+    lines = [line for line in rows[:-1] if line.strip()]  # the sample's last line may be cut short
     # A delimiter ending every data line but not the header is an empty last field, dropped; any other
     # line longer than the header would lose data, so pandas' warning of it is an error here.
     trailing = bool(lines) and not header.rstrip().endswith(sep) and all(line.rstrip().endswith(sep) for line in lines)
@@ -112,7 +112,7 @@ def _read_csv(path: Path, complete_lines: bool = False) -> pd.DataFrame:
             frame = pd.read_csv(
                 source,
                 sep=sep,
-                decimal=_sniff_decimal(text.splitlines()[1:], sep),
+                decimal=_sniff_decimal(rows, sep),
                 encoding="utf-8-sig",  # spreadsheets often start UTF-8 files with a byte-order mark
                 skipinitialspace=True,
                 index_col=False,  # never the first column as an index: lines longer than the header are not shifted

@@ -52,11 +52,16 @@ def load_data(path: str | Path, options: ReadOptions, interval=None, interval_of
     )
 
 
-def load_for_model(path: str | Path, options: ReadOptions, detector) -> pd.DataFrame:
-    """Data for a fitted model: ``path`` read, then :func:`frame_for_model`."""
+def load_for_model(
+    path: str | Path, options: ReadOptions, detector, *, complete_lines: bool = False, marking_filled: bool = False
+):
+    """Data for a fitted model: ``path`` read (``complete_lines``: see :func:`anomaly.io.read_table`),
+    then :func:`frame_for_model` (``marking_filled``: ``(frame, filled)``)."""
     from anomaly.io import read_table
 
-    return frame_for_model(read_table(path), str(path), options, detector)
+    return frame_for_model(
+        read_table(path, complete_lines=complete_lines), str(path), options, detector, marking_filled=marking_filled
+    )
 
 
 def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detector, *, marking_filled: bool = False):

@@ -43,8 +43,8 @@ from anomaly.errors import (
 )
 from anomaly.feedback import split_silenced
 from anomaly.flagging import TRAILING
-from anomaly.io import DUPLICATE_POLICIES, read_table, split_names
-from anomaly.loading import ReadOptions, frame_for_model, load_model, naming
+from anomaly.io import DUPLICATE_POLICIES, split_names
+from anomaly.loading import ReadOptions, load_for_model, load_model, naming
 from anomaly.logfmt import use_logfmt
 from anomaly.store import LockedError, Store, naive_utc, open_store
 from anomaly.thresholds import fixed_threshold
@@ -138,8 +138,7 @@ def load_job_marking_filled(job: Job):
     """:func:`load_job` and which rows of ``data`` hold a value filled in (a short gap interpolated),
     not read: their readings may arrive later, and then those rows must be scored again."""
     detector = load_model(job.model, job.engine, job.min_length, job.merge_gap)
-    raw = read_table(job.data, complete_lines=True)
-    data, filled = frame_for_model(raw, str(job.data), ReadOptions.of(job), detector, marking_filled=True)
+    data, filled = load_for_model(job.data, ReadOptions.of(job), detector, complete_lines=True, marking_filled=True)
     return detector, data, filled
 
 
