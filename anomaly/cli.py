@@ -225,7 +225,7 @@ def _load_detector(args):
 
 
 def cmd_score(args) -> int:
-    from anomaly.io import check_output, write_table
+    from anomaly.io import check_output, write_tables
 
     if args.db:
         return cmd_score_db(args)
@@ -238,10 +238,8 @@ def cmd_score(args) -> int:
     with naming(args.data):
         scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
-    if args.out:
-        write_table(scores.reset_index(), args.out)
-    if args.events:
-        write_table(events, args.events)
+    tables = [(scores.reset_index(), args.out), (events, args.events)]
+    write_tables([(table, path) for table, path in tables if path])  # both or neither
     flagged = int(scores["is_anomaly"].sum())
     fixed = args.threshold is not None or args.quantile is not None
     rule = f"threshold {scores['threshold'].iloc[0]:.6g}" if fixed else f"the model {detector.describe_flagging()}"

@@ -791,28 +791,40 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -
     Timestamps are written in ISO 8601. An interrupted write leaves any previous file untouched;
     the hidden ``.NAME.tmp-*`` file of a write that was killed outright is removed by the next one.
     """
+    return write_tables([(frame, path)], index=index)[0]
+
+
+def write_tables(outputs: list[tuple[pd.DataFrame, str | Path]], *, index: bool = False) -> list[Path]:
+    """Write several tables as :func:`write_table` does, all or none: every one is written to its
+    temporary name first, and only then are they renamed, so a failing second output (a full disk)
+    leaves the first one's previous file in place rather than a new file beside an old one."""
     import glob
     import os
     import uuid
 
-    path = check_output(path)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
-        stale.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    paths = [check_output(path) for _, path in outputs]
+    for path in paths:
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+            stale.unlink(missing_ok=True)
+    tmps = [path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}") for path in paths]
+    path = None  # the output being written, for the error
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
-            frame.to_parquet(tmp, index=index)
-        else:
-            iso_timestamps(frame, index).to_csv(tmp, index=index)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data is on disk before the name points at it
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        for (frame, _), path, tmp in zip(outputs, paths, tmps, strict=True):
+            if path.suffix.lower() in PARQUET_SUFFIXES:
+                frame.to_parquet(tmp, index=index)
+            else:
+                iso_timestamps(frame, index).to_csv(tmp, index=index)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the data is on disk before the name points at it
+            finally:
+                os.close(fd)
+        for path, tmp in zip(paths, tmps, strict=True):
+            os.replace(tmp, path)
     except OSError as exc:
         raise DataError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None
     finally:
-        with contextlib.suppress(OSError):  # a name too long to write is too long to remove: keep the error above
-            tmp.unlink(missing_ok=True)
-    return path
+        for tmp in tmps:
+            with contextlib.suppress(OSError):  # a name too long to write is too long to remove: keep the error above
+                tmp.unlink(missing_ok=True)
+    return paths

@@ -55,6 +55,15 @@ def test_score_writes_scores_and_events(trained):
     assert len(spike) == 1 and spike["sensors"].iloc[0].startswith("s0")
 
 
+def test_score_writes_both_outputs_or_neither(trained):
+    tmp, csv, model, _ = trained
+    out, events = tmp / "kept-scores.csv", tmp / ("e" * 250 + ".csv")  # the events' temporary name is too long
+    out.write_text("previous\n")
+    result = run_cli("score", csv, "--model", model, "--out", out, "--events", events)
+    assert result.returncode == 2 and result.stderr.strip().endswith("cannot write (File name too long)")
+    assert out.read_text() == "previous\n" and not events.exists()
+
+
 def test_score_parquet_and_threshold_override(trained):
     tmp, csv, model, _ = trained
     out = tmp / "scores.parquet"

@@ -13,7 +13,7 @@ import pytest
 from reliability_support import entries, series, write_csv
 
 from anomaly.errors import DataError
-from anomaly.io import clean_frame, load_series, read_table, write_table
+from anomaly.io import clean_frame, load_series, read_table, write_table, write_tables
 
 
 @pytest.fixture
@@ -468,3 +468,22 @@ def test_lines_longer_than_the_header_are_refused_not_cut(tmp_path):
     path.write_text("timestamp,temp\n2024-01-01 00:00,20.5,7\n2024-01-01 00:01,20.7,8\n")
     with pytest.raises(DataError, match=re.escape(f"{path}: some lines hold more fields than the header")):
         load_series(path)
+
+
+def test_write_tables_writes_all_or_none(tmp_path, monkeypatch):
+    first, second = tmp_path / "scores.csv", tmp_path / "events.csv"
+    first.write_text("previous\n")
+    original = pd.DataFrame.to_csv
+
+    def full_disk_on_the_second(self, path, *args, **kwargs):
+        if ".events.csv.tmp-" in str(path):
+            raise OSError(28, "No space left on device")
+        return original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk_on_the_second)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(second))}: cannot write \(No space left on device\)$"):
+        write_tables([(pd.DataFrame({"x": [1]}), first), (pd.DataFrame({"y": [2]}), second)])
+    assert first.read_text() == "previous\n" and entries(tmp_path) == {"scores.csv"}
+    monkeypatch.setattr(pd.DataFrame, "to_csv", original)
+    assert write_tables([(pd.DataFrame({"x": [1]}), first), (pd.DataFrame({"y": [2]}), second)]) == [first, second]
+    assert first.read_text() == "x\n1\n" and second.read_text() == "y\n2\n"
