@@ -176,6 +176,20 @@ def _where(source: str, position: int) -> str:
     return f"line {_line_of(position)}"
 
 
+# The markers pandas' read_csv reads as missing by default (its ``na_values`` docs). Kept here so the same
+# cells count as missing with spaces around them ("NA ") and in Parquet text columns, which read_csv never sees.
+MISSING_MARKERS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA"]
+    + ["NULL", "NaN", "None", "n/a", "nan", "null"]
+)
+
+
+def _cell_text(raw: pd.Series) -> pd.Series:
+    """A text column's cells stripped, the missing markers (``MISSING_MARKERS``) turned into missing."""
+    text = raw.astype("string").str.strip()
+    return text.mask(text.isin(MISSING_MARKERS))
+
+
 # Unix times by unit, each accepted for 1990-2100 only: the four ranges do not overlap, so the size
 # of the numbers names the unit (pandas needs it given). Other numbers (20240101) are read as text.
 _UNIX_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
@@ -322,9 +336,9 @@ def _numeric_column(raw: pd.Series, source: str, name: str) -> pd.Series:
         return raw.astype("float64")
     if pd.api.types.is_numeric_dtype(raw):
         return raw.astype("float64")
-    text = raw.astype("string").str.strip()
+    text = _cell_text(raw)
     values = pd.to_numeric(text, errors="coerce")
-    bad = values.isna() & text.notna() & (text != "") & ~text.str.lower().isin(["nan", "inf", "-inf", "+inf"])
+    bad = values.isna() & text.notna() & ~text.str.lower().isin(["nan", "inf", "-inf", "+inf"])
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
         value = str(raw.iloc[pos]).strip()
@@ -341,8 +355,7 @@ def _looks_numeric(raw: pd.Series) -> bool:
     """True when most non-empty cells parse as numbers (such a column is a sensor; its odd cells are errors)."""
     if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
         return True
-    text = raw.dropna().astype("string").str.strip()
-    text = text[text != ""]
+    text = _cell_text(raw).dropna()
     return len(text) > 0 and pd.to_numeric(text, errors="coerce").notna().mean() > 0.5
 
 

@@ -225,6 +225,16 @@ def test_columns_option(csv):
         load_series(path, columns=["name"])
 
 
+@pytest.mark.parametrize("marker", ["NA ", " n/a", "null", "#N/A", "None ", "  "])
+def test_missing_markers_count_as_missing_with_spaces_and_in_parquet_text(tmp_path, csv, marker):
+    raw = series().astype({"a": str})
+    raw.loc[100, "a"] = marker
+    expected = load_series(csv(series().assign(a=series()["a"].where(series().index != 100)), "plain.csv"))
+    pd.testing.assert_frame_equal(load_series(csv(raw, "text.csv")), expected)  # the marker written as is
+    raw.to_parquet(tmp_path / "text.parquet", index=False)  # a text column: read_csv's markers never applied
+    pd.testing.assert_frame_equal(load_series(tmp_path / "text.parquet"), expected)
+
+
 def test_parquet_round_trip_and_broken_parquet(tmp_path):
     frame = series()
     frame["timestamp"] = pd.to_datetime(frame["timestamp"]).dt.tz_localize("Europe/Berlin")
