@@ -164,8 +164,25 @@ def _decimal_comma(number: re.Match) -> bool:
     return len(fraction) != 3 or int(whole) == 0 or len(whole) > 3
 
 
-def _line_of(position: int) -> int:
-    """File line of the data row at ``position`` (line 1 is the header)."""
+def _line_of(source: str, position: int) -> int:
+    """File line where data row ``position`` of the CSV file ``source`` starts (line 1 is the header).
+
+    Counted with the csv module as pandas reads the rows: blank lines skipped, a quoted field may
+    span lines. It reads the file once more, which only the error path does. A ``source`` that is
+    no readable file (a frame named by its caller) gets the plain count, ``position`` + 2."""
+    try:
+        with open(source, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=_sniff_delimiter(fh.readline()))
+            row, end = 0, 1  # the header is line 1
+            for record in reader:
+                start, end = end + 1, reader.line_num + 1
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue  # a blank line: pandas skips it
+                if row == position:
+                    return start
+                row += 1
+    except (OSError, csv.Error):
+        pass
     return int(position) + 2
 
 
@@ -173,7 +190,7 @@ def _where(source: str, position: int) -> str:
     """'row N' of a Parquet file, else 'line N' of a CSV file (counting the header line)."""
     if str(source).lower().endswith(tuple(PARQUET_SUFFIXES)):
         return f"row {int(position) + 1}"
-    return f"line {_line_of(position)}"
+    return f"line {_line_of(source, position)}"
 
 
 # The markers pandas' read_csv reads as missing by default (its ``na_values`` docs). Kept here so the same

@@ -497,3 +497,23 @@ def test_write_tables_writes_all_or_none(tmp_path, monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_csv", original)
     assert write_tables([(pd.DataFrame({"x": [1]}), first), (pd.DataFrame({"y": [2]}), second)]) == [first, second]
     assert first.read_text() == "x\n1\n" and second.read_text() == "y\n2\n"
+
+
+def test_errors_name_the_file_line_after_blank_lines_and_quoted_line_breaks(tmp_path):
+    path = tmp_path / "d.csv"
+    lines = [
+        "timestamp,temp,note",  # line 1
+        '2024-01-01 00:00,20.5,"checked,',  # lines 2-3: one row, its note over two lines
+        'all fine"',
+        "",  # line 4: blank, skipped
+        "2024-01-01 00:01,20.6,",  # line 5
+        "   ",  # line 6: blank, skipped
+        "2024-01-01 00:02,oops,",  # line 7
+        "2024-01-01 00:03,20.8,",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}: column 'temp', line 7: non-numeric value 'oops'")):
+        load_series(path)
+    path.write_text("\n".join(lines).replace("oops", "20.7").replace("00:03", "soon") + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}: line 8: ")):
+        load_series(path)
