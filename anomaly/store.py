@@ -381,8 +381,13 @@ class Store:
             import fcntl
 
             lock_dir = Path(self.url.database + ".locks")
-            lock_dir.mkdir(exist_ok=True)
-            fd = os.open(lock_dir / f"{digest.hex()[:24]}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                lock_dir.mkdir(exist_ok=True)
+                fd = os.open(lock_dir / f"{digest.hex()[:24]}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:  # a read-only folder, say: one line, as the database's own errors
+                raise StoreError(
+                    f"database {_display(self.url)}: cannot create its lock file in {lock_dir} ({exc.strerror})"
+                ) from None
             try:
                 while True:
                     try:
@@ -400,15 +405,18 @@ class Store:
                 os.close(fd)
             return
         key = int.from_bytes(digest[:8], "big", signed=True)
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
-                if time.monotonic() >= deadline:
-                    raise LockedError(busy)
-                time.sleep(LOCK_POLL_S)
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        try:  # a dropped connection while locking or unlocking is one line, as in every query
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                    if time.monotonic() >= deadline:
+                        raise LockedError(busy)
+                    time.sleep(LOCK_POLL_S)
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        except sa.exc.SQLAlchemyError as exc:
+            raise _user_error(exc, self.url, self.target) from exc
 
     # -- run bookkeeping ------------------------------------------------------------------------
     @_one_line_errors

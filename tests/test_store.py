@@ -322,6 +322,21 @@ def test_unreachable_server_is_one_line_exit_1():
     assert err.value.exit_code == 1 and "\n" not in str(err.value) and "secret" not in str(err.value)
 
 
+def test_a_lock_that_cannot_be_taken_is_one_line(tmp_path):
+    path = tmp_path / "r.db"
+    with open_store(path, create=True) as store:
+        (tmp_path / "r.db.locks").write_text("not a folder")  # SQLite's locks live in a folder beside the file
+        with pytest.raises(StoreError, match=f"^database {re.escape(str(path))}: cannot create its lock file in .*r.db.locks"):
+            with store.lock("src"):
+                pass
+    url = make_url("postgresql://anomaly:secret@127.0.0.1:1/x")  # a server gone after opening: the lock's query fails
+    server = Store(sa.create_engine(url), "postgresql://anomaly:secret@127.0.0.1:1/x", url)
+    with pytest.raises(StoreError, match=r"^database postgresql\+psycopg://anomaly:\*\*\*@127\.0\.0\.1:1/x: ") as err:
+        with server.lock("src"):
+            pass
+    assert "\n" not in str(err.value) and "secret" not in str(err.value)
+
+
 def test_a_driver_error_mid_query_is_one_line_naming_the_database(tmp_path):
     # The database opened fine, then something under it went wrong (here a table dropped by hand;
     # on a server, a dropped connection): every read says so in one line, as opening does.
