@@ -327,12 +327,15 @@ def _check_no_db_options(args) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} needs --db")
 
 
-def _db_exit(results, args) -> int:
-    from anomaly.scheduled import exit_code, notify
+def _db_exit(results, args, db: str) -> int:
+    """The runs' exit code, after ``--on-event`` took the alerts of their sources (earlier unsent ones too)."""
+    from anomaly.scheduled import exit_code, send_alerts
+    from anomaly.store import open_store
 
     failures = 0
     if args.on_event:
-        failures = sum(notify(args.on_event, r.new_events) for r in results if r.status == "success")
+        with open_store(db) as store:
+            failures = send_alerts(store, [r.source for r in results], args.on_event)
     return exit_code(results, args.exit_code_on_anomaly, failures)
 
 
@@ -381,6 +384,7 @@ def cmd_score_db(args) -> int:
         merge_gap=args.merge_gap,
         rescore=args.rescore,
         engine=args.engine,
+        alerts=bool(args.on_event),
     )
     result = run_job(job, args.db, args.lock_timeout, debug=args.debug)
     if result.status == "success":
@@ -388,7 +392,7 @@ def cmd_score_db(args) -> int:
             f"run {result.run_id}: wrote {result.rows_scored} rows ({result.rows_new} new) for {result.source}; "
             f"{len(result.new_events)} new event(s)"
         )
-    return _db_exit([result], args)
+    return _db_exit([result], args, args.db)
 
 
 @_logfmt_errors
@@ -403,6 +407,7 @@ def cmd_score_batch(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     timeout = args.lock_timeout if args.lock_timeout is not None else settings.get("lock_timeout", 60.0)
+    jobs = [dataclasses.replace(job, alerts=bool(args.on_event)) for job in jobs]
     results = run_batch(jobs, db, timeout, workers=args.workers, scheduler=args.scheduler)
     for r in results:
         state = (
@@ -411,7 +416,7 @@ def cmd_score_batch(args) -> int:
             else f"{r.status}: {r.error}"
         )
         print(f"{r.source}: {state}")
-    return _db_exit(results, args)
+    return _db_exit(results, args, db)
 
 
 def _add_score_batch(sub) -> None:

@@ -14,7 +14,6 @@ an existing scheduler) with the same function on each worker.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -86,6 +85,7 @@ class Job:
     merge_gap: int | None = None
     rescore: bool = False
     engine: str = "auto"  # see anomaly score --engine
+    alerts: bool = False  # queue new events for --on-event (set by the command line, not a jobs-file key)
 
     @property
     def source_name(self) -> str:
@@ -276,11 +276,18 @@ def _commit(
     )
     region = event_frame(store.scores(source, model, since=cutoff), new, interval, limit)
     found = detector.events(region, threshold=limit)  # a fixed threshold whatever the model's rule; None: its flags
-    added = store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit, state=state)
-    alert, reported = split_reported(added, model, store.last_scored(source), store.events(source)) if added else ([], [])
+    split: list[list[dict]] = [[], [], []]
+
+    def to_send(added: list[dict]) -> list[dict]:  # in the run's transaction: a run that commits has queued its alerts
+        alert, reported = split_reported(added, model, store.last_scored(source), store.events(source))
+        alert, silenced = split_silenced(alert, store.feedback(source)) if alert else ([], [])
+        split[:] = [alert, silenced, reported]
+        return alert if job.alerts else []
+
+    store.commit_run(run_id, source, model, new, found, cutoff, before_commit=_pause_before_commit, state=state, alerts=to_send)
+    alert, silenced, reported = split
     for event in reported:
         log.info("alert skipped: an earlier version of the model scored this time", extra={"fields": _about(event)})
-    alert, silenced = split_silenced(alert, store.feedback(source)) if alert else ([], [])
     for event in silenced:
         log.info("alert silenced by feedback", extra={"fields": _about(event)})
     rows_new = int(len(new) - np.isin(new.index.asi8, known.asi8).sum())
@@ -421,40 +428,45 @@ def split_reported(
     return alert, reported
 
 
-def event_json(event: dict) -> str:
-    """``event`` as one line of strict JSON: a number JSON cannot hold (a severity of ``inf``, where the
-    threshold at the peak is 0: a sensor constant in the normal period moved) is ``null``, not the
-    ``Infinity`` that JavaScript, Go and strict parsers refuse."""
-    plain = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in event.items()}
-    return json.dumps(plain, allow_nan=False)
+def send_alerts(store: Store, sources: list[str], command: str) -> int:
+    """Send the outbox's alerts of ``sources`` with ``command``, oldest first: this run's and any an
+    earlier run could not send. Returns how many failed; each failure is logged and stays queued.
 
-
-def notify(command: str, new_events: list[dict]) -> int:
-    """Run ``command`` (a shell command line) once per event, the event as one JSON line on stdin.
-
-    Returns how many invocations failed (non-zero exit or timeout); each failure is logged.
+    At least once: an alert is deleted only after ``command`` took it, and one whose sending was
+    stopped (SIGTERM, a lost connection) is sent again by the next run of its source.
     """
     failures = 0
-    for ev in new_events:
-        fields = {"source": ev["source"], "start": ev["start"], "command": command}
+    for source in dict.fromkeys(sources):
+        claim, pending = store.claim_alerts(source, ON_EVENT_TIMEOUT_S)
         try:
-            done = subprocess.run(
-                command, shell=True, input=event_json(ev) + "\n", text=True, capture_output=True, timeout=ON_EVENT_TIMEOUT_S
-            )
-        except subprocess.TimeoutExpired:
-            failures += 1
-            log.error(f"--on-event command timed out after {ON_EVENT_TIMEOUT_S} s", extra={"fields": fields})
-            continue
-        if done.returncode != 0:
-            failures += 1
-            tail = (done.stderr or "").strip().splitlines()
-            log.error(
-                f"--on-event command exited with {done.returncode}",
-                extra={"fields": {**fields, "stderr": tail[-1] if tail else ""}},
-            )
-        else:
-            log.info("event sent", extra={"fields": fields})
+            for alert in pending:
+                fields = {"source": source, "start": alert["start"].isoformat(), "command": command}
+                if alert["tries"]:
+                    fields["tries"] = alert["tries"]
+                error = send(command, alert["event"], fields)
+                store.alert_done(source, alert, claim, error)
+                failures += error is not None
+        finally:
+            store.release_alerts(claim)  # any left by an interruption: the next run sends them
     return failures
+
+
+def send(command: str, line: str, fields: dict) -> str | None:
+    """Run ``command`` (a shell command line) with ``line`` (an event's JSON) on its stdin; None when it
+    succeeded, else why not (logged with ``fields``)."""
+    try:
+        done = subprocess.run(command, shell=True, input=line + "\n", text=True, capture_output=True, timeout=ON_EVENT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        error = f"--on-event command timed out after {ON_EVENT_TIMEOUT_S} s"
+        log.error(error, extra={"fields": fields})
+        return error
+    if done.returncode != 0:
+        error = f"--on-event command exited with {done.returncode}"
+        tail = (done.stderr or "").strip().splitlines()
+        log.error(error, extra={"fields": {**fields, "stderr": tail[-1] if tail else ""}})
+        return error
+    log.info("event sent", extra={"fields": fields})
+    return None
 
 
 def exit_code(results: list[JobResult], on_anomaly: bool, alert_failures: int = 0) -> int:
@@ -471,7 +483,7 @@ def exit_code(results: list[JobResult], on_anomaly: bool, alert_failures: int = 
 
 
 # -- batches -----------------------------------------------------------------------------------
-_JOB_FIELDS = {f.name: f for f in dataclasses.fields(Job)}
+_JOB_FIELDS = {f.name: f for f in dataclasses.fields(Job) if f.name != "alerts"}
 _BATCH_KEYS = {"db", "lock_timeout", "jobs"}
 
 

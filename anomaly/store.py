@@ -19,6 +19,13 @@ Tables (schema version :data:`SCHEMA_VERSION`, created and checked by :func:`ope
 - ``flag_state(source, model, at, state, run_id)`` (version 2): one row per ``(source, model)``
   scored with causal flagging (:mod:`anomaly.flagging`): the state after the last row whose score
   is final (``at``), as JSON, from which the next run flags the rows after it.
+- ``feedback(source, model, start, end, verdict, author, at, note, mute_until)`` (version 3):
+  operators' verdicts on events (:mod:`anomaly.feedback`), kept when events are recomputed.
+- ``outbox(source, model, start, event, run_id, queued, tries, error, claim, claimed_until)``
+  (version 4): alerts not yet sent, keyed like the event. A run that sends alerts queues its new
+  events in its own transaction; a row is deleted once ``--on-event`` took it, and stays with
+  ``tries`` and ``error`` when it failed, for the next run to send again (at least once). A sender
+  claims rows first (``claim``, until ``claimed_until``), so two runs never send one alert together.
 
 Timestamps are stored without time zone: in UTC when the data had one, as read otherwise.
 
@@ -41,8 +48,10 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import math
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,7 +63,7 @@ from sqlalchemy import event as sa_event
 from anomaly import scoring
 from anomaly.errors import EXIT_ERROR, EXIT_LOCKED, AnomalyError, ConfigError, DataError, first_line
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RUN_COLUMNS = ["id", "started", "finished", "model", "source", "rows_scored", "status", "error"]
 EVENT_COLUMNS = ["source", "model", "start", "end", "peak_score", "severity", "sensors"]
 LOCK_POLL_S = 0.1
@@ -136,6 +145,22 @@ feedback = sa.Table(  # operators' verdicts on events (anomaly.feedback); kept w
     sa.PrimaryKeyConstraint("source", "model", "start", name="pk_feedback"),
 )
 
+outbox = sa.Table(  # alerts not yet sent (see the module's docstring); sent ones are deleted
+    "outbox",
+    metadata,
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),  # the JSON line --on-event reads (event_json)
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("queued", sa.DateTime, nullable=False),
+    sa.Column("tries", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("claim", sa.String(32)),
+    sa.Column("claimed_until", sa.DateTime),
+    sa.PrimaryKeyConstraint("source", "model", "start", name="pk_outbox"),
+)
+
 # Migrations from version N-1 to N, applied in order inside the schema transaction (SQL that both
 # SQLite and PostgreSQL accept).
 MIGRATIONS: dict[int, list[str]] = {
@@ -147,6 +172,11 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE feedback (source TEXT NOT NULL, model TEXT NOT NULL, start TIMESTAMP NOT NULL, "
         '"end" TIMESTAMP NOT NULL, verdict VARCHAR(16) NOT NULL, author TEXT NOT NULL, at TIMESTAMP NOT NULL, '
         "note TEXT NOT NULL, mute_until TIMESTAMP, CONSTRAINT pk_feedback PRIMARY KEY (source, model, start))"
+    ],
+    4: [
+        "CREATE TABLE outbox (source TEXT NOT NULL, model TEXT NOT NULL, start TIMESTAMP NOT NULL, event TEXT NOT NULL, "
+        "run_id INTEGER NOT NULL, queued TIMESTAMP NOT NULL, tries INTEGER NOT NULL, error TEXT, claim VARCHAR(32), "
+        "claimed_until TIMESTAMP, CONSTRAINT pk_outbox PRIMARY KEY (source, model, start))"
     ],
 }
 
@@ -301,6 +331,14 @@ def _py(ts) -> dt.datetime:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def event_json(event: dict) -> str:
+    """``event`` as one line of strict JSON: a number JSON cannot hold (a severity of ``inf``, where the
+    threshold at the peak is 0: a sensor constant in the normal period moved) is ``null``, not the
+    ``Infinity`` that JavaScript, Go and strict parsers refuse."""
+    plain = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in event.items()}
+    return json.dumps(plain, allow_nan=False)
 
 
 class Store:
@@ -458,6 +496,7 @@ class Store:
         events_since=None,
         before_commit=None,
         state: tuple | None = None,
+        alerts=None,
     ) -> list[dict]:
         """Write a run in one transaction: scores and events upserted, the run marked ``success``.
 
@@ -465,7 +504,8 @@ class Store:
         ``new_events`` (``start, end, peak_score, severity, sensors``) replaces the stored events of
         ``(source, model)`` starting at or after ``events_since``. ``state`` (``(at, dict)``) replaces
         the flagging state of ``(source, model)``. Returns the events that overlap no event stored
-        before (the new ones), as JSON-ready dicts.
+        before (the new ones), as JSON-ready dicts. ``alerts`` (the new events -> those to send) picks
+        what enters the outbox in the same transaction, so a run that commits has queued its alerts.
         """
         rows = _score_rows(new_scores, source, model, run_id)
         with self._write() as conn:
@@ -487,6 +527,8 @@ class Store:
             added: list[dict] = []
             if new_events is not None and events_since is not None:
                 added = self._replace_events(conn, run_id, source, model, new_events, events_since)
+            if alerts is not None and added:
+                self._queue_alerts(conn, alerts(added))
             if before_commit is not None:
                 before_commit()
             conn.execute(
@@ -504,6 +546,84 @@ class Store:
         stmt = insert(table)
         update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name not in keep}
         return stmt.on_conflict_do_update(index_elements=keys, set_=update)
+
+    def _queue_alerts(self, conn, chosen: list[dict]) -> None:
+        """Add ``chosen`` events to the outbox; an alert of the same event still there stays as it is."""
+        if not chosen:
+            return
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        now = _now()
+        rows = [
+            {
+                "source": e["source"],
+                "model": e["model"],
+                "start": _py(pd.Timestamp(e["start"])),
+                "event": event_json(e),
+                "run_id": e["run_id"],
+                "queued": now,
+                "tries": 0,
+            }
+            for e in chosen
+        ]
+        conn.execute(insert(outbox).on_conflict_do_nothing(index_elements=["source", "model", "start"]), rows)
+
+    # -- the outbox -----------------------------------------------------------------------------
+    @_one_line_errors
+    def claim_alerts(self, source: str, seconds_each: float) -> tuple[str, list[dict]]:
+        """``(claim, alerts)``: the unsent alerts of ``source``, oldest first, claimed by this caller for
+        ``seconds_each`` per alert (plus a minute); a claim left by a killed sender lapses then.
+        Each alert: ``model, start, event`` (the JSON line) and ``tries`` (failed sends so far)."""
+        claim, now = uuid.uuid4().hex, _now()
+        free = (outbox.c.source == source) & (outbox.c.claim.is_(None) | (outbox.c.claimed_until < now))
+        with self._write() as conn:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the rows locked
+            keys = conn.execute(sa.select(outbox.c.model, outbox.c.start).where(free).with_for_update()).all()
+            until = now + dt.timedelta(seconds=len(keys) * seconds_each + 60)
+            for model, start in keys:
+                conn.execute(
+                    outbox.update()
+                    .where(outbox.c.source == source, outbox.c.model == model, outbox.c.start == start)
+                    .values(claim=claim, claimed_until=until)
+                )
+        query = (
+            sa.select(outbox.c.model, outbox.c.start, outbox.c.event, outbox.c.tries)
+            .where(outbox.c.claim == claim)
+            .order_by(outbox.c.queued, outbox.c.start)
+        )
+        with self.engine.connect() as conn:
+            return claim, [dict(row) for row in conn.execute(query).mappings()]
+
+    @_one_line_errors
+    def alert_done(self, source: str, alert: dict, claim: str, error: str | None = None) -> None:
+        """Settle a claimed alert: sent (``error`` None) deletes it; failed keeps it for the next run,
+        unclaimed, with one more try and the error."""
+        key = (outbox.c.source == source, outbox.c.model == alert["model"], outbox.c.start == alert["start"])
+        with self._write() as conn:
+            if error is None:
+                conn.execute(outbox.delete().where(*key, outbox.c.claim == claim))
+            else:
+                conn.execute(
+                    outbox.update()
+                    .where(*key, outbox.c.claim == claim)
+                    .values(tries=outbox.c.tries + 1, error=error, claim=None, claimed_until=None)
+                )
+
+    @_one_line_errors
+    def release_alerts(self, claim: str) -> None:
+        """Give back the alerts of ``claim`` not settled (a sender stopped midway): the next run sends them."""
+        with self._write() as conn:
+            conn.execute(outbox.update().where(outbox.c.claim == claim).values(claim=None, claimed_until=None))
+
+    @_one_line_errors
+    def pending_alerts(self, source: str | None = None) -> pd.DataFrame:
+        """Unsent alerts (of one source or all), oldest first: ``source, model, start, tries, error, queued``."""
+        columns = ["source", "model", "start", "tries", "error", "queued"]
+        query = sa.select(*[outbox.c[c] for c in columns]).order_by(outbox.c.queued, outbox.c.start)
+        if source is not None:
+            query = query.where(outbox.c.source == source)
+        return self._frame(query, columns)
 
     def _replace_events(self, conn, run_id, source, model, found: pd.DataFrame, since) -> list[dict]:
         since = _py(naive_utc([since])[0])
@@ -669,7 +789,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
-        for col in ("start", "end", "at", "mute_until"):
+        for col in ("start", "end", "at", "mute_until", "queued"):
             if col in frame.columns:
                 frame[col] = pd.to_datetime(frame[col])
         for col in ("peak_score", "severity"):

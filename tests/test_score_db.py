@@ -108,7 +108,7 @@ def job(files, name: str, source: str = "pump") -> Job:
 
 def table(target: str, name: str) -> pd.DataFrame:
     engine = sa.create_engine(make_url(target))
-    order = "start" if name == "events" else "timestamp" if name == "scores" else "id"
+    order = "start" if name in ("events", "outbox") else "timestamp" if name == "scores" else "id"
     with engine.connect() as conn:
         frame = pd.read_sql(
             sa.text(
@@ -141,6 +141,7 @@ def test_second_run_on_same_data_adds_nothing(files, target, full_rescore):
     assert (first.status, first.exit_code, first.rows_scored, first.rows_new) == ("success", 0, N, N)
     scores, events = table(target, "scores"), table(target, "events")
     assert len(scores) == N and len(events) > 0
+    assert table(target, "outbox").empty  # no --on-event: no alert is queued
     second = run_job(job(files, "full.csv"), target)
     assert (second.status, second.rows_scored, second.rows_new, second.new_events) == ("success", 0, 0, [])
     pd.testing.assert_frame_equal(table(target, "scores"), scores)  # same rows, same run_id: nothing rewritten
@@ -386,6 +387,53 @@ def test_two_concurrent_runs_write_once_and_alert_once(files, tmp_path, full_res
     assert_equals_full_rescore(str(db), full_rescore)
 
 
+def test_a_run_that_sends_alerts_queues_its_new_events_in_its_transaction(files, target, full_rescore):
+    first = run_job(dataclasses.replace(job(files, "full.csv"), alerts=True), target)
+    queued = table(target, "outbox")
+    assert pd.to_datetime(queued["start"]).tolist() == full_rescore[1]["start"].tolist() and len(queued) == len(first.new_events)
+    assert [json.loads(line) for line in queued["event"]] == first.new_events
+    assert (queued["run_id"] == first.run_id).all() and (queued["tries"] == 0).all() and queued["claim"].isna().all()
+
+
+def test_a_failed_alert_is_sent_by_the_next_run_and_one_stopped_midway_by_the_run_after(files, tmp_path, full_rescore):
+    """At least once: an alert leaves the outbox only when --on-event took it."""
+    db, alerts, sending = tmp_path / "r.db", tmp_path / "alerts.jsonl", tmp_path / "sending"
+    args = ["score", files / "full.csv", "--model", files / "model", "--db", db, "--source", "pump", "--on-event"]
+    starts = [t.isoformat() for t in full_rescore[1]["start"]]
+
+    failing = run_cli(*args, "echo 'pager down' >&2; exit 7")
+    assert failing.returncode == 1 and failing.stderr.count('msg="--on-event command exited with 7"') == len(starts)
+    assert 'stderr="pager down"' in failing.stderr
+    queued = table(str(db), "outbox")
+    assert (queued["tries"] == 1).all() and len(queued) == len(starts)
+
+    proc = subprocess.Popen(  # no new rows: the run sends what is queued, and is stopped while sending the first
+        [sys.executable, "-m", "anomaly", *map(str, args), f"touch '{sending}' && exec sleep 60"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not sending.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run never sent an alert: {proc.communicate()[1]}")
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    queued = table(str(db), "outbox")  # all still there, none claimed: the next run may send them at once
+    assert len(queued) == len(starts) and queued["claim"].isna().all() and (queued["tries"] == 1).all()
+
+    sent = run_cli(*args, f"cat >> '{alerts}'")
+    assert sent.returncode == EXIT_OK, sent.stderr
+    assert [json.loads(line)["start"] for line in alerts.read_text().splitlines()] == starts
+    assert sent.stderr.count('msg="event sent"') == len(starts) and "tries=1" in sent.stderr
+    assert table(str(db), "outbox").empty
+
+
 def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_events(files, tmp_path):
     db, alerts = tmp_path / "r.db", tmp_path / "alerts.jsonl"
 
@@ -601,11 +649,13 @@ def test_jobs_file_errors_name_the_file_and_job(tmp_path):
 def test_alerts_are_strict_json_even_for_an_infinite_severity(tmp_path):
     """A threshold of 0 at the peak (a sensor constant in the normal period moved) gives severity inf:
     the alert says null, which every JSON parser reads, not Python's Infinity."""
-    from anomaly.scheduled import notify
+    from anomaly.scheduled import send
+    from anomaly.store import event_json
 
     sent = tmp_path / "alerts.jsonl"
     event = {"source": "s", "start": "2024-01-01T00:00:00", "peak_score": 2.0, "severity": float("inf"), "sensors": ["a"]}
-    assert notify(f"cat >> '{sent}'", [event, {**event, "severity": 3.5}]) == 0
+    for each in (event, {**event, "severity": 3.5}):
+        assert send(f"cat >> '{sent}'", event_json(each), {}) is None
 
     def refuse(constant):
         raise AssertionError(f"not JSON: {constant}")

@@ -38,7 +38,7 @@ def test_open_store_creates_schema_only_when_asked(tmp_path):
         open_store(path)
     assert not path.exists()
     with open_store(path, create=True) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         assert store.runs().columns.tolist() == ["id", "started", "finished", "model", "source", "rows_scored", "status", "error"]
     with open_store(path) as store:  # a reader opens it without create
         assert store.sources() == []
@@ -54,12 +54,13 @@ def test_a_version_1_database_is_upgraded_with_the_flag_state_table(tmp_path):
     with engine.begin() as conn:  # back to what version 1 created
         conn.exec_driver_sql("DROP TABLE flag_state")
         conn.exec_driver_sql("DROP TABLE feedback")
+        conn.exec_driver_sql("DROP TABLE outbox")
         conn.exec_driver_sql("UPDATE schema_version SET version = 1")
     engine.dispose()
     with pytest.raises(DataError, match="schema version 1; open it once with 'anomaly score --db' to upgrade it"):
         open_store(path)
     with open_store(path, create=True) as store:
-        assert store.schema_version() == 3 and store.flag_state("s", "m") is None
+        assert store.schema_version() == 4 and store.flag_state("s", "m") is None
         run = store.begin_run("s", "m")
         store.commit_run(
             run,
@@ -78,15 +79,72 @@ def test_a_version_2_database_gets_the_feedback_table_and_keeps_its_events(targe
     engine = sa.create_engine(make_url(target))
     with engine.begin() as conn:  # back to what version 2 created
         conn.exec_driver_sql("DROP TABLE feedback")
+        conn.exec_driver_sql("DROP TABLE outbox")
         conn.exec_driver_sql("UPDATE schema_version SET version = 2")
     engine.dispose()
     with pytest.raises(DataError, match="schema version 2; open it once with 'anomaly score --db' to upgrade it"):
         open_store(target)
     with open_store(target, create=True) as store:
-        assert store.schema_version() == 3 and store.feedback().empty
+        assert store.schema_version() == 4 and store.feedback().empty
         assert store.events("s")["start"].tolist() == [T[1]]
         store.mark_event("s", "m", T[1], "false", "ana")
         assert store.feedback()["verdict"].tolist() == ["false_alarm"]
+
+
+def test_a_version_3_database_gets_the_outbox_and_keeps_its_events(target):
+    with open_store(target, create=True) as store:
+        store.commit_run(store.begin_run("s", "m"), "s", "m", score_frame(T[:3], [1, 3, 1]), pd.DataFrame([event(1, 1)]), T[0])
+    engine = sa.create_engine(make_url(target))
+    with engine.begin() as conn:  # back to what version 3 created
+        conn.exec_driver_sql("DROP TABLE outbox")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 3")
+    engine.dispose()
+    with pytest.raises(DataError, match="schema version 3; open it once with 'anomaly score --db' to upgrade it"):
+        open_store(target)
+    with open_store(target, create=True) as store:
+        assert store.schema_version() == 4 and store.pending_alerts().empty
+        assert store.events("s")["start"].tolist() == [T[1]]
+
+
+def test_alerts_are_queued_with_their_run_claimed_once_and_kept_until_sent(target):
+    with open_store(target, create=True) as store, open_store(target) as other:
+        found = pd.DataFrame([event(1, 1, peak=9.0), event(4, 4), event(7, 7)])
+        chosen = lambda added: [e for e in added if e["peak_score"] < 9]  # noqa: E731 (the caller picks what to send)
+        with pytest.raises(RuntimeError):  # a run that does not commit queues nothing
+            store.commit_run(
+                store.begin_run("s", "m"), "s", "m", score_frame(T, np.ones(10)), found, T[0], before_commit=stop, alerts=chosen
+            )
+        assert store.pending_alerts().empty
+        added = store.commit_run(store.begin_run("s", "m"), "s", "m", score_frame(T, np.ones(10)), found, T[0], alerts=chosen)
+        assert [e["start"] for e in added] == [T[1].isoformat(), T[4].isoformat(), T[7].isoformat()]
+        assert store.pending_alerts("s")["start"].tolist() == [T[4], T[7]] and store.pending_alerts("other").empty
+        claim, pending = store.claim_alerts("s", 120)
+        assert [a["start"] for a in pending] == [T[4], T[7]] and [a["tries"] for a in pending] == [0, 0]
+        assert json.loads(pending[0]["event"]) == {**added[1], "severity": 1.5}
+        assert other.claim_alerts("s", 120)[1] == []  # claimed: another run sends nothing of them
+        store.alert_done("s", pending[0], claim)  # sent: gone
+        store.alert_done("s", pending[1], claim, "--on-event command exited with 1")  # failed: kept for the next run
+        left = store.pending_alerts("s")
+        assert left["start"].tolist() == [T[7]] and left["tries"].tolist() == [1]
+        assert left["error"].tolist() == ["--on-event command exited with 1"]
+        claim, pending = other.claim_alerts("s", 120)
+        assert [(a["start"], a["tries"]) for a in pending] == [(T[7], 1)]
+        other.release_alerts(claim)  # a sender stopped before settling it: free again at once
+        claim, pending = store.claim_alerts("s", 120)
+        assert [a["start"] for a in pending] == [T[7]]
+        engine = sa.create_engine(make_url(target))
+        with engine.begin() as conn:  # the claim of a sender killed outright lapses
+            conn.exec_driver_sql("UPDATE outbox SET claimed_until = '2000-01-01 00:00:00'")
+        engine.dispose()
+        late, pending = other.claim_alerts("s", 120)
+        assert [a["start"] for a in pending] == [T[7]]
+        store.alert_done("s", pending[0], claim)  # the lapsed claim no longer settles it
+        other.alert_done("s", pending[0], late)
+        assert store.pending_alerts().empty
+
+
+def stop():
+    raise RuntimeError("stopped before the commit")
 
 
 def event(s: int, e: int, peak: float = 3.0) -> dict:
