@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -71,6 +72,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="interpolate gaps of at most N missing points; longer gaps are breaks (default: 3)",
     )
+    g.add_argument(
+        "--missing-values",
+        type=_number_list,
+        metavar="CODES",
+        help="comma-separated numbers the logger writes for no reading, read as missing; write it with '=' when "
+        "the first is negative: --missing-values=-9999,9.9e37 (default: none)",
+    )
 
 
 def _count(text: str) -> int:
@@ -82,6 +90,17 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, not '{text}'")
     return value
+
+
+def _number_list(text: str) -> tuple[float, ...]:
+    """Comma-separated finite numbers (argparse type)."""
+    try:
+        numbers = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, not '{text}'") from None
+    if not numbers or not all(math.isfinite(n) for n in numbers):
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, not '{text}'")
+    return numbers
 
 
 def _name_list(text: str) -> list[str]:
@@ -288,8 +307,8 @@ jobs.toml:
   [[jobs]]
   data = "pump1.csv"           # relative to jobs.toml
   model = "models/pump"
-  source = "pump1"             # optional; also: columns, timestamp_col, duplicates, max_gap,
-                               # threshold, quantile, min_length, merge_gap, rescore, engine
+  source = "pump1"             # optional; also: columns, timestamp_col, duplicates, max_gap, missing_values
+                               # ([-9999]), threshold, quantile, min_length, merge_gap, rescore, engine
 """
 
 
@@ -378,6 +397,7 @@ def cmd_score_db(args) -> int:
         columns=args.columns,
         duplicates=args.duplicates,
         max_gap=args.max_gap,
+        missing_values=args.missing_values or (),
         threshold=args.threshold,
         quantile=args.quantile,
         min_length=args.min_length,

@@ -560,6 +560,22 @@ def infinite_as_missing(frame: pd.DataFrame, source: str = "data") -> pd.DataFra
     return frame
 
 
+def codes_as_missing(frame: pd.DataFrame, source: str, codes: tuple[float, ...]) -> pd.DataFrame:
+    """``frame`` with every cell equal to one of ``codes`` NaN, with a warning counting them: a
+    logger's code for "no reading" is not a reading (scaled, 9.9e37 could not even be scored)."""
+    if not len(codes):
+        return frame
+    bad = [c for c in codes if isinstance(c, bool) or not isinstance(c, (int, float)) or not np.isfinite(c)]
+    if bad:
+        raise DataError(f"missing values must be finite numbers, not {bad[0]!r}")
+    hits = np.isin(frame.to_numpy(), np.asarray(codes, dtype=np.float64))
+    if hits.any():
+        counts = ", ".join(f"{name} {n}" for name, n in zip(frame.columns, hits.sum(axis=0), strict=True) if n)
+        log.warning("%s: %d cell(s) equal to a missing-value code treated as missing (%s)", source, int(hits.sum()), counts)
+        frame = frame.mask(hits)
+    return frame
+
+
 def fill_short_gaps(frame: pd.DataFrame, max_gap: int) -> pd.DataFrame:
     """Interpolate (in time) runs of at most ``max_gap`` missing points; longer runs stay NaN.
 
@@ -637,6 +653,7 @@ def clean_frame(
     interval: pd.Timedelta | str | None = None,
     interval_of: str | None = None,
     marking_filled: bool = False,
+    missing_values: tuple[float, ...] = (),
 ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """Validate and clean a raw frame into a regular float frame indexed by timestamp.
 
@@ -647,6 +664,7 @@ def clean_frame(
     Rows of the result that still hold NaN are breaks (gaps longer than ``max_gap`` points).
     ``marking_filled``: return ``(frame, filled)`` instead, ``filled`` true at the rows that hold an
     interpolated value (the scheduled scorer scores them again when their readings arrive).
+    ``missing_values``: numbers a logger writes for "no reading" (-9999, an overload 9.9e37), read as missing.
     """
     if duplicates not in DUPLICATE_POLICIES:
         raise DataError(f"duplicates policy must be one of {', '.join(DUPLICATE_POLICIES)}, not '{duplicates}'")
@@ -663,6 +681,7 @@ def clean_frame(
     sensors = select_columns(raw, source, timestamp_col, columns)
     frame = pd.DataFrame({str(c): _numeric_column(raw[c], source, str(c)) for c in sensors})
     frame.index = index
+    frame = codes_as_missing(frame, source, missing_values)
 
     non_finite = ~np.isfinite(frame.to_numpy())
     if non_finite.all(axis=0).any():
@@ -732,6 +751,7 @@ def load_series(
     max_gap: int = 3,
     interval: pd.Timedelta | str | None = None,
     interval_of: str | None = None,
+    missing_values: tuple[float, ...] = (),
 ) -> pd.DataFrame:
     """Read and clean a CSV or Parquet file of sensor readings (see :func:`clean_frame`)."""
     return clean_frame(
@@ -743,6 +763,7 @@ def load_series(
         max_gap=max_gap,
         interval=interval,
         interval_of=interval_of,
+        missing_values=missing_values,
     )
 
 

@@ -29,11 +29,13 @@ class ReadOptions:
     columns: list[str] | None = None  # None: every numeric column, or the model's columns
     duplicates: str = "error"  # or "mean"
     max_gap: int = 3
+    missing_values: tuple[float, ...] = ()  # a logger's codes for "no reading" (-9999), read as missing
 
     @classmethod
     def of(cls, options) -> ReadOptions:
-        """The options of anything with these four attributes (argparse's namespace, a job)."""
-        return cls(options.timestamp_col, options.columns, options.duplicates, options.max_gap)
+        """The options of anything with these five attributes (argparse's namespace, a job)."""
+        codes = tuple(options.missing_values or ())
+        return cls(options.timestamp_col, options.columns, options.duplicates, options.max_gap, codes)
 
 
 def load_data(path: str | Path, options: ReadOptions, interval=None, interval_of: str | None = None) -> pd.DataFrame:
@@ -49,6 +51,7 @@ def load_data(path: str | Path, options: ReadOptions, interval=None, interval_of
         max_gap=options.max_gap,
         interval=interval,
         interval_of=interval_of,
+        missing_values=options.missing_values,
     )
 
 
@@ -93,6 +96,7 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
         interval=detector.interval_,
         interval_of="the model",
         marking_filled=marking_filled,
+        missing_values=options.missing_values,
     )
     return frame
 

@@ -79,6 +79,7 @@ class Job:
     columns: list[str] | None = None
     duplicates: str = "error"
     max_gap: int = 3
+    missing_values: tuple[float, ...] = ()  # read as missing (a jobs file gives a list)
     threshold: float | None = None
     quantile: float | None = None
     min_length: int | None = None
@@ -495,8 +496,8 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
     [[jobs]]
     data = "pump1.csv"
     model = "models/pump"
-    source = "pump1"        # optional; other optional keys: columns, timestamp_col, duplicates,
-    ```                     # max_gap, threshold, quantile, min_length, merge_gap, rescore, engine
+    source = "pump1"        # optional; other optional keys: columns, timestamp_col, duplicates, max_gap,
+    ```                     # missing_values, threshold, quantile, min_length, merge_gap, rescore, engine
     """
     path = Path(path)
     try:
@@ -531,6 +532,8 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
         if isinstance(values.get("columns"), str):
             values["columns"] = split_names(values["columns"])  # or a TOML list of names
         _check_types(values, where)
+        if "missing_values" in values:
+            values["missing_values"] = tuple(float(c) for c in values["missing_values"])
         job = Job(**values)
         twin = next((j for j, other in enumerate(jobs, 1) if _same_series(other, job)), None)
         if twin is not None:  # the second would read as more rows of the first, or as nothing new
@@ -578,6 +581,11 @@ def _check_types(values: dict, where: str) -> None:
     for key, kind in kinds.items():
         if key in values and (not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool))):
             raise DataError(f"{where}: '{key}' has the wrong type ({type(values[key]).__name__})")
+    codes = values.get("missing_values", [])
+    if not isinstance(codes, list) or not all(
+        isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in codes
+    ):
+        raise DataError(f"{where}: 'missing_values' must be a list of finite numbers, such as [-9999, 9.9e37]")
     if values.get("max_gap", 0) < 0:
         raise DataError(f"{where}: 'max_gap' must be an integer >= 0, not {values['max_gap']!r}")
     if "source" in values and not values["source"].strip():

@@ -64,6 +64,20 @@ def test_score_writes_both_outputs_or_neither(trained):
     assert out.read_text() == "previous\n" and not events.exists()
 
 
+def test_missing_value_codes_score_as_empty_cells(trained):
+    tmp, csv, model, _ = trained
+    data = pd.read_csv(csv)
+    data.loc[200, "s1"] = -9999.0  # the logger's code for "no reading"
+    write_csv(data, tmp / "coded.csv")
+    write_csv(data.assign(s1=data["s1"].where(data.index != 200)), tmp / "empty.csv")
+    coded = run_cli("score", tmp / "coded.csv", "--model", model, "--missing-values=-9999,9.9e37", "--out", tmp / "c.csv")
+    assert coded.returncode == 0, coded.stderr
+    assert "1 cell(s) equal to a missing-value code treated as missing (s1 1)" in coded.stderr
+    empty = run_cli("score", tmp / "empty.csv", "--model", model, "--out", tmp / "e.csv")
+    assert empty.returncode == 0, empty.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp / "c.csv"), pd.read_csv(tmp / "e.csv"))
+
+
 def test_score_parquet_and_threshold_override(trained):
     tmp, csv, model, _ = trained
     out = tmp / "scores.parquet"

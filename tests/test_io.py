@@ -517,3 +517,16 @@ def test_errors_name_the_file_line_after_blank_lines_and_quoted_line_breaks(tmp_
     path.write_text("\n".join(lines).replace("oops", "20.7").replace("00:03", "soon") + "\n")
     with pytest.raises(DataError, match=re.escape(f"{path}: line 8: ")):
         load_series(path)
+
+
+def test_missing_value_codes_are_missing_with_a_warning_counting_them(csv, caplog):
+    raw = series()
+    raw.loc[[10, 20], "a"] = -9999
+    raw.loc[30, "b"] = 9.9e37
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        frame = load_series(csv(raw), missing_values=(-9999.0, 9.9e37))
+    assert "3 cell(s) equal to a missing-value code treated as missing (a 2, b 1)" in caplog.text
+    pd.testing.assert_frame_equal(frame, load_series(csv(raw.replace([-9999, 9.9e37], np.nan), "empty.csv")))
+    assert load_series(csv(raw))["a"].iloc[10] == -9999  # a code is a reading unless named
+    with pytest.raises(DataError, match="column 'a' has no values"):
+        load_series(csv(raw.assign(a=-9999.0), "coded.csv"), missing_values=(-9999.0,))

@@ -222,6 +222,21 @@ def test_bad_input_is_a_failed_run_and_exit_2(files, tmp_path):
         assert store.scores("pump", job(files, "full.csv").model_name).empty
 
 
+def test_a_logger_code_for_no_reading_stops_a_source_unless_read_as_missing(files, tmp_path, warned):
+    db = str(tmp_path / "r.db")
+    data = make_data()
+    data.loc[500, "b"] = 9.9e37  # an overload code, the file as a logger writes it
+    data.to_csv(tmp_path / "coded.csv", index=False)
+    refused = run_job(Job(str(tmp_path / "coded.csv"), str(files / "model"), source="pump"), db)
+    assert (refused.status, refused.exit_code) == ("failed", EXIT_BAD_INPUT) and "value 9.9e+37 is too large" in refused.error
+    read = run_job(Job(str(tmp_path / "coded.csv"), str(files / "model"), source="pump", missing_values=(-9999.0, 9.9e37)), db)
+    assert (read.status, read.rows_new) == ("success", N)
+    assert any(w.endswith("coded.csv: 1 cell(s) equal to a missing-value code treated as missing (b 1)") for w in warned)
+    with open_store(db) as store:  # the cell was filled in from its neighbours, as an empty one would be
+        stored = store.scores("pump").set_index("timestamp")
+    assert np.isfinite(stored.loc[pd.Timestamp("2024-01-01 08:20"), "score"])
+
+
 @pytest.mark.parametrize("first_utc", [False, True])
 def test_times_that_switch_between_offsets_and_none_are_refused(files, tmp_path, first_utc):
     """Naive times are stored as written, times with offsets in UTC: a file that starts or stops writing
@@ -625,6 +640,9 @@ def test_jobs_file_errors_name_the_file_and_job(tmp_path):
         ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nthreshold = nan\n", "'threshold' must be a finite number >= 0, not nan"),
         ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nduplicates = 'first'\n", "'duplicates' must be error or mean, not 'first'"),
         ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nsource = ' '\n", "job 1: 'source' must name the series"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmissing_values = -9999\n", "job 1: 'missing_values' must be a list of finite"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmissing_values = [-9999, inf]\n", "'missing_values' must be a list"),
+        ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmissing_values = ['NA']\n", "'missing_values' must be a list"),
         ("lock_timeout = -5\n[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\n", "'lock_timeout' must be a number of seconds >= 0, not -5"),
         (
             "[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nsource = 'pump'\n[[jobs]]\ndata = 'b.csv'\nmodel = './m'\nsource = 'pump'\n",
@@ -640,6 +658,8 @@ def test_jobs_file_errors_name_the_file_and_job(tmp_path):
         "[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nsource = 'p1'\n[[jobs]]\ndata = 'b.csv'\nmodel = 'm'\nsource = 'p2'\n"
     )
     assert [j.source for j in load_jobs(path)[0]] == ["p1", "p2"]  # one model for two series is fine
+    path.write_text("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmissing_values = [-9999, 9.9e37]\n")
+    assert load_jobs(path)[0][0].missing_values == (-9999.0, 9.9e37)
     path.write_text("lock_timeout = 5\n[[jobs]]\ndata = 'd/a.csv'\nmodel = 'm'\ncolumns = 'x, \"y, z\"'\n")
     jobs, settings = load_jobs(path)
     assert jobs[0].data == str(tmp_path / "d" / "a.csv") and jobs[0].columns == ["x", "y, z"]
