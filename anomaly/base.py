@@ -363,7 +363,7 @@ class AutoencoderBase(BaseEstimator):
                 row, col = (int(a[0]) for a in np.nonzero(overflow))
                 raise DataError(
                     f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} is too large "
-                    "to score (an error code? leave the cell empty to read it as missing)"
+                    "to score (a logger's code for no reading? read it as missing with --missing-values, or leave the cell empty)"
                 )
         return scaled
 

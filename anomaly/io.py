@@ -13,6 +13,7 @@ import contextlib
 import csv
 import datetime as dt
 import logging
+import numbers
 import re
 import warnings
 from io import BytesIO
@@ -565,7 +566,7 @@ def codes_as_missing(frame: pd.DataFrame, source: str, codes: tuple[float, ...])
     logger's code for "no reading" is not a reading (scaled, 9.9e37 could not even be scored)."""
     if not len(codes):
         return frame
-    bad = [c for c in codes if isinstance(c, bool) or not isinstance(c, (int, float)) or not np.isfinite(c)]
+    bad = [c for c in codes if isinstance(c, bool) or not isinstance(c, numbers.Real) or not np.isfinite(c)]
     if bad:
         raise DataError(f"missing values must be finite numbers, not {bad[0]!r}")
     hits = np.isin(frame.to_numpy(), np.asarray(codes, dtype=np.float64))

@@ -176,8 +176,8 @@ def test_scaling_in_blocks_equals_scaling_at_once(detector, monkeypatch):
     with pytest.raises(
         DataError,
         match=re.escape(
-            f"column 's1' at {frame.index[250]}: value 9.9e+37 is too large to score (an error code? leave the cell "
-            "empty to read it as missing)"
+            f"column 's1' at {frame.index[250]}: value 9.9e+37 is too large to score (a logger's code for no reading? "
+            "read it as missing with --missing-values, or leave the cell empty)"
         ),
     ):
         detector.score(frame)
