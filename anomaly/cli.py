@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -93,13 +92,15 @@ def _count(text: str) -> int:
 
 
 def _number_list(text: str) -> tuple[float, ...]:
-    """Comma-separated finite numbers (argparse type)."""
+    """Comma-separated finite numbers, one or more (argparse type)."""
+    from anomaly.io import split_numbers
+
     try:
-        numbers = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, not '{text}'") from None
-    if not numbers or not all(math.isfinite(n) for n in numbers):
-        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, not '{text}'")
+        numbers = split_numbers(text)
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not numbers:
+        raise argparse.ArgumentTypeError("expected one or more comma-separated numbers")
     return numbers
 
 

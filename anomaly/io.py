@@ -813,6 +813,17 @@ def split_names(text: str) -> list[str]:
     return [name.strip() for name in row if name.strip()]
 
 
+def split_numbers(text: str) -> tuple[float, ...]:
+    """Finite numbers from one comma-separated text (``--missing-values``, the app's field); blanks dropped."""
+    try:
+        numbers = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise DataError(f"expected comma-separated numbers, not '{text}'") from None
+    if not all(np.isfinite(numbers)):
+        raise DataError(f"expected comma-separated finite numbers, not '{text}'")
+    return numbers
+
+
 def check_writable(path: str | Path, option: str = "") -> Path:
     """``path`` as a file that can be written (its folder exists, it is no folder), or a DataError
     naming ``option`` where given."""

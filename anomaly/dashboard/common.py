@@ -157,7 +157,19 @@ _OPTION_HINTS = {
     "with “On constant” under More settings",
     "drop it with --columns or use --on-constant keep": "leave it out of “Sensor columns”, or set “On constant” "
     "(More settings) to keep",
+    "read it as missing with --missing-values": "list it under “Missing-value codes” (Reading options in the "
+    "sidebar, or on the Train page)",
 }
+
+
+def missing_codes(text: str | None) -> tuple[float, ...]:
+    """The numbers typed in a “Missing-value codes” field (``--missing-values``), or a ConfigError naming it."""
+    from anomaly.io import split_numbers
+
+    try:
+        return split_numbers(text or "")
+    except DataError as exc:
+        raise ConfigError(f"Missing-value codes: {exc}") from None
 
 
 def in_app_terms(message: str) -> str:
@@ -269,27 +281,30 @@ def read_upload(uploaded) -> tuple[pd.DataFrame, str]:
 
 @st.cache_data(show_spinner="Cleaning data…", max_entries=16)
 def clean(
-    key: str, _raw: pd.DataFrame, source: str, timestamp_col: str, columns: tuple, duplicates: str
+    key: str, _raw: pd.DataFrame, source: str, timestamp_col: str, columns: tuple, duplicates: str, codes: tuple = ()
 ) -> tuple[pd.DataFrame, list[str]]:
     """A raw table cleaned for training (``anomaly.io.clean_frame``) and the warnings it gave
     (:func:`show_warnings` shows them), cached by the table's key and the options."""
     from anomaly.io import clean_frame
 
     with logged_warnings() as messages:
-        frame = clean_frame(_raw, source, timestamp_col=timestamp_col, columns=list(columns) or None, duplicates=duplicates)
+        frame = clean_frame(
+            _raw, source, timestamp_col=timestamp_col, columns=list(columns) or None, duplicates=duplicates, missing_values=codes
+        )
     return frame, messages
 
 
 @st.cache_data(show_spinner="Cleaning data…", max_entries=16)
 def clean_for_model(
-    key: str, model_key: str, _raw: pd.DataFrame, source: str, _detector, timestamp_col: str, duplicates: str
+    key: str, model_key: str, _raw: pd.DataFrame, source: str, _detector, timestamp_col: str, duplicates: str, codes: tuple = ()
 ) -> tuple[pd.DataFrame, list[str]]:
     """A raw table read for a model as the CLI and the scheduler read it (``anomaly.loading``) and
     the warnings it gave, cached by the table's key, the model's version and the options."""
     from anomaly.loading import ReadOptions, frame_for_model
 
     with logged_warnings() as messages:
-        frame = frame_for_model(_raw, source, ReadOptions(timestamp_col=timestamp_col, duplicates=duplicates), _detector)
+        options = ReadOptions(timestamp_col=timestamp_col, duplicates=duplicates, missing_values=codes)
+        frame = frame_for_model(_raw, source, options, _detector)
     return frame, messages
 
 
@@ -802,6 +817,12 @@ def sidebar() -> None:
             key="dup_mean",
             help="The bundled NAB file repeats some timestamps; off = refuse such files.",
         )
+        st.text_input(
+            "Missing-value codes",
+            key="missing_codes",
+            placeholder="-9999, 9.9e37",
+            help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's --missing-values).",
+        )
 
 
 def load_selected(need_frame: bool = False) -> Loaded:
@@ -858,8 +879,9 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 st.stop()
             raw, data_key = read_data_file(file)
             source = file
-        key = f"{data_key}|{timestamp_col}|{duplicates}"
-        frame, warnings = clean_for_model(key, model_key, raw, source, detector, timestamp_col, duplicates)
+        codes = missing_codes(state.get("missing_codes"))
+        key = f"{data_key}|{timestamp_col}|{duplicates}|{codes}"
+        frame, warnings = clean_for_model(key, model_key, raw, source, detector, timestamp_col, duplicates, codes)
         show_warnings(warnings)
         scores = score(model_key, key, detector, frame)
         return Loaded(name, detector, model_key, key, source, frame, scores)

@@ -227,6 +227,23 @@ def test_reading_errors_name_the_apps_widget_not_a_command_line_option(dash_env,
     assert "duplicate timestamp" in error and "tick “Average duplicate timestamps”" in error and "--duplicates" not in error
 
 
+def test_missing_value_codes_in_the_sidebar_read_a_loggers_code_as_missing(dash_env, reference):
+    _, frame, _ = reference
+    coded = frame.iloc[:300].copy()
+    coded.iloc[150, 0] = 9.9e37  # an overload code
+    at = app(source_kind="Upload")
+    at.sidebar.file_uploader(key="upload").set_value(("coded.csv", csv_bytes(coded), "text/csv")).run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "9.9e+37 is too large to score" in error and "list it under “Missing-value codes”" in error
+    at.sidebar.text_input(key="missing_codes").input("-9999, nine").run()
+    assert [e.value for e in at.error] == ["Missing-value codes: expected comma-separated numbers, not '-9999, nine'"]
+    at.sidebar.text_input(key="missing_codes").input("-9999, 9.9e37").run()
+    ok(at)
+    assert any("1 cell(s) equal to a missing-value code treated as missing" in w.value for w in at.warning)
+    assert metric(at, "Points scored") == "300"
+
+
 def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeypatch):
     """The "Scoring database" source: a clear message while there is no database, its scores after."""
     monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))  # not created yet
@@ -847,6 +864,18 @@ def test_train_page_refuses_a_name_outside_the_models_folder(own_models):
     assert len(at.error) == 1 and "not allowed" in at.error[0].value
     assert not (own_models.parent / "escaped").exists()
     assert sorted(p.name for p in own_models.iterdir()) == ["tiny"]
+
+
+def test_train_page_reads_missing_value_codes_as_missing(dash_env):
+    at = page(app(), "train")
+    at = _train_form(at, "x")
+    coded = make_series(600, seed=4)
+    coded.iloc[[40, 41], 1] = -9999.0
+    at.file_uploader(key="train_upload").set_value(("coded.csv", csv_bytes(coded), "text/csv")).run()
+    assert not any("missing-value code" in w.value for w in at.warning)  # unnamed, -9999 is a reading
+    at.text_input(key="train_missing").input("-9999").run()
+    ok(at)
+    assert any("coded.csv: 2 cell(s) equal to a missing-value code treated as missing (b 2)" in w.value for w in at.warning)
 
 
 def test_train_page_bad_upload_shows_an_error(dash_env):

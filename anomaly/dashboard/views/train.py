@@ -78,11 +78,19 @@ sensors = c2.multiselect(
     key="train_sensors",
 )
 duplicates = "mean" if c3.checkbox("Average duplicate timestamps", value=True, key="train_dup") else "error"
+codes_text = c3.text_input(
+    "Missing-value codes",
+    key="train_missing",
+    placeholder="-9999, 9.9e37",
+    help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's --missing-values).",
+)
 if not sensors:
     st.info("Pick at least one sensor column.")
     st.stop()
 with common.user_errors():
-    frame, warnings = common.clean(f"{raw_key}|{ts_col}|{sensors}|{duplicates}", raw, source, ts_col, tuple(sensors), duplicates)
+    codes = common.missing_codes(codes_text)
+    key = f"{raw_key}|{ts_col}|{sensors}|{duplicates}|{codes}"
+    frame, warnings = common.clean(key, raw, source, ts_col, tuple(sensors), duplicates, codes)
 common.show_warnings(warnings)
 
 # -- normal period ------------------------------------------------------------------------------
