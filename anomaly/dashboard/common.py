@@ -442,6 +442,13 @@ def db_events(target: str, source: str | None) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=DB_TTL, show_spinner="Reading the results database…")
+def db_pending_alerts(target: str, source: str | None) -> pd.DataFrame:
+    """Alerts the scheduled scorer has not sent yet (the outbox): failed or not yet tried."""
+    with _open_store(target) as store:
+        return store.pending_alerts(source=source)
+
+
+@st.cache_data(ttl=DB_TTL, show_spinner="Reading the results database…")
 def db_feedback(target: str, source: str | None) -> pd.DataFrame:
     with _open_store(target) as store:
         return store.feedback(source=source)

@@ -984,6 +984,28 @@ def test_history_page(dash_env, reference, tmp_path, monkeypatch):
     legend = figure(at, 0)["layout"]["legend"]  # runs over time: the legend above the plot area, not over a run
     assert legend["yanchor"] == "bottom" and legend["y"] > 1
     assert metric(at, "Precision (feedback)") == "–"
+    assert not at.warning  # every alert sent
+
+
+def test_history_page_shows_the_alerts_not_sent_yet(dash_env, reference, tmp_path, monkeypatch):
+    from anomaly.store import open_store
+
+    detector, _, scores = reference
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
+    with open_store(tmp_path / "results.db", create=True) as store:  # a run whose --on-event command failed
+        run = store.begin_run("series.csv", "tiny")
+        written = scores.drop(columns=[c for c in scores if c.startswith("recon_")])
+        added = store.commit_run(run, "series.csv", "tiny", written, detector.events(scores), scores.index[0], alerts=list)
+        claim, pending = store.claim_alerts("series.csv", 120)
+        store.alert_done("series.csv", pending[0], claim, "--on-event command exited with 7")
+        store.release_alerts(claim)
+    at = page(app(), "history")
+    assert not at.exception and not at.error
+    [warning] = [w.value for w in at.warning]
+    assert warning.startswith(f"{len(added)} alert(s) not sent yet (1 after a failed --on-event command)")
+    table = [d.value for d in at.dataframe if "tries" in d.value.columns][0]
+    assert table["tries"].tolist() == [1] + [0] * (len(added) - 1)
+    assert table["error"].tolist()[0] == "--on-event command exited with 7"
 
 
 def submit_verdict(at: AppTest, key: str, verdict: str, name: str = "ana", note: str = "", mute: bool = False) -> AppTest:

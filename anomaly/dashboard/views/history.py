@@ -37,6 +37,7 @@ runs = runs.assign(started=pd.to_datetime(runs["started"]), finished=pd.to_datet
 with common.user_errors():  # the database may have gone away since the runs were read
     events = common.reviewed_events(target, chosen)
     feedback = common.db_feedback(target, chosen)
+    pending = common.db_pending_alerts(target, chosen)
 judged = precision(feedback)
 
 m1, m2, m3, m4, m5 = st.columns(5)
@@ -55,6 +56,22 @@ m5.metric(
     f"{judged['false_alarms']} false, {judged['reviewed']} reviewed in all.",
 )
 common.review_saved_message()
+if not pending.empty:  # the outbox: alerts --on-event has not taken yet; the next run sends them again
+    failed = int((pending["tries"] > 0).sum())
+    st.warning(
+        f"{len(pending)} alert(s) not sent yet ({failed} after a failed --on-event command): the next scheduled "
+        "run of their source with --on-event sends them. The table below says why the last try failed."
+    )
+    st.dataframe(
+        pending,
+        hide_index=True,
+        key="hist_pending",
+        column_config={
+            "start": st.column_config.DatetimeColumn("event start", format="YYYY-MM-DD HH:mm"),
+            "queued": st.column_config.DatetimeColumn("queued", format="YYYY-MM-DD HH:mm"),
+            "error": "last error",
+        },
+    )
 
 left, right = st.columns(2)
 with left:
