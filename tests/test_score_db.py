@@ -310,6 +310,28 @@ def test_run_killed_midway_leaves_the_database_as_it_was(files, tmp_path, full_r
     assert_equals_full_rescore(str(db), full_rescore)
 
 
+def terminated_at(marker: Path, args: list, env: dict | None = None) -> str:
+    """Run ``python -m anomaly ARGS``, send it SIGTERM once ``marker`` exists; its stderr (exit 143 checked)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anomaly", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **(env or {})),
+    )
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run never reached {marker.name}: {proc.communicate()[1]}")
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    return err
+
+
 def test_a_run_terminated_midway_is_marked_failed_and_logs_one_logfmt_line(files, tmp_path, full_rescore):
     """SIGTERM (a scheduler's timeout) inside the run's transaction: nothing written, the runs row says
     'terminated' at once (not 'running' until the next run), exit 143, stderr logfmt to the end."""
@@ -317,35 +339,8 @@ def test_a_run_terminated_midway_is_marked_failed_and_logs_one_logfmt_line(files
     run_job(job(files, "part.csv"), str(db))
     before = table(str(db), "scores"), table(str(db), "events")
     marker = tmp_path / "in-transaction"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "anomaly",
-            "score",
-            files / "full.csv",
-            "--model",
-            files / "model",
-            "--db",
-            db,
-            "--source",
-            "pump",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **{PAUSE_ENV: str(marker)}),
-    )
-    deadline = time.monotonic() + 300
-    while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the run never reached its transaction: {proc.communicate()[1]}")
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    args = ["score", files / "full.csv", "--model", files / "model", "--db", db, "--source", "pump"]
+    err = terminated_at(marker, args, {PAUSE_ENV: str(marker)})
     lines = err.strip().splitlines()
     assert all(LOGFMT.fullmatch(line) for line in lines), err
     assert "level=error msg=terminated exit=143" in lines[-1]
@@ -422,23 +417,7 @@ def test_a_failed_alert_is_sent_by_the_next_run_and_one_stopped_midway_by_the_ru
     queued = table(str(db), "outbox")
     assert (queued["tries"] == 1).all() and len(queued) == len(starts)
 
-    proc = subprocess.Popen(  # no new rows: the run sends what is queued, and is stopped while sending the first
-        [sys.executable, "-m", "anomaly", *map(str, args), f"touch '{sending}' && exec sleep 60"],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 300
-    while not sending.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the run never sent an alert: {proc.communicate()[1]}")
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    terminated_at(sending, [*args, f"touch '{sending}' && exec sleep 60"])  # no new rows: stopped sending the first
     queued = table(str(db), "outbox")  # all still there, none claimed: the next run may send them at once
     assert len(queued) == len(starts) and queued["claim"].isna().all() and (queued["tries"] == 1).all()
 

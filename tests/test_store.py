@@ -44,21 +44,28 @@ def test_open_store_creates_schema_only_when_asked(tmp_path):
         assert store.sources() == []
 
 
-def test_a_version_1_database_is_upgraded_with_the_flag_state_table(tmp_path):
-    import sqlalchemy as sa
+# The tables each schema version added (anomaly.store.MIGRATIONS), newest first.
+ADDED = {4: "outbox", 3: "feedback", 2: "flag_state"}
 
+
+def back_to_version(target, version: int) -> None:
+    """Make the database at ``target`` what schema ``version`` created, then check that opening it
+    without ``create`` asks for the upgrade."""
+    engine = sa.create_engine(make_url(target))
+    with engine.begin() as conn:
+        for table in [name for v, name in ADDED.items() if v > version]:
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.exec_driver_sql(f"UPDATE schema_version SET version = {version}")
+    engine.dispose()
+    with pytest.raises(DataError, match=f"schema version {version}; open it once with 'anomaly score --db' to upgrade it"):
+        open_store(target)
+
+
+def test_a_version_1_database_is_upgraded_with_the_flag_state_table(tmp_path):
     path = tmp_path / "r.db"
     with open_store(path, create=True):
         pass
-    engine = sa.create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:  # back to what version 1 created
-        conn.exec_driver_sql("DROP TABLE flag_state")
-        conn.exec_driver_sql("DROP TABLE feedback")
-        conn.exec_driver_sql("DROP TABLE outbox")
-        conn.exec_driver_sql("UPDATE schema_version SET version = 1")
-    engine.dispose()
-    with pytest.raises(DataError, match="schema version 1; open it once with 'anomaly score --db' to upgrade it"):
-        open_store(path)
+    back_to_version(path, 1)
     with open_store(path, create=True) as store:
         assert store.schema_version() == 4 and store.flag_state("s", "m") is None
         run = store.begin_run("s", "m")
@@ -76,14 +83,7 @@ def test_a_version_2_database_gets_the_feedback_table_and_keeps_its_events(targe
     with open_store(target, create=True) as store:
         run = store.begin_run("s", "m")
         store.commit_run(run, "s", "m", score_frame(T[:3], [1, 3, 1]), pd.DataFrame([event(1, 1)]), T[0])
-    engine = sa.create_engine(make_url(target))
-    with engine.begin() as conn:  # back to what version 2 created
-        conn.exec_driver_sql("DROP TABLE feedback")
-        conn.exec_driver_sql("DROP TABLE outbox")
-        conn.exec_driver_sql("UPDATE schema_version SET version = 2")
-    engine.dispose()
-    with pytest.raises(DataError, match="schema version 2; open it once with 'anomaly score --db' to upgrade it"):
-        open_store(target)
+    back_to_version(target, 2)
     with open_store(target, create=True) as store:
         assert store.schema_version() == 4 and store.feedback().empty
         assert store.events("s")["start"].tolist() == [T[1]]
@@ -94,13 +94,7 @@ def test_a_version_2_database_gets_the_feedback_table_and_keeps_its_events(targe
 def test_a_version_3_database_gets_the_outbox_and_keeps_its_events(target):
     with open_store(target, create=True) as store:
         store.commit_run(store.begin_run("s", "m"), "s", "m", score_frame(T[:3], [1, 3, 1]), pd.DataFrame([event(1, 1)]), T[0])
-    engine = sa.create_engine(make_url(target))
-    with engine.begin() as conn:  # back to what version 3 created
-        conn.exec_driver_sql("DROP TABLE outbox")
-        conn.exec_driver_sql("UPDATE schema_version SET version = 3")
-    engine.dispose()
-    with pytest.raises(DataError, match="schema version 3; open it once with 'anomaly score --db' to upgrade it"):
-        open_store(target)
+    back_to_version(target, 3)
     with open_store(target, create=True) as store:
         assert store.schema_version() == 4 and store.pending_alerts().empty
         assert store.events("s")["start"].tolist() == [T[1]]
