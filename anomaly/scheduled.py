@@ -434,21 +434,31 @@ def send_alerts(store: Store, sources: list[str], command: str) -> int:
     earlier run could not send. Returns how many failed; each failure is logged and stays queued.
 
     At least once: an alert is deleted only after ``command`` took it, and one whose sending was
-    stopped (SIGTERM, a lost connection) is sent again by the next run of its source.
+    stopped (SIGTERM, a lost connection) is sent again by the next run of its source. The first
+    failure ends a source's sending: a command that is down (or hangs until its time limit) is not
+    tried once per queued alert on every run; the rest wait, in order, for the next run.
     """
     failures = 0
     for source in dict.fromkeys(sources):
         claim, pending = store.claim_alerts(source, ON_EVENT_TIMEOUT_S)
         try:
-            for alert in pending:
+            for done, alert in enumerate(pending):
                 fields = {"source": source, "start": alert["start"].isoformat(), "command": command}
                 if alert["tries"]:
                     fields["tries"] = alert["tries"]
                 error = send(command, alert["event"], fields)
                 store.alert_done(source, alert, claim, error)
-                failures += error is not None
+                if error is not None:
+                    failures += 1
+                    if done + 1 < len(pending):
+                        log.warning(
+                            "%d more alert(s) left queued for the next run",
+                            len(pending) - done - 1,
+                            extra={"fields": {"source": source}},
+                        )
+                    break
         finally:
-            store.release_alerts(claim)  # any left by an interruption: the next run sends them
+            store.release_alerts(claim)  # those not tried (a failure, an interruption): the next run sends them
     return failures
 
 

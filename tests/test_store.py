@@ -436,3 +436,17 @@ def test_opening_retries_while_sqlite_says_locked_then_gives_up(tmp_path, monkey
     with pytest.raises(LockedError, match="r.db: database is locked") as err:  # one line, after the busy timeout
         open_store(tmp_path / "r.db", busy_timeout=0.05)
     assert err.value.exit_code == 3
+
+
+def test_sending_stops_at_the_first_failure_and_the_next_run_sends_the_rest_in_order(target, tmp_path):
+    from anomaly.scheduled import send_alerts
+
+    sent = tmp_path / "alerts.jsonl"
+    with open_store(target, create=True) as store:
+        found = pd.DataFrame([event(1, 1), event(4, 4), event(7, 7)])
+        store.commit_run(store.begin_run("s", "m"), "s", "m", score_frame(T, np.ones(10)), found, T[0], alerts=list)
+        assert send_alerts(store, ["s"], "exit 3") == 1  # a command that is down is tried once, not once per alert
+        assert store.pending_alerts("s")["tries"].tolist() == [1, 0, 0]
+        assert send_alerts(store, ["s", "s"], f"cat >> '{sent}'") == 0
+        assert [json.loads(line)["start"] for line in sent.read_text().splitlines()] == [T[i].isoformat() for i in (1, 4, 7)]
+        assert store.pending_alerts().empty
