@@ -75,8 +75,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         "--missing-values",
         type=_number_list,
         metavar="CODES",
-        help="comma-separated numbers the logger writes for no reading, read as missing; write it with '=' when "
-        "the first is negative: --missing-values=-9999,9.9e37 (default: none)",
+        help="comma-separated numbers the logger writes for no reading, read as missing: -9999,9.9e37 (default: none)",
     )
 
 
@@ -1001,9 +1000,22 @@ def _stop_code(exc: KeyboardInterrupt) -> int:
     return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
+def _joined_negative_values(argv: list[str]) -> list[str]:
+    """``--missing-values -9999,9.9e37`` as ``--missing-values=-9999,9.9e37``: argparse takes a value that
+    starts with '-' for an option unless it is one plain negative number, so a list of codes led by a
+    negative one was refused as "expected one argument"."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--missing-values" and arg.startswith("-") and arg[1:2].isdigit():
+            out[-1] = f"--missing-values={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined_negative_values(sys.argv[1:] if argv is None else list(argv)))
     _setup_logging(getattr(args, "quiet", False))
     previous = _terminate_like_interrupt()
     try:

@@ -70,7 +70,7 @@ def test_missing_value_codes_score_as_empty_cells(trained):
     data.loc[200, "s1"] = -9999.0  # the logger's code for "no reading"
     write_csv(data, tmp / "coded.csv")
     write_csv(data.assign(s1=data["s1"].where(data.index != 200)), tmp / "empty.csv")
-    coded = run_cli("score", tmp / "coded.csv", "--model", model, "--missing-values=-9999,9.9e37", "--out", tmp / "c.csv")
+    coded = run_cli("score", tmp / "coded.csv", "--model", model, "--missing-values", "-9999,9.9e37", "--out", tmp / "c.csv")
     assert coded.returncode == 0, coded.stderr
     assert "1 cell(s) equal to a missing-value code treated as missing (s1 1)" in coded.stderr
     empty = run_cli("score", tmp / "empty.csv", "--model", model, "--out", tmp / "e.csv")
