@@ -258,7 +258,7 @@ def cmd_score(args) -> int:
         scores = detector.score(data, threshold=args.threshold, quantile=args.quantile)
     events = detector.events(scores)
     tables = [(scores.reset_index(), args.out), (events, args.events)]
-    write_tables([(table, path) for table, path in tables if path])  # both or neither
+    write_tables([(table, path) for table, path in tables if path])  # both written before either replaces its file
     flagged = int(scores["is_anomaly"].sum())
     fixed = args.threshold is not None or args.quantile is not None
     rule = f"threshold {scores['threshold'].iloc[0]:.6g}" if fixed else f"the model {detector.describe_flagging()}"

@@ -29,6 +29,7 @@ from anomaly.errors import DataError, TooFewRowsError, first_line
 log = logging.getLogger("anomaly")
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+READ_FROM = "read_from"  # the attrs key of a frame read from a CSV file: that file's path
 DUPLICATE_POLICIES = ("error", "mean")
 _DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 64 * 1024
@@ -62,6 +63,7 @@ def read_table(path: str | Path, *, complete_lines: bool = False) -> pd.DataFram
         _check_names(frame.columns, path)  # a CSV's header is checked as it is read
     else:
         frame = _read_csv(path, complete_lines)
+        frame.attrs[READ_FROM] = str(path)  # for the error path's line numbers (_line_of), carried by its columns
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no columns")
     if len(frame) == 0:
@@ -165,15 +167,17 @@ def _decimal_comma(number: re.Match) -> bool:
     return len(fraction) != 3 or int(whole) == 0 or len(whole) > 3
 
 
-def _line_of(source: str, position: int) -> int:
-    """File line where data row ``position`` of the CSV file ``source`` starts (line 1 is the header).
+def _line_of(path: str | None, position: int) -> int:
+    """File line where data row ``position`` of the CSV file ``path`` starts (line 1 is the header).
 
     Counted with the csv module as pandas reads the rows: blank lines skipped, a quoted field may
-    span lines. It reads the file once more, which only the error path does. A ``source`` that is
-    no readable file (a frame named by its caller) gets the plain count, ``position`` + 2."""
+    span lines. It reads the file once more, which only the error path does. Without the file (a
+    frame :func:`read_table` did not read, a file gone since), the plain count: ``position`` + 2."""
+    if path is None:
+        return int(position) + 2
     try:
-        with open(source, encoding="utf-8-sig", errors="replace", newline="") as fh:
-            reader = csv.reader(fh, delimiter=_sniff_delimiter(fh.readline()))
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=_sniff_delimiter(fh.readline()), skipinitialspace=True)
             row, end = 0, 1  # the header is line 1
             for record in reader:
                 start, end = end + 1, reader.line_num + 1
@@ -187,11 +191,12 @@ def _line_of(source: str, position: int) -> int:
     return int(position) + 2
 
 
-def _where(source: str, position: int) -> str:
-    """'row N' of a Parquet file, else 'line N' of a CSV file (counting the header line)."""
+def _where(source: str, position: int, of: pd.Series) -> str:
+    """'row N' of a Parquet file, else 'line N' of a CSV file (counting the header line); ``of``: the
+    column being read, whose ``attrs`` name the file :func:`read_table` read it from, if it did."""
     if str(source).lower().endswith(tuple(PARQUET_SUFFIXES)):
         return f"row {int(position) + 1}"
-    return f"line {_line_of(source, position)}"
+    return f"line {_line_of(of.attrs.get(READ_FROM), position)}"
 
 
 # The markers pandas' read_csv reads as missing by default (its ``na_values`` docs). Kept here so the same
@@ -262,7 +267,7 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
         if has_offset.any() and not has_offset[text.notna() & (text != "")].all():
             pos = int(np.flatnonzero(~has_offset & text.notna().to_numpy())[0])
             raise DataError(
-                f"{source}: {_where(source, pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has no "
+                f"{source}: {_where(source, pos, raw)}: timestamp '{raw.iloc[pos]}' in column '{column}' has no "
                 "time zone while others do; use one convention for the whole file"
             )
         dayfirst, utc = _day_first(text, source, column), bool(has_offset.any())
@@ -273,7 +278,7 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
         except ValueError:  # a zone the pattern above misses (e.g. '+02:00;') beside naive timestamps
             pos = _first_zoned(text)
             raise DataError(
-                f"{source}: {_where(source, pos)}: timestamp '{raw.iloc[pos]}' in column '{column}' has a "
+                f"{source}: {_where(source, pos, raw)}: timestamp '{raw.iloc[pos]}' in column '{column}' has a "
                 "time zone while others do not; use one convention for the whole file"
             ) from None
     missing = parsed.isna().to_numpy()
@@ -281,7 +286,7 @@ def parse_timestamps(raw: pd.Series, source: str, column: str) -> pd.DatetimeInd
         pos = int(np.flatnonzero(missing)[0])
         value = raw.iloc[pos]
         what = "missing timestamp" if pd.isna(value) or str(value).strip() == "" else f"cannot parse timestamp '{value}'"
-        raise DataError(f"{source}: {_where(source, pos)}: {what} in column '{column}'")
+        raise DataError(f"{source}: {_where(source, pos, raw)}: {what} in column '{column}'")
     return pd.DatetimeIndex(parsed, name="timestamp")
 
 
@@ -306,8 +311,8 @@ def _day_first(text: pd.Series, source: str, column: str) -> bool:
     if len(day_first) and len(month_first):
         d, m = int(day_first[0]), int(month_first[0])
         raise DataError(
-            f"{source}: column '{column}' writes dates day first ({_where(source, d)}: '{text.iloc[d]}') and "
-            f"month first ({_where(source, m)}: '{text.iloc[m]}'); use one order for the whole file"
+            f"{source}: column '{column}' writes dates day first ({_where(source, d, text)}: '{text.iloc[d]}') and "
+            f"month first ({_where(source, m, text)}: '{text.iloc[m]}'); use one order for the whole file"
         )
     if len(day_first) or len(month_first):
         return bool(len(day_first))
@@ -365,7 +370,7 @@ def _numeric_column(raw: pd.Series, source: str, name: str) -> pd.Series:
             if _COMMA_DECIMAL.fullmatch(value)
             else ""
         )
-        raise DataError(f"{source}: column '{name}', {_where(source, pos)}: non-numeric value '{raw.iloc[pos]}'{hint}")
+        raise DataError(f"{source}: column '{name}', {_where(source, pos, raw)}: non-numeric value '{raw.iloc[pos]}'{hint}")
     return values.astype("float64")
 
 
@@ -415,8 +420,7 @@ def _has_values(raw: pd.Series) -> bool:
     """True when some cell holds something (a column of blanks is a sensor never read)."""
     if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
         return bool(raw.notna().any())
-    text = raw.dropna().astype("string").str.strip()
-    return bool((text != "").any())
+    return bool(_cell_text(raw).notna().any())
 
 
 def guess_timestamp_column(raw: pd.DataFrame) -> str:
@@ -569,7 +573,10 @@ def codes_as_missing(frame: pd.DataFrame, source: str, codes: tuple[float, ...])
     bad = [c for c in codes if isinstance(c, bool) or not isinstance(c, numbers.Real) or not np.isfinite(c)]
     if bad:
         raise DataError(f"missing values must be finite numbers, not {bad[0]!r}")
-    hits = np.isin(frame.to_numpy(), np.asarray(codes, dtype=np.float64))
+    # A float32 column (Parquet from a logger) holds float32(9.9e37), which is not float64 9.9e37.
+    with np.errstate(over="ignore"):  # a code beyond float32's range has no float32 twin
+        targets = np.concatenate([np.asarray(codes, dtype=np.float64), np.asarray(codes, dtype=np.float32)])
+    hits = np.isin(frame.to_numpy(), targets[np.isfinite(targets)])
     if hits.any():
         counts = ", ".join(f"{name} {n}" for name, n in zip(frame.columns, hits.sum(axis=0), strict=True) if n)
         log.warning("%s: %d cell(s) equal to a missing-value code treated as missing (%s)", source, int(hits.sum()), counts)
@@ -858,9 +865,10 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -
 
 
 def write_tables(outputs: list[tuple[pd.DataFrame, str | Path]], *, index: bool = False) -> list[Path]:
-    """Write several tables as :func:`write_table` does, all or none: every one is written to its
-    temporary name first, and only then are they renamed, so a failing second output (a full disk)
-    leaves the first one's previous file in place rather than a new file beside an old one."""
+    """Write several tables as :func:`write_table` does, every one to its temporary name before any
+    is renamed: a failing write (a full disk, a name too long) leaves every previous file in place
+    rather than a new file beside an old one. Only a rename refused after the writes succeeded (rare:
+    same folder, checked writable) could leave the outputs renamed before it replaced."""
     import glob
     import os
     import uuid

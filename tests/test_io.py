@@ -225,6 +225,14 @@ def test_columns_option(csv):
         load_series(path, columns=["name"])
 
 
+def test_a_column_of_spaced_markers_only_is_a_sensor_with_no_values(tmp_path, caplog):
+    path = tmp_path / "d.csv"
+    path.write_text("timestamp,a,c\n2024-01-01 00:00,1,NA \n2024-01-01 00:01,2, n/a\n2024-01-01 00:02,3,NA \n")
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        assert load_series(path).columns.tolist() == ["a"]
+    assert "skipping column(s) with no values: 'c'" in caplog.text
+
+
 @pytest.mark.parametrize("marker", ["NA ", " n/a", "null", "#N/A", "None ", "  "])
 def test_missing_markers_count_as_missing_with_spaces_and_in_parquet_text(tmp_path, csv, marker):
     raw = series().astype({"a": str})
@@ -503,20 +511,25 @@ def test_errors_name_the_file_line_after_blank_lines_and_quoted_line_breaks(tmp_
     path = tmp_path / "d.csv"
     lines = [
         "timestamp,temp,note",  # line 1
-        '2024-01-01 00:00,20.5,"checked,',  # lines 2-3: one row, its note over two lines
+        '2024-01-01 00:00,20.5, "checked,',  # lines 2-4: one row, its note (after a space) over three lines
+        "still",
         'all fine"',
-        "",  # line 4: blank, skipped
-        "2024-01-01 00:01,20.6,",  # line 5
-        "   ",  # line 6: blank, skipped
-        "2024-01-01 00:02,oops,",  # line 7
+        "",  # line 5: blank, skipped
+        "2024-01-01 00:01,20.6,",  # line 6
+        "   ",  # line 7: blank, skipped
+        "2024-01-01 00:02,oops,",  # line 8
         "2024-01-01 00:03,20.8,",
     ]
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=re.escape(f"{path}: column 'temp', line 7: non-numeric value 'oops'")):
+    with pytest.raises(DataError, match=re.escape(f"{path}: column 'temp', line 8: non-numeric value 'oops'")):
         load_series(path)
     path.write_text("\n".join(lines).replace("oops", "20.7").replace("00:03", "soon") + "\n")
-    with pytest.raises(DataError, match=re.escape(f"{path}: line 8: ")):
+    with pytest.raises(DataError, match=re.escape(f"{path}: line 9: ")):
         load_series(path)
+    # A frame not read from that file (an upload cleaned under its name) is not looked up by the name.
+    upload = pd.DataFrame({"timestamp": [f"2024-01-01 00:0{i}" for i in range(3)], "temp": ["20.5", "20.6", "oops"]})
+    with pytest.raises(DataError, match=re.escape(f"{path}: column 'temp', line 4: non-numeric value 'oops'")):
+        clean_frame(upload, str(path))
 
 
 def test_missing_value_codes_are_missing_with_a_warning_counting_them(csv, caplog):
@@ -530,3 +543,9 @@ def test_missing_value_codes_are_missing_with_a_warning_counting_them(csv, caplo
     assert load_series(csv(raw))["a"].iloc[10] == -9999  # a code is a reading unless named
     with pytest.raises(DataError, match="column 'a' has no values"):
         load_series(csv(raw.assign(a=-9999.0), "coded.csv"), missing_values=(-9999.0,))
+    narrow = series().set_index("timestamp").astype("float32")  # a logger's float32 Parquet holds float32(9.9e37)
+    narrow.iloc[[30, 60], 0] = [9.9e37, -9999.9]
+    narrow.reset_index().to_parquet(csv(raw).with_name("narrow.parquet"), index=False)
+    with caplog.at_level(logging.WARNING, logger="anomaly"):
+        load_series(csv(raw).with_name("narrow.parquet"), missing_values=(9.9e37, -9999.9))
+    assert "narrow.parquet: 2 cell(s) equal to a missing-value code treated as missing (a 2)" in caplog.text
