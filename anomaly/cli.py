@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -352,9 +353,10 @@ def _db_exit(results, args, db: str) -> int:
     from anomaly.store import open_store
 
     failures = 0
-    if args.on_event:
+    reached = [r.source for r in results if r.run_id is not None or r.status == "locked"]  # the database opened
+    if args.on_event and reached:
         with open_store(db) as store:
-            failures = send_alerts(store, [r.source for r in results], args.on_event)
+            failures = send_alerts(store, reached, args.on_event)
     return exit_code(results, args.exit_code_on_anomaly, failures)
 
 
@@ -1006,7 +1008,8 @@ def _joined_negative_values(argv: list[str]) -> list[str]:
     negative one was refused as "expected one argument"."""
     out: list[str] = []
     for arg in argv:
-        if out and out[-1] == "--missing-values" and arg.startswith("-") and arg[1:2].isdigit():
+        named = bool(out) and out[-1].startswith("--mis") and "--missing-values".startswith(out[-1])  # abbreviated too
+        if named and re.match(r"-[\d.]", arg):
             out[-1] = f"--missing-values={arg}"
         else:
             out.append(arg)

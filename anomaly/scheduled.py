@@ -14,6 +14,7 @@ an existing scheduler) with the same function on each worker.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -380,7 +381,9 @@ def run_job(job: Job, db: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, debug
                 return done(JobResult(source, model, "failed", EXIT_ERROR, run_id, error=message))
     except LockedError as exc:
         return done(JobResult(source, model, "locked", EXIT_LOCKED, error=str(exc)))
-    except Exception as exc:  # the lock itself could not be taken (an unwritable lock folder, say)
+    except AnomalyError as exc:  # the lock could not be taken: a lost connection, an unwritable lock folder
+        return done(JobResult(source, model, "failed", exc.exit_code, error=str(exc)))
+    except Exception as exc:  # the same, unforeseen
         if debug:
             raise
         return done(JobResult(source, model, "failed", EXIT_ERROR, error=f"unexpected {type(exc).__name__}: {first_line(exc)}"))
@@ -436,16 +439,23 @@ def send_alerts(store: Store, sources: list[str], command: str) -> int:
     At least once: an alert is deleted only after ``command`` took it, and one whose sending was
     stopped (SIGTERM, a lost connection) is sent again by the next run of its source. The first
     failure ends a source's sending: a command that is down (or hangs until its time limit) is not
-    tried once per queued alert on every run; the rest wait, in order, for the next run.
+    tried once per queued alert on every run; the rest wait for the next run, which tries the alerts
+    that failed least first (:meth:`~anomaly.store.Store.claim_alerts`), so one alert its receiver
+    always refuses does not hold back the others. A verdict given while an alert waited silences it.
     """
     failures = 0
     for source in dict.fromkeys(sources):
         claim, pending = store.claim_alerts(source, ON_EVENT_TIMEOUT_S)
         try:
+            verdicts = store.feedback(source) if pending else None
             for done, alert in enumerate(pending):
                 fields = {"source": source, "start": alert["start"].isoformat(), "command": command}
                 if alert["tries"]:
                     fields["tries"] = alert["tries"]
+                if split_silenced([json.loads(alert["event"])], verdicts)[1]:  # reviewed while it waited
+                    log.info("alert silenced by feedback", extra={"fields": fields})
+                    store.alert_done(source, alert, claim)
+                    continue
                 error = send(command, alert["event"], fields)
                 store.alert_done(source, alert, claim, error)
                 if error is not None:

@@ -575,10 +575,12 @@ class Store:
     def claim_alerts(self, source: str, seconds_each: float) -> tuple[str, list[dict]]:
         """``(claim, alerts)``: the unsent alerts of ``source``, oldest first, claimed by this caller for
         ``seconds_each`` per alert (plus a minute); a claim left by a killed sender lapses then.
-        Each alert: ``model, start, event`` (the JSON line) and ``tries`` (failed sends so far)."""
-        claim, now = uuid.uuid4().hex, _now()
-        free = (outbox.c.source == source) & (outbox.c.claim.is_(None) | (outbox.c.claimed_until < now))
+        Each alert: ``model, start, event`` (the JSON line) and ``tries`` (failed sends so far), those
+        that failed least first, then oldest first."""
+        claim = uuid.uuid4().hex
         with self._write() as conn:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the rows locked
+            now = _now()  # once the write lock is held: waiting for it does not shorten the claim
+            free = (outbox.c.source == source) & (outbox.c.claim.is_(None) | (outbox.c.claimed_until < now))
             keys = conn.execute(sa.select(outbox.c.model, outbox.c.start).where(free).with_for_update()).all()
             until = now + dt.timedelta(seconds=len(keys) * seconds_each + 60)
             for model, start in keys:
@@ -590,7 +592,7 @@ class Store:
         query = (
             sa.select(outbox.c.model, outbox.c.start, outbox.c.event, outbox.c.tries)
             .where(outbox.c.claim == claim)
-            .order_by(outbox.c.queued, outbox.c.start)
+            .order_by(outbox.c.tries, outbox.c.queued, outbox.c.start)
         )
         with self.engine.connect() as conn:
             return claim, [dict(row) for row in conn.execute(query).mappings()]

@@ -64,6 +64,14 @@ def test_score_writes_both_outputs_or_neither(trained):
     assert out.read_text() == "previous\n" and not events.exists()
 
 
+def test_a_list_of_codes_led_by_a_negative_number_is_a_value_not_an_option():
+    from anomaly.cli import _joined_negative_values as joined
+
+    assert joined(["score", "d.csv", "--missing-values", "-9999,9.9e37"]) == ["score", "d.csv", "--missing-values=-9999,9.9e37"]
+    assert joined(["--missing-val", "-.5,-1"]) == ["--missing-values=-.5,-1"]  # argparse's abbreviations too
+    assert joined(["--min-length", "-1", "--missing-values", "--out"]) == ["--min-length", "-1", "--missing-values", "--out"]
+
+
 def test_missing_value_codes_score_as_empty_cells(trained):
     tmp, csv, model, _ = trained
     data = pd.read_csv(csv)

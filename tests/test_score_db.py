@@ -560,6 +560,17 @@ def test_split_reported_keeps_to_earlier_versions_of_the_same_folder():
     assert split_reported(new, "/m@new", {"/m@new": last["/m@new"]}, stored) == (new, [])  # a first version alerts all
 
 
+def test_a_lock_that_cannot_be_taken_fails_the_run_in_one_line(files, tmp_path):
+    db = tmp_path / "r.db"
+    (tmp_path / "r.db.locks").write_text("not a folder")
+    result = run_job(job(files, "full.csv"), str(db))
+    assert (result.status, result.exit_code) == ("failed", 1)
+    assert result.error.startswith(f"database {db}: cannot create its lock file")  # not "unexpected StoreError"
+    gone = run_cli("score", files / "full.csv", "--model", files / "model", "--db", tmp_path / "no" / "r.db", "--on-event", "cat")
+    lines = gone.stderr.strip().splitlines()
+    assert gone.returncode == 2 and len(lines) == 1 and "does not exist" in lines[0]  # said once, not again by the alerts
+
+
 def test_busy_lock_exits_3_with_one_line(files, tmp_path):
     db = tmp_path / "r.db"
     with open_store(db, create=True) as store, store.lock("pump"):

@@ -447,6 +447,15 @@ def test_sending_stops_at_the_first_failure_and_the_next_run_sends_the_rest_in_o
         store.commit_run(store.begin_run("s", "m"), "s", "m", score_frame(T, np.ones(10)), found, T[0], alerts=list)
         assert send_alerts(store, ["s"], "exit 3") == 1  # a command that is down is tried once, not once per alert
         assert store.pending_alerts("s")["tries"].tolist() == [1, 0, 0]
+        refuses_first = f"line=$(cat); case \"$line\" in *'{T[1].isoformat()}'*) exit 1;; esac; echo \"$line\" >> '{sent}'"
+        assert send_alerts(store, ["s"], refuses_first) == 1  # the alerts that failed least go first: T1 waits behind
+        starts = lambda: [json.loads(line)["start"] for line in sent.read_text().splitlines()]  # noqa: E731
+        assert starts() == [T[4].isoformat(), T[7].isoformat()]
+        assert store.pending_alerts("s")["tries"].tolist() == [2]
+        store.commit_run(
+            store.begin_run("s", "m"), "s", "m", score_frame(T, np.ones(10)), pd.DataFrame([event(9, 9)]), T[8], alerts=list
+        )
+        store.mark_event("s", "m", T[9], "false", "ana")  # reviewed while its alert waited: silenced, not sent
         assert send_alerts(store, ["s", "s"], f"cat >> '{sent}'") == 0
-        assert [json.loads(line)["start"] for line in sent.read_text().splitlines()] == [T[i].isoformat() for i in (1, 4, 7)]
+        assert starts() == [T[i].isoformat() for i in (4, 7, 1)]
         assert store.pending_alerts().empty
