@@ -573,10 +573,10 @@ class Store:
     # -- the outbox -----------------------------------------------------------------------------
     @_one_line_errors
     def claim_alerts(self, source: str, seconds_each: float) -> tuple[str, list[dict]]:
-        """``(claim, alerts)``: the unsent alerts of ``source``, oldest first, claimed by this caller for
-        ``seconds_each`` per alert (plus a minute); a claim left by a killed sender lapses then.
-        Each alert: ``model, start, event`` (the JSON line) and ``tries`` (failed sends so far), those
-        that failed least first, then oldest first."""
+        """``(claim, alerts)``: the unsent alerts of ``source`` no other sender holds, claimed by this
+        caller for ``seconds_each`` per alert (plus a minute; a claim left by a killed sender lapses
+        then), those that failed least first, then oldest first. Each alert: ``model, start, event``
+        (the JSON line) and ``tries`` (failed sends so far)."""
         claim = uuid.uuid4().hex
         with self._write() as conn:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the rows locked
             now = _now()  # once the write lock is held: waiting for it does not shorten the claim
