@@ -722,10 +722,13 @@ def cmd_events(args) -> int:
     with open_store(args.db) as store:
         if args.source is not None and args.source not in (known := store.sources()):
             raise DataError(f"{args.db}: no source '{args.source}' (sources: {', '.join(known) or 'none yet'})")
-        table = with_feedback(store.events(args.source), store.feedback(args.source))
+        if args.pending:  # the outbox: alerts --on-event has not taken yet, with their tries and last error
+            table = store.pending_alerts(args.source)
+        else:
+            table = with_feedback(store.events(args.source), store.feedback(args.source))
     if args.out:
         write_table(table, args.out)
-        print(f"wrote {len(table)} event(s) to {args.out}")
+        print(f"wrote {len(table)} {'alert(s) not sent yet' if args.pending else 'event(s)'} to {args.out}")
     else:
         iso_timestamps(table).to_csv(sys.stdout, index=False)  # as the file would hold them (pandas drops 00:00:00)
     return EXIT_OK
@@ -741,6 +744,11 @@ def _add_events(sub) -> None:
     )
     p.add_argument("--db", required=True, metavar="TARGET", help="results database: an SQLite file or an SQLAlchemy URL")
     p.add_argument("--source", help="only this source's events")
+    p.add_argument(
+        "--pending",
+        action="store_true",
+        help="list the alerts not sent yet instead (source, model, start, tries, error, queued): a failing --on-event",
+    )
     p.add_argument("--out", metavar="FILE", help="write to FILE (.csv or .parquet) instead of standard output")
     p.set_defaults(func=cmd_events)
 

@@ -416,6 +416,8 @@ def test_a_failed_alert_is_sent_by_the_next_run_and_one_stopped_midway_by_the_ru
     assert 'stderr="pager down"' in failing.stderr
     queued = table(str(db), "outbox")
     assert (queued["tries"] == 1).all() and len(queued) == len(starts)
+    listed = pd.read_csv(io.StringIO(run_cli("events", "--db", db, "--source", "pump", "--pending").stdout))
+    assert listed["start"].tolist() == starts and listed["error"].tolist() == ["--on-event command exited with 7"] * len(starts)
 
     terminated_at(sending, [*args, f"touch '{sending}' && exec sleep 60"])  # no new rows: stopped sending the first
     queued = table(str(db), "outbox")  # all still there, none claimed: the next run may send them at once
@@ -426,6 +428,7 @@ def test_a_failed_alert_is_sent_by_the_next_run_and_one_stopped_midway_by_the_ru
     assert [json.loads(line)["start"] for line in alerts.read_text().splitlines()] == starts
     assert sent.stderr.count('msg="event sent"') == len(starts) and "tries=1" in sent.stderr
     assert table(str(db), "outbox").empty
+    assert run_cli("events", "--db", db, "--pending").stdout == "source,model,start,tries,error,queued\n"
 
 
 def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_events(files, tmp_path):
