@@ -747,7 +747,8 @@ def _add_events(sub) -> None:
     p.add_argument(
         "--pending",
         action="store_true",
-        help="list the alerts not sent yet instead (source, model, start, tries, error, queued): a failing --on-event",
+        help="list instead the alerts not sent yet (source, model, start, tries, error, queued): "
+        "those a failing --on-event command left, and any not tried yet",
     )
     p.add_argument("--out", metavar="FILE", help="write to FILE (.csv or .parquet) instead of standard output")
     p.set_defaults(func=cmd_events)

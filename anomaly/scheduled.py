@@ -433,8 +433,8 @@ def split_reported(
 
 
 def send_alerts(store: Store, sources: list[str], command: str) -> int:
-    """Send the outbox's alerts of ``sources`` with ``command``, oldest first: this run's and any an
-    earlier run could not send. Returns how many failed; each failure is logged and stays queued.
+    """Send the outbox's alerts of ``sources`` with ``command``: this run's and any an earlier run
+    could not send. Returns how many failed; each failure is logged and stays queued.
 
     At least once: an alert is deleted only after ``command`` took it, and one whose sending was
     stopped (SIGTERM, a lost connection) is sent again by the next run of its source. The first
