@@ -23,13 +23,15 @@ import numpy as np
 import pandas as pd
 
 from anomaly import __version__, mixture, seasonal
-from anomaly.errors import ModelError, first_line
+from anomaly.errors import ConfigError, ModelError, first_line
+from anomaly.io import DUPLICATE_POLICIES
 from anomaly.thresholds import fixed_threshold
 
 FORMAT = "lstm-anomaly-model"
 # 2: seasonal profiles; 3: the timezone parameter; 4: the smoothing span in force (`smoothing_span`), which
-# grows with the stride (an older package refuses each by name: "upgrade the package")
-FORMAT_VERSION = 4
+# grows with the stride; 5: how the training data was read (`reading`), which later runs reuse (an older
+# package refuses each by name: "upgrade the package")
+FORMAT_VERSION = 5
 OLDEST_FORMAT = 1  # still loaded: format 1 had no profiles, so its models load with seasonal "off"
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
@@ -46,9 +48,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def metadata(detector) -> dict:
-    """The JSON side of a fitted detector: the format, its hyperparameters and its learned state."""
+def metadata(detector, reading: dict | None = None) -> dict:
+    """The JSON side of a fitted detector: the format, its hyperparameters and its learned state
+    (with ``reading``, if given, as how its training data was read)."""
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in detector.get_params().items()}
+    state = detector.fitted_state()
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -56,7 +60,8 @@ def metadata(detector) -> dict:
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "fitted_on": detector.FITTED_ON,
         "params": params,
-        **detector.fitted_state(),
+        **state,
+        "reading": state["reading"] if reading is None else reading,
     }
 
 
@@ -163,15 +168,23 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
+def save_detector(detector, directory: Path, onnx: bool = False, reading: dict | None = None) -> Path:
     """Write ``directory`` atomically; an existing model there is replaced only once the new one is complete.
 
-    With ``onnx``, the inference graph is also exported as ``model.onnx`` (for the ONNX engine).
+    With ``onnx``, the inference graph is also exported as ``model.onnx`` (for the ONNX engine);
+    ``reading`` (not None) replaces the detector's own ``reading_`` in ``detector.json``.
 
     The new model is written into ``.NAME.tmp-XXXX`` beside the target, flushed to disk, then
     swapped in by one atomic exchange (or, where that is unsupported, two renames, undone by
     :func:`_recover` if killed between them). Leftovers of killed saves are removed first.
     """
+    if isinstance(reading, dict) and isinstance(reading.get("missing_values"), tuple):
+        reading = {**reading, "missing_values": list(reading["missing_values"])}  # as JSON will hold them
+    if not _valid_reading(reading):  # before anything is written: loading would refuse the model
+        raise ConfigError(
+            "reading must give timestamp_col (a name), duplicates ('error' or 'mean'), max_gap (an integer >= 0) "
+            "and missing_values (a list of finite numbers), and nothing else"
+        )
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
     _recover(directory)
@@ -181,7 +194,7 @@ def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     tmp.mkdir()
     try:
         detector.model_.save(tmp / MODEL_FILE)
-        meta = metadata(detector)
+        meta = metadata(detector, reading)
         meta["model_sha256"] = sha256_file(tmp / MODEL_FILE)
         files = [tmp / MODEL_FILE, tmp / META_FILE]
         if onnx:
@@ -309,6 +322,7 @@ def _validate(meta: dict, path: Path) -> None:
     )
     need(all(_finite(v) and v >= 0 for v in t["values"].values()), "'thresholds.values'")
     need(isinstance(meta.get("history"), dict), "'history'")
+    need(_valid_reading(meta.get("reading")), "'reading'")
     fp = meta.get("fingerprint")
     need(isinstance(fp, dict) and (fp.get("rows") is None or (_finite(fp["rows"]) and fp["rows"] >= 0)), "'fingerprint'")
     for key in ("model_sha256", "onnx_sha256"):
@@ -319,6 +333,25 @@ def _validate(meta: dict, path: Path) -> None:
 
 
 MAX_INTERVAL_SECONDS = 366 * 86400.0
+
+
+def _valid_reading(reading: object) -> bool:
+    """None, or how the training data was read (``anomaly.loading.ReadOptions.saved``), every option set."""
+    if reading is None:
+        return True
+    if not isinstance(reading, dict) or set(reading) != {"timestamp_col", "duplicates", "max_gap", "missing_values"}:
+        return False
+    gap, codes = reading["max_gap"], reading["missing_values"]
+    return (
+        isinstance(reading["timestamp_col"], str)
+        and reading["timestamp_col"] != ""
+        and reading["duplicates"] in DUPLICATE_POLICIES
+        and isinstance(gap, int)
+        and not isinstance(gap, bool)
+        and gap >= 0
+        and isinstance(codes, list)
+        and all(_finite(c) for c in codes)
+    )
 
 
 def _valid_profiles(profiles: object, sensors: list[str]) -> bool:

@@ -500,6 +500,7 @@ class AutoencoderBase(BaseEstimator):
             "normal_errors": [float(v) for v in self.normal_errors_],  # time order: seed of causal flagging
             "history": self.history_,
             "fingerprint": self.fingerprint_,
+            "reading": self.reading_,
         }
 
     def restore(self, state: dict, model) -> AutoencoderBase:
@@ -526,15 +527,19 @@ class AutoencoderBase(BaseEstimator):
         self.normal_errors_ = np.array(state.get("normal_errors", state["normal_scores"]), dtype=float)
         self.history_ = state["history"]
         self.fingerprint_ = state["fingerprint"]
+        self.reading_ = state.get("reading")  # absent from models saved before format 5, or fitted in Python
         self.package_version_ = state.get("package_version")
         return self
 
-    def save(self, directory: str | Path, *, onnx: bool | None = None) -> Path:
+    def save(self, directory: str | Path, *, onnx: bool | None = None, reading: dict | None = None) -> Path:
         """Write the model directory atomically (``model.keras`` + ``detector.json`` [+ ``model.onnx``]).
 
         ``model.onnx`` is the same inference graph for ONNX Runtime, which scores without
         TensorFlow (``load(engine="auto")``, what the CLI uses). ``onnx``: None exports it where the
-        detector can (the series detector), True insists, False skips.
+        detector can (the series detector), True insists, False skips. ``reading``: how the training
+        data was read (``anomaly.loading.ReadOptions.saved``: timestamp column, duplicates, max gap,
+        missing-value codes), loaded as ``reading_`` so the commands read new data the same way; None
+        saves the detector's own ``reading_`` (that of the model it was loaded from, if any).
         """
         from anomaly.artifacts import save_detector
 
@@ -542,7 +547,8 @@ class AutoencoderBase(BaseEstimator):
         self._check_keras("saving")
         if onnx and not self.ONNX_EXPORT:
             raise ConfigError(f"ONNX export is for models fitted on one series, not by {type(self).__name__}")
-        return save_detector(self, Path(directory), onnx=self.ONNX_EXPORT if onnx is None else onnx)
+        onnx = self.ONNX_EXPORT if onnx is None else onnx
+        return save_detector(self, Path(directory), onnx=onnx, reading=reading)
 
     @classmethod
     def load(cls, directory: str | Path, *, engine: str = "tensorflow"):

@@ -54,29 +54,34 @@ EVALUATE_EXAMPLES = """examples:
 
 
 # -- shared options ---------------------------------------------------------------------------
-def _add_data_options(p: argparse.ArgumentParser) -> None:
+def _add_data_options(p: argparse.ArgumentParser, for_model: bool = True) -> None:
+    """The data options; unset ones are None (``anomaly.loading.ReadOptions``): ``train`` saves them with
+    the model and the commands that run a model (``for_model``) read as it was trained unless told otherwise."""
+
+    def default(value: str) -> str:
+        return f"(default: as the model was trained; else {value})" if for_model else f"(default: {value}; saved with the model)"
+
     g = p.add_argument_group("data")
-    g.add_argument("--timestamp-col", default="timestamp", help="name of the timestamp column (default: timestamp)")
+    g.add_argument("--timestamp-col", help=f"name of the timestamp column {default('timestamp')}")
     g.add_argument(
         "--columns",
         type=_name_list,
-        help="comma-separated sensor columns; quote a name that holds a comma: 'temp,\"flow, l/min\"' (default: every numeric column)",
+        help="comma-separated sensor columns; quote a name that holds a comma: 'temp,\"flow, l/min\"' "
+        + ("(default: the model's)" if for_model else "(default: every numeric column)"),
     )
-    g.add_argument(
-        "--duplicates", choices=["error", "mean"], default="error", help="duplicate timestamps: refuse (default) or average"
-    )
+    g.add_argument("--duplicates", choices=["error", "mean"], help=f"duplicate timestamps: refuse or average {default('error')}")
     g.add_argument(
         "--max-gap",
         type=_count,
-        default=3,
         metavar="N",
-        help="interpolate gaps of at most N missing points; longer gaps are breaks (default: 3)",
+        help=f"interpolate gaps of at most N missing points; longer gaps are breaks {default(3)}",
     )
     g.add_argument(
         "--missing-values",
         type=_number_list,
         metavar="CODES",
-        help="comma-separated numbers the logger writes for no reading, read as missing: -9999,9.9e37 (default: none)",
+        help="comma-separated numbers the logger writes for no reading, read as missing: -9999,9.9e37; "
+        + f"'none' for none {default('none')}",
     )
 
 
@@ -92,9 +97,11 @@ def _count(text: str) -> int:
 
 
 def _number_list(text: str) -> tuple[float, ...]:
-    """Comma-separated finite numbers, one or more (argparse type)."""
+    """Comma-separated finite numbers, one or more, or ``none`` for none (argparse type)."""
     from anomaly.io import split_numbers
 
+    if text.strip().lower() == "none":  # clears the codes a model was trained with
+        return ()
     try:
         numbers = split_numbers(text)
     except DataError as exc:
@@ -160,7 +167,7 @@ def cmd_train(args) -> int:
     log.info("training on %d rows of %s (%d sensor(s): %s)", len(normal), source, normal.shape[1], ", ".join(normal.columns))
     with naming(source):
         detector.fit(normal)
-    path = detector.save(args.model, onnx=args.onnx)
+    path = detector.save(args.model, onnx=args.onnx, reading=ReadOptions.of(args).saved())
     print(f"saved model to {path}  (epochs run: {len(detector.history_.get('loss', []))}; {detector.describe_flagging()})")
     return EXIT_OK
 
@@ -175,7 +182,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument("data", metavar="DATA", help="CSV or Parquet file of sensor readings")
     p.add_argument("--model", required=True, metavar="DIR", help="model directory to write (replaced atomically)")
-    _add_data_options(p)
+    _add_data_options(p, for_model=False)
     n = p.add_argument_group("normal period (default: all of DATA is normal)")
     n.add_argument("--normal-start", metavar="TS", help="first timestamp of the normal period")
     n.add_argument(
@@ -309,7 +316,8 @@ jobs.toml:
   data = "pump1.csv"           # relative to jobs.toml
   model = "models/pump"
   source = "pump1"             # optional; also: columns, timestamp_col, duplicates, max_gap, missing_values
-                               # ([-9999]), threshold, quantile, min_length, merge_gap, rescore, engine
+                               # ([-9999]; reading keys default to the model's), threshold, quantile,
+                               # min_length, merge_gap, rescore, engine
 """
 
 
@@ -399,7 +407,7 @@ def cmd_score_db(args) -> int:
         columns=args.columns,
         duplicates=args.duplicates,
         max_gap=args.max_gap,
-        missing_values=args.missing_values or (),
+        missing_values=args.missing_values,
         threshold=args.threshold,
         quantile=args.quantile,
         min_length=args.min_length,

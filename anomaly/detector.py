@@ -328,6 +328,7 @@ class LSTMAutoencoderDetector(AutoencoderBase):
         dict of plain floats (``loss``, ``val_loss``): a progress hook for a UI, free of Keras types.
         """
         self.check_params()
+        self.reading_ = None  # how X was read is the caller's; the CLI saves it (save(reading=...))
         X = _check_frame(X)
         self.columns_ = list(map(str, X.columns))
         self.n_features_in_ = len(self.columns_)

@@ -8,6 +8,7 @@ identical frames.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +22,43 @@ if TYPE_CHECKING:  # pandas is imported by the functions that need it: `anomaly 
 log = logging.getLogger("anomaly")
 
 
+# The package's reading defaults: what an option left unset means for a file no model has read before.
+READ_DEFAULTS = {"timestamp_col": "timestamp", "duplicates": "error", "max_gap": 3, "missing_values": ()}
+
+
 @dataclass(frozen=True)
 class ReadOptions:
-    """How a data file is read (the CLI's data options; a scheduled job's fields)."""
+    """How a data file is read (the CLI's data options; a scheduled job's fields).
 
-    timestamp_col: str = "timestamp"
+    None is "not given": a file read for a saved model is then read as its training data was (the
+    model's ``reading_``), any other file with :data:`READ_DEFAULTS`; :meth:`resolved` decides.
+    """
+
+    timestamp_col: str | None = None
     columns: list[str] | None = None  # None: every numeric column, or the model's columns
-    duplicates: str = "error"  # or "mean"
-    max_gap: int = 3
-    missing_values: tuple[float, ...] = ()  # a logger's codes for "no reading" (-9999), read as missing
+    duplicates: str | None = None  # "error" or "mean"
+    max_gap: int | None = None
+    missing_values: tuple[float, ...] | None = None  # a logger's codes for "no reading" (-9999), read as missing
 
     @classmethod
     def of(cls, options) -> ReadOptions:
         """The options of anything with these five attributes (argparse's namespace, a job)."""
-        codes = tuple(options.missing_values or ())
+        codes = None if options.missing_values is None else tuple(options.missing_values)
         return cls(options.timestamp_col, options.columns, options.duplicates, options.max_gap, codes)
+
+    def resolved(self, saved: dict | None = None) -> ReadOptions:
+        """Every option set: as given here, else as ``saved`` (a model's ``reading_``) has it, else the default."""
+        saved = saved or {}
+        values = {
+            key: saved.get(key, default) if getattr(self, key) is None else getattr(self, key)
+            for key, default in READ_DEFAULTS.items()
+        }
+        return dataclasses.replace(self, **{**values, "missing_values": tuple(values["missing_values"])})
+
+    def saved(self) -> dict:
+        """What a model keeps of how its training data was read (its ``reading_``; JSON values)."""
+        options = dataclasses.asdict(self.resolved())
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in options.items() if key in READ_DEFAULTS}
 
 
 def load_data(path: str | Path, options: ReadOptions, interval=None, interval_of: str | None = None) -> pd.DataFrame:
@@ -43,6 +66,7 @@ def load_data(path: str | Path, options: ReadOptions, interval=None, interval_of
     ``interval_of``, another file), readings further apart are refused and closer ones averaged."""
     from anomaly.io import load_series
 
+    options = options.resolved()
     return load_series(
         path,
         timestamp_col=options.timestamp_col,
@@ -73,10 +97,12 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
 
     A table sampled more finely than the model is averaged into its step with a warning; one sampled
     more coarsely, or that lacks a model column, is refused, naming ``source``. ``marking_filled``:
-    ``(frame, filled)``, as :func:`anomaly.io.clean_frame` gives them.
+    ``(frame, filled)``, as :func:`anomaly.io.clean_frame` gives them. Options not given are the
+    model's, as its training data was read (``reading_``), so a logger's codes stay codes.
     """
     from anomaly.io import clean_frame
 
+    options = options.resolved(detector.reading_)
     columns = options.columns
     if columns is None:
         missing = [c for c in detector.columns_ if c not in raw.columns]

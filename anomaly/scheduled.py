@@ -76,11 +76,12 @@ class Job:
     data: str
     model: str
     source: str | None = None
-    timestamp_col: str = "timestamp"
+    # How the data is read (anomaly.loading.ReadOptions): None, as the model's training data was read.
+    timestamp_col: str | None = None
     columns: list[str] | None = None
-    duplicates: str = "error"
-    max_gap: int = 3
-    missing_values: tuple[float, ...] = ()  # read as missing (a jobs file gives a list)
+    duplicates: str | None = None
+    max_gap: int | None = None
+    missing_values: tuple[float, ...] | None = None  # read as missing (a jobs file gives a list)
     threshold: float | None = None
     quantile: float | None = None
     min_length: int | None = None

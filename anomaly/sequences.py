@@ -58,6 +58,7 @@ class LSTMSequenceDetector(AutoencoderBase):
         ``on_epoch(epoch, logs)``: as in :meth:`anomaly.detector.LSTMAutoencoderDetector.fit`.
         """
         self.check_params()
+        self.reading_ = None  # how X was read is the caller's; the CLI saves it (save(reading=...))
         scaled, indexes = self._values(sequences, fitting=True)
         timed = [ix for ix in indexes if isinstance(ix, pd.DatetimeIndex) and len(ix) > 2]
         self.interval_ = detect_interval(timed[0]) if timed else pd.Timedelta(seconds=1)  # arrays: 1 s per step

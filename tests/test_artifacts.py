@@ -73,6 +73,32 @@ def test_save_load_gives_identical_scores(fitted):
 
 
 # -- atomic saves --------------------------------------------------------------------------------
+def test_how_the_training_data_was_read_is_saved_and_kept(fitted, tmp_path):
+    detector = fitted[0]
+    assert detector.reading_ is None and read_metadata(fitted[1])["reading"] is None  # fitted in Python: unknown
+    loaded = type(detector).load(detector.save(tmp_path / "read", reading=READ))
+    assert (
+        detector.reading_ is None
+        and loaded.reading_ == READ
+        and read_metadata(tmp_path / "read")["format_version"] == artifacts.FORMAT_VERSION
+    )
+    again = loaded.save(tmp_path / "again")  # as export-onnx rewrites a model: reading=None keeps the model's
+    assert read_metadata(again)["reading"] == READ
+    assert loaded.fit(clean_frame(series())).reading_ is None  # refitted on data read elsewhere
+
+
+def test_a_reading_that_loading_would_refuse_is_refused_before_saving(fitted, tmp_path):
+    from anomaly.errors import ConfigError
+
+    detector = fitted[0]
+    for bad in ({"missing_values": [-9999]}, {**READ, "max_gap": -1}, {**READ, "duplicates": "first"}):
+        with pytest.raises(ConfigError, match="^reading must give timestamp_col"):
+            detector.save(tmp_path / "refused", reading=bad)
+    assert not (tmp_path / "refused").exists()
+    tupled = detector.save(tmp_path / "tupled", reading={**READ, "missing_values": (-9999.0, 9.9e37)})
+    assert read_metadata(tupled)["reading"] == READ
+
+
 def test_save_over_a_previous_model_swaps_it_in_whole(fitted, copy):
     detector, _ = fitted
     old_inode = (copy / MODEL_FILE).stat().st_ino
@@ -180,6 +206,7 @@ def test_model_with_other_shapes_than_its_metadata(copy):
     one_line_model_error(copy, "do not match the metadata", "(None, 9, 2)")
 
 
+READ = {"timestamp_col": "time", "duplicates": "mean", "max_gap": 2, "missing_values": [-9999.0, 9.9e37]}
 TAMPERED = {
     "nan-mean": (lambda m: m["scaler"].update(mean=[float("nan"), 0.0]), "'scaler.mean'"),
     "huge-int": (lambda m: m["scaler"].update(mean=[10**400, 0.0]), "'scaler.mean'"),
@@ -205,6 +232,15 @@ TAMPERED = {
     "negative-window": (lambda m: m["params"].update(window=-8), "invalid params"),
     "bad-quantile": (lambda m: m["params"].update(quantile="high"), "invalid params"),
     "params-list": (lambda m: m.update(params=[1, 2]), "'params'"),
+    "reading-list": (lambda m: m.update(reading=["timestamp"]), "'reading'"),
+    "reading-key-missing": (lambda m: m.update(reading={k: v for k, v in READ.items() if k != "max_gap"}), "'reading'"),
+    "reading-extra-key": (lambda m: m.update(reading={**READ, "sep": ";"}), "'reading'"),
+    "reading-duplicates": (lambda m: m.update(reading={**READ, "duplicates": "first"}), "'reading'"),
+    "reading-negative-gap": (lambda m: m.update(reading={**READ, "max_gap": -1}), "'reading'"),
+    "reading-bool-gap": (lambda m: m.update(reading={**READ, "max_gap": True}), "'reading'"),
+    "reading-empty-timestamp": (lambda m: m.update(reading={**READ, "timestamp_col": ""}), "'reading'"),
+    "reading-text-code": (lambda m: m.update(reading={**READ, "missing_values": ["NA"]}), "'reading'"),
+    "reading-code-list": (lambda m: m.update(reading={**READ, "missing_values": -9999}), "'reading'"),
     "other-format": (lambda m: m.update(format="something-else"), "not a lstm-anomaly-model file"),
     "version-string": (lambda m: m.update(format_version="1"), "format_version"),
     "older-version": (lambda m: m.update(format_version=0), "too old"),

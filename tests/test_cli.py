@@ -16,7 +16,8 @@ def trained(tmp_path_factory):
     data.iloc[450:455, 0] += 6  # a spike to find
     csv = write_csv(data, tmp / "sensors.csv")
     model = tmp / "model"
-    result = run_cli("train", csv, "--model", model, "--normal-end", "2024-01-01 06:00", *TINY_ARGS)
+    # a logger's code saved with the model: its commands read the code as missing unless told otherwise
+    result = run_cli("train", csv, "--model", model, "--normal-end", "2024-01-01 06:00", "--missing-values", "-9999", *TINY_ARGS)
     assert result.returncode == 0, result.stderr
     return tmp, csv, model, result
 
@@ -28,6 +29,7 @@ def test_train_writes_model_dir(trained):
     assert meta["columns"] == ["s0", "s1"] and meta["interval_seconds"] == 60
     assert meta["fingerprint"]["rows"] == 361 and meta["package_version"]
     assert meta["params"]["window"] == 8
+    assert meta["reading"] == {"timestamp_col": "timestamp", "duplicates": "error", "max_gap": 3, "missing_values": [-9999.0]}
     assert "Traceback" not in result.stderr
 
 
@@ -78,12 +80,16 @@ def test_missing_value_codes_score_as_empty_cells(trained):
     data.loc[200, "s1"] = -9999.0  # the logger's code for "no reading"
     write_csv(data, tmp / "coded.csv")
     write_csv(data.assign(s1=data["s1"].where(data.index != 200)), tmp / "empty.csv")
-    coded = run_cli("score", tmp / "coded.csv", "--model", model, "--missing-values", "-9999,9.9e37", "--out", tmp / "c.csv")
+    coded = run_cli("score", tmp / "coded.csv", "--model", model, "--out", tmp / "c.csv")  # the model's code
     assert coded.returncode == 0, coded.stderr
     assert "1 cell(s) equal to a missing-value code treated as missing (s1 1)" in coded.stderr
     empty = run_cli("score", tmp / "empty.csv", "--model", model, "--out", tmp / "e.csv")
     assert empty.returncode == 0, empty.stderr
     pd.testing.assert_frame_equal(pd.read_csv(tmp / "c.csv"), pd.read_csv(tmp / "e.csv"))
+    read = run_cli("score", tmp / "coded.csv", "--model", model, "--missing-values", "none", "--out", tmp / "r.csv")
+    assert read.returncode == 0 and "missing-value code" not in read.stderr, read.stderr
+    scores = pd.read_csv(tmp / "r.csv")  # -9999 read as a reading: the worst row of the series
+    assert scores["error_s1"].idxmax() in range(200 - 8, 200 + 8) and scores["is_anomaly"].iloc[200]
 
 
 def test_score_parquet_and_threshold_override(trained):

@@ -237,6 +237,24 @@ def test_a_logger_code_for_no_reading_stops_a_source_unless_read_as_missing(file
     assert np.isfinite(stored.loc[pd.Timestamp("2024-01-01 08:20"), "score"])
 
 
+def test_a_job_reads_its_data_as_the_models_training_data_was_read(files, tmp_path, warned):
+    model = Path(shutil.copytree(files / "model", tmp_path / "model"))
+    meta = json.loads((model / "detector.json").read_text())
+    meta["reading"] = {"timestamp_col": "time", "duplicates": "error", "max_gap": 3, "missing_values": [9.9e37]}
+    (model / "detector.json").write_text(
+        json.dumps(meta)
+    )  # as `anomaly train --timestamp-col time --missing-values 9.9e37` saves it
+    data = make_data().rename(columns={"timestamp": "time"})
+    data.loc[500, "b"] = 9.9e37
+    data.to_csv(tmp_path / "coded.csv", index=False)
+    db = str(tmp_path / "r.db")
+    read = run_job(Job(str(tmp_path / "coded.csv"), str(model), source="pump"), db)  # no reading option given
+    assert (read.status, read.rows_new) == ("success", N)
+    assert any(w.endswith("coded.csv: 1 cell(s) equal to a missing-value code treated as missing (b 1)") for w in warned)
+    told = run_job(Job(str(tmp_path / "coded.csv"), str(model), source="other", missing_values=()), db)  # [] in a jobs file
+    assert told.status == "failed" and "value 9.9e+37 is too large" in told.error
+
+
 @pytest.mark.parametrize("first_utc", [False, True])
 def test_times_that_switch_between_offsets_and_none_are_refused(files, tmp_path, first_utc):
     """Naive times are stored as written, times with offsets in UTC: a file that starts or stops writing

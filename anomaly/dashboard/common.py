@@ -166,10 +166,28 @@ def missing_codes(text: str | None) -> tuple[float, ...]:
     """The numbers typed in a “Missing-value codes” field (``--missing-values``), or a ConfigError naming it."""
     from anomaly.io import split_numbers
 
+    if (text or "").strip().lower() == "none":  # as --missing-values none: clears the model's codes
+        return ()
     try:
         return split_numbers(text or "")
     except DataError as exc:
         raise ConfigError(f"Missing-value codes: {exc}") from None
+
+
+def describe_reading(reading: dict | None) -> str:
+    """A model's saved reading options (``reading_``) in words, for the Model page."""
+    if reading is None:
+        return (
+            "Not recorded (a model from an older version, or fitted in Python): data is read with the "
+            "defaults, or as the sidebar's Reading options say."
+        )
+    codes = ", ".join(f"{c:g}" for c in reading["missing_values"]) or "none"
+    duplicates = "averaged" if reading["duplicates"] == "mean" else "refused"
+    return (
+        f"Timestamp column “{reading['timestamp_col']}”; duplicate timestamps {duplicates}; gaps of up to "
+        f"{reading['max_gap']} points interpolated; missing-value codes: {codes}. New data is read the same "
+        "way; a field filled in under the sidebar's Reading options overrides it, and duplicates follow its checkbox."
+    )
 
 
 def in_app_terms(message: str) -> str:
@@ -296,10 +314,17 @@ def clean(
 
 @st.cache_data(show_spinner="Cleaning data…", max_entries=16)
 def clean_for_model(
-    key: str, model_key: str, _raw: pd.DataFrame, source: str, _detector, timestamp_col: str, duplicates: str, codes: tuple = ()
+    key: str,
+    model_key: str,
+    _raw: pd.DataFrame,
+    source: str,
+    _detector,
+    timestamp_col: str | None,
+    duplicates: str,
+    codes: tuple | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """A raw table read for a model as the CLI and the scheduler read it (``anomaly.loading``) and
-    the warnings it gave, cached by the table's key, the model's version and the options."""
+    the warnings it gave, cached by the table's key, the model's version and the options (None: the model's)."""
     from anomaly.loading import ReadOptions, frame_for_model
 
     with logged_warnings() as messages:
@@ -817,7 +842,12 @@ def sidebar() -> None:
     else:
         _db_source_picker(sb)
     with sb.expander("Reading options"):
-        st.text_input("Timestamp column", value="timestamp", key="ts_col")
+        st.text_input(
+            "Timestamp column",
+            key="ts_col",
+            placeholder="as the model was trained",
+            help="Empty: the model's, as its training data was read (timestamp for a model trained without one).",
+        )
         st.checkbox(
             "Average duplicate timestamps",
             value=True,
@@ -828,7 +858,8 @@ def sidebar() -> None:
             "Missing-value codes",
             key="missing_codes",
             placeholder="-9999, 9.9e37",
-            help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's --missing-values).",
+            help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's "
+            "--missing-values). Empty: the model's, as its training data was read; none for none.",
         )
 
 
@@ -843,7 +874,7 @@ def load_selected(need_frame: bool = False) -> Loaded:
     with user_errors():
         detector, model_key = load_detector(name)
         kind = state.get("source_kind", SOURCE_KINDS[0])
-        timestamp_col = state.get("ts_col") or "timestamp"
+        timestamp_col = (state.get("ts_col") or "").strip() or None  # None: the model's
         duplicates = "mean" if state.get("dup_mean", True) else "error"
         if kind == DB_SOURCE_KIND:
             if need_frame:
@@ -886,7 +917,8 @@ def load_selected(need_frame: bool = False) -> Loaded:
                 st.stop()
             raw, data_key = read_data_file(file)
             source = file
-        codes = missing_codes(state.get("missing_codes"))
+        text = (state.get("missing_codes") or "").strip()
+        codes = missing_codes(text) if text else None  # None: the model's
         key = f"{data_key}|{timestamp_col}|{duplicates}|{codes}"
         frame, warnings = clean_for_model(key, model_key, raw, source, detector, timestamp_col, duplicates, codes)
         show_warnings(warnings)

@@ -244,6 +244,28 @@ def test_missing_value_codes_in_the_sidebar_read_a_loggers_code_as_missing(dash_
     assert metric(at, "Points scored") == "300"
 
 
+def test_the_sidebar_reads_data_as_the_models_training_data_was_read(own_models, reference):
+    _, frame, _ = reference
+    meta = json.loads((own_models / "tiny" / "detector.json").read_text())
+    meta["reading"] = {"timestamp_col": "time", "duplicates": "mean", "max_gap": 3, "missing_values": [9.9e37]}
+    (own_models / "tiny" / "detector.json").write_text(json.dumps(meta))  # as the Train page saves it
+    coded = frame.iloc[:300].copy()
+    coded.iloc[150, 0] = 9.9e37
+    at = app(source_kind="Upload")
+    upload = ("coded.csv", csv_bytes(coded).replace(b"timestamp", b"time", 1), "text/csv")  # the header's name
+    at.sidebar.file_uploader(key="upload").set_value(upload).run()
+    ok(at)  # the fields left empty: the model's timestamp column and codes
+    assert any("1 cell(s) equal to a missing-value code treated as missing" in w.value for w in at.warning)
+    assert metric(at, "Points scored") == "300"
+    at.sidebar.text_input(key="missing_codes").input("none").run()
+    [error] = [e.value for e in at.error]
+    assert "9.9e+37 is too large to score" in error
+    card = page(app(), "model")
+    ok(card)
+    said = "Timestamp column “time”; duplicate timestamps averaged; gaps of up to 3 points interpolated; missing-value codes: 9.9e+37."
+    assert any(c.value.startswith(said) for c in card.caption), [c.value for c in card.caption]
+
+
 def test_series_from_the_scoring_database(dash_env, reference, tmp_path, monkeypatch):
     """The "Scoring database" source: a clear message while there is no database, its scores after."""
     monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))  # not created yet
@@ -731,6 +753,7 @@ def test_train_page_trains_and_saves_a_tiny_model(own_models):
     assert saved.window == 8 and saved.encoder_units == (8,) and saved.columns_ == ["a", "b"]
     assert len(saved.history_["loss"]) == 2
     assert saved.fingerprint_["rows"] == 361  # 60% of 600 rows: rows 0..360 form the default normal period
+    assert saved.reading_ == {"timestamp_col": "timestamp", "duplicates": "mean", "max_gap": 3, "missing_values": []}
     assert any("Saved model 'fresh'" in s.value and "flags rows over mean + 6 std" in s.value for s in at.success)
     assert at.sidebar.selectbox(key="model").value == "fresh"
     # untouched widgets keep the detector's defaults: the configuration `anomaly train` and the bench use
@@ -902,6 +925,7 @@ def test_model_page_shows_the_model_card(dash_env, reference):
     params = frames[1].set_index("parameter")["value"]
     assert params["window"] == "8" and params["encoder_units"] == "8"
     assert frames[2].set_index("field")["value"]["sha256"] == detector.fingerprint_["sha256"]
+    assert any(c.value.startswith("Not recorded (a model from an older version, or fitted in Python)") for c in at.caption)
     span = f"**stride**: {detector.stride_}  ·  **score smoothed over**: {detector.smoothing_} points"
     assert any(span in m.value for m in at.markdown if m.value.startswith("**Columns**"))
     at.sidebar.selectbox(key="model").set_value("tiny_fixed").run()

@@ -102,5 +102,7 @@ elif hasattr(detector, "seasonal_"):
 fp = detector.fingerprint_
 st.markdown("**Training data fingerprint**")
 st.dataframe(pd.DataFrame({"field": list(fp), "value": [str(v) for v in fp.values()]}), hide_index=True)
+st.markdown("**How its data is read**")
+st.caption(common.describe_reading(detector.reading_))
 version = getattr(detector, "package_version_", None)
 st.caption(f"Folder {common.inside(common.models_dir(), name)}" + (f", written by lstm-anomaly {version}" if version else ""))

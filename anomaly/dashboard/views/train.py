@@ -9,6 +9,7 @@ from anomaly.dashboard import common, figures
 from anomaly.detector import LSTMAutoencoderDetector  # no TensorFlow import: fitting imports it
 from anomaly.errors import AnomalyError, ConfigError
 from anomaly.io import guess_timestamp_column, select_columns, select_period
+from anomaly.loading import ReadOptions
 
 st.title("Train a model")
 
@@ -284,7 +285,8 @@ try:
 
     with st.spinner("Training…"), common.logged_warnings() as fit_warnings:  # a constant sensor kept, say
         detector.fit(normal, on_epoch=on_epoch)
-        path = detector.save(target)
+        reading = ReadOptions(timestamp_col=ts_col, duplicates=duplicates, missing_values=codes)
+        path = detector.save(target, reading=reading.saved())  # scored later as it was read here
 except AnomalyError as exc:
     st.error(common.in_app_terms(str(exc)))
     st.stop()
