@@ -725,11 +725,17 @@ def cmd_events(args) -> int:
     from anomaly.io import check_output, iso_timestamps, write_table
     from anomaly.store import open_store
 
+    if args.out and args.drop_pending:
+        raise ConfigError("--drop-pending deletes alerts and writes no file; leave out --out")
     if args.out:
         check_output(args.out)
     with open_store(args.db) as store:
         if args.source is not None and args.source not in (known := store.sources()):
             raise DataError(f"{args.db}: no source '{args.source}' (sources: {', '.join(known) or 'none yet'})")
+        if args.drop_pending:
+            dropped = store.drop_alerts(args.source)
+            print(f"dropped {dropped} alert(s) not sent yet" + (f" of '{args.source}'" if args.source else ""))
+            return EXIT_OK
         if args.pending:  # the outbox: alerts --on-event has not taken yet, with their tries and last error
             table = store.pending_alerts(args.source)
         else:
@@ -752,11 +758,17 @@ def _add_events(sub) -> None:
     )
     p.add_argument("--db", required=True, metavar="TARGET", help="results database: an SQLite file or an SQLAlchemy URL")
     p.add_argument("--source", help="only this source's events")
-    p.add_argument(
+    outbox = p.add_mutually_exclusive_group()
+    outbox.add_argument(
         "--pending",
         action="store_true",
         help="list instead the alerts not sent yet (source, model, start, tries, error, queued): "
         "those a failing --on-event command left, and any not tried yet",
+    )
+    outbox.add_argument(
+        "--drop-pending",
+        action="store_true",
+        help="delete instead the alerts not sent yet (all, or --source's), so no run sends them; an alert being sent now is kept",
     )
     p.add_argument("--out", metavar="FILE", help="write to FILE (.csv or .parquet) instead of standard output")
     p.set_defaults(func=cmd_events)

@@ -619,6 +619,16 @@ class Store:
             conn.execute(outbox.update().where(outbox.c.claim == claim).values(claim=None, claimed_until=None))
 
     @_one_line_errors
+    def drop_alerts(self, source: str | None = None) -> int:
+        """Delete the unsent alerts (of one source or all) that no sender holds now, so they are never
+        sent; returns how many. For alerts no longer worth sending: a command down for days, a source
+        retired. An alert being sent stays (its claim decides it)."""
+        with self._write() as conn:
+            free = outbox.c.claim.is_(None) | (outbox.c.claimed_until < _now())
+            query = outbox.delete().where(free if source is None else free & (outbox.c.source == source))
+            return conn.execute(query).rowcount
+
+    @_one_line_errors
     def pending_alerts(self, source: str | None = None) -> pd.DataFrame:
         """Unsent alerts (of one source or all), oldest first: ``source, model, start, tries, error, queued``."""
         columns = ["source", "model", "start", "tries", "error", "queued"]

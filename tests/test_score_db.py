@@ -449,6 +449,22 @@ def test_a_failed_alert_is_sent_by_the_next_run_and_one_stopped_midway_by_the_ru
     assert run_cli("events", "--db", db, "--pending").stdout == "source,model,start,tries,error,queued\n"
 
 
+def test_events_drop_pending_deletes_the_alerts_not_sent_yet(files, tmp_path):
+    db = str(tmp_path / "r.db")
+    queued = run_job(dataclasses.replace(job(files, "full.csv"), alerts=True), db).new_events
+    assert queued and len(table(db, "outbox")) == len(queued)
+    both = run_cli("events", "--db", db, "--pending", "--drop-pending")
+    assert both.returncode == 2 and "not allowed with argument --pending" in both.stderr
+    to_file = run_cli("events", "--db", db, "--drop-pending", "--out", tmp_path / "x.csv")
+    assert (
+        to_file.returncode == 2
+        and to_file.stderr.strip() == "error: --drop-pending deletes alerts and writes no file; leave out --out"
+    )
+    dropped = run_cli("events", "--db", db, "--drop-pending", "--source", "pump")
+    assert dropped.returncode == EXIT_OK and dropped.stdout == f"dropped {len(queued)} alert(s) not sent yet of 'pump'\n"
+    assert table(db, "outbox").empty and len(table(db, "events")) == len(queued)  # the events stay
+
+
 def test_verdicts_silence_the_same_incident_found_again_and_are_listed_with_the_events(files, tmp_path):
     db, alerts = tmp_path / "r.db", tmp_path / "alerts.jsonl"
 

@@ -137,6 +137,24 @@ def test_alerts_are_queued_with_their_run_claimed_once_and_kept_until_sent(targe
         assert store.pending_alerts().empty
 
 
+def test_dropped_alerts_are_never_sent_but_one_being_sent_stays(target):
+    with open_store(target, create=True) as store:
+        for source in ("s", "t"):
+            found = pd.DataFrame([event(1, 1), event(4, 4)])
+            store.commit_run(store.begin_run(source, "m"), source, "m", score_frame(T, np.ones(10)), found, T[0], alerts=list)
+        claim, held = store.claim_alerts("t", 120)  # a sender is sending t's alerts now
+        assert store.drop_alerts("s") == 2 and store.pending_alerts("s").empty
+        assert store.drop_alerts() == 0 and len(store.pending_alerts("t")) == 2  # held: its sender decides them
+        store.alert_done("t", held[0], claim, "exit 1")  # failed: free again, so it can be dropped
+        assert store.drop_alerts() == 1 and store.pending_alerts()["start"].tolist() == [T[4]]
+        engine = sa.create_engine(make_url(target))
+        with engine.begin() as conn:  # the sender was killed: its claim lapses, and the alert can be dropped
+            conn.exec_driver_sql("UPDATE outbox SET claimed_until = '2000-01-01 00:00:00'")
+        engine.dispose()
+        assert store.drop_alerts("t") == 1 and store.pending_alerts().empty
+        assert store.events("s")["start"].tolist() == [T[1], T[4]]  # the events themselves stay
+
+
 def stop():
     raise RuntimeError("stopped before the commit")
 
