@@ -56,3 +56,12 @@ def test_a_model_without_saved_reading_reads_with_the_defaults():
         frame_for_model(raw(), "coded.csv", ReadOptions(), model(None))
     frame = frame_for_model(raw("timestamp"), "coded.csv", ReadOptions(duplicates="mean"), model(None))
     assert frame["a"].iloc[2] == -9999.0
+
+
+def test_a_saved_reading_is_load_series_own_keywords(tmp_path):
+    from anomaly.io import load_series
+
+    path = tmp_path / "coded.csv"
+    raw().to_csv(path, index=False)
+    frame = load_series(path, **CODED)  # as the README shows: load_series("new.csv", **detector.reading_)
+    assert frame["a"].tolist() == [1.0, 2.0, 3.5, 5.0, 6.0, 7.0, 8.0]

@@ -257,6 +257,24 @@ def load_detector(name: str):
     return _load_detector(str(path), _mtime(path / "detector.json")), f"{path}@{_mtime(path / 'detector.json')}"
 
 
+def saved_reading(name: str) -> dict | None:
+    """How model ``name``'s training data was read (its ``reading``), for the sidebar's hints; None when
+    it has none or cannot be read (the page that loads it says why)."""
+    path = inside(models_dir(), name)
+    return _saved_reading(str(path), _mtime(path / "detector.json"))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _saved_reading(path: str, version: float) -> dict | None:
+    from anomaly.artifacts import read_metadata
+    from anomaly.errors import AnomalyError
+
+    try:
+        return read_metadata(Path(path)).get("reading")
+    except AnomalyError:
+        return None
+
+
 @st.cache_data(show_spinner="Reading data…", max_entries=16)
 def _read_file(path: str, version: float) -> pd.DataFrame:
     from anomaly.io import read_table
@@ -841,11 +859,12 @@ def sidebar() -> None:
         sb.file_uploader("CSV or Parquet file", type=["csv", "parquet"], key="upload", max_upload_size=MAX_UPLOAD_MB)
     else:
         _db_source_picker(sb)
+    saved = saved_reading(st.session_state["model"]) if models else None
     with sb.expander("Reading options"):
         st.text_input(
             "Timestamp column",
             key="ts_col",
-            placeholder="as the model was trained",
+            placeholder=f"{saved['timestamp_col']} (the model's)" if saved else "timestamp",
             help="Empty: the model's, as its training data was read (timestamp for a model trained without one).",
         )
         st.checkbox(
@@ -857,7 +876,9 @@ def sidebar() -> None:
         st.text_input(
             "Missing-value codes",
             key="missing_codes",
-            placeholder="-9999, 9.9e37",
+            placeholder=f"{', '.join(f'{c:g}' for c in saved['missing_values']) or 'none'} (the model's)"
+            if saved
+            else "-9999, 9.9e37",
             help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's "
             "--missing-values). Empty: the model's, as its training data was read; none for none.",
         )

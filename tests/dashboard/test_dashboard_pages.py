@@ -255,6 +255,8 @@ def test_the_sidebar_reads_data_as_the_models_training_data_was_read(own_models,
     upload = ("coded.csv", csv_bytes(coded).replace(b"timestamp", b"time", 1), "text/csv")  # the header's name
     at.sidebar.file_uploader(key="upload").set_value(upload).run()
     ok(at)  # the fields left empty: the model's timestamp column and codes
+    assert at.sidebar.text_input(key="ts_col").placeholder == "time (the model's)"
+    assert at.sidebar.text_input(key="missing_codes").placeholder == "9.9e+37 (the model's)"
     assert any("1 cell(s) equal to a missing-value code treated as missing" in w.value for w in at.warning)
     assert metric(at, "Points scored") == "300"
     at.sidebar.text_input(key="missing_codes").input("none").run()
@@ -926,6 +928,7 @@ def test_model_page_shows_the_model_card(dash_env, reference):
     assert params["window"] == "8" and params["encoder_units"] == "8"
     assert frames[2].set_index("field")["value"]["sha256"] == detector.fingerprint_["sha256"]
     assert any(c.value.startswith("Not recorded (a model from an older version, or fitted in Python)") for c in at.caption)
+    assert at.sidebar.text_input(key="ts_col").placeholder == "timestamp"
     span = f"**stride**: {detector.stride_}  ·  **score smoothed over**: {detector.smoothing_} points"
     assert any(span in m.value for m in at.markdown if m.value.startswith("**Columns**"))
     at.sidebar.selectbox(key="model").set_value("tiny_fixed").run()
