@@ -83,7 +83,8 @@ codes_text = c3.text_input(
     "Missing-value codes",
     key="train_missing",
     placeholder="-9999, 9.9e37",
-    help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's --missing-values).",
+    help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's --missing-values). "
+    "Saved with the model, with the timestamp column and the duplicates choice: data scored with it is read the same way.",
 )
 if not sensors:
     st.info("Pick at least one sensor column.")
