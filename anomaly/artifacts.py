@@ -48,11 +48,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def metadata(detector, reading: dict | None = None) -> dict:
-    """The JSON side of a fitted detector: the format, its hyperparameters and its learned state
-    (with ``reading``, if given, as how its training data was read)."""
+def metadata(detector) -> dict:
+    """The JSON side of a fitted detector: the format, its hyperparameters and its learned state."""
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in detector.get_params().items()}
-    state = detector.fitted_state()
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -60,8 +58,7 @@ def metadata(detector, reading: dict | None = None) -> dict:
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "fitted_on": detector.FITTED_ON,
         "params": params,
-        **state,
-        "reading": state["reading"] if reading is None else reading,
+        **detector.fitted_state(),
     }
 
 
@@ -168,23 +165,30 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def save_detector(detector, directory: Path, onnx: bool = False, reading: dict | None = None) -> Path:
+def checked_reading(reading: dict | None) -> dict | None:
+    """``reading`` (how a model's training data was read) as the JSON values ``detector.json`` holds,
+    or a ConfigError where loading would refuse it: checked before anything is written."""
+    try:
+        plain = json.loads(json.dumps(reading, allow_nan=False, default=_plain))  # numpy values and tuples too
+    except (TypeError, ValueError):
+        plain = False
+    if not _valid_reading(plain):
+        raise ConfigError(
+            "reading must give timestamp_col (a name), duplicates ('error' or 'mean'), max_gap (an integer >= 0) "
+            "and missing_values (a list of finite numbers), and nothing else"
+        )
+    return plain
+
+
+def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     """Write ``directory`` atomically; an existing model there is replaced only once the new one is complete.
 
-    With ``onnx``, the inference graph is also exported as ``model.onnx`` (for the ONNX engine);
-    ``reading`` (not None) replaces the detector's own ``reading_`` in ``detector.json``.
+    With ``onnx``, the inference graph is also exported as ``model.onnx`` (for the ONNX engine).
 
     The new model is written into ``.NAME.tmp-XXXX`` beside the target, flushed to disk, then
     swapped in by one atomic exchange (or, where that is unsupported, two renames, undone by
     :func:`_recover` if killed between them). Leftovers of killed saves are removed first.
     """
-    if isinstance(reading, dict) and isinstance(reading.get("missing_values"), tuple):
-        reading = {**reading, "missing_values": list(reading["missing_values"])}  # as JSON will hold them
-    if not _valid_reading(reading):  # before anything is written: loading would refuse the model
-        raise ConfigError(
-            "reading must give timestamp_col (a name), duplicates ('error' or 'mean'), max_gap (an integer >= 0) "
-            "and missing_values (a list of finite numbers), and nothing else"
-        )
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
     _recover(directory)
@@ -194,7 +198,7 @@ def save_detector(detector, directory: Path, onnx: bool = False, reading: dict |
     tmp.mkdir()
     try:
         detector.model_.save(tmp / MODEL_FILE)
-        meta = metadata(detector, reading)
+        meta = metadata(detector)
         meta["model_sha256"] = sha256_file(tmp / MODEL_FILE)
         files = [tmp / MODEL_FILE, tmp / META_FILE]
         if onnx:

@@ -361,9 +361,15 @@ class AutoencoderBase(BaseEstimator):
                 overflow = np.isfinite(block) & ~(np.abs(scaled[lo : lo + SCALE_BLOCK]) <= MAX_SCALED)
             if overflow.any():
                 row, col = (int(a[0]) for a in np.nonzero(overflow))
+                codes = (self.reading_ or {}).get("missing_values")
+                also = (
+                    f"; list the model's codes too ({', '.join(f'{c:g}' for c in codes)}): codes given replace them"
+                    if codes
+                    else ""
+                )
                 raise DataError(
                     f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} is too large "
-                    "to score (a logger's code for no reading? read it as missing with --missing-values, or leave the cell empty)"
+                    f"to score (a logger's code for no reading? read it as missing with --missing-values, or leave the cell empty{also})"
                 )
         return scaled
 
@@ -538,17 +544,18 @@ class AutoencoderBase(BaseEstimator):
         TensorFlow (``load(engine="auto")``, what the CLI uses). ``onnx``: None exports it where the
         detector can (the series detector), True insists, False skips. ``reading``: how the training
         data was read (``anomaly.loading.ReadOptions.saved``: timestamp column, duplicates, max gap,
-        missing-value codes), loaded as ``reading_`` so the commands read new data the same way; None
-        saves the detector's own ``reading_`` (that of the model it was loaded from, if any).
+        missing-value codes), kept as ``reading_`` and saved with it, so the commands read new data
+        the same way; None saves the detector's own ``reading_`` (that of the model it was loaded
+        from, or of an earlier save; ``fit`` forgets it, the new data being read elsewhere).
         """
-        from anomaly.artifacts import save_detector
+        from anomaly.artifacts import checked_reading, save_detector
 
         self._check_fitted()
         self._check_keras("saving")
         if onnx and not self.ONNX_EXPORT:
             raise ConfigError(f"ONNX export is for models fitted on one series, not by {type(self).__name__}")
-        onnx = self.ONNX_EXPORT if onnx is None else onnx
-        return save_detector(self, Path(directory), onnx=onnx, reading=reading)
+        self.reading_ = checked_reading(self.reading_ if reading is None else reading)
+        return save_detector(self, Path(directory), onnx=self.ONNX_EXPORT if onnx is None else onnx)
 
     @classmethod
     def load(cls, directory: str | Path, *, engine: str = "tensorflow"):

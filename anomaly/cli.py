@@ -734,7 +734,12 @@ def cmd_events(args) -> int:
             raise DataError(f"{args.db}: no source '{args.source}' (sources: {', '.join(known) or 'none yet'})")
         if args.drop_pending:
             dropped = store.drop_alerts(args.source)
-            print(f"dropped {dropped} alert(s) not sent yet" + (f" of '{args.source}'" if args.source else ""))
+            held = len(store.pending_alerts(args.source))  # claimed by a run sending them now
+            print(
+                f"dropped {dropped} alert(s) not sent yet"
+                + (f" of '{args.source}'" if args.source else "")
+                + (f"; kept {held} that a run is sending now" if held else "")
+            )
             return EXIT_OK
         if args.pending:  # the outbox: alerts --on-event has not taken yet, with their tries and last error
             table = store.pending_alerts(args.source)
@@ -751,8 +756,9 @@ def cmd_events(args) -> int:
 def _add_events(sub) -> None:
     p = sub.add_parser(
         "events",
-        help="list the events of a results database with their verdicts (CSV)",
-        description="Print (or write to --out) the stored events and their operators' verdicts, oldest first per source, as CSV.",
+        help="list the events of a results database with their verdicts (CSV), or its unsent alerts",
+        description="Print (or write to --out) the stored events and their operators' verdicts, oldest first per source, "
+        "as CSV; --pending lists the alerts not sent yet instead, --drop-pending deletes them.",
         epilog=FEEDBACK_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -102,7 +102,15 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
     """
     from anomaly.io import clean_frame
 
-    options = options.resolved(detector.reading_)
+    saved = detector.reading_ or {}
+    dropped = [c for c in saved.get("missing_values", []) if c not in (options.missing_values or (c,))]
+    if dropped:  # codes given replace the model's; "none" (no codes) is a deliberate choice, said nothing of
+        log.warning(
+            "%s: the codes given replace the model's: %s read as a reading again (give it too to keep it missing)",
+            source,
+            ", ".join(f"{c:g}" for c in dropped),
+        )
+    options = options.resolved(saved)
     columns = options.columns
     if columns is None:
         missing = [c for c in detector.columns_ if c not in raw.columns]

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sys
+from copy import copy as shallow
 from pathlib import Path
 
 import numpy as np
@@ -74,14 +75,12 @@ def test_save_load_gives_identical_scores(fitted):
 
 # -- atomic saves --------------------------------------------------------------------------------
 def test_how_the_training_data_was_read_is_saved_and_kept(fitted, tmp_path):
-    detector = fitted[0]
-    assert detector.reading_ is None and read_metadata(fitted[1])["reading"] is None  # fitted in Python: unknown
+    assert fitted[0].reading_ is None and read_metadata(fitted[1])["reading"] is None  # fitted in Python: unknown
+    detector = shallow(fitted[0])  # the shared detector stays as fitted
     loaded = type(detector).load(detector.save(tmp_path / "read", reading=READ))
-    assert (
-        detector.reading_ is None
-        and loaded.reading_ == READ
-        and read_metadata(tmp_path / "read")["format_version"] == artifacts.FORMAT_VERSION
-    )
+    assert detector.reading_ == READ and loaded.reading_ == READ
+    assert read_metadata(tmp_path / "read")["format_version"] == artifacts.FORMAT_VERSION
+    assert read_metadata(detector.save(tmp_path / "twice"))["reading"] == READ  # saved again: kept
     again = loaded.save(tmp_path / "again")  # as export-onnx rewrites a model: reading=None keeps the model's
     assert read_metadata(again)["reading"] == READ
     assert loaded.fit(clean_frame(series())).reading_ is None  # refitted on data read elsewhere
@@ -90,13 +89,21 @@ def test_how_the_training_data_was_read_is_saved_and_kept(fitted, tmp_path):
 def test_a_reading_that_loading_would_refuse_is_refused_before_saving(fitted, tmp_path):
     from anomaly.errors import ConfigError
 
-    detector = fitted[0]
-    for bad in ({"missing_values": [-9999]}, {**READ, "max_gap": -1}, {**READ, "duplicates": "first"}):
+    detector = shallow(fitted[0])
+    for bad in ({"missing_values": [-9999]}, {**READ, "max_gap": -1}, {**READ, "duplicates": "first"}, {**READ, "max_gap": True}):
         with pytest.raises(ConfigError, match="^reading must give timestamp_col"):
             detector.save(tmp_path / "refused", reading=bad)
+    assert detector.reading_ is None
+    detector.reading_ = {"timestamp_col": "time", "missing_values": [-9999]}  # set by hand: checked as well
+    with pytest.raises(ConfigError, match="^reading must give timestamp_col"):
+        detector.save(tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
-    tupled = detector.save(tmp_path / "tupled", reading={**READ, "missing_values": (-9999.0, 9.9e37)})
-    assert read_metadata(tupled)["reading"] == READ
+    numpy = {**READ, "max_gap": np.int64(2), "missing_values": np.array([-9999.0, 9.9e37])}
+    assert read_metadata(detector.save(tmp_path / "numpy", reading=numpy))["reading"] == READ  # as JSON holds them
+    assert (
+        read_metadata(detector.save(tmp_path / "tupled", reading={**READ, "missing_values": (-9999.0, 9.9e37)}))["reading"]
+        == READ
+    )
 
 
 def test_save_over_a_previous_model_swaps_it_in_whole(fitted, copy):

@@ -51,6 +51,16 @@ def test_an_option_given_overrides_the_models():
     assert kept["a"].iloc[2] == -9999.0  # 'none': the code is a reading again
 
 
+def test_codes_given_that_leave_out_the_models_are_said_to_replace_them(caplog):
+    other = frame_for_model(raw(), "coded.csv", ReadOptions(missing_values=(5.0,)), model(CODED))
+    assert other["a"].iloc[2] == -9999.0
+    assert "coded.csv: the codes given replace the model's: -9999 read as a reading again (give it too" in caplog.text
+    caplog.clear()
+    frame_for_model(raw(), "coded.csv", ReadOptions(missing_values=(5.0, -9999.0)), model(CODED))
+    frame_for_model(raw(), "coded.csv", ReadOptions(missing_values=()), model(CODED))  # 'none': chosen, not said
+    assert "replace the model's" not in caplog.text
+
+
 def test_a_model_without_saved_reading_reads_with_the_defaults():
     with pytest.raises(DataError, match="coded.csv: no timestamp column 'timestamp'"):
         frame_for_model(raw(), "coded.csv", ReadOptions(), model(None))

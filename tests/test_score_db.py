@@ -460,6 +460,11 @@ def test_events_drop_pending_deletes_the_alerts_not_sent_yet(files, tmp_path):
         to_file.returncode == 2
         and to_file.stderr.strip() == "error: --drop-pending deletes alerts and writes no file; leave out --out"
     )
+    with open_store(db) as store:
+        claim, _ = store.claim_alerts("pump", 120)  # a run sending them now
+        held = run_cli("events", "--db", db, "--drop-pending")
+        assert held.stdout == f"dropped 0 alert(s) not sent yet; kept {len(queued)} that a run is sending now\n"
+        store.release_alerts(claim)
     dropped = run_cli("events", "--db", db, "--drop-pending", "--source", "pump")
     assert dropped.returncode == EXIT_OK and dropped.stdout == f"dropped {len(queued)} alert(s) not sent yet of 'pump'\n"
     assert table(db, "outbox").empty and len(table(db, "events")) == len(queued)  # the events stay

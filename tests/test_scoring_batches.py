@@ -8,6 +8,7 @@ batch sizes that do not divide the number of windows and series with a break.
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -181,3 +182,7 @@ def test_scaling_in_blocks_equals_scaling_at_once(detector, monkeypatch):
         ),
     ):
         detector.score(frame)
+    coded = copy.copy(detector)
+    coded.reading_ = {"timestamp_col": "timestamp", "duplicates": "error", "max_gap": 3, "missing_values": [-9999.0]}
+    with pytest.raises(DataError, match=re.escape("cell empty; list the model's codes too (-9999): codes given replace them)")):
+        coded.score(frame)  # the codes a user gives replace the model's: the hint says which to keep

@@ -150,8 +150,8 @@ def user_errors():
 
 # The package's errors name command-line options; in the app the same remedy is a widget.
 _OPTION_HINTS = {
-    "use --duplicates mean to average them": "tick “Average duplicate timestamps” (Reading options in the sidebar, "
-    "or beside the sensor columns on the Train page)",
+    "use --duplicates mean to average them": "choose “average” under “Duplicate timestamps” (Reading options in the "
+    "sidebar), or tick “Average duplicate timestamps” beside the sensor columns on the Train page",
     "choose one with --timestamp-col": "choose it as “Timestamp column” (Reading options in the sidebar, or on the Train page)",
     "drop it with --columns, or refuse it with --on-constant error": "leave it out of “Sensor columns”, or refuse it "
     "with “On constant” under More settings",
@@ -169,9 +169,12 @@ def missing_codes(text: str | None) -> tuple[float, ...]:
     if (text or "").strip().lower() == "none":  # as --missing-values none: clears the model's codes
         return ()
     try:
-        return split_numbers(text or "")
+        codes = split_numbers(text or "")
     except DataError as exc:
         raise ConfigError(f"Missing-value codes: {exc}") from None
+    if not codes and (text or "").strip():  # "," is no list: refused, as the CLI refuses it
+        raise ConfigError(f"Missing-value codes: expected comma-separated numbers or none, not '{text.strip()}'")
+    return codes
 
 
 def describe_reading(reading: dict | None) -> str:
@@ -179,14 +182,14 @@ def describe_reading(reading: dict | None) -> str:
     if reading is None:
         return (
             "Not recorded (a model from an older version, or fitted in Python): data is read with the "
-            "defaults, or as the sidebar's Reading options say."
+            "defaults (duplicate timestamps averaged), or as the sidebar's Reading options say."
         )
     codes = ", ".join(f"{c:g}" for c in reading["missing_values"]) or "none"
     duplicates = "averaged" if reading["duplicates"] == "mean" else "refused"
     return (
         f"Timestamp column “{reading['timestamp_col']}”; duplicate timestamps {duplicates}; gaps of up to "
         f"{reading['max_gap']} points interpolated; missing-value codes: {codes}. New data is read the same "
-        "way; a field filled in under the sidebar's Reading options overrides it, and duplicates follow its checkbox."
+        "way, except where the sidebar's Reading options say otherwise."
     )
 
 
@@ -867,11 +870,13 @@ def sidebar() -> None:
             placeholder=f"{saved['timestamp_col']} (the model's)" if saved else "timestamp",
             help="Empty: the model's, as its training data was read (timestamp for a model trained without one).",
         )
-        st.checkbox(
-            "Average duplicate timestamps",
-            value=True,
-            key="dup_mean",
-            help="The bundled NAB file repeats some timestamps; off = refuse such files.",
+        policy = saved["duplicates"] if saved else "mean"  # see sidebar_duplicates
+        st.selectbox(
+            "Duplicate timestamps",
+            list(DUPLICATE_CHOICES),
+            key="duplicates",
+            format_func=lambda c: f"as the model: {'average' if policy == 'mean' else 'refuse'}" if c == "model" else c,
+            help="Average the readings of a repeated timestamp, or refuse the file. The bundled NAB file repeats some.",
         )
         st.text_input(
             "Missing-value codes",
@@ -882,6 +887,16 @@ def sidebar() -> None:
             help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's "
             "--missing-values). Empty: the model's, as its training data was read; none for none.",
         )
+
+
+# The sidebar's “Duplicate timestamps” choices and the policy each gives (None: the model's).
+DUPLICATE_CHOICES = {"model": None, "average": "mean", "refuse": "error"}
+
+
+def sidebar_duplicates(choice: str, reading: dict | None) -> str:
+    """The duplicates policy of the sidebar's choice: the model's, as its training data was read; a
+    model saved without its reading (before format 5, or from Python) averages, as the app always did."""
+    return DUPLICATE_CHOICES[choice] or (reading or {}).get("duplicates", "mean")
 
 
 def load_selected(need_frame: bool = False) -> Loaded:
@@ -896,7 +911,7 @@ def load_selected(need_frame: bool = False) -> Loaded:
         detector, model_key = load_detector(name)
         kind = state.get("source_kind", SOURCE_KINDS[0])
         timestamp_col = (state.get("ts_col") or "").strip() or None  # None: the model's
-        duplicates = "mean" if state.get("dup_mean", True) else "error"
+        duplicates = sidebar_duplicates(state.get("duplicates", "model"), detector.reading_)
         if kind == DB_SOURCE_KIND:
             if need_frame:
                 st.info("This page needs the sensor values: pick a data file or an upload in the sidebar.")

@@ -220,11 +220,12 @@ def test_reading_errors_name_the_apps_widget_not_a_command_line_option(dash_env,
     _, frame, _ = reference
     doubled = pd.concat([frame.iloc[:300], frame.iloc[299:300]]).sort_index()  # one timestamp twice
     at = app(source_kind="Upload")
-    at.sidebar.checkbox(key="dup_mean").uncheck()
+    at.sidebar.selectbox(key="duplicates").set_value("refuse")
     at.sidebar.file_uploader(key="upload").set_value(("dup.csv", csv_bytes(doubled), "text/csv")).run()
     assert not at.exception
     [error] = [e.value for e in at.error]
-    assert "duplicate timestamp" in error and "tick “Average duplicate timestamps”" in error and "--duplicates" not in error
+    assert "duplicate timestamp" in error and "choose “average” under “Duplicate timestamps”" in error
+    assert "--duplicates" not in error
 
 
 def test_missing_value_codes_in_the_sidebar_read_a_loggers_code_as_missing(dash_env, reference):
@@ -247,7 +248,7 @@ def test_missing_value_codes_in_the_sidebar_read_a_loggers_code_as_missing(dash_
 def test_the_sidebar_reads_data_as_the_models_training_data_was_read(own_models, reference):
     _, frame, _ = reference
     meta = json.loads((own_models / "tiny" / "detector.json").read_text())
-    meta["reading"] = {"timestamp_col": "time", "duplicates": "mean", "max_gap": 3, "missing_values": [9.9e37]}
+    meta["reading"] = {"timestamp_col": "time", "duplicates": "error", "max_gap": 3, "missing_values": [9.9e37]}
     (own_models / "tiny" / "detector.json").write_text(json.dumps(meta))  # as the Train page saves it
     coded = frame.iloc[:300].copy()
     coded.iloc[150, 0] = 9.9e37
@@ -259,12 +260,24 @@ def test_the_sidebar_reads_data_as_the_models_training_data_was_read(own_models,
     assert at.sidebar.text_input(key="missing_codes").placeholder == "9.9e+37 (the model's)"
     assert any("1 cell(s) equal to a missing-value code treated as missing" in w.value for w in at.warning)
     assert metric(at, "Points scored") == "300"
+    assert at.sidebar.selectbox(key="duplicates").options[0] == "as the model: refuse"
     at.sidebar.text_input(key="missing_codes").input("none").run()
     [error] = [e.value for e in at.error]
     assert "9.9e+37 is too large to score" in error
+    at.sidebar.text_input(key="missing_codes").input(",").run()  # no list: refused, as the CLI refuses it
+    assert [e.value for e in at.error] == ["Missing-value codes: expected comma-separated numbers or none, not ','"]
+    at.sidebar.text_input(key="missing_codes").input("").run()
+    doubled = pd.concat([coded, coded.iloc[299:300]]).sort_index()  # one timestamp twice: refused, as the model reads
+    upload = ("dup.csv", csv_bytes(doubled).replace(b"timestamp", b"time", 1), "text/csv")
+    at.sidebar.file_uploader(key="upload").set_value(upload).run()
+    [error] = [e.value for e in at.error]
+    assert "duplicate timestamp" in error
+    at.sidebar.selectbox(key="duplicates").set_value("average").run()
+    ok(at)
+    assert any("averaged 1 duplicate timestamp(s)" in w.value for w in at.warning)
     card = page(app(), "model")
     ok(card)
-    said = "Timestamp column “time”; duplicate timestamps averaged; gaps of up to 3 points interpolated; missing-value codes: 9.9e+37."
+    said = "Timestamp column “time”; duplicate timestamps refused; gaps of up to 3 points interpolated; missing-value codes: 9.9e+37."
     assert any(c.value.startswith(said) for c in card.caption), [c.value for c in card.caption]
 
 

@@ -60,7 +60,8 @@ if not pending.empty:  # the outbox: alerts --on-event has not taken yet; the ne
     failed = int((pending["tries"] > 0).sum())
     st.warning(
         f"{len(pending)} alert(s) not sent yet ({failed} after a failed --on-event command): the next scheduled "
-        "run of their source with --on-event sends them. The table below says why the last try failed."
+        "run of their source with --on-event sends them. The table below says why the last try failed; "
+        "`anomaly events --db DB --drop-pending` deletes those no longer worth sending."
     )
     st.dataframe(
         pending,
