@@ -174,7 +174,7 @@ def checked_reading(reading: dict | None) -> dict | None:
         plain = False
     if not _valid_reading(plain):
         raise ConfigError(
-            "reading must give timestamp_col (a name), duplicates ('error' or 'mean'), max_gap (an integer >= 0) "
+            "reading must give timestamp_col (a column name), duplicates ('error' or 'mean'), max_gap (an integer >= 0) "
             "and missing_values (a list of finite numbers), and nothing else"
         )
     return plain
@@ -347,8 +347,7 @@ def _valid_reading(reading: object) -> bool:
         return False
     gap, codes = reading["max_gap"], reading["missing_values"]
     return (
-        isinstance(reading["timestamp_col"], str)
-        and reading["timestamp_col"] != ""
+        isinstance(reading["timestamp_col"], str)  # "" too: a Parquet file may name its timestamp column so
         and reading["duplicates"] in DUPLICATE_POLICIES
         and isinstance(gap, int)
         and not isinstance(gap, bool)
