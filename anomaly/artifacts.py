@@ -24,7 +24,7 @@ import pandas as pd
 
 from anomaly import __version__, mixture, seasonal
 from anomaly.errors import ConfigError, ModelError, first_line
-from anomaly.io import DUPLICATE_POLICIES
+from anomaly.io import DUPLICATE_POLICIES, READ_DEFAULTS
 from anomaly.thresholds import fixed_threshold
 
 FORMAT = "lstm-anomaly-model"
@@ -343,7 +343,7 @@ def _valid_reading(reading: object) -> bool:
     """None, or how the training data was read (``anomaly.loading.ReadOptions.saved``), every option set."""
     if reading is None:
         return True
-    if not isinstance(reading, dict) or set(reading) != {"timestamp_col", "duplicates", "max_gap", "missing_values"}:
+    if not isinstance(reading, dict) or set(reading) != set(READ_DEFAULTS):
         return False
     gap, codes = reading["max_gap"], reading["missing_values"]
     return (

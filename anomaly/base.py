@@ -24,6 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from anomaly import params, scoring, seasonal
 from anomaly import thresholds as thr
 from anomaly.errors import ConfigError, DataError, NotFittedError
+from anomaly.io import codes_text
 from anomaly.params import param
 from anomaly.windows import reverse_steps, shift_right
 
@@ -362,11 +363,7 @@ class AutoencoderBase(BaseEstimator):
             if overflow.any():
                 row, col = (int(a[0]) for a in np.nonzero(overflow))
                 codes = (self.reading_ or {}).get("missing_values")
-                also = (
-                    f"; list the model's codes too ({', '.join(f'{c:g}' for c in codes)}): codes given replace them"
-                    if codes
-                    else ""
-                )
+                also = f"; list the model's codes too ({codes_text(codes)}): codes given replace them" if codes else ""
                 raise DataError(
                     f"column '{self.columns_[col]}' at {X.index[lo + row]}: value {X.iat[lo + row, col]:g} is too large "
                     f"to score (a logger's code for no reading? read it as missing with --missing-values, or leave the cell empty{also})"

@@ -31,6 +31,8 @@ log = logging.getLogger("anomaly")
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 READ_FROM = "read_from"  # the attrs key of a frame read from a CSV file: that file's path
 DUPLICATE_POLICIES = ("error", "mean")
+# How a file is read when nothing says otherwise (anomaly.loading.ReadOptions); a model saves these keys.
+READ_DEFAULTS = {"timestamp_col": "timestamp", "duplicates": "error", "max_gap": 3, "missing_values": ()}
 _DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 64 * 1024
 MAX_GRID_ROWS = 5_000_000  # a regular grid may hold long gaps, but not unbounded ones (see _check_grid)
@@ -818,6 +820,11 @@ def split_names(text: str) -> list[str]:
     a name that holds a comma is written in double quotes, ``temp,"flow, l/min"``. Blank names are dropped."""
     row = next(csv.reader([text], skipinitialspace=True), [])
     return [name.strip() for name in row if name.strip()]
+
+
+def codes_text(codes) -> str:
+    """Missing-value codes as a person reads them: ``-9999, 9.9e+37``."""
+    return ", ".join(f"{c:g}" for c in codes)
 
 
 def split_numbers(text: str) -> tuple[float, ...]:

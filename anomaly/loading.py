@@ -22,16 +22,12 @@ if TYPE_CHECKING:  # pandas is imported by the functions that need it: `anomaly 
 log = logging.getLogger("anomaly")
 
 
-# The package's reading defaults: what an option left unset means for a file no model has read before.
-READ_DEFAULTS = {"timestamp_col": "timestamp", "duplicates": "error", "max_gap": 3, "missing_values": ()}
-
-
 @dataclass(frozen=True)
 class ReadOptions:
     """How a data file is read (the CLI's data options; a scheduled job's fields).
 
     None is "not given": a file read for a saved model is then read as its training data was (the
-    model's ``reading_``), any other file with :data:`READ_DEFAULTS`; :meth:`resolved` decides.
+    model's ``reading_``), any other file with :data:`anomaly.io.READ_DEFAULTS`; :meth:`resolved` decides.
     """
 
     timestamp_col: str | None = None
@@ -48,6 +44,8 @@ class ReadOptions:
 
     def resolved(self, saved: dict | None = None) -> ReadOptions:
         """Every option set: as given here, else as ``saved`` (a model's ``reading_``) has it, else the default."""
+        from anomaly.io import READ_DEFAULTS
+
         saved = saved or {}
         values = {
             key: saved.get(key, default) if getattr(self, key) is None else getattr(self, key)
@@ -57,6 +55,8 @@ class ReadOptions:
 
     def saved(self) -> dict:
         """What a model keeps of how its training data was read (its ``reading_``; JSON values)."""
+        from anomaly.io import READ_DEFAULTS
+
         options = dataclasses.asdict(self.resolved())
         return {key: list(value) if isinstance(value, tuple) else value for key, value in options.items() if key in READ_DEFAULTS}
 
@@ -100,7 +100,7 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
     ``(frame, filled)``, as :func:`anomaly.io.clean_frame` gives them. Options not given are the
     model's, as its training data was read (``reading_``), so a logger's codes stay codes.
     """
-    from anomaly.io import clean_frame
+    from anomaly.io import clean_frame, codes_text
 
     saved = detector.reading_ or {}
     dropped = [c for c in saved.get("missing_values", []) if c not in (options.missing_values or (c,))]
@@ -108,7 +108,7 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
         log.warning(
             "%s: the codes given replace the model's: %s read as a reading again (give it too to keep it missing)",
             source,
-            ", ".join(f"{c:g}" for c in dropped),
+            codes_text(dropped),
         )
     options = options.resolved(saved)
     columns = options.columns

@@ -329,6 +329,11 @@ def _py(ts) -> dt.datetime:
     return pd.Timestamp(ts).to_pydatetime()
 
 
+def _unclaimed(now: dt.datetime):
+    """Outbox rows no sender holds at ``now``: never claimed, or their claim lapsed (a killed sender's)."""
+    return outbox.c.claim.is_(None) | (outbox.c.claimed_until < now)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -580,7 +585,7 @@ class Store:
         claim = uuid.uuid4().hex
         with self._write() as conn:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the rows locked
             now = _now()  # once the write lock is held: waiting for it does not shorten the claim
-            free = (outbox.c.source == source) & (outbox.c.claim.is_(None) | (outbox.c.claimed_until < now))
+            free = (outbox.c.source == source) & _unclaimed(now)
             keys = conn.execute(sa.select(outbox.c.model, outbox.c.start).where(free).with_for_update()).all()
             until = now + dt.timedelta(seconds=len(keys) * seconds_each + 60)
             for model, start in keys:
@@ -624,7 +629,7 @@ class Store:
         sent; returns how many. For alerts no longer worth sending: a command down for days, a source
         retired. An alert being sent stays (its claim decides it)."""
         with self._write() as conn:
-            free = outbox.c.claim.is_(None) | (outbox.c.claimed_until < _now())
+            free = _unclaimed(_now())
             query = outbox.delete().where(free if source is None else free & (outbox.c.source == source))
             return conn.execute(query).rowcount
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from anomaly.errors import DataError
-from anomaly.loading import READ_DEFAULTS, ReadOptions, frame_for_model
+from anomaly.io import READ_DEFAULTS
+from anomaly.loading import ReadOptions, frame_for_model
 
 CODED = {"timestamp_col": "time", "duplicates": "mean", "max_gap": 1, "missing_values": [-9999.0]}
 

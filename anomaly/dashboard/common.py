@@ -36,6 +36,7 @@ import streamlit as st
 from anomaly import scoring
 from anomaly.dashboard import MAX_UPLOAD_MB, db_label  # noqa: F401 (the pages' names for them)
 from anomaly.errors import AnomalyError, ConfigError, DataError
+from anomaly.io import codes_text
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 DRAW_POINTS = 2000  # min-max buckets per drawn trace: about one per pixel column of a wide screen
@@ -184,7 +185,7 @@ def describe_reading(reading: dict | None) -> str:
             "Not recorded (a model from an older version, or fitted in Python): data is read with the "
             "defaults (duplicate timestamps averaged), or as the sidebar's Reading options say."
         )
-    codes = ", ".join(f"{c:g}" for c in reading["missing_values"]) or "none"
+    codes = codes_text(reading["missing_values"]) or "none"
     duplicates = "averaged" if reading["duplicates"] == "mean" else "refused"
     return (
         f"Timestamp column “{reading['timestamp_col']}”; duplicate timestamps {duplicates}; gaps of up to "
@@ -881,9 +882,7 @@ def sidebar() -> None:
         st.text_input(
             "Missing-value codes",
             key="missing_codes",
-            placeholder=f"{', '.join(f'{c:g}' for c in saved['missing_values']) or 'none'} (the model's)"
-            if saved
-            else "-9999, 9.9e37",
+            placeholder=f"{codes_text(saved['missing_values']) or 'none'} (the model's)" if saved else "-9999, 9.9e37",
             help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's "
             "--missing-values). Empty: the model's, as its training data was read; none for none.",
         )
