@@ -36,6 +36,7 @@ OLDEST_FORMAT = 1  # still loaded: format 1 had no profiles, so its models load 
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
 META_FILE = "detector.json"
+MODEL_FILES = (MODEL_FILE, ONNX_FILE, META_FILE)  # all a model directory holds: saving replaces it whole
 LOADERS = {"series": "LSTMAutoencoderDetector", "sequences": "LSTMSequenceDetector"}  # by detector.json "fitted_on"
 MAX_META_BYTES = 64 * 1024 * 1024  # far above any real detector.json; refuses a planted giant file
 
@@ -151,11 +152,23 @@ def _owner_alive(path: Path) -> bool:
 
 def check_model_target(directory: Path) -> None:
     """Refuse to write a model over a file or a directory that holds something else (``anomaly
-    train`` checks this before fitting, so a wrong ``--model`` costs no training)."""
+    train`` checks this before fitting, so a wrong ``--model`` costs no training).
+
+    A model directory is replaced whole, so anything else in it would be deleted with the old
+    model: the training data kept beside it, a scores file, a notes folder. Those are refused too."""
     if directory.exists() and not directory.is_dir():
         raise ModelError(f"{directory}: exists and is not a directory; refusing to replace it")
-    if directory.exists() and not (directory / META_FILE).exists() and any(directory.iterdir()):
+    if not directory.exists():
+        return
+    if not (directory / META_FILE).exists() and any(directory.iterdir()):
         raise ModelError(f"{directory}: exists and is not a model directory; refusing to replace it")
+    others = sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir() if p.name not in MODEL_FILES)
+    if others:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ModelError(
+            f"{directory}: holds {listed} beside the model, and saving replaces the whole folder; "
+            "move them out first, or save the model to another folder"
+        )
 
 
 def _plain(value):

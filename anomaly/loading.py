@@ -111,15 +111,14 @@ def frame_for_model(raw: pd.DataFrame, source: str, options: ReadOptions, detect
             codes_text(dropped),
         )
     options = options.resolved(saved)
-    columns = options.columns
-    if columns is None:
-        missing = [c for c in detector.columns_ if c not in raw.columns]
+    columns = detector.columns_ if options.columns is None else options.columns
+    for present, what in ((raw.columns, "lacks"), (columns, "the columns given leave out")):  # before any parsing
+        missing = [c for c in detector.columns_ if c not in present]
         if missing:
             raise DataError(
-                f"{source}: lacks the model's column(s) {', '.join(map(repr, missing))} "
+                f"{source}: {what} the model's column(s) {', '.join(map(repr, missing))} "
                 f"(model columns: {', '.join(detector.columns_)})"
             )
-        columns = detector.columns_
     frame = clean_frame(
         raw,
         source,

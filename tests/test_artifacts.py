@@ -183,6 +183,18 @@ def test_save_refuses_to_replace_a_directory_that_is_not_a_model(fitted, tmp_pat
     assert (target / "notes.txt").read_text() == "precious" and entries(tmp_path) == {"results"}
 
 
+def test_save_refuses_a_model_directory_holding_other_files_and_names_them(fitted, tmp_path):
+    detector, _ = fitted
+    target = detector.save(tmp_path / "m")
+    for name in ("a.csv", "b.csv", "c.csv", "d.csv"):
+        (target / name).write_text("kept")
+    saved, before = (target / META_FILE).read_bytes(), entries(target)
+    with pytest.raises(ModelError, match=r"holds a\.csv, b\.csv, c\.csv and 1 more beside the model"):
+        detector.save(target)
+    assert entries(target) == before and {MODEL_FILE, META_FILE, "d.csv"} <= before
+    assert (target / META_FILE).read_bytes() == saved and entries(tmp_path) == {"m"}
+
+
 # -- defensive loading ---------------------------------------------------------------------------
 def test_lambda_layer_is_refused_and_never_run(copy, tmp_path):
     from anomaly.tfkeras import keras

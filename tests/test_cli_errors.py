@@ -501,6 +501,28 @@ def test_a_model_path_that_is_not_a_model_is_refused_before_the_data_is_read(tmp
     assert entries(target) == {"NOTES.md"}
 
 
+def test_a_model_folder_holding_other_files_is_not_replaced_by_train_or_export_onnx(tmp_path, model):
+    """Saving replaces the model folder whole: the training data kept in it, a scores file or a notes
+    folder would go with the old model. Refused in one line, before any training, everything kept."""
+    target = tmp_path / "m"
+    shutil.copytree(model, target)
+    data = write_csv(series(), target / "train.csv")
+    (target / "archive").mkdir()
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+    proc = run_cli("train", data, "--model", target, *TRAIN)
+    assert_one_line_error(proc, "m", "holds archive/, train.csv beside the model", "move them out first")
+    assert "epoch" not in proc.stderr.lower()  # refused before fitting
+    assert {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == before and (target / "archive").is_dir()
+    (target / "archive").rmdir()
+    (target / "model.onnx").unlink()
+    proc = run_cli("export-onnx", target)
+    assert_one_line_error(proc, "m", "holds train.csv beside the model")
+    assert entries(target) == {"detector.json", "model.keras", "train.csv"}
+    (target / "train.csv").unlink()
+    assert run_cli("export-onnx", target).returncode == 0  # the model's own files alone: replaced as before
+    assert entries(target) == {"detector.json", "model.keras", "model.onnx"}
+
+
 def test_decimal_commas_in_a_semicolon_file_read_as_numbers(tmp_path, model, baseline):
     data = write_csv(series(), tmp_path / "data.csv", sep=";", decimal=",")
     assert "0,0" in data.read_text() or ",0" in data.read_text()

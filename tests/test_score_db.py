@@ -222,6 +222,19 @@ def test_bad_input_is_a_failed_run_and_exit_2(files, tmp_path):
         assert store.scores("pump", job(files, "full.csv").model_name).empty
 
 
+def test_columns_that_leave_out_a_model_column_fail_the_run_with_exit_2_on_a_scored_source_too(files, tmp_path):
+    db = str(tmp_path / "r.db")
+    assert run_job(job(files, "part.csv"), db).exit_code == EXIT_OK  # the source has a checkpoint: the causal path
+    for _ in range(2):  # a first run and one after it: the same failure
+        result = run_job(dataclasses.replace(job(files, "full.csv"), columns=["a"]), db)
+        assert (result.status, result.exit_code) == ("failed", EXIT_BAD_INPUT)
+        assert (
+            result.error == f"{files / 'full.csv'}: the columns given leave out the model's column(s) 'b' (model columns: a, b)"
+        )
+    with open_store(db) as store:
+        assert store.runs()["status"].tolist() == ["success", "failed", "failed"]
+
+
 def test_a_logger_code_for_no_reading_stops_a_source_unless_read_as_missing(files, tmp_path, warned):
     db = str(tmp_path / "r.db")
     data = make_data()
