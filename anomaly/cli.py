@@ -238,8 +238,13 @@ def _add_threshold_overrides(p: argparse.ArgumentParser) -> None:
     """Options that change a saved model's threshold and event rules for one run."""
     t = p.add_argument_group("thresholds and events")
     one = t.add_mutually_exclusive_group()
-    one.add_argument("--threshold", type=float, help="use this threshold instead of the model's")
-    one.add_argument("--quantile", type=float, help="use this quantile of the model's normal scores as the threshold")
+    plain = "; the score is then the plain one (each row's mean squared error, not smoothed or rooted), in the scores file too"
+    one.add_argument(
+        "--threshold", type=float, help="flag rows over this one fixed threshold instead of the model's rule" + plain
+    )
+    one.add_argument(
+        "--quantile", type=float, help="flag rows over this quantile of the model's normal scores instead of its rule" + plain
+    )
     from anomaly.detector import LSTMAutoencoderDetector
 
     params.add_options(t, LSTMAutoencoderDetector, "events", show_defaults=False, suffix=" (default: the model's)")

@@ -650,7 +650,13 @@ class LSTMAutoencoderDetector(AutoencoderBase):
             )
         t = self.thresholds_
         if self.local_rule is None:
-            return f"flags rows over one fixed threshold ({t['rule']} = {t['values'][t['rule']]:.6g})"
+            value = t["values"][t["rule"]]
+            if not self.root_score:
+                return f"flags rows over one fixed threshold ({t['rule']} = {value:.6g})"
+            # the rule compares the root of the score, as the scores file holds it: say the value compared
+            return f"flags rows over one fixed threshold, {np.sqrt(value):.6g} (the root of {t['rule']} = {value:.6g})" + (
+                f" (scores smoothed over {self.smoothing_} rows)" if self.smoothing_ > 1 else ""
+            )
         return f"flags rows by the local rule {self.local_rule}, relative to each scored batch"
 
     def reflag(self, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:

@@ -291,3 +291,14 @@ def test_a_model_saved_before_format_4_keeps_its_span(series, strided_detector, 
     meta_path.write_text(json.dumps(meta))
     loaded = LSTMAutoencoderDetector.load(tmp_path / "old")
     assert (loaded.stride_, loaded.smoothing_) == (4, 5)
+
+
+def test_a_fixed_threshold_model_says_the_threshold_its_scores_are_compared_with(series):
+    det = LSTMAutoencoderDetector(**{**TINY, "local_rule": None}).fit(series)
+    applied = float(det.score(series)["threshold"].iloc[0])  # the root score is compared with the root of the value
+    rule = det.thresholds_["rule"]
+    value = det.thresholds_["values"][rule]
+    assert applied == pytest.approx(np.sqrt(value)) and applied != pytest.approx(value)
+    assert f"one fixed threshold, {applied:.6g} (the root of {rule} = {value:.6g})" in det.describe_flagging()
+    det.set_params(root_score=False)  # the plain score: the value itself
+    assert f"one fixed threshold ({rule} = {value:.6g})" in det.describe_flagging()
