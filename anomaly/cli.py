@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -93,6 +94,17 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, not '{text}'") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, not '{text}'")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds >= 0 (argparse type): NaN would wait forever, a negative time not at all."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, not '{text}'")
     return value
 
 
@@ -340,7 +352,7 @@ def _add_db_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
         g.add_argument("--rescore", action="store_true", help="re-score every timestamp of DATA (upserted), not only new ones")
     g.add_argument(
         "--lock-timeout",
-        type=float,
+        type=_seconds,
         default=60.0,
         metavar="SECONDS",
         help="wait at most this long for another run of the same source; then exit 3 (default: 60)",

@@ -611,6 +611,8 @@ def _check_types(values: dict, where: str) -> None:
         raise DataError(f"{where}: 'max_gap' must be an integer >= 0, not {values['max_gap']!r}")
     if "source" in values and not values["source"].strip():
         raise DataError(f"{where}: 'source' must name the series, not be empty")
+    if "threshold" in values and "quantile" in values:  # as --threshold and --quantile are exclusive
+        raise DataError(f"{where}: 'threshold' and 'quantile' both set the threshold; give one")
     if "threshold" in values:
         try:
             fixed_threshold(values["threshold"], "'threshold'")
@@ -652,6 +654,8 @@ def run_batch(
         if scheduler is not None:
             try:
                 client = Client(scheduler, timeout="10s")
+            except ValueError as exc:  # no port, an unknown scheme: a mistyped option, not a cluster down
+                raise ConfigError(f"--scheduler: {first_line(exc)}; give an address such as tcp://host:8786") from None
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
         else:

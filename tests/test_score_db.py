@@ -689,6 +689,10 @@ def test_jobs_file_errors_name_the_file_and_job(tmp_path):
         ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmissing_values = [-9999, inf]\n", "'missing_values' must be a list"),
         ("[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nmissing_values = ['NA']\n", "'missing_values' must be a list"),
         ("lock_timeout = -5\n[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\n", "'lock_timeout' must be a number of seconds >= 0, not -5"),
+        (  # one would be ignored, as --threshold and --quantile are refused together
+            "[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nthreshold = 100.0\nquantile = 0.5\n",
+            "job 1: 'threshold' and 'quantile' both set the threshold; give one",
+        ),
         (
             "[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\nsource = 'pump'\n[[jobs]]\ndata = 'b.csv'\nmodel = './m'\nsource = 'pump'\n",
             "job 2: writes the same source 'pump' with the same model as job 1; give each series its own 'source'",
@@ -773,6 +777,23 @@ def test_db_only_options_need_db(tmp_path, capsys):
     assert main(["score", "x.csv", "--model", "m", "--db", str(tmp_path / "r.db"), "--out", "s.csv"]) == EXIT_BAD_INPUT
     assert "--out and --events" in capsys.readouterr().err
     assert main(["score-batch", str(tmp_path / "missing.toml"), "--db", str(tmp_path / "r.db")]) == EXIT_BAD_INPUT
+    for bad in ("nan", "-5", "soon"):  # NaN waited forever, a negative time not at all
+        with pytest.raises(SystemExit) as exit:
+            main(["score", "x.csv", "--model", "m", "--db", str(tmp_path / "r.db"), "--lock-timeout", bad])
+        assert exit.value.code == EXIT_BAD_INPUT
+        assert f"argument --lock-timeout: expected a number of seconds >= 0, not '{bad}'" in capsys.readouterr().err
+
+
+def test_a_mistyped_scheduler_address_is_a_one_line_option_error(tmp_path, capsys):
+    from anomaly.cli import main
+
+    path = tmp_path / "jobs.toml"
+    path.write_text(f"db = '{tmp_path / 'r.db'}'\n[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\n")
+    for address, reason in [("127.0.0.1", "missing port number"), ("http://h:8786", "unknown address scheme 'http'")]:
+        assert main(["score-batch", str(path), "--scheduler", address]) == EXIT_BAD_INPUT  # was 1, "unexpected ValueError"
+        err = capsys.readouterr().err
+        assert f'msg="--scheduler: {reason}' in err and "give an address such as tcp://host:8786" in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_documented_cron_line_works_as_written(files, tmp_path):
