@@ -23,6 +23,7 @@ VERDICT_LABELS = {"true_alarm": "true alarm", "false_alarm": "false alarm", "ack
 _ALIASES = {"true": "true_alarm", "false": "false_alarm", "ack": "acknowledged"}
 FEEDBACK_COLUMNS = ["source", "model", "start", "end", "verdict", "author", "at", "note", "mute_until"]
 REVIEW_COLUMNS = ["verdict", "author", "at", "note", "mute_until"]  # what with_feedback adds to events
+REVIEW_TYPES = {"verdict": "string", "author": "string", "at": "datetime64[us]", "note": "string", "mute_until": "datetime64[us]"}
 
 
 def parse_verdict(text: str) -> str:
@@ -81,7 +82,8 @@ def precision_by(feedback: pd.DataFrame, key: str = "model") -> pd.DataFrame:
 def with_feedback(events: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
     """``events`` (store's columns) with each one's verdict, author, time, note and mute (empty where none)."""
     keys = ["source", "model", "start"]
-    reviews = feedback[keys + REVIEW_COLUMNS] if len(feedback) else pd.DataFrame(columns=keys + REVIEW_COLUMNS)
+    reviews = feedback.reindex(columns=keys + REVIEW_COLUMNS)
     events = events.assign(start=pd.to_datetime(events["start"]))
-    reviews = reviews.assign(start=pd.to_datetime(reviews["start"]))
-    return events.merge(reviews, on=keys, how="left")
+    reviews = reviews.assign(start=pd.to_datetime(reviews["start"]).astype(events["start"].dtype))
+    # typed whether or not any event has a verdict: a Parquet file of each kind then joins the other
+    return events.merge(reviews, on=keys, how="left").astype({"source": "string", "model": "string", **REVIEW_TYPES})

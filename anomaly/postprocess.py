@@ -215,9 +215,8 @@ def events_from_flags(
     Runs of flags at most ``merge_gap`` rows apart are one event; runs shorter than ``min_length``
     are none. Severity is the peak score over the threshold in force at the peak.
     """
-    import pandas as pd
 
-    from anomaly.events import EVENT_COLUMNS, top_sensors
+    from anomaly.events import events_frame, top_sensors
 
     score = np.asarray(score, dtype=np.float64)
     rows = []
@@ -234,4 +233,4 @@ def events_from_flags(
                 "sensors": ";".join(top_sensors(contributions[s : e + 1], sensors)),
             }
         )
-    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    return events_frame(rows, index)

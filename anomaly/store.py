@@ -812,6 +812,12 @@ class Store:
         for col in ("peak_score", "severity"):
             if col in frame.columns:
                 frame[col] = frame[col].astype("float64")
+        if frame.empty:  # no values to infer from: each column typed by its SQL type, so Parquet gets no null columns
+            kinds = {sa.DateTime: "datetime64[us]", sa.Integer: "int64", sa.Boolean: "bool", sa.String: "string"}
+            for col, selected in zip(columns, query.selected_columns, strict=True):
+                kind = next((k for base, k in kinds.items() if isinstance(selected.type, base)), None)
+                if kind is not None:
+                    frame[col] = frame[col].astype(kind)
         return frame
 
     # -- the read API (the dashboard's) ---------------------------------------------------------

@@ -36,3 +36,23 @@ def test_find_events_none_below_threshold():
     index = pd.date_range("2024-01-01", periods=3, freq="1min")
     ev = find_events(index, np.zeros(3), 1.0, np.zeros((3, 1)), ["a"])
     assert len(ev) == 0 and list(ev.columns) == EVENT_COLUMNS
+
+
+def test_no_events_are_typed_so_an_empty_parquet_file_joins_a_full_one(tmp_path):
+    import pyarrow.dataset as ds
+
+    from anomaly.io import write_table
+    from anomaly.postprocess import events_from_flags
+
+    index = pd.date_range("2024-01-01", periods=3, freq="1min", tz="Europe/Berlin")
+    none = find_events(index, np.zeros(3), 1.0, np.zeros((3, 1)), ["a"])
+    assert list(none.dtypes.astype(str)) == [str(index.dtype)] * 2 + ["float64"] * 2 + ["string"]
+    assert str(index.dtype).endswith(", Europe/Berlin]")
+    flags = np.zeros(3, dtype=bool)
+    causal = events_from_flags(index, np.zeros(3), np.ones(3), flags, np.zeros((3, 1)), ["a"])
+    assert causal.dtypes.equals(none.dtypes)
+    some = find_events(index, np.array([0.0, 2.0, 0.0]), 1.0, np.ones((3, 1)), ["a"])
+    write_table(none, tmp_path / "none.parquet")  # its columns were null: "Unsupported cast from timestamp[us] to null"
+    write_table(some, tmp_path / "some.parquet")
+    table = ds.dataset([str(tmp_path / "none.parquet"), str(tmp_path / "some.parquet")]).to_table()
+    assert table.num_rows == 1 and table.column("sensors").to_pylist() == ["a"]

@@ -8,6 +8,7 @@ import pytest
 from anomaly.errors import ConfigError
 from anomaly.feedback import (
     FEEDBACK_COLUMNS,
+    REVIEW_TYPES,
     parse_verdict,
     precision,
     precision_by,
@@ -123,3 +124,12 @@ def test_with_feedback_joins_on_source_model_and_start():
     assert joined["author"].fillna("").tolist() == ["", "ana", ""]
     assert list(joined.columns) == ["source", "model", "start", "end", "verdict", "author", "at", "note", "mute_until"]
     assert with_feedback(events, reviews())["verdict"].isna().all()
+    # typed whether or not an event has a verdict (all NaN was a null Parquet column no other file could join)
+    for table in (joined, with_feedback(events, reviews()), with_feedback(events.iloc[:0], reviews())):
+        assert dict(table.dtypes.astype(str)) == {
+            "source": "string",
+            "model": "string",
+            "start": str(events["start"].dtype),
+            "end": str(events["end"].dtype),
+            **{c: str(pd.Series(dtype=kind).dtype) for c, kind in REVIEW_TYPES.items()},
+        }

@@ -137,6 +137,30 @@ def test_alerts_are_queued_with_their_run_claimed_once_and_kept_until_sent(targe
         assert store.pending_alerts().empty
 
 
+def test_empty_tables_are_typed_so_their_parquet_files_join_full_ones(target, tmp_path):
+    import pyarrow.dataset as ds
+
+    from anomaly.io import write_table
+
+    with open_store(target, create=True) as store:
+        empty = store.pending_alerts()
+        assert empty.empty and dict(empty.dtypes.astype(str)) == {
+            "source": "string",
+            "model": "string",
+            "start": "datetime64[us]",
+            "tries": "int64",
+            "error": "string",
+            "queued": "datetime64[us]",  # as pandas reads stored times
+        }
+        write_table(empty, tmp_path / "none.parquet")  # null columns before: no other file's types could join them
+        write_table(store.events(), tmp_path / "no_events.parquet")
+        store.commit_run(store.begin_run("s", "m"), "s", "m", score_frame(T, np.ones(10)), pd.DataFrame([event(4, 4)]), T[0])
+        write_table(store.events(), tmp_path / "events.parquet")
+    assert not any(str(f.type) == "null" for f in ds.dataset(str(tmp_path / "none.parquet")).schema)
+    files = [str(tmp_path / "no_events.parquet"), str(tmp_path / "events.parquet")]
+    assert ds.dataset(files).to_table().num_rows == 1
+
+
 def test_dropped_alerts_are_never_sent_but_one_being_sent_stays(target):
     with open_store(target, create=True) as store:
         for source in ("s", "t"):
