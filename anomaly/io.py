@@ -706,13 +706,10 @@ def clean_frame(
     if dup.any():
         if duplicates == "error":
             pos = int(np.flatnonzero(dup)[0])
-            repeated = frame.index[dup]
-            # A local clock set back at the end of daylight saving repeats one hour of naive times.
-            dst = frame.index.tz is None and repeated[-1] - repeated[0] < pd.Timedelta(hours=1) and dup.sum() > 1
             hint = (
                 ", all within an hour, as when a clock is set back at the end of daylight saving: write the "
                 "times with their UTC offset, or"
-                if dst
+                if _repeated_hour(frame.index, dup)
                 else ";"
             )
             raise DataError(
@@ -750,6 +747,17 @@ def clean_frame(
         )
     frame = frame.iloc[first : last + 1]
     return (frame, (finite_rows & ~read_rows)[first : last + 1]) if marking_filled else frame
+
+
+def _repeated_hour(index: pd.DatetimeIndex, dup: np.ndarray) -> bool:
+    """Whether the repeated times are one hour of readings written twice, as a local clock set back at the
+    end of daylight saving writes them (02:00 to 02:59, then 02:00 to 02:59 again): naive times, each
+    repeated once, evenly spaced, an hour in all. Two repeated minutes in January are not that."""
+    repeated = index[dup]
+    if index.tz is not None or len(repeated) < 2 or repeated.has_duplicates:
+        return False
+    steps = np.diff(repeated.as_unit("ns").asi8)
+    return bool((steps == steps[0]).all()) and repeated[-1] - repeated[0] + pd.Timedelta(int(steps[0])) == pd.Timedelta(hours=1)
 
 
 def load_series(

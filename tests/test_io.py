@@ -102,6 +102,17 @@ def test_naive_local_times_repeated_at_the_autumn_change_are_duplicates(csv):
         load_series(csv(raw))
 
 
+def test_ordinary_duplicates_get_no_daylight_saving_hint(csv):
+    """Two minutes written twice, or one minute many times, are not a clock set back an hour."""
+    raw = series()
+    for repeats, first, count in [([5, 6], "2024-01-01 00:05:00", 2), ([7] * 19, "2024-01-01 00:07:00", 19)]:
+        with pytest.raises(DataError, match=r"\(\d+ in all\)") as error:
+            load_series(csv(pd.concat([raw, raw.iloc[repeats]]).sort_values("timestamp"), "dups.csv"))
+        assert str(error.value).endswith(
+            f"dups.csv: duplicate timestamp {first} ({count} in all); use --duplicates mean to average them"
+        )
+
+
 def year_last(fmt: str, start: str, n: int = 400, freq: str = "1h") -> pd.DataFrame:
     """``series()`` with its timestamps written year last in ``fmt`` (01/02/2024 13:00 and the like)."""
     index = pd.date_range(start, periods=n, freq=freq)
