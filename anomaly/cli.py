@@ -506,6 +506,8 @@ def _labels_for(path: str, key: str | None, data_path: str, tz) -> list:
         matches = [k for k in raw if k == name or k.endswith("/" + name) or _stem(k) == _stem(name)]
         if len(raw) == 1:
             key = next(iter(raw))
+            if not matches:  # the labels of another file, most often: said, as --key's help promises a match
+                log.warning("%s: its one key '%s' does not name %s; read as its labels (--key chooses)", path, key, name)
         elif len(matches) == 1:
             key = matches[0]
         else:

@@ -137,6 +137,19 @@ def test_evaluate_matches_a_key_without_suffixes_and_warns_of_labels_outside_the
     ) in result.stderr
 
 
+def test_a_labels_file_whose_one_key_names_another_file_is_read_with_a_warning(tmp_path, caplog):
+    from anomaly.cli import _labels_for
+
+    labels = tmp_path / "l.json"
+    for key, warned in [("pump7.csv", True), ("base", False), ("site/base.csv", False)]:
+        labels.write_text(json.dumps({key: [["2024-01-01 05:00", "2024-01-01 05:15"]]}))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="anomaly"):
+            assert len(_labels_for(str(labels), None, str(tmp_path / "base.csv"), None)) == 1
+        message = f"{labels}: its one key '{key}' does not name base.csv; read as its labels (--key chooses)"
+        assert (message in caplog.text) is warned
+
+
 @pytest.mark.parametrize("command", ["train", "score", "evaluate"])
 def test_help_has_examples(command):
     result = run_cli(command, "--help")
