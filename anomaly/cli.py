@@ -108,6 +108,38 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _period_bound(text: str) -> str:
+    """A timestamp pandas reads (argparse type); kept as text, read on DATA's clock once DATA is loaded."""
+    import pandas as pd
+
+    try:
+        pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"cannot parse timestamp '{text}'") from None
+    return text
+
+
+def _threshold(text: str) -> float:
+    """A threshold given by hand (argparse type): the check every way in shares (anomaly.thresholds)."""
+    from anomaly.thresholds import fixed_threshold
+
+    try:
+        return fixed_threshold(float(text))
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, not '{text}'") from None
+
+
+def _quantile(text: str) -> float:
+    """A number in (0, 1) (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), not '{text}'")
+    return value
+
+
 def _number_list(text: str) -> tuple[float, ...]:
     """Comma-separated finite numbers, one or more, or ``none`` for none (argparse type)."""
     from anomaly.io import split_numbers
@@ -196,9 +228,10 @@ def _add_train(sub) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="model directory to write (replaced atomically)")
     _add_data_options(p, for_model=False)
     n = p.add_argument_group("normal period (default: all of DATA is normal)")
-    n.add_argument("--normal-start", metavar="TS", help="first timestamp of the normal period")
+    n.add_argument("--normal-start", type=_period_bound, metavar="TS", help="first timestamp of the normal period")
     n.add_argument(
         "--normal-end",
+        type=_period_bound,
         metavar="TS",
         help="last timestamp of the normal period (without an offset: on DATA's clock, UTC for DATA with UTC offsets)",
     )
@@ -252,10 +285,10 @@ def _add_threshold_overrides(p: argparse.ArgumentParser) -> None:
     one = t.add_mutually_exclusive_group()
     plain = "; the score is then the plain one (each row's mean squared error, not smoothed or rooted), in the scores file too"
     one.add_argument(
-        "--threshold", type=float, help="flag rows over this one fixed threshold instead of the model's rule" + plain
+        "--threshold", type=_threshold, help="flag rows over this one fixed threshold instead of the model's rule" + plain
     )
     one.add_argument(
-        "--quantile", type=float, help="flag rows over this quantile of the model's normal scores instead of its rule" + plain
+        "--quantile", type=_quantile, help="flag rows over this quantile of the model's normal scores instead of its rule" + plain
     )
     from anomaly.detector import LSTMAutoencoderDetector
 

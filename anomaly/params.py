@@ -192,6 +192,20 @@ def dest(spec: Spec) -> str:
     return spec.flag.lstrip("-").replace("-", "_")
 
 
+def _checked(convert, spec: Spec):
+    """An argparse type: ``convert``, then the hyperparameter's own rule, so a bad value is refused
+    naming the option typed (``argument --latent: expected ...``), not the parameter behind it."""
+
+    def parse(text: str):
+        value = convert(text)
+        if not spec.valid(value):
+            raise argparse.ArgumentTypeError(f"expected {spec.describe()}, not '{text}'")
+        return value
+
+    parse.__name__ = convert.__name__  # argparse's "invalid int value: 'x'" names the type by it
+    return parse
+
+
 def add_options(group, cls, which: str, show_defaults: bool = True, suffix: str = "") -> None:
     """Add the options of every flagged hyperparameter of group ``which`` to an argparse group.
 
@@ -212,8 +226,9 @@ def add_options(group, cls, which: str, show_defaults: bool = True, suffix: str 
             choices = [*(str(c) for c in spec.choices), *(["none"] if spec.none else [])]
             kwargs.update(choices=choices, default=_shown(default, spec) if show_defaults else None)
         else:
+            convert = {"int": int, "float": float, "units": _int_list, "stride": _stride}.get(spec.kind, str)
             kwargs.update(
-                type={"int": int, "float": float, "units": _int_list, "stride": _stride}.get(spec.kind, str),
+                type=_checked(convert, spec),
                 default=default if spec.default_text is None else None,
                 metavar=spec.metavar,
             )

@@ -424,8 +424,18 @@ def test_a_bad_events_path_or_one_file_for_both_outputs_writes_nothing(tmp_path,
 
 def test_score_checks_its_event_options_as_train_does(tmp_path, model):
     data = write_csv(series(), tmp_path / "data.csv")
-    assert_one_line_error(run_cli("score", data, "--model", model, "--min-length", "-5"), "min_event_length must be", "-5")
-    assert_one_line_error(run_cli("score", data, "--model", model, "--merge-gap", "-1"), "merge_gap must be", "-1")
+    # the option typed is named, not the hyperparameter behind it (min_event_length)
+    proc = run_cli("score", data, "--model", model, "--min-length", "-5")
+    assert_one_line_error(proc, "argument --min-length: expected an integer >= 1, not '-5'")
+    assert_one_line_error(run_cli("score", data, "--model", model, "--merge-gap", "-1"), "--merge-gap: expected an integer >= 0")
+    for option, bad, rule in [("--threshold", "nan", "a finite number >= 0"), ("--quantile", "1.5", "a number in (0, 1)")]:
+        assert_one_line_error(
+            run_cli("score", data, "--model", model, option, bad), f"argument {option}: expected {rule}, not '{bad}'"
+        )
+    proc = run_cli("train", data, "--model", tmp_path / "m", "--normal-end", "garbage")
+    assert_one_line_error(proc, "argument --normal-end: cannot parse timestamp 'garbage'")
+    proc = run_cli("train", data, "--model", tmp_path / "m", "--latent", "0")
+    assert_one_line_error(proc, "argument --latent: expected an integer >= 1, not '0'")
     proc = run_cli("score", data, "--model", model, "--max-gap", "-1")  # argparse's own error: one line too
     assert_one_line_error(proc, "--max-gap: expected an integer >= 0, not '-1'", "(see 'anomaly score --help')")
     proc = run_cli("score", data, "--model", model, "--missing-values=-9999,NA")

@@ -68,7 +68,7 @@ def test_every_flag_is_in_train_help():
             assert spec.flag in text
 
 
-def test_a_new_hyperparameter_declared_once_reaches_the_constructor_checks_cli_and_form():
+def test_a_new_hyperparameter_declared_once_reaches_the_constructor_checks_cli_and_form(capsys):
     assert WithKnob().knob == 3 and clone(WithKnob(knob=4)).knob == 4 and "knob=4" in repr(WithKnob(knob=4))
     with pytest.raises(ConfigError, match=r"^knob must be an integer >= 1, not 0$"):
         WithKnob(knob=0).check_params()
@@ -78,6 +78,9 @@ def test_a_new_hyperparameter_declared_once_reaches_the_constructor_checks_cli_a
     given = params.given(parser.parse_args(["--knob", "5", "--window", "16"]), WithKnob)
     assert given["knob"] == 5 and given["window"] == 16
     assert WithKnob(**given).knob == 5
+    with pytest.raises(SystemExit):  # refused as the option, by the hyperparameter's own rule
+        parser.parse_args(["--knob", "0"])
+    assert "argument --knob: expected an integer >= 1, not '0'" in capsys.readouterr().err
     assert "knob" in params.form_fields(WithKnob, {"window"}) and "window" not in params.form_fields(WithKnob, {"window"})
 
 
