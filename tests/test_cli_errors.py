@@ -397,7 +397,7 @@ def test_an_unknown_time_zone_is_refused_in_one_line(tmp_path):
     data = write_csv(series(), tmp_path / "data.csv")
     before = entries(tmp_path)
     proc = run_cli("train", data, "--model", tmp_path / "model", *TRAIN, "--timezone", "Mars/Base")
-    assert_one_line_error(proc, "timezone must be an IANA time zone name", "'Mars/Base'")
+    assert_one_line_error(proc, "argument --timezone: expected an IANA time zone name such as Europe/Berlin", "'Mars/Base'")
     assert entries(tmp_path) == before, "something was written"
 
 
