@@ -37,6 +37,7 @@ def main() -> None:
             ],
         }
     )
+    common.keep_widget_values()  # before any page runs: the pages' kept values survive this run
     common.sidebar()
     navigation.run()
 

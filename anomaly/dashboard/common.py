@@ -1,4 +1,5 @@
-"""Shared helpers of the dashboard: folders and the path guard, cached loaders, down-sampling.
+"""Shared helpers of the dashboard: folders and the path guard, cached loaders, down-sampling, and
+the page widgets whose values outlive a look at another page (:func:`kept`).
 
 The app reads and writes only inside three places, all fixed by the environment, never by what a
 user types: the models folder (``ANOMALY_MODELS_DIR``, default ``models/``), the data folder
@@ -605,44 +606,79 @@ def review_saved_message() -> None:
         st.success(message)
 
 
+# -- page widgets whose values outlive the page -----------------------------------------------------
+_KEPT = "_kept_keys"  # the keys registered by kept(), in Session State
+
+
+def kept(key: str, default=None) -> str:
+    """``key``, registered as that of a page's widget whose value must outlive the page's absence.
+
+    Streamlit drops a widget's value at the end of a run that does not draw it (another page is
+    shown), and a browser that stopped drawing a widget (its page stopped on an error before it)
+    draws it again at its default: the Train page lost its form after a look at another page, the
+    Series page's Sensors box came back empty. The remedy Streamlit documents ("Interrupt the widget
+    clean-up process", in *Working with widgets in multipage apps*): write each such value back into
+    Session State in every run before the page runs, which :func:`keep_widget_values` (called by
+    app.py) does for every key registered here; a value so written is also sent to the browser.
+
+    A widget whose value comes from Session State must not be given a default as well (Streamlit
+    warns): ``default`` (None: the widget's own) is written into Session State the first time, and
+    the widget is called without one.
+    """
+    state = st.session_state
+    if _KEPT not in state:
+        state[_KEPT] = set()
+    state[_KEPT].add(key)
+    if default is not None and key not in state:
+        state[key] = default
+    return key
+
+
+def keep_widget_values() -> None:
+    """Write the value of every key registered by :func:`kept` back into Session State (see there)."""
+    state = st.session_state
+    for key in tuple(state.get(_KEPT, ())):
+        if key in state:
+            state[key] = state[key]
+
+
 # -- hyperparameters, from their declaration (anomaly.params) -----------------------------------
 def param_input(name: str, spec, default, key: str, container=st):
     """A form widget for one hyperparameter, built from its :class:`anomaly.params.Spec`; returns its value.
 
     Text fields (stride, units) are parsed here; a value the detector refuses is reported by its
-    own check when the form is used, in one line.
+    own check when the form is used, in one line. The value outlives the page's absence (:func:`kept`).
     """
     label = spec.label or name.replace("_", " ").capitalize()
     if spec.kind == "bool":
-        return container.checkbox(label, value=bool(default), key=key, help=spec.help)
+        return container.checkbox(label, key=kept(key, bool(default)), help=spec.help)
     if spec.kind == "choice":
         options = [*spec.choices, *([None] if spec.none else [])]
-        return container.selectbox(
+        return container.selectbox(  # the default by its index, as None may be one of the choices
             label,
             options,
-            index=options.index(default),
-            key=key,
+            **({} if key in st.session_state else {"index": options.index(default)}),
+            key=kept(key),
             help=spec.help,
             format_func=lambda v: "none" if v is None else str(v),
         )
     if spec.kind == "int":
         low = None if spec.low is None else int(spec.low)
-        return int(container.number_input(label, min_value=low, value=int(default), step=1, key=key, help=spec.help))
+        return int(container.number_input(label, min_value=low, step=1, key=kept(key, int(default)), help=spec.help))
     if spec.kind == "float":
         low, high = (None if b is None else float(b) for b in (spec.low, spec.high))  # Streamlit wants one type
         return float(
             container.number_input(
-                label, min_value=low, max_value=high, value=float(default), format="%g", key=key, help=spec.help
+                label, min_value=low, max_value=high, format="%g", key=kept(key, float(default)), help=spec.help
             )
         )
     if spec.kind == "zone":  # checked with the other hyperparameters when the form is used
         return (
-            container.text_input(label, value=default or "", key=key, help=spec.help, placeholder="the timestamps' own").strip()
+            container.text_input(label, key=kept(key, default or ""), help=spec.help, placeholder="the timestamps' own").strip()
             or None
         )
-    text = container.text_input(
-        label, value=",".join(map(str, default)) if spec.kind in ("units", "names") else str(default), key=key, help=spec.help
-    ).strip()
+    text = ",".join(map(str, default)) if spec.kind in ("units", "names") else str(default)
+    text = container.text_input(label, key=kept(key, text), help=spec.help).strip()
     if spec.kind == "stride" and text == "auto":
         return text
     if spec.kind == "names":
@@ -792,6 +828,8 @@ class Loaded:
     def rule_summary(self, settings: dict | None = None) -> str:
         """The rule in force in a few words, for captions: ``threshold 0.123`` or ``mean + 7 std of ...``."""
         if self.rule == FIXED:
+            if self.detector.root_score:  # the scores shown are roots: so is the value they are compared with
+                return f"threshold {np.sqrt(self.threshold):.4g} = √{self.threshold:.4g}"
             return f"threshold {self.threshold:.4g}"
         if self.rule == BATCH:
             return f"batch rule {self.detector.local_rule}"

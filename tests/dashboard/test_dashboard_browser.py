@@ -275,6 +275,16 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
     expect(
         page.locator("[data-testid='stMetric']", has_text="Points scored").locator("[data-testid='stMetricValue']")
     ).to_have_text("400")
+    # The page stopped before its Sensors box (no file yet, then a broken one): the box comes back with
+    # the sensors the chart draws (it once came back empty, and the next move drew one sensor only).
+    tags = page.locator("[data-testid='stMain'] [data-testid='stMultiSelectTagsContainer'] span[data-tag]")
+    expect(tags).to_have_count(2)
+    page.get_by_text("Show reconstruction").click()  # the next move draws what the box shows
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot').data.some(t => t.name === 'reconstruction')")
+    idle(page)
+    assert [t.get_attribute("aria-label") for t in tags.all()] == ["a", "b"]
+    names = page.locator(".js-plotly-plot").first.evaluate("el => el.data.map(t => t.name)")
+    assert names.count("original") == 2 and names.count("reconstruction") == 2
     shot(page, "9_series_upload")
     for name in (
         "1_series",

@@ -329,6 +329,58 @@ def test_series_sensors_follow_the_model(dash_env, tmp_path, monkeypatch):
     assert at.multiselect(key="series_sensors").value == ["a", "b"]
 
 
+def drawn(at: AppTest) -> list[str]:
+    """The sensors the Series chart draws: its subplot titles, the score's row left out."""
+    return [a["text"] for a in figure(at)["layout"]["annotations"] if a["text"] in ("a", "b")]
+
+
+def sensors_box(at: AppTest) -> list[str]:
+    """What the browser's Sensors box shows after a run that draws it again (one that stopped before it,
+    on an error, made the browser forget the box): the value the run sends, else the box's default."""
+    box = at.multiselect(key="series_sensors").proto
+    return list(box.raw_values) if box.set_value else [box.options[i] for i in box.default]
+
+
+def test_series_sensors_survive_a_data_error(dash_env, tmp_path, monkeypatch):
+    """A bad file or upload stops the page before the Sensors box: the choice made there is kept, and
+    the chart draws what the box shows (the browser once showed an empty box, then drew one sensor)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    frame = make_series()
+    (data / "series.csv").write_bytes(csv_bytes(frame))
+    bad = frame.astype(object)
+    bad.iloc[10, 0] = "ERR"
+    (data / "zz_bad.csv").write_bytes(csv_bytes(bad))
+    monkeypatch.setenv("ANOMALY_DATA_DIR", str(data))
+    at = app()
+    at.multiselect(key="series_sensors").set_value(["b"]).run()
+    ok(at)
+    assert drawn(at) == ["b"]
+    at.sidebar.selectbox(key="data_file").set_value("zz_bad.csv").run()
+    assert not at.exception and len(at.error) == 1 and "'ERR'" in at.error[0].value
+    at.sidebar.selectbox(key="data_file").set_value("series.csv").run()
+    ok(at)
+    assert at.multiselect(key="series_sensors").value == ["b"] and drawn(at) == ["b"]
+    assert sensors_box(at) == ["b"]  # not an empty box over a chart of the old choice
+    at.sidebar.radio(key="source_kind").set_value("Upload").run()  # no file yet: the page stops early
+    assert any("Upload a CSV" in i.value for i in at.info)
+    for name in ("first.csv", "second.csv"):
+        at.sidebar.file_uploader(key="upload").set_value((name, csv_bytes(frame.iloc[:400]), "text/csv")).run()
+        ok(at)
+        assert at.multiselect(key="series_sensors").value == ["b"] and drawn(at) == ["b"] and sensors_box(at) == ["b"]
+
+
+def test_series_keeps_its_settings_across_pages(dash_env):
+    at = app()
+    at.multiselect(key="series_sensors").set_value(["a"])
+    at.toggle(key="series_recon").set_value(True).run()
+    ok(at)
+    at = page(page(at, "model"), "series")
+    ok(at)
+    assert at.multiselect(key="series_sensors").value == ["a"] and at.toggle(key="series_recon").value
+    assert drawn(at) == ["a"] and [t.get("name") for t in figure(at)["data"]].count("reconstruction") == 1
+
+
 def test_loader_warnings_are_shown_on_the_page(dash_env, reference):
     """What the loader fixed in the data (logged by the package) is said on the page, also on a cached rerun."""
     _, frame, _ = reference
@@ -595,6 +647,19 @@ def test_save_writes_the_settings_into_the_model_and_reset_restores(own_models, 
     assert metric(at, "Flagged points") == f"{int(flagged['is_anomaly'].sum()):,}"
 
 
+def test_events_caption_gives_the_threshold_the_scores_are_compared_with(dash_env, dash_dirs):
+    """A fixed model with a root score compares roots: its caption gives the root, in the units of the
+    table's peak scores (it gave the plain value, above peaks that were flagged)."""
+    for name in ("tiny_fixed", "tiny_fixed_root"):
+        detector = LSTMAutoencoderDetector.load(dash_dirs["models"] / name)
+        value = detector.threshold_for()
+        at = page(app(model=name), "events")
+        ok(at)
+        shown = f"threshold {np.sqrt(value):.4g} = √{value:.4g}" if detector.root_score else f"threshold {value:.4g}"
+        assert f"{shown} (the model’s)" in at.caption[0].value
+    assert detector.root_score  # both kinds were seen
+
+
 # -- Threshold: one fixed threshold (local_rule None) ----------------------------------------------
 def test_moving_the_threshold_changes_the_event_count(dash_env, fixed_reference):
     detector, _, scores = fixed_reference
@@ -831,6 +896,50 @@ def test_train_page_keeps_the_choice_while_its_file_grows(dash_env, tmp_path, mo
     at.text_input(key="train_name").set_value("grown").run()
     ok(at)
     assert at.multiselect(key="train_sensors").value == ["b"]
+
+
+def test_train_page_keeps_the_form_across_pages(dash_env, tmp_path, monkeypatch):
+    """A look at another page keeps what was entered on the Train page (Streamlit drops the value of a
+    widget its run does not draw)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("other.csv", "series.csv"):
+        (data / name).write_bytes(csv_bytes(make_series(600)))
+    monkeypatch.setenv("ANOMALY_DATA_DIR", str(data))
+    at = page(app(), "train")
+    at.radio(key="train_origin").set_value("File of the data folder").run()
+    assert at.selectbox(key="train_file").value == "other.csv"
+    at.selectbox(key="train_file").set_value("series.csv")
+    at.selectbox(key="train_kind").set_value("prediction").run()  # the horizon is for prediction models
+    ok(at)
+    first = make_series(600).index
+    period = (first[10].to_pydatetime(), first[300].to_pydatetime())
+    entered = {"train_window": 16, "train_epochs": 3, "train_lr": 0.002, "train_horizon": 4}
+    for key, value in entered.items():
+        at.number_input(key=key).set_value(value)
+    at.multiselect(key="train_sensors").set_value(["b"])
+    at.checkbox(key="train_dup").uncheck()
+    at.text_input(key="train_name").set_value("keepme")
+    at.slider(key="train_period").set_value(period)
+    more = [n for n in at.number_input if n.key.startswith("train_more_")][0]
+    more.set_value(more.value + 1)
+    at.run()
+    ok(at)
+    at = page(page(at, "model"), "train")
+    ok(at)
+    assert at.radio(key="train_origin").value == "File of the data folder"
+    assert at.selectbox(key="train_file").value == "series.csv"
+    assert {key: at.number_input(key=key).value for key in entered} == entered
+    assert at.multiselect(key="train_sensors").value == ["b"]
+    assert not at.checkbox(key="train_dup").value
+    assert at.text_input(key="train_name").value == "keepme"
+    assert at.selectbox(key="train_kind").value == "prediction"
+    assert at.slider(key="train_period").value == period
+    assert at.number_input(key=more.key).value == more.value
+    (data / "series.csv").write_bytes(csv_bytes(make_series(500)))  # another span: that data's own normal period
+    at.run()
+    ok(at)
+    assert at.slider(key="train_period").value[1] == make_series(500).index[300].to_pydatetime()
 
 
 def test_train_page_sets_the_flagging_rule(own_models):
@@ -1156,6 +1265,21 @@ def test_events_download_holds_the_verdicts_the_page_shows(dash_env, reference, 
     assert got["start"].tolist() == [t.isoformat() for t in stored["start"]]
     assert got["verdict"].fillna("").tolist() == ["false_alarm" if i == pick else "" for i in range(len(stored))]
     assert got.loc[pick, ["author", "note"]].tolist() == ["ana", "pump swap"]
+
+
+def test_history_download_writes_iso_8601_times(dash_env, reference, tmp_path, monkeypatch, downloads):
+    """The History page's events file gives times as the Events page's and `anomaly score --events` do."""
+    detector, _, scores = reference
+    stored = detector.events(scores)
+    monkeypatch.setenv("ANOMALY_DB", str(tmp_path / "results.db"))
+    fill_store(tmp_path / "results.db", detector, scores)
+    at = submit_verdict(page(app(), "history"), "hist_review", "false_alarm")
+    ok(at)
+    got = pd.read_csv(io.BytesIO(downloads["history_events.csv"]), dtype=str, keep_default_na=False)
+    assert got["start"].tolist() == [t.isoformat() for t in stored["start"]]
+    assert got["end"].tolist() == [t.isoformat() for t in stored["end"]]
+    [reviewed] = [t for t in got["at"] if t]
+    assert pd.Timestamp(reviewed).isoformat() == reviewed and "T" in reviewed
 
 
 def test_history_page_refresh_reads_the_database_again(dash_env, reference, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import streamlit as st
 
 from anomaly.dashboard import common
 from anomaly.feedback import VERDICT_LABELS, precision, precision_by
+from anomaly.io import iso_timestamps
 
 st.title("History")
 target = common.db_target()
@@ -151,7 +152,7 @@ st.dataframe(
 )
 st.download_button(
     "Download events with verdicts (CSV)",
-    events.to_csv(index=False).encode(),
+    iso_timestamps(events).to_csv(index=False).encode(),  # ISO 8601 times, as every events file
     file_name="history_events.csv",
     mime="text/csv",
     key="hist_csv",

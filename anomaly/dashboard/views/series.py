@@ -18,11 +18,10 @@ if state.get("series_sensors_for") != sensors or "series_sensors" not in state:
     # the widget as on the Train page; kept, the last model's sensors are not among the options: none shown.
     state["series_sensors_for"], state["series_sensors"] = sensors, sensors[:6]
 c1, c2 = st.columns([3, 1])
-shown = c1.multiselect("Sensors", sensors, key="series_sensors")
+shown = c1.multiselect("Sensors", sensors, key=common.kept("series_sensors"))
 recon = c2.toggle(
     "Show reconstruction",
-    value=False,
-    key="series_recon",
+    key=common.kept("series_recon", False),
     disabled=ld.frame is None,
     help="The model's mean reconstruction of each sensor, in the sensor's units.",
 )

@@ -12,6 +12,9 @@ from anomaly.io import guess_timestamp_column, select_columns, select_period
 from anomaly.loading import ReadOptions
 
 st.title("Train a model")
+state = st.session_state
+# Every widget of the form but the uploader (which Streamlit does not let a program set) takes its key
+# from common.kept, so that what was entered here outlives a look at another page.
 
 done = st.session_state.pop("train_done", None)
 if done:
@@ -21,7 +24,7 @@ if done:
 
 # -- data ---------------------------------------------------------------------------------------
 st.subheader("1. Data")
-origin = st.radio("Training data", ["Upload a file", "File of the data folder"], horizontal=True, key="train_origin")
+origin = st.radio("Training data", ["Upload a file", "File of the data folder"], horizontal=True, key=common.kept("train_origin"))
 with common.user_errors():
     if origin == "Upload a file":
         uploaded = st.file_uploader(
@@ -37,8 +40,9 @@ with common.user_errors():
         if not files:
             st.info(f"No CSV or Parquet file in {common.data_dir()}.")
             st.stop()
-        default = files.index(common.DEMO_DATA) if common.DEMO_DATA in files else 0
-        source = st.selectbox("File", files, index=default, key="train_file")
+        if state.get("train_file") not in files:  # a first visit, or the file is gone
+            state["train_file"] = common.DEMO_DATA if common.DEMO_DATA in files else files[0]
+        source = st.selectbox("File", files, key=common.kept("train_file"))
         raw, raw_key = common.read_data_file(source)
 
 columns = [str(c) for c in raw.columns]
@@ -58,7 +62,6 @@ def numeric_columns(ts_col: str) -> list[str]:
         return sensor_columns(ts_col)
 
 
-state = st.session_state
 default_ts = guess_timestamp_column(raw)
 if state.get("train_columns_for") != (source, tuple(columns)):
     # Another file (not the same one grown since): its own columns. Written into the widgets' state,
@@ -68,7 +71,10 @@ if state.get("train_columns_for") != (source, tuple(columns)):
     state["train_sensors_ts"] = default_ts
 c1, c2, c3 = st.columns([1, 2, 1])
 ts_col = c1.selectbox(
-    "Timestamp column", columns, **({} if "train_ts" in state else {"index": columns.index(default_ts)}), key="train_ts"
+    "Timestamp column",
+    columns,
+    **({} if "train_ts" in state else {"index": columns.index(default_ts)}),
+    key=common.kept("train_ts"),
 )
 if state.get("train_sensors_ts") != ts_col:  # another timestamp column: the old one may be a sensor now
     state["train_sensors"], state["train_sensors_ts"] = numeric_columns(ts_col), ts_col
@@ -76,12 +82,12 @@ sensors = c2.multiselect(
     "Sensor columns",
     sensor_columns(ts_col),
     **({} if "train_sensors" in state else {"default": numeric_columns(ts_col)}),
-    key="train_sensors",
+    key=common.kept("train_sensors"),
 )
-duplicates = "mean" if c3.checkbox("Average duplicate timestamps", value=True, key="train_dup") else "error"
+duplicates = "mean" if c3.checkbox("Average duplicate timestamps", key=common.kept("train_dup", True)) else "error"
 codes_text = c3.text_input(
     "Missing-value codes",
-    key="train_missing",
+    key=common.kept("train_missing"),
     placeholder="-9999, 9.9e37",
     help="Comma-separated numbers the logger writes for no reading, read as missing (the CLI's --missing-values). "
     "Saved with the model, with the timestamp column and the duplicates choice: data scored with it is read the same way.",
@@ -100,14 +106,16 @@ st.subheader("2. Normal period")
 start, end = frame.index[0].to_pydatetime(), frame.index[-1].to_pydatetime()
 default_end = frame.index[int(len(frame) * 0.6)].to_pydatetime()
 step = frame.index[1] - frame.index[0] if len(frame) > 1 else pd.Timedelta(minutes=1)
+span = (start, end, step.to_pytimedelta())
+if state.get("train_period_for") != span:  # other data (or a first visit): its default period, as a new slider
+    state["train_period_for"], state["train_period"] = span, (start, default_end)
 period = st.slider(
     "Rows between these times are normal operation: the model learns them",
     min_value=start,
     max_value=end,
-    value=(start, default_end),
     step=step.to_pytimedelta(),
     format="YYYY-MM-DD HH:mm",
-    key="train_period",
+    key=common.kept("train_period"),
 )
 normal = select_period(frame, str(pd.Timestamp(period[0])), str(pd.Timestamp(period[1])))
 st.caption(
@@ -119,41 +127,43 @@ st.caption(
 d = LSTMAutoencoderDetector().get_params()
 st.subheader("3. Model")
 h = st.columns(4)
-window = h[0].number_input("Window (points)", 2, 1024, d["window"], key="train_window")
-units = h[1].number_input("LSTM units", 1, 512, d["encoder_units"][0], key="train_units")
-latent = h[2].number_input("Latent size", 1, 256, d["latent_dim"], key="train_latent")
-epochs = h[3].number_input("Epochs (max)", 1, 500, d["epochs"], key="train_epochs")
+window = h[0].number_input("Window (points)", 2, 1024, key=common.kept("train_window", d["window"]))
+units = h[1].number_input("LSTM units", 1, 512, key=common.kept("train_units", d["encoder_units"][0]))
+latent = h[2].number_input("Latent size", 1, 256, key=common.kept("train_latent", d["latent_dim"]))
+epochs = h[3].number_input("Epochs (max)", 1, 500, key=common.kept("train_epochs", d["epochs"]))
 h = st.columns(4)
-batch = h[0].number_input("Batch size", 1, 4096, d["batch_size"], key="train_batch")
-lr = h[1].number_input("Learning rate", 1e-5, 1.0, d["learning_rate"], format="%.5f", key="train_lr")
-patience = h[2].number_input("Early-stopping patience", 0, 100, d["patience"], key="train_patience")
-val_frac = h[3].number_input("Held-out fraction", 0.0, 0.9, d["validation_fraction"], step=0.05, key="train_val")
+batch = h[0].number_input("Batch size", 1, 4096, key=common.kept("train_batch", d["batch_size"]))
+lr = h[1].number_input("Learning rate", 1e-5, 1.0, format="%.5f", key=common.kept("train_lr", d["learning_rate"]))
+patience = h[2].number_input("Early-stopping patience", 0, 100, key=common.kept("train_patience", d["patience"]))
+val_frac = h[3].number_input("Held-out fraction", 0.0, 0.9, step=0.05, key=common.kept("train_val", d["validation_fraction"]))
 h = st.columns(5)
 kind = h[0].selectbox(
     "Model kind",
     ["reconstruction", "prediction", "composite"],
-    key="train_kind",
+    key=common.kept("train_kind"),
     help="reconstruction: the decoder recreates the window; prediction: it predicts the next "
     "points; composite: both decoders, trained together",
 )
-horizon = h[1].number_input("Horizon (points predicted)", 1, 1024, 1, key="train_horizon", disabled=kind == "reconstruction")
+horizon = h[1].number_input(
+    "Horizon (points predicted)", 1, 1024, key=common.kept("train_horizon", 1), disabled=kind == "reconstruction"
+)
 reverse = h[2].checkbox(
     "Reversed target",
     value=False,
-    key="train_reverse",
+    key=common.kept("train_reverse"),
     disabled=kind == "prediction",
     help="reconstruct the window in reverse order (Srivastava et al. 2015)",
 )
 conditional = h[3].checkbox(
     "Conditional decoder",
     value=False,
-    key="train_conditional",
+    key=common.kept("train_conditional"),
     help="the decoder is fed its previous output (teacher forcing in training)",
 )
 bidirectional = h[4].checkbox(
     "Bidirectional layers",
     value=False,
-    key="train_bidirectional",
+    key=common.kept("train_bidirectional"),
     disabled=conditional,
     help="every LSTM layer reads the window forwards and backwards (twice the work; not with a conditional decoder)",
 )
@@ -162,24 +172,27 @@ h = st.columns(4)
 causal = h[0].selectbox(
     "Rule",
     ["trailing", "fixed"],
-    key="train_flagging",
+    key=common.kept("train_flagging"),
     help="trailing: each point against the scores before it (mean + k std of the trailing "
     "scores, or the cap); fixed: one threshold learned on the normal period",
 )
 local_k = h[1].number_input(
-    "k (trailing std)", 0.5, 50.0, float(d["local_k"]), key="train_local_k", disabled=causal != "trailing"
+    "k (trailing std)", 0.5, 50.0, key=common.kept("train_local_k", float(d["local_k"])), disabled=causal != "trailing"
 )
 trailing = h[2].number_input(
-    "Trailing scores", 2, 1_000_000, d["local_trailing"], key="train_trailing", disabled=causal != "trailing"
+    "Trailing scores", 2, 1_000_000, key=common.kept("train_trailing", d["local_trailing"]), disabled=causal != "trailing"
 )
 cap = h[3].number_input(
-    "Cap (x largest normal score, 0 = off)", 0.0, 100.0, float(d["local_cap"]), key="train_cap", disabled=causal != "trailing"
+    "Cap (x largest normal score, 0 = off)",
+    0.0,
+    100.0,
+    key=common.kept("train_cap", float(d["local_cap"])),
+    disabled=causal != "trailing",
 )
 h = st.columns(4)
 exclude = h[0].checkbox(
     "Exclude flagged points",
-    value=d["local_exclude"],
-    key="train_exclude",
+    key=common.kept("train_exclude", d["local_exclude"]),
     disabled=causal != "trailing",
     help="keep flagged points out of the trailing scores, so a long anomaly stays flagged",
 )
@@ -187,8 +200,7 @@ padding = h[1].number_input(
     "Padding (points)",
     0,
     100_000,
-    d["event_padding"],
-    key="train_padding",
+    key=common.kept("train_padding", d["event_padding"]),
     help="Points flagged after each flagged point (with a fixed threshold: on both sides of it), so an event "
     "stays whole while its score dips for a moment.",
 )
@@ -196,27 +208,37 @@ smoothing = h[2].number_input(
     "Score smoothing (EWMA span)",
     0,
     1000,
-    d["smoothing"],
-    key="train_smooth",
+    key=common.kept("train_smooth", d["smoothing"]),
     help="in points at stride 1; a fit at stride s smooths over this times the square root of s",
 )
-root = h[3].checkbox("Root of the squared error", value=d["root_score"], key="train_root")
+root = h[3].checkbox("Root of the squared error", key=common.kept("train_root", d["root_score"]))
 h = st.columns(4)
-rule = h[0].selectbox("Fixed threshold rule", ["quantile", "ksigma", "max"], key="train_rule", disabled=causal != "fixed")
-quantile = h[1].number_input(
-    "Quantile", 0.5, 0.99999, d["quantile"], step=0.001, format="%.4f", key="train_q", disabled=causal != "fixed"
+rule = h[0].selectbox(
+    "Fixed threshold rule", ["quantile", "ksigma", "max"], key=common.kept("train_rule"), disabled=causal != "fixed"
 )
-k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, d["k_sigma"], key="train_k", disabled=causal != "fixed")
+quantile = h[1].number_input(
+    "Quantile",
+    0.5,
+    0.99999,
+    step=0.001,
+    format="%.4f",
+    key=common.kept("train_q", d["quantile"]),
+    disabled=causal != "fixed",
+)
+k_sigma = h[2].number_input("k (sigma)", 0.1, 50.0, key=common.kept("train_k", d["k_sigma"]), disabled=causal != "fixed")
 # The page's own layout above; every other hyperparameter, generated from its declaration.
 with common.user_errors():
     extra = common.more_settings(LSTMAutoencoderDetector, common.TRAIN_PLACED, "train_more")
 h = st.columns(4)
-min_len = h[0].number_input("Min event length (points)", 1, 10_000, 1, key="train_minlen")
-merge_gap = h[1].number_input("Merge events closer than (points)", 0, 10_000, 0, key="train_gap")
+min_len = h[0].number_input("Min event length (points)", 1, 10_000, key=common.kept("train_minlen", 1))
+merge_gap = h[1].number_input("Merge events closer than (points)", 0, 10_000, key=common.kept("train_gap", 0))
 name = h[2].text_input(
-    "Model name", value="my-model", key="train_name", max_chars=64, help=f"Saved as a folder under {common.models_dir()}"
+    "Model name",
+    key=common.kept("train_name", "my-model"),
+    max_chars=64,
+    help=f"Saved as a folder under {common.models_dir()}",
 )
-replace = h[3].checkbox("Replace if it exists", value=False, key="train_replace")
+replace = h[3].checkbox("Replace if it exists", value=False, key=common.kept("train_replace"))
 
 if not st.button("Train and save", type="primary", key="train_go"):
     st.stop()
