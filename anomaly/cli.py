@@ -97,15 +97,20 @@ def _count(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    """A finite number of seconds >= 0 (argparse type): NaN would wait forever, a negative time not at all."""
+def _number(text: str, ok, expected: str) -> float:
+    """``text`` as a number ``ok`` accepts (for the argparse types below), else an error saying what was expected."""
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, not '{text}'")
+        value = math.nan  # refused below, as any other number out of range
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, not '{text}'")
     return value
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds >= 0 (argparse type): NaN would wait forever, a negative time not at all."""
+    return _number(text, lambda v: 0 <= v < math.inf, "a number of seconds >= 0")
 
 
 def _period_bound(text: str) -> str:
@@ -131,13 +136,7 @@ def _threshold(text: str) -> float:
 
 def _quantile(text: str) -> float:
     """A number in (0, 1) (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), not '{text}'")
-    return value
+    return _number(text, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
 def _number_list(text: str) -> tuple[float, ...]:

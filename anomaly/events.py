@@ -11,17 +11,6 @@ import numpy as np
 import pandas as pd
 
 EVENT_COLUMNS = ["start", "end", "peak_score", "severity", "sensors"]
-
-
-def events_frame(rows: list[dict], index: pd.DatetimeIndex) -> pd.DataFrame:
-    """Events as a frame of :data:`EVENT_COLUMNS`, typed also when there are none (times as ``index``'s):
-    an empty events file in Parquet then has the columns' types, not nulls another file's cannot join."""
-    if rows:
-        return pd.DataFrame(rows, columns=EVENT_COLUMNS)
-    types = {"start": index.dtype, "end": index.dtype, "peak_score": "float64", "severity": "float64", "sensors": "string"}
-    return pd.DataFrame({c: pd.Series(dtype=types[c]) for c in EVENT_COLUMNS})
-
-
 MAX_TOP_SENSORS = 3
 TOP_SENSOR_SHARE = 0.5  # a sensor is listed when its contribution is at least half the top one's
 
@@ -76,3 +65,12 @@ def find_events(
             }
         )
     return events_frame(rows, index)
+
+
+def events_frame(rows: list[dict], index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Events as a frame of :data:`EVENT_COLUMNS`, typed also when there are none (times as ``index``'s):
+    an empty events file in Parquet then has the columns' types, not nulls another file's cannot join."""
+    if rows:
+        return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    types = {"start": index.dtype, "end": index.dtype, "peak_score": "float64", "severity": "float64", "sensors": "string"}
+    return pd.DataFrame({c: pd.Series(dtype=types[c]) for c in EVENT_COLUMNS})
