@@ -149,18 +149,21 @@ horizon = h[1].number_input(
 )
 reverse = h[2].checkbox(
     "Reversed target",
-    key=common.kept("train_reverse", False),
+    value=False,
+    key=common.kept("train_reverse"),
     disabled=kind == "prediction",
     help="reconstruct the window in reverse order (Srivastava et al. 2015)",
 )
 conditional = h[3].checkbox(
     "Conditional decoder",
-    key=common.kept("train_conditional", False),
+    value=False,
+    key=common.kept("train_conditional"),
     help="the decoder is fed its previous output (teacher forcing in training)",
 )
 bidirectional = h[4].checkbox(
     "Bidirectional layers",
-    key=common.kept("train_bidirectional", False),
+    value=False,
+    key=common.kept("train_bidirectional"),
     disabled=conditional,
     help="every LSTM layer reads the window forwards and backwards (twice the work; not with a conditional decoder)",
 )
@@ -235,7 +238,7 @@ name = h[2].text_input(
     max_chars=64,
     help=f"Saved as a folder under {common.models_dir()}",
 )
-replace = h[3].checkbox("Replace if it exists", key=common.kept("train_replace", False))
+replace = h[3].checkbox("Replace if it exists", value=False, key=common.kept("train_replace"))
 
 if not st.button("Train and save", type="primary", key="train_go"):
     st.stop()
