@@ -1,4 +1,4 @@
-"""Helpers shared by the reliability tests: generated series, a tiny model, running the real CLI.
+"""Helpers shared by the reliability tests: generated series, a tiny model, the CLI in a real process.
 
 Imported by the test modules next to it (pytest puts ``tests/`` on ``sys.path``).
 """
@@ -53,18 +53,6 @@ def cli_env() -> dict:
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def run_cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m anomaly ARGS`` from the repository root, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "anomaly", *map(str, args)],
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _default_sigint() -> None:

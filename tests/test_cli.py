@@ -1,10 +1,10 @@
-"""The ``anomaly`` command in real subprocesses: train, score, evaluate, help."""
+"""The ``anomaly`` command: train, score, evaluate, help; the model is trained by a real subprocess."""
 
 import json
 
 import pandas as pd
 import pytest
-from conftest import ROOT, make_series, run_cli, write_csv
+from conftest import ROOT, make_series, run_cli, run_cli_process, write_csv
 
 TINY_ARGS = ["--window", "8", "--units", "8", "--latent", "4", "--epochs", "2", "--batch-size", "32", "--quiet"]
 
@@ -17,9 +17,21 @@ def trained(tmp_path_factory):
     csv = write_csv(data, tmp / "sensors.csv")
     model = tmp / "model"
     # a logger's code saved with the model: its commands read the code as missing unless told otherwise
-    result = run_cli("train", csv, "--model", model, "--normal-end", "2024-01-01 06:00", "--missing-values", "-9999", *TINY_ARGS)
+    result = run_cli_process(
+        "train", csv, "--model", model, "--normal-end", "2024-01-01 06:00", "--missing-values", "-9999", *TINY_ARGS
+    )
     assert result.returncode == 0, result.stderr
     return tmp, csv, model, result
+
+
+def test_a_real_process_prints_only_its_own_lines(trained):
+    """TensorFlow's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL; a user must not see them (the
+    in-process runner of the other tests cannot: TensorFlow is imported long before)."""
+    tmp, csv, model, result = trained
+    assert result.stderr == "" and result.stdout.startswith("saved model to")
+    scored = run_cli_process("score", csv, "--model", model, "--engine", "tensorflow", "--out", tmp / "real.csv")
+    assert scored.returncode == 0 and scored.stderr == "", scored.stderr
+    assert scored.stdout.startswith("scored 500 rows")
 
 
 def test_train_writes_model_dir(trained):

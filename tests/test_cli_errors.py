@@ -1,5 +1,5 @@
-"""Every bad input through the real CLI: exit code 2, one line on stderr naming the file (and the
-column or row), no traceback, and nothing written. Inputs the tool handles by documented rules
+"""Every bad input through the CLI (``conftest.run_cli``): exit code 2, one line on stderr naming
+the file (and the column or row), no traceback, and nothing written. Inputs the tool handles by documented rules
 (other delimiters, inf, unsorted rows, time zones, gaps, extra columns, ...) are checked to work.
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from reliability_support import REPO, assert_one_line_error, cli_env, entries, run_cli, series, train_tiny, write_csv
+from conftest import run_cli
+from reliability_support import REPO, assert_one_line_error, cli_env, entries, series, train_tiny, write_csv
 
 from anomaly.io import clean_frame
 

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from anomaly import sequences as sequences_mod
 from anomaly.detector import LSTMAutoencoderDetector
 from anomaly.errors import ConfigError, DataError, ModelError
 from anomaly.sequences import LSTMSequenceDetector
 
-ROOT = Path(__file__).resolve().parent.parent
 W, H = 8, 2
 TINY = dict(window=W, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=3, batch_size=32, verbose=0, seed=0)
 CONFIGS = {
@@ -223,13 +219,6 @@ def test_prediction_needs_window_plus_horizon_rows(fitted, data):
 
 
 # -- CLI --------------------------------------------------------------------------------------
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "anomaly", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-
-
 @pytest.mark.parametrize(
     "kind,extra,suffix",
     [

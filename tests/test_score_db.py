@@ -1,8 +1,9 @@
 """Scheduled scoring into real databases: ``anomaly score --db``, ``score-batch`` and their guarantees.
 
 One tiny model (window 8, 8 units, 2 epochs, EWMA smoothing 5) is trained once for the module.
-Runs happen in-process (``run_job``) where the process does not matter, and as ``python -m
-anomaly`` subprocesses where it does: a SIGKILL midway, two concurrent runs, the lock, Dask.
+Runs happen in this process (``run_job``, or the CLI through ``conftest.run_cli``) where the process
+does not matter, and as ``python -m anomaly`` subprocesses where it does: a SIGKILL midway, two
+concurrent runs, Dask.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import TINY
+from conftest import TINY, run_cli, run_cli_process
 
 from anomaly.errors import EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK, DataError
 from anomaly.scheduled import PAUSE_ENV, Job, JobResult, exit_code, load_jobs, run_batch, run_job, split_reported
@@ -47,19 +48,6 @@ def make_data(n: int = N) -> pd.DataFrame:
     )
     frame.loc[600:614, "a"] += 3.0
     return frame
-
-
-def run_cli(*args, env=None, **kwargs):
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "anomaly", *map(str, args)],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kwargs,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -649,7 +637,7 @@ def test_score_batch_on_two_dask_workers_equals_serial(files, tmp_path):
         f'[[jobs]]\ndata = "{files / "holed.csv"}"\nmodel = "{files / "model"}"\nsource = "holed"\n'
         f'[[jobs]]\ndata = "{files / "part.csv"}"\nmodel = "{files / "model"}"\nsource = "part"\n'
     )
-    done = run_cli("score-batch", tmp_path / "jobs.toml", "--workers", "2")
+    done = run_cli_process("score-batch", tmp_path / "jobs.toml", "--workers", "2")  # Dask spawns processes
     assert done.returncode == 0, done.stderr
     assert "dask cluster ready" in done.stderr and "workers=2" in done.stderr
     jobs, settings = load_jobs(tmp_path / "jobs.toml")
