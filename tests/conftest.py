@@ -79,7 +79,8 @@ def run_cli(*args, cwd: Path | None = None, env: dict | None = None, input: str 
                 logging.captureWarnings(False)
     finally:
         sys.stdin = stdin
-        root.handlers[:], package.handlers[:], package.level, package.propagate = kept
+        root.handlers[:], package.handlers[:], package.propagate = kept[0], kept[1], kept[3]
+        package.setLevel(kept[2])
         os.chdir(workdir)
         os.environ.clear()
         os.environ.update(environ)

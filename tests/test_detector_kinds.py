@@ -429,14 +429,10 @@ def test_prediction_on_sequences_scores_the_last_horizon_steps():
         assert len(frame) == len(seq)
 
 
-def test_embed_refuses_an_unknown_output_format_before_any_work(tmp_path, capsys):
-    from anomaly.cli import main
-
-    assert (
-        main(["embed", str(tmp_path / "missing.csv"), "--model", str(tmp_path / "none"), "--out", str(tmp_path / "v.txt")]) == 2
-    )
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "v.txt: output must end in .csv or .parquet" in err
+def test_embed_refuses_an_unknown_output_format_before_any_work(tmp_path):
+    proc = run_cli("embed", tmp_path / "missing.csv", "--model", tmp_path / "none", "--out", tmp_path / "v.txt")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "v.txt: output must end in .csv or .parquet" in proc.stderr
     assert not (tmp_path / "v.txt").exists()
 
 

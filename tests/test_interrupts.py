@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 from reliability_support import entries, popen_cli, series, train_tiny, write_csv
 
 from anomaly.artifacts import read_metadata
@@ -146,7 +147,7 @@ def test_killing_score_while_it_writes_leaves_no_partial_output(model, big_data,
 
 @pytest.mark.parametrize("stop, code, line", [(KeyboardInterrupt, 130, "error: interrupted"),
                                               ("terminated", 143, "error: terminated")])  # fmt: skip
-def test_an_error_raised_while_an_interrupt_unwinds_is_still_the_interrupt(monkeypatch, capsys, stop, code, line):
+def test_an_error_raised_while_an_interrupt_unwinds_is_still_the_interrupt(monkeypatch, stop, code, line):
     """TensorFlow's clean-up can raise its own RuntimeError while Ctrl-C unwinds a fit (seen in CI):
     the user still gets the interrupt's one line and exit code, not "unexpected RuntimeError"."""
     from anomaly import cli
@@ -158,12 +159,12 @@ def test_an_error_raised_while_an_interrupt_unwinds_is_still_the_interrupt(monke
             raise RuntimeError("Exiting device scope without proper scope nesting")
 
     monkeypatch.setattr(cli, "cmd_events", command)
-    assert cli.main(["events", "--db", "unused.db"]) == code
-    assert capsys.readouterr().err.strip().splitlines() == [line]
+    proc = run_cli("events", "--db", "unused.db")
+    assert proc.returncode == code and proc.stderr.strip().splitlines() == [line]
 
     def bug(args):
         raise RuntimeError("a real bug")
 
     monkeypatch.setattr(cli, "cmd_events", bug)  # without an interrupt behind it, an error stays an error
-    assert cli.main(["events", "--db", "unused.db"]) == 1
-    assert "unexpected RuntimeError: a real bug" in capsys.readouterr().err
+    proc = run_cli("events", "--db", "unused.db")
+    assert proc.returncode == 1 and "unexpected RuntimeError: a real bug" in proc.stderr

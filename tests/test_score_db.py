@@ -757,31 +757,28 @@ def test_exit_code_priorities():
     assert exit_code([ok], on_anomaly=True, alert_failures=1) == 1
 
 
-def test_db_only_options_need_db(tmp_path, capsys):
-    from anomaly.cli import main
+def test_db_only_options_need_db(tmp_path):
+    def err(*args) -> str:
+        proc = run_cli(*args)
+        assert proc.returncode == EXIT_BAD_INPUT, proc.stderr
+        return proc.stderr
 
-    assert main(["score", "x.csv", "--model", "m", "--on-event", "cat"]) == EXIT_BAD_INPUT
-    assert "--on-event needs --db" in capsys.readouterr().err
-    assert main(["score", "x.csv", "--model", "m", "--db", str(tmp_path / "r.db"), "--out", "s.csv"]) == EXIT_BAD_INPUT
-    assert "--out and --events" in capsys.readouterr().err
-    assert main(["score-batch", str(tmp_path / "missing.toml"), "--db", str(tmp_path / "r.db")]) == EXIT_BAD_INPUT
+    assert "--on-event needs --db" in err("score", "x.csv", "--model", "m", "--on-event", "cat")
+    assert "--out and --events" in err("score", "x.csv", "--model", "m", "--db", tmp_path / "r.db", "--out", "s.csv")
+    err("score-batch", tmp_path / "missing.toml", "--db", tmp_path / "r.db")
     for bad in ("nan", "-5", "soon"):  # NaN waited forever, a negative time not at all
-        with pytest.raises(SystemExit) as exit:
-            main(["score", "x.csv", "--model", "m", "--db", str(tmp_path / "r.db"), "--lock-timeout", bad])
-        assert exit.value.code == EXIT_BAD_INPUT
-        assert f"argument --lock-timeout: expected a number of seconds >= 0, not '{bad}'" in capsys.readouterr().err
+        said = err("score", "x.csv", "--model", "m", "--db", tmp_path / "r.db", "--lock-timeout", bad)
+        assert f"argument --lock-timeout: expected a number of seconds >= 0, not '{bad}'" in said
 
 
-def test_a_mistyped_scheduler_address_is_a_one_line_option_error(tmp_path, capsys):
-    from anomaly.cli import main
-
+def test_a_mistyped_scheduler_address_is_a_one_line_option_error(tmp_path):
     path = tmp_path / "jobs.toml"
     path.write_text(f"db = '{tmp_path / 'r.db'}'\n[[jobs]]\ndata = 'a.csv'\nmodel = 'm'\n")
     for address, reason in [("127.0.0.1", "missing port number"), ("http://h:8786", "unknown address scheme 'http'")]:
-        assert main(["score-batch", str(path), "--scheduler", address]) == EXIT_BAD_INPUT  # was 1, "unexpected ValueError"
-        err = capsys.readouterr().err
-        assert f'msg="--scheduler: {reason}' in err and "give an address such as tcp://host:8786" in err
-        assert len(err.strip().splitlines()) == 1
+        proc = run_cli("score-batch", path, "--scheduler", address)
+        assert proc.returncode == EXIT_BAD_INPUT  # was 1, "unexpected ValueError"
+        assert f'msg="--scheduler: {reason}' in proc.stderr and "give an address such as tcp://host:8786" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_documented_cron_line_works_as_written(files, tmp_path):
