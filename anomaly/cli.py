@@ -365,7 +365,7 @@ jobs.toml:
   data = "pump1.csv"           # relative to jobs.toml
   model = "models/pump"
   source = "pump1"             # optional; also: columns, timestamp_col, duplicates, max_gap, missing_values
-                               # ([-9999]; reading keys default to the model's), threshold, quantile,
+                               # ([-9999]; reading keys default to the model's), threshold or quantile,
                                # min_length, merge_gap, rescore, engine
 """
 

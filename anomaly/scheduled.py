@@ -518,7 +518,7 @@ def load_jobs(path: str | Path) -> tuple[list[Job], dict]:
     data = "pump1.csv"
     model = "models/pump"
     source = "pump1"        # optional; other optional keys: columns, timestamp_col, duplicates, max_gap,
-    ```                     # missing_values, threshold, quantile, min_length, merge_gap, rescore, engine
+    ```                     # missing_values, threshold or quantile, min_length, merge_gap, rescore, engine
     """
     path = Path(path)
     try:
