@@ -370,6 +370,20 @@ def test_series_sensors_survive_a_data_error(dash_env, tmp_path, monkeypatch):
         assert at.multiselect(key="series_sensors").value == ["b"] and drawn(at) == ["b"] and sensors_box(at) == ["b"]
 
 
+def test_series_without_a_sensor_chosen_draws_the_score_alone(dash_env):
+    """A cleared Sensors box once still drew the first sensor, as if it had been chosen."""
+    at = app()
+    at.multiselect(key="series_sensors").set_value([]).run()
+    ok(at)
+    spec = figure(at)
+    assert drawn(at) == [] and [a["text"] for a in spec["layout"]["annotations"]] == ["anomaly score"]
+    assert {t.get("name") for t in spec["data"]} >= {"score"} and "original" not in {t.get("name") for t in spec["data"]}
+    assert any("No sensor chosen" in i.value for i in at.info)
+    at.multiselect(key="series_sensors").set_value(["a"]).run()
+    ok(at)
+    assert drawn(at) == ["a"] and not any("No sensor chosen" in i.value for i in at.info)
+
+
 def test_series_keeps_its_settings_across_pages(dash_env):
     at = app()
     at.multiselect(key="series_sensors").set_value(["a"])

@@ -79,7 +79,9 @@ else:
 m3.metric("Events", len(events))
 m4.metric("Flagged points", f"{int(scores['is_anomaly'].sum()):,}")
 
-fig = figures.series_figure(frame, part, visible, None, shown or sensors[:1], reconstruction=recon)
+if not shown:
+    st.info("No sensor chosen in Sensors: the chart shows the anomaly score alone.")
+fig = figures.series_figure(frame, part, visible, None, shown, reconstruction=recon)
 st.plotly_chart(fig, key="series_chart", config={"scrollZoom": True, "displaylogo": False})
 rule = "the current threshold" if ld.rule == common.FIXED else "the threshold of each point (dashed: " + ld.rule_summary() + ")"
 st.caption(
