@@ -79,7 +79,7 @@ def _add_data_options(p: argparse.ArgumentParser, for_model: bool = True) -> Non
     )
     g.add_argument(
         "--missing-values",
-        type=_number_list,
+        type=_missing_value_codes,
         metavar="CODES",
         help="comma-separated numbers the logger writes for no reading, read as missing: -9999,9.9e37; "
         + f"'none' for none {default('none')}",
@@ -139,19 +139,14 @@ def _quantile(text: str) -> float:
     return _number(text, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
-def _number_list(text: str) -> tuple[float, ...]:
+def _missing_value_codes(text: str) -> tuple[float, ...]:
     """Comma-separated finite numbers, one or more, or ``none`` for none (argparse type)."""
-    from anomaly.io import split_numbers
+    from anomaly.io import missing_value_codes
 
-    if text.strip().lower() == "none":  # clears the codes a model was trained with
-        return ()
     try:
-        numbers = split_numbers(text)
+        return missing_value_codes(text)
     except DataError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if not numbers:
-        raise argparse.ArgumentTypeError("expected one or more comma-separated numbers")
-    return numbers
 
 
 def _name_list(text: str) -> list[str]:

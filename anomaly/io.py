@@ -846,6 +846,17 @@ def split_numbers(text: str) -> tuple[float, ...]:
     return numbers
 
 
+def missing_value_codes(text: str) -> tuple[float, ...]:
+    """The codes of ``--missing-values`` and the app's “Missing-value codes”: one or more numbers, or
+    ``none`` for none (it clears the codes a model was trained with)."""
+    if text.strip().lower() == "none":
+        return ()
+    codes = split_numbers(text)
+    if not codes:  # "," or "" is no list
+        raise DataError(f"expected comma-separated numbers or none, not '{text.strip()}'")
+    return codes
+
+
 def check_writable(path: str | Path, option: str = "") -> Path:
     """``path`` as a file that can be written (its folder exists, it is no folder), or a DataError
     naming ``option`` where given."""

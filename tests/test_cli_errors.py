@@ -441,6 +441,9 @@ def test_score_checks_its_event_options_as_train_does(tmp_path, model):
     assert_one_line_error(proc, "--max-gap: expected an integer >= 0, not '-1'", "(see 'anomaly score --help')")
     proc = run_cli("score", data, "--model", model, "--missing-values=-9999,NA")
     assert_one_line_error(proc, "--missing-values: expected comma-separated numbers, not '-9999,NA'")
+    for empty in (",", " "):  # no list, as the dashboard's field refuses it
+        proc = run_cli("score", data, "--model", model, f"--missing-values={empty}")
+        assert_one_line_error(proc, f"--missing-values: expected comma-separated numbers or none, not '{empty.strip()}'")
     proc = run_cli("score", data, "--model", model, "--threshold", "1", "--quantile", "0.99")  # which one? neither
     assert_one_line_error(proc, "argument --quantile: not allowed with argument --threshold")
     assert_one_line_error(run_cli(), "the following arguments are required: COMMAND", "(see 'anomaly --help')")

@@ -13,7 +13,7 @@ import pytest
 from reliability_support import entries, series, write_csv
 
 from anomaly.errors import DataError
-from anomaly.io import clean_frame, load_series, read_table, write_table, write_tables
+from anomaly.io import clean_frame, load_series, missing_value_codes, read_table, write_table, write_tables
 
 
 @pytest.fixture
@@ -560,3 +560,25 @@ def test_missing_value_codes_are_missing_with_a_warning_counting_them(csv, caplo
     with caplog.at_level(logging.WARNING, logger="anomaly"):
         load_series(csv(raw).with_name("narrow.parquet"), missing_values=(9.9e37, -9999.9))
     assert "narrow.parquet: 2 cell(s) equal to a missing-value code treated as missing (a 2)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "text, codes",
+    [("-9999", (-9999.0,)), (" -9999, 9.9e37 ,", (-9999.0, 9.9e37)), ("none", ()), (" None ", ())],
+)
+def test_missing_value_codes_read_numbers_or_none(text, codes):
+    assert missing_value_codes(text) == codes
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (",", "expected comma-separated numbers or none, not ','"),
+        ("", "expected comma-separated numbers or none, not ''"),
+        ("-9999, NA", "expected comma-separated numbers, not '-9999, NA'"),
+        ("nan", "expected comma-separated finite numbers, not 'nan'"),
+    ],
+)
+def test_missing_value_codes_refuse_what_is_no_list_of_numbers(text, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        missing_value_codes(text)

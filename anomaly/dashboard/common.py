@@ -165,18 +165,16 @@ _OPTION_HINTS = {
 
 
 def missing_codes(text: str | None) -> tuple[float, ...]:
-    """The numbers typed in a “Missing-value codes” field (``--missing-values``), or a ConfigError naming it."""
-    from anomaly.io import split_numbers
+    """The numbers typed in a “Missing-value codes” field (``--missing-values``; empty: none), or a
+    ConfigError naming it."""
+    from anomaly.io import missing_value_codes
 
-    if (text or "").strip().lower() == "none":  # as --missing-values none: clears the model's codes
+    if not (text or "").strip():
         return ()
     try:
-        codes = split_numbers(text or "")
+        return missing_value_codes(text)
     except DataError as exc:
         raise ConfigError(f"Missing-value codes: {exc}") from None
-    if not codes and (text or "").strip():  # "," is no list: refused, as the CLI refuses it
-        raise ConfigError(f"Missing-value codes: expected comma-separated numbers or none, not '{text.strip()}'")
-    return codes
 
 
 def describe_reading(reading: dict | None) -> str:
