@@ -149,21 +149,18 @@ horizon = h[1].number_input(
 )
 reverse = h[2].checkbox(
     "Reversed target",
-    value=False,
-    key=common.kept("train_reverse"),
+    key=common.kept("train_reverse", False),
     disabled=kind == "prediction",
     help="reconstruct the window in reverse order (Srivastava et al. 2015)",
 )
 conditional = h[3].checkbox(
     "Conditional decoder",
-    value=False,
-    key=common.kept("train_conditional"),
+    key=common.kept("train_conditional", False),
     help="the decoder is fed its previous output (teacher forcing in training)",
 )
 bidirectional = h[4].checkbox(
     "Bidirectional layers",
-    value=False,
-    key=common.kept("train_bidirectional"),
+    key=common.kept("train_bidirectional", False),
     disabled=conditional,
     help="every LSTM layer reads the window forwards and backwards (twice the work; not with a conditional decoder)",
 )
@@ -238,7 +235,7 @@ name = h[2].text_input(
     max_chars=64,
     help=f"Saved as a folder under {common.models_dir()}",
 )
-replace = h[3].checkbox("Replace if it exists", value=False, key=common.kept("train_replace"))
+replace = h[3].checkbox("Replace if it exists", key=common.kept("train_replace", False))
 
 if not st.button("Train and save", type="primary", key="train_go"):
     st.stop()
