@@ -280,7 +280,9 @@ def _walk_through(page: Page, server: str, tmp_path: Path, dash_dirs: dict, dete
     tags = page.locator("[data-testid='stMain'] [data-testid='stMultiSelectTagsContainer'] span[data-tag]")
     expect(tags).to_have_count(2)
     page.get_by_text("Show reconstruction").click()  # the next move draws what the box shows
-    page.wait_for_function("() => document.querySelector('.js-plotly-plot').data.some(t => t.name === 'reconstruction')")
+    # The chart is drawn anew while the page reruns: there may be no plot for a moment (a predicate
+    # that read .data of null failed the wait at once, with the right chart on screen, three times).
+    page.wait_for_function("() => (document.querySelector('.js-plotly-plot')?.data ?? []).some(t => t.name === 'reconstruction')")
     idle(page)
     assert [t.get_attribute("aria-label") for t in tags.all()] == ["a", "b"]
     names = page.locator(".js-plotly-plot").first.evaluate("el => el.data.map(t => t.name)")
