@@ -158,6 +158,13 @@ def check_model_target(directory: Path) -> None:
     model: the training data kept beside it, a scores file, a notes folder. Those are refused too."""
     if directory.exists() and not directory.is_dir():
         raise ModelError(f"{directory}: exists and is not a directory; refusing to replace it")
+    # The model is written beside its folder and swapped in, the folders above it created first: the
+    # nearest one that exists must be a folder this user may write (else the fit was for nothing).
+    ancestor = next(p for p in directory.parents if p.exists())
+    if not ancestor.is_dir():
+        raise ModelError(f"{directory}: cannot save a model there: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ModelError(f"{directory}: cannot save a model there: no permission to write in {ancestor}")
     if not directory.exists():
         return
     if not (directory / META_FILE).exists() and any(directory.iterdir()):
@@ -203,9 +210,19 @@ def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     :func:`_recover` if killed between them). Leftovers of killed saves are removed first.
     """
     directory = directory.resolve()
+    check_model_target(directory)
+    try:
+        _write_swapped(detector, directory, onnx)
+    except OSError as exc:  # a full disk, a folder made read-only since the check: one line, not a traceback
+        raise ModelError(f"{directory}: cannot save the model ({exc.strerror or first_line(exc)})") from None
+    return directory
+
+
+def _write_swapped(detector, directory: Path, onnx: bool) -> None:
+    """The body of :func:`save_detector`: write into a scratch folder, then swap it in."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     _recover(directory)
-    check_model_target(directory)
+    check_model_target(directory)  # again, once a killed save's leftovers are put back or removed
     tmp = _scratch_name(directory, "tmp")
     old = _scratch_name(directory, "old")
     tmp.mkdir()
@@ -233,7 +250,6 @@ def save_detector(detector, directory: Path, onnx: bool = False) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-    return directory
 
 
 def model_version(directory: Path) -> str:

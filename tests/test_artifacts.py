@@ -352,3 +352,21 @@ def test_save_flagging_checks_then_rewrites_only_the_settings(copy):
     with pytest.raises(ModelError, match=r"invalid flagging setting \(.*local_k"):
         LSTMAutoencoderDetector.save_flagging(copy, local_k=-1.0)
     assert read_metadata(copy) == after  # a refused change writes nothing
+
+
+def test_a_save_that_fails_midway_is_one_line_and_leaves_the_old_model(fitted, tmp_path, monkeypatch):
+    """A full disk while the new model is written: a ModelError naming the folder, the old model
+    in place, no scratch folder left."""
+    from anomaly.artifacts import save_detector
+
+    detector = fitted[0]
+    target = detector.save(tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(detector.model_, "save", disk_full)
+    with pytest.raises(ModelError, match=r"m: cannot save the model \(No space left on device\)$"):
+        save_detector(detector, target)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before and entries(tmp_path) == {"m"}

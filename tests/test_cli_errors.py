@@ -6,6 +6,7 @@ the file (and the column or row), no traceback, and nothing written. Inputs the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -535,6 +536,23 @@ def test_a_model_folder_holding_other_files_is_not_replaced_by_train_or_export_o
     (target / "train.csv").unlink()
     assert run_cli("export-onnx", target).returncode == 0  # the model's own files alone: replaced as before
     assert entries(target) == {"detector.json", "model.keras", "model.onnx"}
+
+
+def test_a_model_folder_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch):
+    """`--model data.csv/m` or a read-only folder: the save failed after the whole fit, with
+    "unexpected FileExistsError" (or PermissionError) and exit 1."""
+    data = write_csv(series(), tmp_path / "data.csv")
+    proc = run_cli("train", data, "--model", data / "m", *TRAIN)
+    assert_one_line_error(proc, f"{data / 'm'}: cannot save a model there: {data} is a file, not a folder")
+    assert "epoch" not in proc.stderr.lower() and entries(tmp_path) == {"data.csv"}
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # The tests run as root, whom no permission stops: the folder is made read-only to os.access alone.
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    proc = run_cli("train", data, "--model", locked / "sub" / "m", *TRAIN)
+    assert_one_line_error(proc, f"{locked / 'sub' / 'm'}: cannot save a model there: no permission to write in {locked}")
+    assert entries(locked) == set()
 
 
 def test_decimal_commas_in_a_semicolon_file_read_as_numbers(tmp_path, model, baseline):
