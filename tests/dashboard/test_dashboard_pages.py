@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -1025,6 +1026,21 @@ def test_train_page_refuses_a_name_outside_the_models_folder(own_models):
     assert len(at.error) == 1 and "not allowed" in at.error[0].value
     assert not (own_models.parent / "escaped").exists()
     assert sorted(p.name for p in own_models.iterdir()) == ["tiny"]
+
+
+def test_train_page_refuses_a_models_folder_it_cannot_write_before_training(own_models, monkeypatch):
+    """The save failed after the whole fit; now the page says so before it."""
+    real_access = os.access
+    # The tests run as root, whom no permission stops: the folder is made read-only to os.access alone.
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != own_models and real_access(path, mode))
+    at = _train_form(page(app(), "train"), "fresh")
+    at.button(key="train_go").click().run()
+    assert not at.exception and [e.value for e in at.error] == [
+        f"{own_models / 'fresh'}: cannot save a model there: no permission to write in {own_models}"
+    ]
+    assert not any("Epoch" in (p.text or "") for p in at.get("progress")) and sorted(p.name for p in own_models.iterdir()) == [
+        "tiny"
+    ]
 
 
 def test_train_page_reads_missing_value_codes_as_missing(dash_env):

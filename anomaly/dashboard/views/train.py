@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from anomaly.artifacts import check_model_target
 from anomaly.dashboard import common, figures
 from anomaly.detector import LSTMAutoencoderDetector  # no TensorFlow import: fitting imports it
 from anomaly.errors import AnomalyError, ConfigError
@@ -245,6 +246,7 @@ try:
     target = common.inside(common.models_dir(), common.check_model_name(name))
     if target.exists() and not replace:
         raise ConfigError(f"a model named '{name}' exists; tick 'Replace if it exists' or pick another name")
+    check_model_target(target)  # a folder that cannot take the model: said before the fit, not after
     detector = LSTMAutoencoderDetector(
         window=int(window),
         encoder_units=(int(units),),
