@@ -33,12 +33,12 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def run_cli(*args, cwd: Path | None = None, env: dict | None = None, input: str | None = None, timeout: float = 600):
+def run_cli(*args, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
     """Run the ``anomaly`` command with ARGS as ``python -m anomaly`` does, but in this process.
 
     A subprocess spends about 9 s importing TensorFlow on CI's machine, and the CLI tests make a few
     hundred calls, a third of the suite's time. In this process the command gets what a fresh one
-    would: its own stdin, stdout and stderr, environment, working directory, warning filters and
+    would: its own (empty) stdin, stdout and stderr, environment, working directory, warning filters and
     logging, all put back after. What only a real process shows (signals, TensorFlow's own start-up
     output, the entry point) is tested with :func:`run_cli_process`. ``timeout`` is pytest-timeout's.
     """
@@ -62,7 +62,7 @@ def run_cli(*args, cwd: Path | None = None, env: dict | None = None, input: str 
     # routed through logging reaches stderr by logging's last resort, as in a fresh process.
     root.handlers[:] = []
     stdin = sys.stdin
-    sys.stdin = io.StringIO(input or "")
+    sys.stdin = io.StringIO()  # nothing to read, as under pytest-xdist
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             _fresh_warning_filters()
