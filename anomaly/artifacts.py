@@ -222,7 +222,6 @@ def _write_swapped(detector, directory: Path, onnx: bool) -> None:
     """The body of :func:`save_detector`: write into a scratch folder, then swap it in."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     _recover(directory)
-    check_model_target(directory)  # again, once a killed save's leftovers are put back or removed
     tmp = _scratch_name(directory, "tmp")
     old = _scratch_name(directory, "old")
     tmp.mkdir()
