@@ -96,15 +96,19 @@ def _fresh_warning_filters() -> None:
         warnings.simplefilter("ignore", category)
 
 
+def cli_env(**extra: str) -> dict:
+    """The environment of a ``python -m anomaly`` subprocess: this one, with this checkout importable."""
+    return dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **extra)
+
+
 def run_cli_process(*args, cwd: Path | None = None, env: dict | None = None, timeout: float = 600, **kwargs):
     """Run ``python -m anomaly ARGS`` in a real subprocess against this checkout."""
     import subprocess
 
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "anomaly", *map(str, args)],
         cwd=cwd or ROOT,
-        env=full_env,
+        env=cli_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -5,7 +5,6 @@ Imported by the test modules next to it (pytest puts ``tests/`` on ``sys.path``)
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from conftest import cli_env
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(window=8, encoder_units=(8,), decoder_units=(8,), latent_dim=4, epochs=2, batch_size=32, verbose=0)
@@ -45,14 +45,6 @@ def train_tiny(directory: Path, n: int = 400) -> Path:
     frame = clean_frame(series(n))
     LSTMAutoencoderDetector(**TINY).fit(frame).save(directory)
     return directory
-
-
-def cli_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def _default_sigint() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
-from reliability_support import REPO, assert_one_line_error, cli_env, entries, series, train_tiny, write_csv
+from conftest import cli_env, run_cli
+from reliability_support import REPO, assert_one_line_error, entries, series, train_tiny, write_csv
 
 from anomaly.io import clean_frame
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import re
 import shutil
 import signal
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import TINY, run_cli, run_cli_process
+from conftest import TINY, cli_env, run_cli, run_cli_process
 
 from anomaly.errors import EXIT_ANOMALIES, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_OK, DataError
 from anomaly.scheduled import PAUSE_ENV, Job, JobResult, exit_code, load_jobs, run_batch, run_job, split_reported
@@ -305,7 +304,7 @@ def test_run_killed_midway_leaves_the_database_as_it_was(files, tmp_path, full_r
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), **{PAUSE_ENV: str(marker)}),
+        env=cli_env(**{PAUSE_ENV: str(marker)}),
     )
     try:
         deadline = time.monotonic() + 300
@@ -337,7 +336,7 @@ def terminated_at(marker: Path, args: list, env: dict | None = None) -> str:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **(env or {})),
+        env=cli_env(**(env or {})),
     )
     deadline = time.monotonic() + 300
     while not marker.exists():
@@ -388,7 +387,7 @@ def test_two_concurrent_runs_write_once_and_alert_once(files, tmp_path, full_res
         "--on-event",
         f"cat >> '{alerts}'",
     ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    env = cli_env()
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "anomaly", *map(str, args)],
